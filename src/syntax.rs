@@ -1,0 +1,225 @@
+//! Source text → syntax tree. Comments are collected by a pre-scan, the grammar
+//! (`grammar/flotilla.pest`) does the rest; doc comments attach to declarations.
+
+pub mod ast;
+mod parser;
+mod scan;
+
+use crate::diagnostic::Diagnostic;
+use crate::source::FileId;
+use ast::{Comment, Item, Member, Module};
+
+pub use parser::{DURATION_UNITS, QUANTITY_UNITS};
+pub use scan::MAX_NESTING;
+
+/// Parse one file. Always returns a module (possibly partial) and the problems found.
+/// A syntax error in one declaration does not hide errors in the following ones.
+pub fn parse(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
+    let scanned = scan::scan(file, text);
+    if !scanned.fatal.is_empty() {
+        return (
+            Module {
+                items: Vec::new(),
+                comments: scanned.comments,
+            },
+            scanned.fatal,
+        );
+    }
+    let (mut items, diagnostics) = match parser::parse_items(file, text, text, 0) {
+        Ok(parsed) => parsed,
+        Err(first) => recover(file, text, first),
+    };
+    attach_docs(text, &scanned.comments, &mut items);
+    (
+        Module {
+            items,
+            comments: scanned.comments,
+        },
+        diagnostics,
+    )
+}
+
+/// After a syntax error, parse each top-level declaration on its own (they start at
+/// column 0 with a keyword), keeping what parses and one error per broken declaration.
+fn recover(file: FileId, text: &str, first: Diagnostic) -> (Vec<Item>, Vec<Diagnostic>) {
+    let starts = declaration_starts(text);
+    let mut items = Vec::new();
+    let mut diagnostics = Vec::new();
+    for (n, &start) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(text.len());
+        let chunk_text = &text[..end];
+        match parser::parse_items(file, text, chunk_text, start) {
+            Ok((chunk_items, problems)) => {
+                items.extend(chunk_items);
+                diagnostics.extend(problems);
+            }
+            Err(d) => diagnostics.push(d),
+        }
+    }
+    if !diagnostics.iter().any(|d| d.primary == first.primary) {
+        diagnostics.insert(0, first);
+        diagnostics.sort_by_key(|d| d.primary.as_ref().map(|l| l.span.start));
+    }
+    (items, diagnostics)
+}
+
+fn declaration_starts(text: &str) -> Vec<usize> {
+    const KEYWORDS: [&str; 6] = ["import ", "type ", "enum ", "let ", "channel ", "cluster "];
+    let mut starts = vec![0];
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if offset > 0 && KEYWORDS.iter().any(|k| line.starts_with(k)) {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    starts
+}
+
+/// `///` comments directly above a declaration (only blank space between) are its docs.
+fn attach_docs(text: &str, comments: &[Comment], items: &mut [Item]) {
+    let docs = |start: u32| -> Option<String> {
+        let mut lines = Vec::new();
+        let mut cursor = start as usize;
+        let mut idx = comments.partition_point(|c| c.span.start < start);
+        while idx > 0 {
+            let c = &comments[idx - 1];
+            let between = &text[c.span.end as usize..cursor];
+            if !c.is_doc() || !between.trim().is_empty() || between.matches('\n').count() > 1 {
+                break;
+            }
+            lines.push(
+                c.text[1..]
+                    .strip_prefix(' ')
+                    .unwrap_or(&c.text[1..])
+                    .to_string(),
+            );
+            cursor = c.span.start as usize;
+            idx -= 1;
+        }
+        if lines.is_empty() {
+            return None;
+        }
+        lines.reverse();
+        Some(lines.join("\n"))
+    };
+    for item in items {
+        match item {
+            Item::Type(t) => {
+                t.doc = docs(t.span.start);
+                for member in &mut t.members {
+                    if let Member::Field(f) = member {
+                        f.doc = docs(f.span.start);
+                    }
+                }
+            }
+            Item::Enum(e) => {
+                e.doc = docs(e.span.start);
+                for v in &mut e.variants {
+                    v.doc = docs(v.name.span.start);
+                }
+            }
+            Item::Let(l) => l.doc = docs(l.span.start),
+            Item::Channel(c) => c.doc = docs(c.span.start),
+            Item::Cluster(c) => c.doc = docs(c.span.start),
+            Item::Import(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ast::*;
+
+    fn parse_ok(text: &str) -> Module {
+        let (module, diagnostics) = parse(FileId(0), text);
+        assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+        module
+    }
+
+    #[test]
+    fn parses_the_design_sketch() {
+        let m = parse_ok(
+            r#"
+import "std/aws"
+import "./pools.flt" as pools
+
+channel stable {
+  kubernetes_version = "1.31.4"
+  config_ref = "stable"
+}
+
+cluster "foobar" {
+  account     = "123456789012"
+  environment = production
+  channel     = stable
+  api_server_url = "https://${id}.example.org"
+  config_items {
+    coredns_memory_limit = 200Mi
+  }
+  node_pool "default-worker" {
+    instance_types = ["m5.large", "m5.xlarge"]
+    min_size = 3
+    update { max_surge = 1  force_terminate_after = 3d }
+  }
+  ...pools.system
+}
+"#,
+        );
+        assert_eq!(m.items.len(), 4);
+        let Item::Cluster(c) = &m.items[3] else {
+            panic!("expected a cluster")
+        };
+        assert_eq!(c.id.value, "foobar");
+        assert_eq!(c.body.entries.len(), 7);
+        assert!(matches!(c.body.entries[6], Entry::Spread { .. }));
+    }
+
+    #[test]
+    fn precedence_follows_the_table() {
+        let m = parse_ok("let x = 1 + 2 * 3 == 7 && !false || a ?? b");
+        let Item::Let(l) = &m.items[0] else { panic!() };
+        let ExprKind::Binary(BinaryOp::Coalesce, lhs, _) = &l.value.kind else {
+            panic!("?? binds loosest: {:?}", l.value.kind)
+        };
+        assert!(matches!(lhs.kind, ExprKind::Binary(BinaryOp::Or, _, _)));
+    }
+
+    #[test]
+    fn doc_comments_attach_to_declarations() {
+        let m = parse_ok(
+            "/// A pool.\n/// Second line.\ntype P {\n  /// Its size.\n  size: Int = 1\n}\n",
+        );
+        let Item::Type(t) = &m.items[0] else { panic!() };
+        assert_eq!(t.doc.as_deref(), Some("A pool.\nSecond line."));
+        let Member::Field(f) = &t.members[0] else {
+            panic!()
+        };
+        assert_eq!(f.doc.as_deref(), Some("Its size."));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let text = format!("let x = {}1{}", "(".repeat(20_000), ")".repeat(20_000));
+        let (_, diagnostics) = parse(FileId(0), &text);
+        assert_eq!(diagnostics[0].code, "E0005");
+    }
+
+    #[test]
+    fn maximum_nesting_parses() {
+        let text = format!(
+            "let x = {}1{}",
+            "(".repeat(MAX_NESTING),
+            ")".repeat(MAX_NESTING)
+        );
+        parse_ok(&text);
+    }
+
+    #[test]
+    fn recovers_to_report_errors_in_later_declarations() {
+        let (m, diagnostics) = parse(FileId(0), "let a = (1\nlet b = 2\nlet c = ]\n");
+        assert_eq!(diagnostics.len(), 2, "{diagnostics:#?}");
+        assert_eq!(m.items.len(), 1);
+    }
+}

@@ -1,0 +1,794 @@
+//! pest pairs → AST, with literal validation and friendly syntax errors.
+
+use std::sync::OnceLock;
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+
+use super::ast::*;
+use crate::diagnostic::Diagnostic;
+use crate::source::FileId;
+use crate::span::Span;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/flotilla.pest"]
+struct Grammar;
+
+type Result<T> = std::result::Result<T, Diagnostic>;
+
+/// Parse `text[base..]` as a sequence of items. Spans are offsets into `text`.
+pub(super) fn parse_items(
+    file: FileId,
+    full_text: &str,
+    text: &str,
+    base: usize,
+) -> std::result::Result<(Vec<Item>, Vec<Diagnostic>), Diagnostic> {
+    let source = &text[base..];
+    let pairs = match Grammar::parse(Rule::file, source) {
+        Ok(pairs) => pairs,
+        Err(_) => {
+            // Parse again with pest's attempt tracking (slower, so only on failure) to
+            // learn which punctuation was expected, not only which rules.
+            pest::set_error_detail(true);
+            let detailed = Grammar::parse(Rule::file, source).err();
+            pest::set_error_detail(false);
+            return Err(match detailed {
+                Some(e) => syntax_error(file, full_text, base, e),
+                None => Diagnostic::error("E0001", "syntax error"),
+            });
+        }
+    };
+    let mut builder = Builder {
+        file,
+        base,
+        problems: Vec::new(),
+    };
+    let mut items = Vec::new();
+    for pair in pairs.flatten().take(1) {
+        for item in children(pair) {
+            if item.as_rule() == Rule::EOI {
+                continue;
+            }
+            match builder.item(item) {
+                Ok(item) => items.push(item),
+                Err(d) => builder.problems.push(d),
+            }
+        }
+    }
+    Ok((items, builder.problems))
+}
+
+struct Builder {
+    file: FileId,
+    base: usize,
+    /// Literal errors (bad escape, bad unit…) that do not stop the parse.
+    problems: Vec<Diagnostic>,
+}
+
+impl Builder {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.base + s.start(), self.base + s.end())
+    }
+
+    fn ident(&self, pair: Pair<Rule>) -> Ident {
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn item(&mut self, pair: Pair<Rule>) -> Result<Item> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = children(pair);
+        Ok(match rule {
+            Rule::import_decl => {
+                let path = self.plain_string(next(&mut inner))?;
+                let alias = inner.next().map(|p| self.ident(p));
+                Item::Import(Import { path, alias, span })
+            }
+            Rule::channel_decl => {
+                let name = self.ident(next(&mut inner));
+                let body = self.block(next(&mut inner))?;
+                Item::Channel(ChannelDecl {
+                    doc: None,
+                    name,
+                    body,
+                    span,
+                })
+            }
+            Rule::cluster_decl => {
+                let id = self.plain_string(next(&mut inner))?;
+                let body = self.block(next(&mut inner))?;
+                Item::Cluster(ClusterDecl {
+                    doc: None,
+                    id,
+                    body,
+                    span,
+                })
+            }
+            Rule::let_decl => {
+                let name = self.ident(next(&mut inner));
+                let mut ty = None;
+                let mut value = None;
+                for p in inner {
+                    match p.as_rule() {
+                        Rule::type_expr => ty = Some(self.type_expr(p)?),
+                        _ => value = Some(self.expr(p)?),
+                    }
+                }
+                Item::Let(LetDecl {
+                    doc: None,
+                    name,
+                    ty,
+                    value: value.expect("grammar: let has a value"),
+                    span,
+                })
+            }
+            Rule::type_decl => {
+                let name = self.ident(next(&mut inner));
+                let mut members = Vec::new();
+                for p in inner {
+                    members.push(match p.as_rule() {
+                        Rule::check_decl => Member::Check(self.check_decl(p)?),
+                        _ => Member::Field(self.field_decl(p)?),
+                    });
+                }
+                Item::Type(TypeDecl {
+                    doc: None,
+                    name,
+                    members,
+                    span,
+                })
+            }
+            Rule::enum_decl => {
+                let name = self.ident(next(&mut inner));
+                let variants = inner
+                    .map(|v| Variant {
+                        doc: None,
+                        name: self.ident(children(v).next().expect("grammar: variant name")),
+                    })
+                    .collect();
+                Item::Enum(EnumDecl {
+                    doc: None,
+                    name,
+                    variants,
+                    span,
+                })
+            }
+            other => unreachable!("grammar: unexpected item {other:?}"),
+        })
+    }
+
+    fn check_decl(&mut self, pair: Pair<Rule>) -> Result<CheckDecl> {
+        let span = self.span(&pair);
+        let mut inner = children(pair);
+        let condition = self.expr(next(&mut inner))?;
+        let message = self.string(next(&mut inner))?;
+        Ok(CheckDecl {
+            condition,
+            message,
+            span,
+        })
+    }
+
+    fn field_decl(&mut self, pair: Pair<Rule>) -> Result<FieldDecl> {
+        let span = self.span(&pair);
+        let mut attributes = Vec::new();
+        let mut name = None;
+        let mut ty = None;
+        let mut default = None;
+        for p in children(pair) {
+            match p.as_rule() {
+                Rule::attribute => {
+                    let span = self.span(&p);
+                    let mut inner = children(p);
+                    let name = self.ident(next(&mut inner));
+                    let argument = match inner.next() {
+                        Some(a) => Some(self.plain_string(a)?),
+                        None => None,
+                    };
+                    attributes.push(Attribute {
+                        name,
+                        argument,
+                        span,
+                    });
+                }
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::type_expr => ty = Some(self.type_expr(p)?),
+                _ => default = Some(self.expr(p)?),
+            }
+        }
+        Ok(FieldDecl {
+            doc: None,
+            attributes,
+            name: name.expect("grammar: field name"),
+            ty: ty.expect("grammar: field type"),
+            default,
+            span,
+        })
+    }
+
+    fn type_expr(&mut self, pair: Pair<Rule>) -> Result<TypeExpr> {
+        let span = self.span(&pair);
+        let mut inner = children(pair);
+        let atom = next(&mut inner);
+        let atom_span = self.span(&atom);
+        let kind = match atom.as_rule() {
+            Rule::list_type => {
+                TypeExprKind::List(Box::new(self.type_expr(next(&mut children(atom)))?))
+            }
+            Rule::map_type => {
+                let mut parts = children(atom);
+                let key = next(&mut parts);
+                if key.as_str() != "String" {
+                    return Err(Diagnostic::error("E0011", "map keys must be `String`")
+                        .at(self.file, self.span(&key), "expected `String`")
+                        .help("write the map type as `{String: T}`"));
+                }
+                TypeExprKind::Map(Box::new(self.type_expr(next(&mut parts))?))
+            }
+            Rule::named_type => self.named_type(atom),
+            other => unreachable!("grammar: type atom {other:?}"),
+        };
+        let atom = TypeExpr {
+            kind,
+            span: atom_span,
+        };
+        Ok(if inner.next().is_some() {
+            TypeExpr {
+                kind: TypeExprKind::Optional(Box::new(atom)),
+                span,
+            }
+        } else {
+            atom
+        })
+    }
+
+    fn named_type(&self, pair: Pair<Rule>) -> TypeExprKind {
+        let mut parts: Vec<Ident> = children(pair).map(|p| self.ident(p)).collect();
+        let name = parts.pop().expect("grammar: type name");
+        TypeExprKind::Named {
+            module: parts.pop(),
+            name,
+        }
+    }
+
+    fn block(&mut self, pair: Pair<Rule>) -> Result<Block> {
+        let span = self.span(&pair);
+        let mut entries = Vec::new();
+        for p in children(pair) {
+            let entry_span = self.span(&p);
+            let rule = p.as_rule();
+            let mut inner = children(p);
+            entries.push(match rule {
+                Rule::field_assign => Entry::Field {
+                    name: self.ident(next(&mut inner)),
+                    value: self.expr(next(&mut inner))?,
+                    span: entry_span,
+                },
+                Rule::nested_block => {
+                    let name = self.ident(next(&mut inner));
+                    let mut label = None;
+                    let mut body = None;
+                    for p in inner {
+                        match p.as_rule() {
+                            Rule::plain_string => label = Some(self.plain_string(p)?),
+                            _ => body = Some(self.block(p)?),
+                        }
+                    }
+                    Entry::Block {
+                        name,
+                        label,
+                        body: body.expect("grammar: nested block body"),
+                        span: entry_span,
+                    }
+                }
+                Rule::spread => Entry::Spread {
+                    expr: self.expr(next(&mut inner))?,
+                    span: entry_span,
+                },
+                other => unreachable!("grammar: block entry {other:?}"),
+            });
+        }
+        Ok(Block { entries, span })
+    }
+
+    fn expr(&mut self, pair: Pair<Rule>) -> Result<Expr> {
+        debug_assert_eq!(pair.as_rule(), Rule::expr);
+        let pairs = pair.into_inner();
+        // The Pratt parser's callbacks cannot borrow `self` mutably more than once,
+        // so literal problems are collected in a cell and merged afterwards.
+        let problems = std::cell::RefCell::new(Vec::new());
+        let result = pratt()
+            .map_primary(|p| {
+                let mut sub = Builder {
+                    file: self.file,
+                    base: self.base,
+                    problems: Vec::new(),
+                };
+                let r = sub.primary(p);
+                problems.borrow_mut().extend(sub.problems);
+                r
+            })
+            .map_prefix(|op, rhs| {
+                let rhs = rhs?;
+                let span = self.span(&op).to(rhs.span);
+                let op = match op.as_rule() {
+                    Rule::neg => UnaryOp::Neg,
+                    _ => UnaryOp::Not,
+                };
+                Ok(Expr {
+                    kind: ExprKind::Unary(op, Box::new(rhs)),
+                    span,
+                })
+            })
+            .map_postfix(|lhs, op| {
+                let lhs = lhs?;
+                let span = lhs.span.to(self.span(&op));
+                let kind = match op.as_rule() {
+                    Rule::field_access => {
+                        let name = self.ident(next(&mut children(op)));
+                        ExprKind::Field(Box::new(lhs), name)
+                    }
+                    _ => {
+                        let mut sub = Builder {
+                            file: self.file,
+                            base: self.base,
+                            problems: Vec::new(),
+                        };
+                        let index = sub.expr(next(&mut children(op)));
+                        problems.borrow_mut().extend(sub.problems);
+                        ExprKind::Index(Box::new(lhs), Box::new(index?))
+                    }
+                };
+                Ok(Expr { kind, span })
+            })
+            .map_infix(|lhs, op, rhs| {
+                let (lhs, rhs) = (lhs?, rhs?);
+                let op = match op.as_rule() {
+                    Rule::coalesce => BinaryOp::Coalesce,
+                    Rule::or => BinaryOp::Or,
+                    Rule::and => BinaryOp::And,
+                    Rule::eq => BinaryOp::Eq,
+                    Rule::ne => BinaryOp::Ne,
+                    Rule::lt => BinaryOp::Lt,
+                    Rule::le => BinaryOp::Le,
+                    Rule::gt => BinaryOp::Gt,
+                    Rule::ge => BinaryOp::Ge,
+                    Rule::add => BinaryOp::Add,
+                    Rule::sub => BinaryOp::Sub,
+                    Rule::mul => BinaryOp::Mul,
+                    Rule::div => BinaryOp::Div,
+                    _ => BinaryOp::Rem,
+                };
+                let span = lhs.span.to(rhs.span);
+                Ok(Expr {
+                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                    span,
+                })
+            })
+            .parse(pairs);
+        self.problems.extend(problems.into_inner());
+        result
+    }
+
+    fn primary(&mut self, pair: Pair<Rule>) -> Result<Expr> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let kind = match rule {
+            Rule::int => match pair.as_str().replace('_', "").parse::<i64>() {
+                Ok(n) => ExprKind::Int(n),
+                Err(_) => {
+                    self.problems.push(
+                        Diagnostic::error("E0006", "integer literal is too large")
+                            .at(self.file, span, "does not fit in a 64-bit integer")
+                            .help(format!("integers range from {} to {}", i64::MIN, i64::MAX)),
+                    );
+                    ExprKind::Int(0)
+                }
+            },
+            Rule::float => {
+                let value: f64 = pair.as_str().replace('_', "").parse().unwrap_or(f64::NAN);
+                if !value.is_finite() {
+                    self.problems.push(
+                        Diagnostic::error("E0006", "float literal is out of range").at(
+                            self.file,
+                            span,
+                            "not a finite number",
+                        ),
+                    );
+                }
+                ExprKind::Float(value)
+            }
+            Rule::unit_number => {
+                let text = pair.as_str();
+                let split = text
+                    .find(|c: char| c.is_ascii_alphabetic())
+                    .expect("grammar: unit number has a unit");
+                let (number, unit) = text.split_at(split);
+                if !is_known_unit(unit) {
+                    self.problems.push(bad_unit(self.file, span, split, unit));
+                }
+                ExprKind::UnitNumber {
+                    number: number.replace('_', ""),
+                    unit: unit.to_string(),
+                }
+            }
+            Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
+            Rule::null => ExprKind::Null,
+            Rule::string => return self.string(pair),
+            Rule::name => ExprKind::Name(self.ident(next(&mut children(pair)))),
+            Rule::paren => ExprKind::Paren(Box::new(self.expr(next(&mut children(pair)))?)),
+            Rule::if_expr => {
+                let mut inner = children(pair);
+                let c = self.expr(next(&mut inner))?;
+                let t = self.expr(next(&mut inner))?;
+                let e = self.expr(next(&mut inner))?;
+                ExprKind::If(Box::new(c), Box::new(t), Box::new(e))
+            }
+            Rule::list => ExprKind::List(
+                children(pair)
+                    .map(|p| self.expr(p))
+                    .collect::<Result<_>>()?,
+            ),
+            Rule::comprehension => {
+                let mut inner = children(pair);
+                let body = self.expr(next(&mut inner))?;
+                let var = self.ident(next(&mut inner));
+                let iter = self.expr(next(&mut inner))?;
+                let filter = match inner.next() {
+                    Some(p) => Some(Box::new(self.expr(p)?)),
+                    None => None,
+                };
+                ExprKind::Comprehension {
+                    body: Box::new(body),
+                    var,
+                    iter: Box::new(iter),
+                    filter,
+                }
+            }
+            Rule::map => {
+                let mut entries = Vec::new();
+                for entry in children(pair) {
+                    let mut inner = children(entry);
+                    let key = self.plain_string(next(&mut inner))?;
+                    let value = self.expr(next(&mut inner))?;
+                    entries.push((key, value));
+                }
+                ExprKind::Map(entries)
+            }
+            Rule::record => {
+                let mut ty = None;
+                let mut body = None;
+                for p in children(pair) {
+                    match p.as_rule() {
+                        Rule::named_type => {
+                            ty = Some(TypeExpr {
+                                span: self.span(&p),
+                                kind: self.named_type(p),
+                            })
+                        }
+                        _ => body = Some(self.block(p)?),
+                    }
+                }
+                ExprKind::Record {
+                    ty,
+                    body: body.expect("grammar: record body"),
+                }
+            }
+            Rule::call => {
+                let mut inner = children(pair);
+                let name = self.ident(next(&mut inner));
+                let args = inner.map(|p| self.expr(p)).collect::<Result<_>>()?;
+                ExprKind::Call(name, args)
+            }
+            other => unreachable!("grammar: unexpected primary {other:?}"),
+        };
+        Ok(Expr { kind, span })
+    }
+
+    fn string(&mut self, pair: Pair<Rule>) -> Result<Expr> {
+        let span = self.span(&pair);
+        let mut parts: Vec<StrPart> = Vec::new();
+        for p in children(pair) {
+            match p.as_rule() {
+                Rule::interpolation => {
+                    let e = self.expr(next(&mut children(p)))?;
+                    parts.push(StrPart::Interpolation(e));
+                }
+                _ => {
+                    let text = self.text_part(p);
+                    match parts.last_mut() {
+                        Some(StrPart::Text(last)) => last.push_str(&text),
+                        _ => parts.push(StrPart::Text(text)),
+                    }
+                }
+            }
+        }
+        Ok(Expr {
+            kind: ExprKind::Str(parts),
+            span,
+        })
+    }
+
+    fn plain_string(&mut self, pair: Pair<Rule>) -> Result<PlainString> {
+        let span = self.span(&pair);
+        let value = children(pair).map(|p| self.text_part(p)).collect();
+        Ok(PlainString { value, span })
+    }
+
+    fn text_part(&mut self, pair: Pair<Rule>) -> String {
+        if pair.as_rule() != Rule::escape {
+            return pair.as_str().to_string();
+        }
+        let escaped = &pair.as_str()[1..];
+        match escaped {
+            "\"" => "\"".into(),
+            "\\" => "\\".into(),
+            "n" => "\n".into(),
+            "t" => "\t".into(),
+            "r" => "\r".into(),
+            "$" => "$".into(),
+            _ => {
+                self.problems.push(
+                    Diagnostic::error("E0004", format!("unknown escape `\\{escaped}`"))
+                        .at(self.file, self.span(&pair), "not a valid escape")
+                        .help("valid escapes are \\\" \\\\ \\n \\t \\r and \\$"),
+                );
+                escaped.to_string()
+            }
+        }
+    }
+}
+
+fn next<'a>(pairs: &mut impl Iterator<Item = Pair<'a, Rule>>) -> Pair<'a, Rule> {
+    pairs.next().expect("grammar guarantees this child")
+}
+
+/// Child pairs without keyword tokens (keywords are atomic rules so that `letx` is
+/// not read as `let x`, which makes them show up as pairs).
+fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    pair.into_inner().filter(|p| {
+        !matches!(
+            p.as_rule(),
+            Rule::kw_import
+                | Rule::kw_as
+                | Rule::kw_type
+                | Rule::kw_enum
+                | Rule::kw_let
+                | Rule::kw_check
+                | Rule::kw_if
+                | Rule::kw_then
+                | Rule::kw_else
+                | Rule::kw_for
+                | Rule::kw_in
+                | Rule::kw_channel
+                | Rule::kw_cluster
+        )
+    })
+}
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    PRATT.get_or_init(|| {
+        PrattParser::new()
+            .op(Op::infix(Rule::coalesce, Assoc::Left))
+            .op(Op::infix(Rule::or, Assoc::Left))
+            .op(Op::infix(Rule::and, Assoc::Left))
+            .op(Op::infix(Rule::eq, Assoc::Left)
+                | Op::infix(Rule::ne, Assoc::Left)
+                | Op::infix(Rule::lt, Assoc::Left)
+                | Op::infix(Rule::le, Assoc::Left)
+                | Op::infix(Rule::gt, Assoc::Left)
+                | Op::infix(Rule::ge, Assoc::Left))
+            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left)
+                | Op::infix(Rule::div, Assoc::Left)
+                | Op::infix(Rule::rem, Assoc::Left))
+            .op(Op::prefix(Rule::neg) | Op::prefix(Rule::not))
+            .op(Op::postfix(Rule::field_access) | Op::postfix(Rule::index))
+    })
+}
+
+pub const DURATION_UNITS: [&str; 5] = ["ms", "s", "m", "h", "d"];
+pub const QUANTITY_UNITS: [&str; 14] = [
+    "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n",
+];
+
+fn is_known_unit(unit: &str) -> bool {
+    DURATION_UNITS.contains(&unit) || QUANTITY_UNITS.contains(&unit)
+}
+
+fn bad_unit(file: FileId, span: Span, split: usize, unit: &str) -> Diagnostic {
+    let unit_span = Span::new(span.start as usize + split, span.end as usize);
+    let hint = match unit {
+        "GB" | "MB" | "KB" | "TB" | "gb" | "mb" | "Gb" | "Mb" => {
+            format!(
+                "Kubernetes quantities use `{}i` (binary) or `{}` (decimal)",
+                &unit[..1].to_uppercase(),
+                &unit[..1].to_uppercase()
+            )
+        }
+        "sec" | "min" | "hr" | "hours" | "days" | "w" | "y" => {
+            "durations use `ms`, `s`, `m`, `h` or `d`".to_string()
+        }
+        _ => {
+            "durations use ms, s, m, h, d; quantities use m, k, M, G, T, Ki, Mi, Gi, Ti".to_string()
+        }
+    };
+    Diagnostic::error("E0007", format!("unknown unit `{unit}` in number literal"))
+        .at(file, unit_span, "not a duration or quantity unit")
+        .help(hint)
+}
+
+/// Turn pest's error into a diagnostic that says what was expected in words.
+fn syntax_error(
+    file: FileId,
+    text: &str,
+    base: usize,
+    error: pest::error::Error<Rule>,
+) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let at = base
+        + match error.location {
+            InputLocation::Pos(p) => p,
+            InputLocation::Span((s, _)) => s,
+        };
+    let found = describe_found(text, at);
+    let found_span = Span::new(
+        at,
+        at + found.1.max(1).min(text.len().saturating_sub(at).max(1)),
+    );
+    let tokens: Vec<String> = error
+        .parse_attempts()
+        .map(|a| {
+            a.expected_tokens()
+                .into_iter()
+                .map(|t| t.to_string())
+                .filter(|token| is_expected_token(token))
+                .map(|token| format!("`{token}`"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (expected, help) = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => expected_words(positives, tokens),
+        ErrorVariant::CustomError { message } => (message.clone(), None),
+    };
+    let mut d = Diagnostic::error("E0001", format!("expected {expected}, found {}", found.0)).at(
+        file,
+        found_span,
+        format!("expected {expected}"),
+    );
+    if let Some(help) = help {
+        d = d.help(help);
+    }
+    d
+}
+
+/// What sits at `at`: a word, a symbol or the end of the file, and its byte length.
+fn describe_found(text: &str, at: usize) -> (String, usize) {
+    let rest = &text[at.min(text.len())..];
+    let Some(first) = rest.chars().next() else {
+        return ("end of file".into(), 0);
+    };
+    if first.is_alphanumeric() || first == '_' {
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let len = word.len();
+        return (format!("`{word}`"), len);
+    }
+    if first == '"' {
+        return ("a string".into(), 1);
+    }
+    (format!("`{first}`"), first.len_utf8())
+}
+
+/// Punctuation and the keywords that continue a construct are worth naming.
+fn is_expected_token(token: &str) -> bool {
+    matches!(
+        token,
+        ")" | "]" | "}" | "{" | "(" | "=" | ":" | "," | "then" | "else" | "in" | "\""
+    )
+}
+
+fn expected_words(rules: &[Rule], tokens: Vec<String>) -> (String, Option<String>) {
+    let mut words: Vec<String> = Vec::new();
+    let mut help = None;
+    for rule in rules {
+        let word = match rule {
+            Rule::EOI => "end of file",
+            Rule::import_decl
+            | Rule::type_decl
+            | Rule::enum_decl
+            | Rule::let_decl
+            | Rule::channel_decl
+            | Rule::cluster_decl => {
+                help = Some(
+                    "a file holds `import`, `type`, `enum`, `let`, `channel` and `cluster` declarations"
+                        .to_string(),
+                );
+                "a declaration"
+            }
+            Rule::ident | Rule::name | Rule::path => "a name",
+            Rule::type_name
+            | Rule::named_type
+            | Rule::type_expr
+            | Rule::list_type
+            | Rule::map_type => "a type",
+            Rule::plain_string | Rule::string => "a string",
+            Rule::block => "`{`",
+            Rule::field_assign | Rule::nested_block | Rule::spread => {
+                help = Some(
+                    "inside a block, write `field = value`, `name { … }` or `...other`".into(),
+                );
+                "a field"
+            }
+            Rule::field_decl | Rule::check_decl | Rule::attribute => {
+                help = Some(
+                    "inside a type, write `field: Type = default` or `check cond : \"message\"`"
+                        .into(),
+                );
+                "a field declaration"
+            }
+            Rule::variant => "an enum variant",
+            Rule::expr
+            | Rule::if_expr
+            | Rule::paren
+            | Rule::comprehension
+            | Rule::list
+            | Rule::map
+            | Rule::record
+            | Rule::unit_number
+            | Rule::float
+            | Rule::int
+            | Rule::boolean
+            | Rule::null
+            | Rule::call
+            | Rule::neg
+            | Rule::not => "an expression",
+            Rule::coalesce
+            | Rule::or
+            | Rule::and
+            | Rule::eq
+            | Rule::ne
+            | Rule::le
+            | Rule::ge
+            | Rule::lt
+            | Rule::gt
+            | Rule::add
+            | Rule::sub
+            | Rule::mul
+            | Rule::div
+            | Rule::rem => "an operator",
+            Rule::field_access | Rule::index => "`.` or `[`",
+            Rule::map_entry => "a map entry `\"key\": value`",
+            Rule::interpolation => "`${`",
+            Rule::optional_mark => "`?`",
+            _ => "valid syntax",
+        };
+        if !words.iter().any(|w| w == word) {
+            words.push(word.to_string());
+        }
+    }
+    for token in tokens {
+        if !words.contains(&token) {
+            words.push(token);
+        }
+    }
+    if words.len() > 1 {
+        words.retain(|w| w != "valid syntax");
+    }
+    if words.is_empty() {
+        words.push("valid syntax".into());
+    }
+    let text = match words.len() {
+        1 => words[0].to_string(),
+        n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
+    };
+    (text, help)
+}
