@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod diagnostic;
+pub mod format;
 pub mod source;
 pub mod span;
 pub mod syntax;

@@ -1,0 +1,1 @@
+//! The canonical layout of `.flt` source (`flotilla fmt`, LSP formatting).
