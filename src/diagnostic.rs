@@ -278,6 +278,14 @@ impl Paint {
 /// "did you mean" candidate: the closest name within a small edit distance.
 pub fn suggest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (wrong.chars().count() / 3).max(1);
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    // An abbreviation (`prod` for `production`) is a likelier intent than an edit.
+    if wrong.len() >= 3 {
+        let mut prefixed = candidates.iter().filter(|c| c.starts_with(wrong) && **c != wrong);
+        if let (Some(only), None) = (prefixed.next(), prefixed.next()) {
+            return Some(only);
+        }
+    }
     candidates
         .into_iter()
         .filter(|c| *c != wrong)

@@ -1,0 +1,47 @@
+//! The front end in one call: load → check → evaluate, collecting every diagnostic.
+//! `check`, `eval`, the language server and later stages all start here.
+
+use std::path::Path;
+
+use crate::diagnostic::{Diagnostic, sort_diagnostics};
+use crate::eval::{Fleet, evaluate};
+use crate::resolve::{Program, load};
+use crate::source::FileSystem;
+use crate::types::{Checked, check};
+
+pub struct Analysis {
+    pub program: Program,
+    pub checked: Checked,
+    /// `None` when parsing or checking found errors (evaluation needs a checked program).
+    pub fleet: Option<Fleet>,
+    /// Sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Analyse `path` (a `.flt` file or a directory of them).
+pub fn analyze(fs: &dyn FileSystem, path: &Path) -> Analysis {
+    let program = load(fs, path);
+    let checked = check(&program);
+    let mut diagnostics = program.diagnostics.clone();
+    diagnostics.extend(checked.diagnostics.iter().cloned());
+    let fleet = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        let (fleet, problems) = evaluate(&program, &checked);
+        diagnostics.extend(problems);
+        Some(fleet)
+    };
+    sort_diagnostics(&mut diagnostics);
+    Analysis {
+        program,
+        checked,
+        fleet,
+        diagnostics,
+    }
+}

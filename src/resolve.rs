@@ -1,0 +1,326 @@
+//! Loading modules: the user's files, what they import (relative files, directories
+//! and the embedded stdlib), import cycles, and each module's scope of names.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, suggest};
+use crate::source::{FileId, FileSystem, SourceMap, normalize};
+use crate::span::Span;
+use crate::syntax::ast::{Item, Module};
+use crate::syntax::parse;
+
+/// Index of a module in [`Program::modules`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleId(pub u32);
+
+/// The stdlib, compiled into the binary so results never depend on an install path.
+pub const STDLIB: &[(&str, &str)] = &[("std/aws", include_str!("../stdlib/std/aws.flt"))];
+
+/// The module whose names are in scope everywhere.
+pub const PRELUDE: &str = "std/aws";
+
+pub struct LoadedModule {
+    pub file: FileId,
+    pub ast: Module,
+    pub is_std: bool,
+    /// For each `import` item (by item index): the modules it brings in.
+    pub imports: HashMap<usize, Vec<ModuleId>>,
+}
+
+/// Every module reachable from the user's files, parsed.
+pub struct Program {
+    pub sources: SourceMap,
+    pub modules: Vec<LoadedModule>,
+    /// The user's own files (the fleet); clusters are collected from these and what they import.
+    pub roots: Vec<ModuleId>,
+    pub prelude: ModuleId,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Program {
+    pub fn module(&self, id: ModuleId) -> &LoadedModule {
+        &self.modules[id.0 as usize]
+    }
+
+    pub fn module_ids(&self) -> impl Iterator<Item = ModuleId> + '_ {
+        (0..self.modules.len()).map(|i| ModuleId(i as u32))
+    }
+
+    pub fn module_of_file(&self, file: FileId) -> Option<ModuleId> {
+        self.modules
+            .iter()
+            .position(|m| m.file == file)
+            .map(|i| ModuleId(i as u32))
+    }
+}
+
+/// Load `path` (a `.flt` file or a directory of them) and everything it imports.
+pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
+    let mut loader = Loader {
+        fs,
+        program: Program {
+            sources: SourceMap::default(),
+            modules: Vec::new(),
+            roots: Vec::new(),
+            prelude: ModuleId(0),
+            diagnostics: Vec::new(),
+        },
+        by_path: HashMap::new(),
+    };
+    let prelude = loader
+        .load_std(PRELUDE)
+        .expect("the prelude is embedded in the binary");
+    loader.program.prelude = prelude;
+
+    let files = if fs.is_dir(path) {
+        fs.flt_files(path)
+    } else {
+        vec![path.to_path_buf()]
+    };
+    if files.is_empty() {
+        loader.program.diagnostics.push(
+            Diagnostic::error("E0100", format!("no .flt files in `{}`", path.display()))
+                .help("pass a .flt file or a directory that contains some"),
+        );
+    }
+    for file in files {
+        match loader.load_file(&file) {
+            Some(id) => loader.program.roots.push(id),
+            None => loader.program.diagnostics.push(
+                Diagnostic::error("E0100", format!("cannot read `{}`", file.display()))
+                    .help("check that the path exists and is a readable .flt file"),
+            ),
+        }
+    }
+    loader.resolve_all_imports();
+    let mut program = loader.program;
+    program.roots.sort();
+    program.roots.dedup();
+    detect_cycles(&mut program);
+    program
+}
+
+struct Loader<'a> {
+    fs: &'a dyn FileSystem,
+    program: Program,
+    by_path: HashMap<PathBuf, ModuleId>,
+}
+
+impl Loader<'_> {
+    fn add_module(&mut self, name: String, path: PathBuf, text: String, is_std: bool) -> ModuleId {
+        let file = self.program.sources.add(name, path.clone(), text);
+        let (ast, diagnostics) = parse(file, &self.program.sources.get(file).text);
+        self.program.diagnostics.extend(diagnostics);
+        let id = ModuleId(self.program.modules.len() as u32);
+        self.program.modules.push(LoadedModule {
+            file,
+            ast,
+            is_std,
+            imports: HashMap::new(),
+        });
+        self.by_path.insert(path, id);
+        id
+    }
+
+    fn load_std(&mut self, name: &str) -> Option<ModuleId> {
+        let path = PathBuf::from(format!("<stdlib>/{name}.flt"));
+        if let Some(id) = self.by_path.get(&path) {
+            return Some(*id);
+        }
+        let (_, text) = STDLIB.iter().find(|(n, _)| *n == name)?;
+        Some(self.add_module(
+            format!("{name}.flt"),
+            path,
+            (*text).to_string(),
+            true,
+        ))
+    }
+
+    /// Load one file from the file system (once). `None` when it cannot be read.
+    fn load_file(&mut self, path: &Path) -> Option<ModuleId> {
+        let path = normalize(path);
+        if let Some(id) = self.by_path.get(&path) {
+            return Some(*id);
+        }
+        let bytes = self.fs.read(&path)?;
+        let name = path.display().to_string();
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let bytes = e.into_bytes();
+                let text = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+                let id = self.add_module(name, path, String::new(), false);
+                let file = self.program.module(id).file;
+                self.program.diagnostics.push(
+                    Diagnostic::error("E0009", "file is not valid UTF-8")
+                        .at(file, Span::new(0, 0), format!("invalid byte after {} valid bytes", text.len()))
+                        .help("save the file as UTF-8"),
+                );
+                return Some(id);
+            }
+        };
+        Some(self.add_module(name, path, text, false))
+    }
+
+    /// Resolve imports breadth-first; newly loaded modules get their imports resolved too.
+    fn resolve_all_imports(&mut self) {
+        let mut next = 0;
+        while next < self.program.modules.len() {
+            let id = ModuleId(next as u32);
+            next += 1;
+            let module = &self.program.modules[id.0 as usize];
+            let file = module.file;
+            let dir = self
+                .program
+                .sources
+                .get(file)
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let imports: Vec<(usize, String, Span)> = module
+                .ast
+                .items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Item::Import(import) => {
+                        Some((i, import.path.value.clone(), import.path.span))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let is_std = module.is_std;
+            for (index, target, span) in imports {
+                let resolved = if let Some(std_name) = target.strip_prefix("std/") {
+                    self.load_std(&format!("std/{std_name}"))
+                        .map(|m| vec![m])
+                        .ok_or_else(|| {
+                            let names = STDLIB.iter().map(|(n, _)| *n);
+                            let mut d = Diagnostic::error(
+                                "E0109",
+                                format!("there is no stdlib module `{target}`"),
+                            )
+                            .at(file, span, "not in the stdlib");
+                            d = match suggest(&target, names) {
+                                Some(s) => d.help(format!("did you mean `{s}`?")),
+                                None => d.help(format!(
+                                    "the stdlib has: {}",
+                                    STDLIB.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                                )),
+                            };
+                            d
+                        })
+                } else if is_std {
+                    Err(Diagnostic::error("E0101", "stdlib modules import only stdlib modules")
+                        .at(file, span, "not a stdlib path"))
+                } else {
+                    self.load_relative(&dir, &target, file, span)
+                };
+                match resolved {
+                    Ok(modules) => {
+                        self.program.modules[id.0 as usize]
+                            .imports
+                            .insert(index, modules);
+                    }
+                    Err(d) => self.program.diagnostics.push(d),
+                }
+            }
+        }
+    }
+
+    fn load_relative(
+        &mut self,
+        dir: &Path,
+        target: &str,
+        file: FileId,
+        span: Span,
+    ) -> Result<Vec<ModuleId>, Diagnostic> {
+        let path = normalize(&dir.join(target));
+        let candidates = [path.clone(), path.with_extension("flt")];
+        for candidate in &candidates {
+            if candidate.extension().is_some_and(|e| e == "flt") {
+                if let Some(id) = self.load_file(candidate) {
+                    return Ok(vec![id]);
+                }
+            }
+        }
+        if self.fs.is_dir(&path) {
+            let files = self.fs.flt_files(&path);
+            if !files.is_empty() {
+                return Ok(files.iter().filter_map(|f| self.load_file(f)).collect());
+            }
+        }
+        Err(
+            Diagnostic::error("E0101", format!("cannot find module `{target}`"))
+                .at(file, span, format!("looked for `{}`", candidates[1].display()))
+                .help("relative imports are resolved from the importing file's directory; stdlib modules start with `std/`"),
+        )
+    }
+}
+
+/// Report every import cycle once, at the import that closes it.
+fn detect_cycles(program: &mut Program) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        New,
+        Active,
+        Done,
+    }
+    let n = program.modules.len();
+    let mut state = vec![State::New; n];
+    let mut stack: Vec<ModuleId> = Vec::new();
+    let mut found = Vec::new();
+
+    fn visit(
+        program: &Program,
+        id: ModuleId,
+        state: &mut [State],
+        stack: &mut Vec<ModuleId>,
+        found: &mut Vec<Diagnostic>,
+    ) {
+        state[id.0 as usize] = State::Active;
+        stack.push(id);
+        let module = program.module(id);
+        let mut edges: Vec<(&usize, &Vec<ModuleId>)> = module.imports.iter().collect();
+        edges.sort();
+        for (item, targets) in edges {
+            for &target in targets {
+                match state[target.0 as usize] {
+                    State::New => visit(program, target, state, stack, found),
+                    State::Active => {
+                        let start = stack.iter().position(|m| *m == target).unwrap_or(0);
+                        let names: Vec<String> = stack[start..]
+                            .iter()
+                            .chain(std::iter::once(&target))
+                            .map(|m| program.sources.get(program.module(*m).file).name.clone())
+                            .collect();
+                        let Item::Import(import) = &module.ast.items[*item] else {
+                            continue;
+                        };
+                        found.push(
+                            Diagnostic::error("E0102", "import cycle")
+                                .at(module.file, import.span, "this import closes the cycle")
+                                .help(format!(
+                                    "{}; move the shared declarations into a module that both import",
+                                    names.join(" → ")
+                                )),
+                        );
+                    }
+                    State::Done => {}
+                }
+            }
+        }
+        stack.pop();
+        state[id.0 as usize] = State::Done;
+    }
+
+    for i in 0..n {
+        if state[i] == State::New {
+            visit(program, ModuleId(i as u32), &mut state, &mut stack, &mut found);
+        }
+    }
+    program.diagnostics.extend(found);
+}
