@@ -72,6 +72,8 @@ enum Command {
     },
     /// Explain an error code, e.g. `flotilla explain E0201`.
     Explain { code: String },
+    /// Run the language server on stdin/stdout (for editors).
+    Lsp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -175,6 +177,7 @@ fn execute(command: Command) -> Result<i32, String> {
             }
             Ok(0)
         }
+        Command::Lsp => Ok(crate::lsp::run_stdio()),
         Command::Explain { code } => match explanation(&code.to_uppercase()) {
             Some(text) => {
                 write_stdout(&format!("{}: {text}\n", code.to_uppercase()))?;

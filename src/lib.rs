@@ -10,6 +10,7 @@ mod codes;
 pub mod diagnostic;
 pub mod eval;
 pub mod format;
+pub mod lsp;
 pub mod registry;
 pub mod resolve;
 pub mod source;
