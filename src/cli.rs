@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::analysis::{Analysis, analyze};
-use crate::codes::explanation;
+use crate::diagnostic::explain;
 use crate::diagnostic::{render_all, to_json};
 use crate::source::{DiskFs, FileId, FileSystem};
 
@@ -178,7 +178,7 @@ fn execute(command: Command) -> Result<i32, String> {
             Ok(0)
         }
         Command::Lsp => Ok(crate::lsp::run_stdio()),
-        Command::Explain { code } => match explanation(&code.to_uppercase()) {
+        Command::Explain { code } => match explain(&code.to_uppercase()) {
             Some(text) => {
                 write_stdout(&format!("{}: {text}\n", code.to_uppercase()))?;
                 Ok(0)

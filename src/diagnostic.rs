@@ -158,8 +158,14 @@ pub fn render(sources: &SourceMap, diagnostic: &Diagnostic, color: bool) -> Stri
         );
         // Underline the part of the span on its first line (at least one caret).
         let line_end = line_start + line_text.len();
-        let from = (label.span.start as usize).clamp(line_start, line_end);
-        let to = (label.span.end as usize).clamp(from, line_end);
+        let boundary = |mut i: usize| {
+            while !file.text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let from = boundary((label.span.start as usize).clamp(line_start, line_end));
+        let to = boundary((label.span.end as usize).clamp(from, line_end)).max(from);
         let indent = display_width(&file.text[line_start..from]);
         let width = display_width(&file.text[from..to]).max(1);
         let mark = if *primary { "^" } else { "-" };
@@ -331,4 +337,9 @@ mod tests {
         assert_eq!(suggest("instance_type", fields), Some("instance_types"));
         assert_eq!(suggest("labels", fields), None);
     }
+}
+
+/// The explanation of a diagnostic code (`flotilla explain CODE`).
+pub fn explain(code: &str) -> Option<&'static str> {
+    crate::codes::explanation(code)
 }

@@ -148,14 +148,22 @@ impl Loader<'_> {
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(e) => {
+                // Keep the text (lossily) so the diagnostic can show the line, but do
+                // not parse it: the replacement characters are not what the user wrote.
                 let valid = e.utf8_error().valid_up_to();
-                let bytes = e.into_bytes();
-                let text = String::from_utf8_lossy(&bytes[..valid]).into_owned();
-                let id = self.add_module(name, path, String::new(), false);
-                let file = self.program.module(id).file;
+                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let file = self.program.sources.add(name, path.clone(), text);
+                let id = ModuleId(self.program.modules.len() as u32);
+                self.program.modules.push(LoadedModule {
+                    file,
+                    ast: Module::default(),
+                    is_std: false,
+                    imports: HashMap::new(),
+                });
+                self.by_path.insert(path, id);
                 self.program.diagnostics.push(
                     Diagnostic::error("E0009", "file is not valid UTF-8")
-                        .at(file, Span::new(0, 0), format!("invalid byte after {} valid bytes", text.len()))
+                        .at(file, Span::new(valid, valid + 1), "invalid byte here")
                         .help("save the file as UTF-8"),
                 );
                 return Some(id);

@@ -657,6 +657,20 @@ fn syntax_error(
         ErrorVariant::ParsingError { positives, .. } => expected_words(positives, tokens),
         ErrorVariant::CustomError { message } => (message.clone(), None),
     };
+    let at_line_start = at == 0 || text.as_bytes().get(at - 1) == Some(&b'\n');
+    if expected == "valid syntax" && at_line_start {
+        // A top-level line that does not start with a declaration keyword.
+        let word = found.0.trim_matches('`');
+        let keywords = ["import", "type", "enum", "let", "channel", "cluster"];
+        let d = Diagnostic::error("E0001", format!("expected a declaration, found {}", found.0))
+            .at(file, found_span, "not a declaration keyword");
+        return match crate::diagnostic::suggest(word, keywords) {
+            Some(k) => d.help(format!("did you mean `{k}`?")),
+            None => d.help(
+                "a file holds `import`, `type`, `enum`, `let`, `channel` and `cluster` declarations",
+            ),
+        };
+    }
     let mut d = Diagnostic::error("E0001", format!("expected {expected}, found {}", found.0)).at(
         file,
         found_span,
@@ -779,6 +793,19 @@ fn expected_words(rules: &[Rule], tokens: Vec<String>) -> (String, Option<String
         if !words.contains(&token) {
             words.push(token);
         }
+    }
+    // Keep the message short: a missing closer is the likeliest mistake, and
+    // "an expression" already covers the tokens that start one.
+    let closes = |w: &str| matches!(w, "`)`" | "`]`" | "`}`" | "`else`" | "`then`" | "`in`");
+    if words.iter().any(|w| closes(w)) {
+        words.retain(|w| w != "an operator" && w != "`.` or `[`");
+    }
+    words.retain(|w| w != "`.` or `[`");
+    if words.iter().any(|w| w == "an expression") {
+        words.retain(|w| !matches!(w.as_str(), "`\"`" | "`(`" | "`{`" | "`[`"));
+    }
+    if words.iter().any(|w| w == "a field") {
+        words.retain(|w| w != "a name");
     }
     if words.len() > 1 {
         words.retain(|w| w != "valid syntax");

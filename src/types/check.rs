@@ -483,6 +483,8 @@ impl<'p> Checker<'p> {
         let mut set: HashMap<usize, Span> = HashMap::new();
         let mut complete_spread = false;
         let mut labels_seen: HashMap<(usize, String), Span> = HashMap::new();
+        // Fields a misspelling probably meant: not reported again as missing.
+        let mut misspelt: Vec<String> = Vec::new();
         if let (Some(label), Some(index)) = (label, record.label_field()) {
             set.insert(index, label.span);
         }
@@ -498,7 +500,9 @@ impl<'p> Checker<'p> {
             match entry {
                 Entry::Field { name, value, .. } => {
                     let Some((index, field)) = record.field(&name.name) else {
-                        self.unknown_field(&record, name, file, false);
+                        if let Some(meant) = self.unknown_field(&record, name, file, false) {
+                            misspelt.push(meant);
+                        }
                         self.infer(value, None, &inner);
                         continue;
                     };
@@ -562,7 +566,16 @@ impl<'p> Checker<'p> {
                             }
                             (None, None) => {}
                         }
-                        let label = block_label.as_ref().filter(|_| elem_def.label_field().is_some());
+                        // A missing label was reported above; do not also report its field as missing.
+                        let stand_in = PlainString {
+                            value: String::new(),
+                            span: name.span,
+                        };
+                        let label = match (elem_def.label_field(), block_label) {
+                            (Some(_), Some(l)) => Some(l),
+                            (Some(_), None) => Some(&stand_in),
+                            (None, _) => None,
+                        };
                         self.check_block(&body.entries, elem, &inner, label, header);
                         set.entry(index).or_insert(name.span);
                         continue;
@@ -598,7 +611,9 @@ impl<'p> Checker<'p> {
                             }
                             self.check_block(&body.entries, elem, &inner, None, name.span);
                         }
-                        None => self.unknown_field(&record, name, file, true),
+                        None => {
+                            self.unknown_field(&record, name, file, true);
+                        }
                     }
                 }
                 Entry::Spread { expr, .. } => {
@@ -631,7 +646,7 @@ impl<'p> Checker<'p> {
             return;
         }
         for (index, field) in record.fields.iter().enumerate() {
-            if field.is_required() && !set.contains_key(&index) {
+            if field.is_required() && !set.contains_key(&index) && !misspelt.contains(&field.name) {
                 let what = match label {
                     Some(l) => format!("{} `{}`", record.name, l.value),
                     None => record.name.clone(),
@@ -668,7 +683,8 @@ impl<'p> Checker<'p> {
         ))
     }
 
-    fn unknown_field(&mut self, record: &RecordDef, name: &Ident, file: FileId, as_block: bool) {
+    /// Report an unknown field; returns the field it probably meant.
+    fn unknown_field(&mut self, record: &RecordDef, name: &Ident, file: FileId, as_block: bool) -> Option<String> {
         let names: Vec<&str> = record
             .fields
             .iter()
@@ -681,6 +697,7 @@ impl<'p> Checker<'p> {
             format!("unknown {kind} `{}` in `{}`", name.name, record.name),
         );
         let blockish = record.block_field(&name.name).is_some();
+        let meant = suggest(&name.name, names.iter().copied()).map(str::to_string);
         let (label, help) = if blockish && !as_block {
             (
                 "this is a block".to_string(),
@@ -701,6 +718,7 @@ impl<'p> Checker<'p> {
             d = d.help(help);
         }
         self.error(d);
+        meant
     }
 
     // ---- expressions -----------------------------------------------------------
@@ -774,9 +792,9 @@ impl<'p> Checker<'p> {
                 Some(t) => {
                     let t = self.show(t);
                     self.error(
-                        Diagnostic::error("E0214", format!("`null` is not a {t}"))
-                            .at(file, expr.span, "this field is not optional")
-                            .help("only optional types (`T?`) accept null; remove the line to use the default"),
+                        Diagnostic::error("E0214", format!("expected {t}, found `null`"))
+                            .at(file, expr.span, "not optional")
+                            .help("only optional types (`T?`) accept null"),
                     );
                     Ty::Error
                 }

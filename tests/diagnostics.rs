@@ -1,0 +1,145 @@
+//! One test per error class: the input files and the rendered diagnostics go into one
+//! snapshot, and each test also asserts the error code it is about.
+
+use std::path::Path;
+
+use flotilla::analysis::analyze;
+use flotilla::diagnostic::render_all;
+use flotilla::source::MemoryFs;
+
+/// A channel and a valid cluster header, so each case only writes what it is about.
+const CHANNEL: &str = "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"stable\"\n}\n";
+
+fn cluster(body: &str) -> String {
+    format!(
+        "{CHANNEL}\ncluster \"c1\" {{\n  account = \"123456789012\"\n  region = \"eu-central-1\"\n  environment = production\n  channel = stable\n  api_server_url = \"https://c1.example.org\"\n{body}}}\n"
+    )
+}
+
+fn pool(body: &str) -> String {
+    cluster(&format!(
+        "  node_pool \"workers\" {{\n    instance_types = [\"m5.large\"]\n{body}  }}\n"
+    ))
+}
+
+/// Analyse files under `fleet/` and return (snapshot text, codes reported).
+fn run(files: &[(&str, Vec<u8>)]) -> (String, Vec<&'static str>) {
+    let mut fs = MemoryFs::new();
+    let mut out = String::new();
+    for (path, text) in files {
+        fs.insert(format!("fleet/{path}"), text.clone());
+        out.push_str(&format!("==> fleet/{path}\n{}\n", String::from_utf8_lossy(text)));
+    }
+    let analysis = analyze(&fs, Path::new("fleet"));
+    out.push_str("==> diagnostics\n");
+    out.push_str(&render_all(&analysis.program.sources, &analysis.diagnostics, false));
+    (out, analysis.diagnostics.iter().map(|d| d.code).collect())
+}
+
+macro_rules! case {
+    ($name:ident, $code:literal, $($path:literal => $text:expr),+ $(,)?) => {
+        #[test]
+        fn $name() {
+            let (out, codes) = run(&[$(($path, Vec::from($text))),+]);
+            assert!(codes.contains(&$code), "expected {} in {:?}\n{}", $code, codes, out);
+            insta::assert_snapshot!(stringify!($name), out);
+        }
+    };
+}
+
+// ---- syntax -------------------------------------------------------------------
+
+case!(syntax_missing_value, "E0001", "main.flt" => cluster("  owner =\n"));
+case!(syntax_unclosed_block, "E0001", "main.flt" => "cluster \"a\" {\n  owner = \"x\"\n");
+case!(syntax_unclosed_paren, "E0001", "main.flt" => "let x = (1 + 2\nlet y = 3\n");
+case!(syntax_unknown_declaration, "E0001", "main.flt" => "clustr \"a\" {}\n");
+case!(syntax_missing_else, "E0001", "main.flt" => "let x = if true then 1\n");
+case!(syntax_errors_in_two_declarations, "E0001", "main.flt" => "let a = [1, 2\nlet b = 2\nlet c = * 3\n");
+case!(unterminated_string, "E0002", "main.flt" => "let name = \"eu-central-1\nlet other = 1\n");
+case!(unknown_escape, "E0004", "main.flt" => "let path = \"C:\\data\"\n");
+case!(nesting_too_deep, "E0005", "main.flt" => format!("let x = {}1{}\n", "(".repeat(100), ")".repeat(100)));
+case!(integer_too_large, "E0006", "main.flt" => "let big = 99999999999999999999\n");
+case!(bad_quantity_unit, "E0007", "main.flt" => cluster("  config_items {\n    coredns_memory_limit = 200MB\n  }\n"));
+case!(bad_duration_literal, "E0007", "main.flt" => pool("    max_size = 3\n    update {\n      force_terminate_after = 0.5ms\n    }\n"));
+case!(file_not_utf8, "E0009", "main.flt" => b"let x = \"caf\xe9\"\n".to_vec());
+
+// ---- modules and names ------------------------------------------------------------
+
+case!(import_not_found, "E0101", "main.flt" => "import \"./pools.flt\" as pools\n");
+case!(import_cycle, "E0102",
+    "a.flt" => "import \"./b.flt\"\nlet a = 1\n",
+    "b.flt" => "import \"./a.flt\"\nlet b = 2\n");
+case!(unknown_std_module, "E0109", "main.flt" => "import \"std/asw\"\n");
+case!(unknown_name, "E0103", "main.flt" => "let regions = [\"eu-central-1\"]\nlet first = regoins[0]\n");
+case!(unknown_module_member, "E0103",
+    "main.flt" => "import \"./pools.flt\" as pools\nlet x = pools.sytem\n",
+    "pools.flt" => "let system = 1\n");
+case!(duplicate_declaration, "E0104", "main.flt" => "let size = 1\nlet size = 2\n");
+case!(unknown_type, "E0105", "main.flt" => "type Team {\n  name: Strng\n}\n");
+case!(duplicate_cluster_id, "E0106", "a.flt" => cluster(""), "b.flt" => cluster("").replace("channel stable", "channel other").replace("channel = stable", "channel = other"));
+case!(duplicate_node_pool, "E0107", "main.flt" => cluster("  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }\n  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }\n"));
+case!(field_set_twice, "E0108", "main.flt" => cluster("  owner = \"team-a\"\n  owner = \"team-b\"\n"));
+case!(duplicate_enum_variant, "E0110", "main.flt" => "enum Tier {\n  gold,\n  silver,\n  gold,\n}\n");
+case!(duplicate_type_field, "E0111", "main.flt" => "type Team {\n  name: String\n  name: Int\n}\n");
+case!(invalid_attribute, "E0112", "main.flt" => "type Team {\n  @label size: Int\n}\n");
+
+// ---- types --------------------------------------------------------------------------
+
+case!(unknown_field, "E0201", "main.flt" => pool("    max_szie = 3\n"));
+case!(wrong_type, "E0202", "main.flt" => pool("    max_size = \"3\"\n"));
+case!(enum_variant_in_quotes, "E0202", "main.flt" => cluster("").replace("environment = production", "environment = \"production\""));
+case!(quantity_where_duration_expected, "E0202", "main.flt" => pool("    max_size = 3\n    update {\n      force_terminate_after = 500Mi\n    }\n"));
+case!(missing_field, "E0203", "main.flt" => pool("    min_size = 2\n"));
+case!(unknown_variant, "E0204", "main.flt" => cluster("").replace("environment = production", "environment = prod"));
+case!(unknown_qualified_variant, "E0204", "main.flt" => cluster("").replace("environment = production", "environment = Environment.staging"));
+case!(unknown_channel, "E0205", "main.flt" => cluster("").replace("channel = stable", "channel = stabel"));
+case!(not_a_block, "E0206", "main.flt" => cluster("  owner {\n    name = \"x\"\n  }\n"));
+case!(missing_block_label, "E0207", "main.flt" => cluster("  node_pool {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }\n"));
+case!(unknown_function, "E0208", "main.flt" => "let x = lenght([1, 2])\n");
+case!(wrong_argument_count, "E0208", "main.flt" => "let x = join([\"a\", \"b\"])\n");
+case!(operator_type_mismatch, "E0209", "main.flt" => "let x = \"size-\" + 3\n");
+case!(field_access_on_non_record, "E0211", "main.flt" => "let sizes = [1, 2]\nlet x = sizes.first\n");
+case!(bad_spread, "E0212", "main.flt" => cluster("  ...\"defaults\"\n"));
+case!(mixed_list, "E0213", "main.flt" => "let xs = [1, \"two\", 3]\n");
+case!(null_for_required_field, "E0214", "main.flt" => pool("    max_size = null\n"));
+case!(secret_interpolated, "E0215", "main.flt" => "let token = secret(\"api-token\", \"s3cr3t\")\nlet header = \"Bearer ${token}\"\n");
+case!(label_field_assigned, "E0217", "main.flt" => pool("    name = \"other\"\n    max_size = 3\n"));
+case!(duplicate_map_key, "E0218", "main.flt" => pool("    max_size = 3\n    labels = { \"team\": \"a\", \"team\": \"b\" }\n"));
+case!(untyped_record, "E0219", "main.flt" => "let base = { max_size = 3 }\n");
+
+// ---- evaluation -----------------------------------------------------------------------
+
+case!(division_by_zero, "E0301", "main.flt" => "let per_zone = 0\n".to_string() + &pool("    max_size = 12 / per_zone\n"));
+case!(failed_check_min_above_max, "E0302", "main.flt" => pool("    min_size = 10\n    max_size = 3\n"));
+case!(failed_check_unknown_region, "E0302", "main.flt" => cluster("  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }\n").replace("\"eu-central-1\"", "\"eu-central-9\""));
+case!(failed_check_unknown_instance_type, "E0302", "main.flt" => pool("    max_size = 3\n").replace("[\"m5.large\"]", "[\"m5.large\", \"m5.hyge\"]"));
+case!(integer_overflow, "E0303", "main.flt" => pool("    max_size = 9223372036854775807 + 1\n"));
+case!(index_out_of_range, "E0304", "main.flt" => "let sizes = [3, 6]\n".to_string() + &pool("    max_size = sizes[2]\n"));
+case!(cyclic_lets, "E0305", "main.flt" => "let a = b + 1\nlet b = a + 1\n");
+case!(cyclic_fields, "E0305", "main.flt" => pool("    min_size = max_size\n    max_size = min_size\n"));
+
+// ---- several errors in one run ------------------------------------------------------------
+
+case!(several_errors_across_files, "E0201",
+    "prod.flt" => pool("    max_szie = 3\n"),
+    "test.flt" => cluster("").replace("\"c1\"", "\"c2\"").replace(CHANNEL, "").replace("environment = production", "environment = staging"));
+
+#[test]
+fn every_reported_code_has_an_explanation() {
+    let sources = [
+        include_str!("../src/syntax/parser.rs"),
+        include_str!("../src/syntax/scan.rs"),
+        include_str!("../src/resolve.rs"),
+        include_str!("../src/types/check.rs"),
+        include_str!("../src/eval/interp.rs"),
+    ];
+    for source in sources {
+        for (i, _) in source.match_indices("\"E0") {
+            let code = &source[i + 1..i + 6];
+            assert!(
+                flotilla::diagnostic::explain(code).is_some(),
+                "{code} has no explanation"
+            );
+        }
+    }
+}
