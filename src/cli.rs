@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::analysis::{Analysis, analyze};
+use crate::compile::{ConfigSource, compile, write_output};
+use crate::git::Repo;
 use crate::diagnostic::explain;
 use crate::diagnostic::{render_all, to_json};
 use crate::source::{DiskFs, FileId, FileSystem};
@@ -44,6 +46,24 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DataFormat::Yaml)]
         format: DataFormat,
     },
+    /// Compile clusters into CloudFormation templates, userdata and Kubernetes manifests.
+    ///
+    /// Each cluster uses the config set at its channel's `config_ref` (read from git),
+    /// unless --config-set gives a directory. Writes DIR/<cluster>/… atomically: on any
+    /// error nothing is written and an existing DIR is left as it was.
+    Compile {
+        /// A .flt file or a directory of them.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Output directory (created; replaced as a whole unless --cluster is given).
+        #[arg(long)]
+        out: PathBuf,
+        /// Compile only this cluster (repeatable); other clusters' output is kept.
+        #[arg(long = "cluster", value_name = "ID")]
+        clusters: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Rewrite .flt files in the canonical layout (comments are kept).
     Fmt {
         /// A .flt file or a directory of them.
@@ -74,6 +94,34 @@ enum Command {
     Explain { code: String },
     /// Run the language server on stdin/stdout (for editors).
     Lsp,
+}
+
+/// Where templates come from.
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// Use this config set directory for every cluster instead of the channels' git refs.
+    #[arg(long, value_name = "DIR")]
+    config_set: Option<PathBuf>,
+    /// Where the config set lives inside the repository, for channels' git refs.
+    #[arg(long, value_name = "PATH", default_value = "stdlib/config")]
+    config_path: String,
+}
+
+impl ConfigArgs {
+    fn source(&self, fleet: &Path) -> Result<ConfigSource, String> {
+        match &self.config_set {
+            Some(dir) => Ok(ConfigSource::Dir(dir.clone())),
+            None => {
+                let repo = Repo::discover(fleet).map_err(|e| {
+                    format!("channels pin config sets by git ref, but {} is not in a git repository ({e}); pass --config-set DIR", fleet.display())
+                })?;
+                Ok(ConfigSource::Git {
+                    repo,
+                    path: self.config_path.clone(),
+                })
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,6 +201,44 @@ fn execute(command: Command) -> Result<i32, String> {
             write_stdout(&text)?;
             Ok(0)
         }
+        Command::Compile {
+            path,
+            out,
+            clusters,
+            config,
+        } => {
+            let source = config.source(&path)?;
+            let compilation = compile(&DiskFs, &path, &source, &clusters);
+            print_diagnostics(&compilation.sources, &compilation.diagnostics);
+            if compilation.has_errors() {
+                let _ = writeln!(std::io::stderr(), "nothing written: {} is unchanged", out.display());
+                return Ok(1);
+            }
+            write_output(&out, &compilation.artifacts, clusters.is_empty())?;
+            let mut summary = String::new();
+            for a in &compilation.artifacts {
+                summary.push_str(&format!(
+                    "{}  channel {} ({})  {} files
+",
+                    a.cluster,
+                    a.summary.channel,
+                    a.summary.config_set,
+                    a.files.len()
+                ));
+                for p in &a.summary.node_pools {
+                    summary.push_str(&format!("  node pool {:<24} config hash {}
+", p.name, p.config_hash));
+                }
+            }
+            summary.push_str(&format!(
+                "compiled {} cluster{} into {}\n",
+                compilation.artifacts.len(),
+                if compilation.artifacts.len() == 1 { "" } else { "s" },
+                out.display()
+            ));
+            write_stdout(&summary)?;
+            Ok(0)
+        }
         Command::Fmt { path, check } => fmt(&path, check),
         Command::ImportRegistry {
             file,
@@ -185,6 +271,13 @@ fn execute(command: Command) -> Result<i32, String> {
             }
             None => Err(format!("unknown error code `{code}`")),
         },
+    }
+}
+
+fn print_diagnostics(sources: &crate::source::SourceMap, diagnostics: &[crate::diagnostic::Diagnostic]) {
+    if !diagnostics.is_empty() {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let _ = std::io::stderr().write_all(render_all(sources, diagnostics, color).as_bytes());
     }
 }
 

@@ -1,17 +1,22 @@
 //! flotilla: typed fleet definitions for Kubernetes clusters on AWS.
 //!
 //! The pipeline, one module per stage: [`syntax`] (parse) → [`resolve`] (modules,
-//! imports) → [`types`] (check) → [`eval`] (the evaluated [`eval::Fleet`]).
+//! imports) → [`types`] (check) → [`eval`] (the evaluated [`eval::Fleet`]) →
+//! [`render`] (one cluster's artifacts from a config set) → [`compile`] (the whole
+//! fleet, in parallel, written atomically).
 #![forbid(unsafe_code)]
 
 pub mod analysis;
 pub mod cli;
 mod codes;
+pub mod compile;
 pub mod diagnostic;
 pub mod eval;
 pub mod format;
+pub mod git;
 pub mod lsp;
 pub mod registry;
+pub mod render;
 pub mod resolve;
 pub mod source;
 pub mod span;

@@ -1,0 +1,280 @@
+//! Compile the fleet: evaluate, pick each cluster's config set (its channel's git ref,
+//! or a directory), render all clusters in parallel, and write the output atomically.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::analysis::analyze;
+use crate::diagnostic::{Diagnostic, sort_diagnostics};
+use crate::eval::Data;
+use crate::git::Repo;
+use crate::render::{Artifacts, ConfigSet};
+use crate::source::{FileSystem, SourceMap};
+
+/// Where config sets come from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// One directory for every cluster (`--config-set DIR`).
+    Dir(PathBuf),
+    /// Each cluster's channel pins a ref; the set is `path` inside the repository at that ref.
+    Git { repo: Repo, path: String },
+}
+
+pub struct Compilation {
+    /// Fleet sources and templates, for rendering diagnostics.
+    pub sources: SourceMap,
+    /// One entry per compiled cluster, sorted by cluster id.
+    pub artifacts: Vec<Artifacts>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Compilation {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Compile the fleet at `path` (read through `fs`). `only` limits the clusters.
+pub fn compile(fs: &dyn FileSystem, path: &Path, config: &ConfigSource, only: &[String]) -> Compilation {
+    let analysis = analyze(fs, path);
+    let mut diagnostics = analysis.diagnostics;
+    let mut sources = analysis.program.sources;
+    let Some(fleet) = analysis.fleet.filter(|_| !diagnostics.iter().any(Diagnostic::is_error)) else {
+        return Compilation {
+            sources,
+            artifacts: Vec::new(),
+            diagnostics,
+        };
+    };
+    let mut clusters: Vec<&Data> = Vec::new();
+    for id in only {
+        if fleet.cluster(id).is_none() {
+            let known: Vec<&str> = fleet.clusters.iter().filter_map(|c| c.get("id").and_then(Data::as_str)).collect();
+            diagnostics.push(
+                Diagnostic::error("E0500", format!("no cluster `{id}` in the fleet"))
+                    .help(format!("clusters: {}", known.join(", "))),
+            );
+        }
+    }
+    clusters.extend(
+        fleet
+            .clusters
+            .iter()
+            .filter(|c| only.is_empty() || only.iter().any(|id| c.get("id").and_then(Data::as_str) == Some(id))),
+    );
+
+    // Load each distinct config set once.
+    let mut sets: BTreeMap<String, Result<ConfigSet, ()>> = BTreeMap::new();
+    let mut set_of: Vec<String> = Vec::with_capacity(clusters.len());
+    for cluster in &clusters {
+        let key = match config {
+            ConfigSource::Dir(dir) => dir.display().to_string(),
+            ConfigSource::Git { .. } => config_ref(cluster).to_string(),
+        };
+        if !sets.contains_key(&key) {
+            let loaded = load_set(config, cluster, &mut sources).map_err(|problems| diagnostics.extend(problems));
+            sets.insert(key.clone(), loaded);
+        }
+        set_of.push(key);
+    }
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        sort_diagnostics(&mut diagnostics);
+        return Compilation {
+            sources,
+            artifacts: Vec::new(),
+            diagnostics,
+        };
+    }
+
+    // Render clusters in parallel: workers take the next cluster index.
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<Artifacts, Vec<Diagnostic>>)>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(clusters.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(cluster) = clusters.get(i) else { break };
+                    let Some(Ok(set)) = sets.get(&set_of[i]) else { continue };
+                    let result = set.render(cluster, &sources);
+                    if let Ok(mut r) = results.lock() {
+                        r.push((i, result));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+    let mut artifacts = Vec::new();
+    for (_, result) in results {
+        match result {
+            Ok(a) => artifacts.push(a),
+            Err(problems) => diagnostics.extend(problems),
+        }
+    }
+    artifacts.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    sort_diagnostics(&mut diagnostics);
+    Compilation {
+        sources,
+        artifacts,
+        diagnostics,
+    }
+}
+
+fn config_ref(cluster: &Data) -> &str {
+    cluster
+        .get("channel")
+        .and_then(|c| c.get("config_ref"))
+        .and_then(Data::as_str)
+        .unwrap_or("")
+}
+
+fn load_set(config: &ConfigSource, cluster: &Data, sources: &mut SourceMap) -> Result<ConfigSet, Vec<Diagnostic>> {
+    match config {
+        ConfigSource::Dir(dir) => {
+            let files = read_dir_files(dir).map_err(|e| {
+                vec![Diagnostic::error("E0505", format!("cannot read config set {}: {e}", dir.display()))
+                    .help("pass an existing directory to --config-set")]
+            })?;
+            ConfigSet::new(dir.display().to_string(), files, sources)
+        }
+        ConfigSource::Git { repo, path } => {
+            let reference = config_ref(cluster);
+            let channel = cluster.get("channel").and_then(|c| c.get("name")).and_then(Data::as_str).unwrap_or("");
+            let fail = |message: String| {
+                vec![Diagnostic::error("E0505", message).help(
+                    "fix the channel's config_ref, create the ref, or pass --config-set DIR to use a directory for every cluster",
+                )]
+            };
+            let commit = repo
+                .resolve(reference)
+                .map_err(|e| fail(format!("channel `{channel}` pins config_ref `{reference}`: {e}")))?;
+            let prefix = path.trim_end_matches('/');
+            let files = repo
+                .read_tree(&commit, prefix, |_| true)
+                .map_err(|e| fail(format!("cannot read the config set at `{reference}`: {e}")))?;
+            if files.is_empty() {
+                return Err(fail(format!("there is no config set at `{reference}:{prefix}`")));
+            }
+            let files = files
+                .into_iter()
+                .map(|(p, bytes)| {
+                    let relative = p.strip_prefix(prefix).unwrap_or(&p).trim_start_matches('/').to_string();
+                    (relative, String::from_utf8_lossy(&bytes).into_owned())
+                })
+                .collect();
+            ConfigSet::new(format!("{reference}:{prefix}"), files, sources)
+        }
+    }
+}
+
+/// Every file under `dir`, as (relative path with `/`, text), sorted.
+fn read_dir_files(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap_or(&path);
+                let name = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                out.push((name, std::fs::read_to_string(&path)?));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Marks a directory as flotilla's output, so it may be replaced as a whole.
+const OUTPUT_MARKER: &str = ".flotilla-output";
+
+/// Write artifacts under `out`, all or nothing: everything is written to a staging
+/// directory next to `out` first, then moved into place by renames. With `replace_all`
+/// the whole directory is replaced (clusters no longer in the fleet disappear);
+/// otherwise only the given clusters' directories are.
+pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> Result<(), String> {
+    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    if out.exists() {
+        let is_ours = out.join(OUTPUT_MARKER).exists()
+            || std::fs::read_dir(out).map_err(|e| io("cannot read", out, e))?.next().is_none();
+        if !is_ours {
+            return Err(format!(
+                "refusing to write into {}: it exists and was not written by flotilla (no {OUTPUT_MARKER} file); choose an empty or new directory",
+                out.display()
+            ));
+        }
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| io("cannot create", &parent, e))?;
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+    let retired = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let written = write_tree(&staging, artifacts);
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let result = if replace_all || !out.exists() {
+        swap(out, &staging, &retired)
+    } else {
+        let mut result = Ok(());
+        for a in artifacts {
+            result = swap(&out.join(&a.cluster), &staging.join(&a.cluster), &retired);
+            if result.is_err() {
+                break;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&staging);
+        result
+    };
+    let _ = std::fs::remove_dir_all(&retired);
+    result
+}
+
+fn write_tree(root: &Path, artifacts: &[Artifacts]) -> Result<(), String> {
+    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    std::fs::create_dir_all(root).map_err(|e| io("cannot create", root, e))?;
+    std::fs::write(root.join(OUTPUT_MARKER), "written by flotilla compile; replaced as a whole\n")
+        .map_err(|e| io("cannot write", root, e))?;
+    for a in artifacts {
+        let dir = root.join(&a.cluster);
+        for (relative, text) in &a.files {
+            let path = dir.join(relative);
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(|e| io("cannot create", p, e))?;
+            }
+            std::fs::write(&path, text).map_err(|e| io("cannot write", &path, e))?;
+        }
+        let summary = serde_json::to_string_pretty(&a.summary).map_err(|e| e.to_string())? + "\n";
+        std::fs::write(dir.join("summary.json"), summary).map_err(|e| io("cannot write", &dir, e))?;
+    }
+    Ok(())
+}
+
+/// Put `fresh` where `target` is; the previous `target` is moved to `retired` first,
+/// and moved back if the second rename fails.
+fn swap(target: &Path, fresh: &Path, retired: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(retired);
+    let had_old = target.exists();
+    if had_old {
+        std::fs::rename(target, retired).map_err(|e| format!("cannot move {} aside: {e}", target.display()))?;
+    }
+    if let Err(e) = std::fs::rename(fresh, target) {
+        if had_old {
+            let _ = std::fs::rename(retired, target);
+        }
+        return Err(format!("cannot move output into {}: {e}", target.display()));
+    }
+    Ok(())
+}
