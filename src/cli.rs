@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::analysis::{Analysis, analyze};
-use crate::compile::{ConfigSource, compile, write_output};
+use crate::compile::{Compilation, ConfigSource, compile, write_output};
 use crate::git::Repo;
 use crate::diagnostic::explain;
 use crate::diagnostic::{render_all, to_json};
@@ -61,6 +61,26 @@ enum Command {
         /// Compile only this cluster (repeatable); other clusters' output is kept.
         #[arg(long = "cluster", value_name = "ID")]
         clusters: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Compile the fleet at two revisions and show what changes in every cluster's artifacts.
+    ///
+    /// Exit 0 when nothing differs, 2 when something does, 1 on errors. Node pools whose
+    /// config hash changes (their nodes will be replaced) are listed first.
+    Diff {
+        /// A .flt file or a directory of them, inside a git repository.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// The revision to compare against (branch, tag, commit).
+        #[arg(long)]
+        base: String,
+        /// The revision to compare; the work tree when omitted.
+        #[arg(long)]
+        head: Option<String>,
+        /// `text` (coloured on a terminal), `markdown` (for a pull-request comment) or `json`.
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -127,6 +147,13 @@ impl ConfigArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum DiagnosticFormat {
     Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Markdown,
     Json,
 }
 
@@ -238,6 +265,58 @@ fn execute(command: Command) -> Result<i32, String> {
             ));
             write_stdout(&summary)?;
             Ok(0)
+        }
+        Command::Diff {
+            path,
+            base,
+            head,
+            format,
+            config,
+        } => {
+            let source = config.source(&path)?;
+            let repo = Repo::discover(&path)?;
+            let at_revision = |rev: &str| -> Result<Compilation, String> {
+                let commit = repo.resolve(rev)?;
+                let fs = repo.flt_files_at(&commit)?;
+                let relative = repo.relative(&path).ok_or_else(|| {
+                    format!(
+                        "{} is not inside the repository at {}",
+                        path.display(),
+                        repo.root.display()
+                    )
+                })?;
+                Ok(compile(&fs, &repo.root.join(relative), &source, &[]))
+            };
+            let base_compilation = at_revision(&base)?;
+            let head_compilation = match &head {
+                Some(rev) => at_revision(rev)?,
+                None => compile(&DiskFs, &path, &source, &[]),
+            };
+            let head_label = head.clone().unwrap_or_else(|| "work tree".to_string());
+            for (label, c) in [(&base, &base_compilation), (&head_label, &head_compilation)] {
+                if c.has_errors() {
+                    print_diagnostics(&c.sources, &c.diagnostics);
+                    return Err(format!("the fleet at {label} does not compile"));
+                }
+            }
+            let result = crate::diff::diff(
+                &base,
+                &base_compilation.artifacts,
+                &head_label,
+                &head_compilation.artifacts,
+            );
+            let text = match format {
+                DiffFormat::Text => crate::diff::to_text(
+                    &result,
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                ),
+                DiffFormat::Markdown => crate::diff::to_markdown(&result),
+                DiffFormat::Json => {
+                    serde_json::to_string_pretty(&result).map_err(|e| e.to_string())? + "\n"
+                }
+            };
+            write_stdout(&text)?;
+            Ok(if result.is_empty() { 0 } else { 2 })
         }
         Command::Fmt { path, check } => fmt(&path, check),
         Command::ImportRegistry {

@@ -11,6 +11,7 @@ pub mod cli;
 mod codes;
 pub mod compile;
 pub mod diagnostic;
+pub mod diff;
 pub mod eval;
 pub mod format;
 pub mod git;

@@ -75,6 +75,13 @@ impl ConfigSet {
             use base64::Engine as _;
             base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
         });
+        // The built-in `tojson` escapes `<`, `>` and `&` for HTML; our output is YAML and JSON.
+        env.add_filter("tojson", |v: Value| {
+            if v.is_undefined() {
+                return Err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "`tojson` of an undefined value"));
+            }
+            serde_json::to_string(&v).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+        });
         env.add_filter("sha256", |s: String| hex(&Sha256::digest(s.as_bytes())));
         let mut templates = BTreeMap::new();
         let mut problems = Vec::new();
