@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::analysis::{Analysis, analyze};
 use crate::compile::{Compilation, ConfigSource, compile, write_output};
 use crate::git::Repo;
+use crate::plan::KubeConnector;
 use crate::diagnostic::explain;
 use crate::diagnostic::{render_all, to_json};
 use crate::source::{DiskFs, FileId, FileSystem};
@@ -81,6 +82,43 @@ enum Command {
         /// `text` (coloured on a terminal), `markdown` (for a pull-request comment) or `json`.
         #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
         format: DiffFormat,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Compare the compiled fleet with live CloudFormation and Kubernetes state and print
+    /// the ordered changes: stacks (with CloudFormation's change-set view), manifests
+    /// (field-level, from a server-side dry-run apply), deletions, and node pool rolls.
+    ///
+    /// Exit 0 on success (with --detailed-exitcode: 0 no changes, 2 changes), 1 on errors,
+    /// including any cluster whose live state could not be read.
+    Plan {
+        /// A .flt file or a directory of them.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Plan only this cluster (repeatable).
+        #[arg(long = "cluster", value_name = "ID")]
+        clusters: Vec<String>,
+        /// Also save the plan as JSON here (for review and for apply).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// `text` (coloured on a terminal), `markdown` (a pull-request comment) or `json`.
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+        /// Exit 2 when the plan has changes.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Send every AWS call here (e.g. a local emulator); `AWS_ENDPOINT_URL` works too.
+        #[arg(long, value_name = "URL")]
+        aws_endpoint_url: Option<String>,
+        /// Reach a cluster's API server at URL instead of its `api_server_url` (repeatable).
+        #[arg(long = "kube-endpoint", value_name = "ID=URL")]
+        kube_endpoints: Vec<String>,
+        /// Use kubeconfig context CTX for a cluster instead of the context named after it.
+        #[arg(long = "kube-context", value_name = "ID=CTX")]
+        kube_contexts: Vec<String>,
+        /// Clusters observed at the same time.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -318,6 +356,71 @@ fn execute(command: Command) -> Result<i32, String> {
             write_stdout(&text)?;
             Ok(if result.is_empty() { 0 } else { 2 })
         }
+        Command::Plan {
+            path,
+            clusters,
+            out,
+            format,
+            detailed_exitcode,
+            aws_endpoint_url,
+            kube_endpoints,
+            kube_contexts,
+            concurrency,
+            config,
+        } => {
+            let source = config.source(&path)?;
+            let compilation = compile(&DiskFs, &path, &source, &clusters);
+            print_diagnostics(&compilation.sources, &compilation.diagnostics);
+            let (Some(fleet), false) = (compilation.fleet.as_ref(), compilation.has_errors()) else {
+                return Ok(1);
+            };
+            let connector = KubeConnector {
+                endpoints: pairs(&kube_endpoints, "--kube-endpoint")?,
+                contexts: pairs(&kube_contexts, "--kube-context")?,
+            };
+            let text_of = |c: &crate::eval::Data, f: &str| c.get(f).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let mut targets = Vec::new();
+            for artifacts in &compilation.artifacts {
+                let Some(cluster) = fleet.cluster(&artifacts.cluster) else { continue };
+                let status = text_of(cluster, "lifecycle_status");
+                if status == "decommissioned" || status == "decommission_requested" {
+                    let _ = writeln!(std::io::stderr(), "skipping {}: lifecycle status {status}", artifacts.cluster);
+                    continue;
+                }
+                let blocked = cluster
+                    .get("config_items")
+                    .and_then(|c| c.get("cluster_update_block"))
+                    .and_then(|b| b.as_str())
+                    .map(str::to_string);
+                targets.push(crate::plan::ClusterTarget {
+                    artifacts,
+                    region: text_of(cluster, "region"),
+                    api_server_url: text_of(cluster, "api_server_url"),
+                    blocked,
+                });
+            }
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            let cloud = crate::live::aws::AwsCloud::new(aws_endpoint_url);
+            let progress = std::io::stderr().is_terminal();
+            let plan = runtime.block_on(crate::plan::plan_fleet(&targets, &cloud, &connector, concurrency, progress));
+            let json = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())? + "\n";
+            if let Some(out) = &out {
+                std::fs::write(out, &json).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            }
+            let text = match format {
+                DiffFormat::Text => crate::plan::to_text(&plan, std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
+                DiffFormat::Markdown => crate::plan::to_markdown(&plan),
+                DiffFormat::Json => json,
+            };
+            write_stdout(&text)?;
+            Ok(if !plan.failures.is_empty() {
+                1
+            } else if detailed_exitcode && plan.has_changes() {
+                2
+            } else {
+                0
+            })
+        }
         Command::Fmt { path, check } => fmt(&path, check),
         Command::ImportRegistry {
             file,
@@ -415,6 +518,17 @@ fn fmt(path: &Path, check: bool) -> Result<i32, String> {
         write_stdout(&format!("{f}\n"))?;
     }
     Ok(i32::from(failed || !unformatted.is_empty()))
+}
+
+/// `ID=VALUE` arguments as a map.
+fn pairs(args: &[String], flag: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    args.iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("{flag} expects ID=VALUE, got `{a}`"))
+        })
+        .collect()
 }
 
 /// Write to stdout; a closed pipe (`flotilla eval | head`) is not an error.

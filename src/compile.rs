@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::analysis::analyze;
 use crate::diagnostic::{Diagnostic, sort_diagnostics};
-use crate::eval::Data;
+use crate::eval::{Data, Fleet};
 use crate::git::Repo;
 use crate::render::{Artifacts, ConfigSet};
 use crate::source::{FileSystem, SourceMap};
@@ -25,6 +25,8 @@ pub enum ConfigSource {
 pub struct Compilation {
     /// Fleet sources and templates, for rendering diagnostics.
     pub sources: SourceMap,
+    /// The evaluated fleet (`None` when it has errors).
+    pub fleet: Option<Fleet>,
     /// One entry per compiled cluster, sorted by cluster id.
     pub artifacts: Vec<Artifacts>,
     pub diagnostics: Vec<Diagnostic>,
@@ -44,6 +46,7 @@ pub fn compile(fs: &dyn FileSystem, path: &Path, config: &ConfigSource, only: &[
     let Some(fleet) = analysis.fleet.filter(|_| !diagnostics.iter().any(Diagnostic::is_error)) else {
         return Compilation {
             sources,
+            fleet: None,
             artifacts: Vec::new(),
             diagnostics,
         };
@@ -83,6 +86,7 @@ pub fn compile(fs: &dyn FileSystem, path: &Path, config: &ConfigSource, only: &[
         sort_diagnostics(&mut diagnostics);
         return Compilation {
             sources,
+            fleet: Some(fleet.clone()),
             artifacts: Vec::new(),
             diagnostics,
         };
@@ -120,6 +124,7 @@ pub fn compile(fs: &dyn FileSystem, path: &Path, config: &ConfigSource, only: &[
     sort_diagnostics(&mut diagnostics);
     Compilation {
         sources,
+        fleet: Some(fleet.clone()),
         artifacts,
         diagnostics,
     }

@@ -418,3 +418,8 @@ fn filter_quantity(quantity: &str, unit: i128) -> Result<i64, minijinja::Error> 
     let units = (q.whole_units() + unit - 1).div_euclid(unit);
     i64::try_from(units).map_err(|_| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "quantity too large"))
 }
+
+/// First 64 bits of the SHA-256 of a text, hex: a short, stable name for content.
+pub fn short_digest(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes())[..8])
+}

@@ -1,0 +1,255 @@
+//! [`ClusterApi`] on kube: discovery once per cluster, `DynamicObject` for every kind,
+//! server-side apply with field manager `flotilla`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::{Client, Config};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use super::{ClusterApi, LiveError, LiveResult, NodeState, ObjectRef, Selection, with_retries};
+
+pub const FIELD_MANAGER: &str = "flotilla";
+
+pub struct KubeCluster {
+    client: Client,
+    discovery: OnceCell<Discovery>,
+}
+
+/// How to reach one cluster's API server.
+pub struct Endpoint {
+    /// The cluster's `api_server_url`, or an override.
+    pub url: String,
+    /// A kubeconfig context for credentials (named after the cluster by default).
+    pub context: Option<String>,
+}
+
+impl KubeCluster {
+    /// Connect to `endpoint`. With a kubeconfig context of that name, its credentials
+    /// (and TLS settings) are used, and the endpoint URL still wins; without one, the
+    /// connection is anonymous.
+    pub async fn connect(endpoint: &Endpoint) -> LiveResult<KubeCluster> {
+        let url: http::Uri = endpoint.url.parse().map_err(|e| LiveError {
+            operation: format!("connect to {}", endpoint.url),
+            message: format!("not a URL: {e}"),
+            retryable: false,
+        })?;
+        let from_kubeconfig = match (&endpoint.context, Kubeconfig::read()) {
+            (Some(context), Ok(kubeconfig)) if kubeconfig.contexts.iter().any(|c| &c.name == context) => {
+                let options = KubeConfigOptions {
+                    context: Some(context.clone()),
+                    ..Default::default()
+                };
+                Some(Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| LiveError {
+                    operation: format!("kubeconfig context {context}"),
+                    message: e.to_string(),
+                    retryable: false,
+                })?)
+            }
+            _ => None,
+        };
+        let mut config = from_kubeconfig.unwrap_or_else(|| Config::new(url.clone()));
+        config.cluster_url = url;
+        config.connect_timeout = Some(Duration::from_secs(10));
+        config.read_timeout = Some(Duration::from_secs(30));
+        let client = Client::try_from(config).map_err(|e| LiveError {
+            operation: format!("connect to {}", endpoint.url),
+            message: e.to_string(),
+            retryable: false,
+        })?;
+        Ok(KubeCluster {
+            client,
+            discovery: OnceCell::new(),
+        })
+    }
+
+    async fn discovery(&self) -> LiveResult<&Discovery> {
+        self
+            .discovery
+            .get_or_try_init(|| async {
+                with_retries(4, Duration::from_millis(200), || async {
+                    Discovery::new(self.client.clone())
+                        .run()
+                        .await
+                        .map_err(|e| failure("API discovery".into(), e))
+                })
+                .await
+            })
+            .await
+    }
+
+    async fn resource(&self, api_version: &str, kind: &str) -> LiveResult<(ApiResource, ApiCapabilities)> {
+        let discovery = self.discovery().await?;
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        discovery.resolve_gvk(&gvk).ok_or_else(|| LiveError {
+            operation: format!("find {api_version} {kind}"),
+            message: "the API server does not serve this kind (is its CRD installed?)".into(),
+            retryable: false,
+        })
+    }
+
+    async fn api(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> LiveResult<Api<DynamicObject>> {
+        let (resource, caps) = self.resource(api_version, kind).await?;
+        Ok(match (caps.scope, namespace) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(self.client.clone(), &resource),
+            (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+}
+
+fn failure(operation: String, err: kube::Error) -> LiveError {
+    let retryable = match &err {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    };
+    LiveError {
+        operation,
+        message: error_chain(&err),
+        retryable,
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 404)
+}
+
+fn to_value(object: DynamicObject, api_version: &str, kind: &str) -> LiveResult<Value> {
+    let mut value = serde_json::to_value(object).map_err(|e| LiveError {
+        operation: format!("read {api_version} {kind}"),
+        message: e.to_string(),
+        retryable: false,
+    })?;
+    // DynamicObject leaves apiVersion/kind empty on list items.
+    value["apiVersion"] = Value::String(api_version.to_string());
+    value["kind"] = Value::String(kind.to_string());
+    Ok(value)
+}
+
+const ATTEMPTS: u32 = 5;
+const BASE: Duration = Duration::from_millis(200);
+
+#[async_trait]
+impl ClusterApi for KubeCluster {
+    async fn get(&self, object: &ObjectRef) -> LiveResult<Option<Value>> {
+        let api = self.api(&object.api_version, &object.kind, object.namespace.as_deref()).await?;
+        let operation = format!("GET {object}");
+        let found = with_retries(ATTEMPTS, BASE, || async {
+            match api.get(&object.name).await {
+                Ok(o) => Ok(Some(o)),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(failure(operation.clone(), e)),
+            }
+        })
+        .await?;
+        found.map(|o| to_value(o, &object.api_version, &object.kind)).transpose()
+    }
+
+    async fn dry_run_apply(&self, object: &Value) -> LiveResult<Value> {
+        let reference = ObjectRef::of(object).ok_or_else(|| LiveError {
+            operation: "server-side apply".into(),
+            message: "object without apiVersion, kind or metadata.name".into(),
+            retryable: false,
+        })?;
+        let api = self.api(&reference.api_version, &reference.kind, reference.namespace.as_deref()).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).dry_run();
+        let operation = format!("dry-run apply {reference}");
+        let applied = with_retries(ATTEMPTS, BASE, || async {
+            api.patch(&reference.name, &params, &Patch::Apply(object))
+                .await
+                .map_err(|e| failure(operation.clone(), e))
+        })
+        .await?;
+        to_value(applied, &reference.api_version, &reference.kind)
+    }
+
+    async fn find(&self, kind: &str, namespace: Option<&str>, selection: &Selection) -> LiveResult<Vec<Value>> {
+        // The kind's preferred version in the first group that serves it (core first).
+        let discovery = self.discovery().await?;
+        let found = discovery.groups().find_map(|group| {
+            group
+                .resources_by_stability()
+                .into_iter()
+                .find(|(resource, _)| resource.kind == kind)
+                .map(|(resource, _)| resource.api_version)
+        });
+        let Some(api_version) = found else {
+            // The API does not serve the kind, so no object of it can exist.
+            return Ok(Vec::new());
+        };
+        let api_version = api_version.as_str();
+        let api = self.api(api_version, kind, namespace).await?;
+        match selection {
+            Selection::Name(name) => {
+                let reference = ObjectRef {
+                    api_version: api_version.to_string(),
+                    kind: kind.to_string(),
+                    namespace: namespace.map(str::to_string),
+                    name: name.clone(),
+                };
+                Ok(self.get(&reference).await?.into_iter().collect())
+            }
+            Selection::Labels(selector) => {
+                let operation = format!("LIST {kind} {selector}");
+                let list = with_retries(ATTEMPTS, BASE, || async {
+                    api.list(&ListParams::default().labels(selector))
+                        .await
+                        .map_err(|e| failure(operation.clone(), e))
+                })
+                .await?;
+                list.items.into_iter().map(|o| to_value(o, api_version, kind)).collect()
+            }
+        }
+    }
+
+    async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<NodeState>> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let operation = format!("LIST nodes {label_selector}");
+        let list = with_retries(ATTEMPTS, BASE, || async {
+            api.list(&ListParams::default().labels(label_selector))
+                .await
+                .map_err(|e| failure(operation.clone(), e))
+        })
+        .await?;
+        let mut nodes: Vec<NodeState> = list
+            .items
+            .into_iter()
+            .map(|n| {
+                let ready = n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                NodeState {
+                    name: n.metadata.name.clone().unwrap_or_default(),
+                    labels: n.metadata.labels.clone().unwrap_or_default(),
+                    ready,
+                    unschedulable: n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(nodes)
+    }
+}

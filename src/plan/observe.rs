@@ -1,0 +1,292 @@
+//! Reading the live state a plan is computed from, and planning many clusters
+//! concurrently. Any failed read fails the cluster: nothing is planned from a
+//! partial view.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{ClusterFailure, ClusterPlan, ObservedDeletion, PLAN_VERSION, POOL_LABEL, Plan, Step, StackAction, compute, stacks_of};
+use crate::live::kube::{Endpoint, KubeCluster};
+use crate::live::{Cloud, ClusterApi, LiveError, LiveResult, NodeState, ObjectRef, ParameterValue, Selection};
+use crate::render::{Artifacts, Deletions};
+
+/// Live state relevant to one cluster's desired artifacts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Every desired stack by name; `None` when CloudFormation says it does not exist.
+    pub stacks: BTreeMap<String, Option<ObservedStack>>,
+    pub objects: Vec<ObservedObject>,
+    pub deletions: Vec<ObservedDeletion>,
+    pub nodes: Vec<NodeState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedStack {
+    pub state: crate::live::StackState,
+    pub template: Value,
+}
+
+/// A desired object with what the cluster holds and what applying it would give.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObservedObject {
+    pub artifact: String,
+    pub desired: Value,
+    pub live: Option<Value>,
+    pub dry_run: Option<Value>,
+}
+
+/// Opens a cluster's Kubernetes API.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    async fn connect(&self, cluster: &str, api_server_url: &str) -> LiveResult<Box<dyn ClusterApi>>;
+}
+
+/// Connects with kube: the endpoint is the cluster's `api_server_url` unless
+/// overridden, credentials come from the kubeconfig context named after the cluster.
+#[derive(Default)]
+pub struct KubeConnector {
+    /// Cluster id → API server URL, replacing `api_server_url`.
+    pub endpoints: BTreeMap<String, String>,
+    /// Cluster id → kubeconfig context, replacing the cluster id as context name.
+    pub contexts: BTreeMap<String, String>,
+}
+
+#[async_trait]
+impl Connector for KubeConnector {
+    async fn connect(&self, cluster: &str, api_server_url: &str) -> LiveResult<Box<dyn ClusterApi>> {
+        let endpoint = Endpoint {
+            url: self.endpoints.get(cluster).cloned().unwrap_or_else(|| api_server_url.to_string()),
+            context: Some(self.contexts.get(cluster).cloned().unwrap_or_else(|| cluster.to_string())),
+        };
+        Ok(Box::new(KubeCluster::connect(&endpoint).await?))
+    }
+}
+
+/// One cluster to plan.
+pub struct ClusterTarget<'a> {
+    pub artifacts: &'a Artifacts,
+    pub region: String,
+    pub api_server_url: String,
+    pub blocked: Option<String>,
+}
+
+/// Objects in flight per cluster (gets and dry-run applies).
+const OBJECT_CONCURRENCY: usize = 8;
+
+pub async fn observe(target: &ClusterTarget<'_>, cloud: &dyn Cloud, connector: &dyn Connector) -> LiveResult<Observed> {
+    let desired = target.artifacts;
+    let region = target.region.as_str();
+    let mut observed = Observed::default();
+    for (name, _, _) in stacks_of(desired) {
+        let state = match cloud.describe_stack(region, &name).await? {
+            Some(state) => {
+                let template = cloud.get_template(region, &name).await?;
+                Some(ObservedStack { state, template })
+            }
+            None => None,
+        };
+        observed.stacks.insert(name, state);
+    }
+    let objects = desired_objects(desired)?;
+    if !matches!(observed.stacks.get(&desired.cluster), Some(Some(_))) {
+        // A cluster being created has no API server to ask.
+        observed.objects = objects
+            .into_iter()
+            .map(|(artifact, desired)| ObservedObject {
+                artifact,
+                desired,
+                live: None,
+                dry_run: None,
+            })
+            .collect();
+        return Ok(observed);
+    }
+
+    let api = connector.connect(&desired.cluster, &target.api_server_url).await?;
+    let api = api.as_ref();
+    observed.objects = futures::stream::iter(objects)
+        .map(|(artifact, desired)| async move {
+            let reference = ObjectRef::of(&desired).ok_or_else(|| invalid(&artifact))?;
+            let live = api.get(&reference).await?;
+            let dry_run = Some(api.dry_run_apply(&desired).await?);
+            Ok::<_, LiveError>(ObservedObject {
+                artifact,
+                desired,
+                live,
+                dry_run,
+            })
+        })
+        .buffered(OBJECT_CONCURRENCY)
+        .try_collect()
+        .await?;
+
+    if let Some(text) = desired.files.get("deletions.yaml") {
+        let deletions: Deletions = serde_yaml_ng::from_str(text).map_err(|e| LiveError {
+            operation: format!("read {}/deletions.yaml", desired.cluster),
+            message: e.to_string(),
+            retryable: false,
+        })?;
+        for (phase, entries) in [("pre_apply", &deletions.pre_apply), ("post_apply", &deletions.post_apply)] {
+            for entry in entries {
+                let selection = match (&entry.name, &entry.selector, &entry.labels) {
+                    (Some(name), _, _) => Selection::Name(name.clone()),
+                    (_, Some(selector), _) => Selection::Labels(selector.clone()),
+                    (_, _, Some(labels)) => Selection::Labels(
+                        labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                    ),
+                    _ => continue,
+                };
+                let found = api.find(&entry.kind, entry.namespace.as_deref(), &selection).await?;
+                let found = found
+                    .into_iter()
+                    .filter(|o| match entry.has_owner {
+                        Some(wanted) => has_owner(o) == wanted,
+                        None => true,
+                    })
+                    .filter_map(|o| {
+                        let version = o.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
+                        ObjectRef::of(&o).map(|r| (r, version))
+                    })
+                    .collect();
+                observed.deletions.push(ObservedDeletion {
+                    phase: phase.to_string(),
+                    entry: entry.clone(),
+                    found,
+                });
+            }
+        }
+    }
+
+    if !desired.summary.node_pools.is_empty() {
+        observed.nodes = api.nodes(POOL_LABEL).await?;
+    }
+    Ok(observed)
+}
+
+fn has_owner(object: &Value) -> bool {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|owners| !owners.is_empty())
+}
+
+fn invalid(artifact: &str) -> LiveError {
+    LiveError {
+        operation: format!("read {artifact}"),
+        message: "an object without apiVersion, kind or metadata.name".into(),
+        retryable: false,
+    }
+}
+
+/// Every object of every manifest artifact, in apply order (folder, file, document).
+fn desired_objects(desired: &Artifacts) -> LiveResult<Vec<(String, Value)>> {
+    use serde::Deserialize as _;
+    let mut out = Vec::new();
+    for (path, text) in desired.files.range("manifests/".to_string()..) {
+        if !path.starts_with("manifests/") {
+            break;
+        }
+        for document in serde_yaml_ng::Deserializer::from_str(text) {
+            let value = Value::deserialize(document).map_err(|e| LiveError {
+                operation: format!("read {}/{path}", desired.cluster),
+                message: e.to_string(),
+                retryable: false,
+            })?;
+            if !value.is_null() {
+                out.push((path.clone(), value));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Ask CloudFormation what each stack update would do.
+async fn preview_updates(plan: &mut ClusterPlan, target: &ClusterTarget<'_>, observed: &Observed, cloud: &dyn Cloud) -> LiveResult<()> {
+    for step in &mut plan.steps {
+        let Step::Stack(stack) = step else { continue };
+        if stack.action != StackAction::Update {
+            continue;
+        }
+        let template = &target.artifacts.files[&stack.artifact];
+        let wanted: Value = serde_json::from_str(template).unwrap_or(Value::Null);
+        let live = observed.stacks.get(&stack.stack).and_then(Option::as_ref);
+        let mut parameters = Vec::new();
+        if let Some(Value::Object(declared)) = wanted.get("Parameters") {
+            for (key, spec) in declared {
+                let previous = live.is_some_and(|l| l.state.parameters.iter().any(|(k, _)| k == key));
+                if previous {
+                    parameters.push((key.clone(), ParameterValue::UsePrevious));
+                } else if spec.get("Default").is_none() {
+                    return Err(LiveError {
+                        operation: format!("plan update of stack {}", stack.stack),
+                        message: format!("parameter `{key}` is new and has no Default, so the update has no value for it"),
+                        retryable: false,
+                    });
+                }
+            }
+        }
+        stack.changes = cloud
+            .preview_update(&target.region, &stack.stack, template, &parameters)
+            .await?
+            .changes;
+    }
+    Ok(())
+}
+
+async fn plan_cluster(target: &ClusterTarget<'_>, cloud: &dyn Cloud, connector: &dyn Connector) -> Result<ClusterPlan, ClusterFailure> {
+    let fail = |error: LiveError| ClusterFailure {
+        cluster: target.artifacts.cluster.clone(),
+        error,
+    };
+    let observed = observe(target, cloud, connector).await.map_err(fail)?;
+    let mut plan = compute(&target.region, target.blocked.clone(), target.artifacts, &observed);
+    preview_updates(&mut plan, target, &observed, cloud).await.map_err(fail)?;
+    Ok(plan)
+}
+
+/// Plan every target, `concurrency` clusters at a time, with a progress bar on a terminal.
+pub async fn plan_fleet(targets: &[ClusterTarget<'_>], cloud: &dyn Cloud, connector: &dyn Connector, concurrency: usize, progress: bool) -> Plan {
+    let bar = if progress {
+        let bar = indicatif::ProgressBar::new(targets.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("observing clusters {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let results: Vec<Result<ClusterPlan, ClusterFailure>> = futures::stream::iter(targets)
+        .map(|target| {
+            let bar = bar.clone();
+            async move {
+                let result = plan_cluster(target, cloud, connector).await;
+                bar.inc(1);
+                bar.set_message(target.artifacts.cluster.clone());
+                result
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let mut plan = Plan {
+        version: PLAN_VERSION,
+        ..Plan::default()
+    };
+    for result in results {
+        match result {
+            Ok(c) => plan.clusters.push(c),
+            Err(f) => plan.failures.push(f),
+        }
+    }
+    plan.clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    plan.failures.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    plan
+}

@@ -1,0 +1,216 @@
+//! Plans for people: coloured text for terminals (deletions and replacements first)
+//! and Markdown for pull-request comments.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{ClusterPlan, ManifestAction, Plan, Step, StackAction};
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+}
+
+/// Steps that destroy something: deletions, stack resources replaced, nodes rolled.
+fn destructive(cluster: &ClusterPlan) -> Vec<String> {
+    let mut out = Vec::new();
+    for step in &cluster.steps {
+        match step {
+            Step::Delete(d) => out.push(format!("delete {} ({})", d.object, d.phase.replace('_', "-"))),
+            Step::Stack(s) => {
+                for c in &s.changes {
+                    if c.action == "Remove" {
+                        out.push(format!("stack {}: remove {} ({})", s.stack, c.logical_id, c.resource_type));
+                    } else if matches!(c.replacement.as_deref(), Some("True" | "Conditional")) {
+                        let how = if c.replacement.as_deref() == Some("True") { "REPLACE" } else { "maybe replace" };
+                        out.push(format!("stack {}: {how} {} ({})", s.stack, c.logical_id, c.resource_type));
+                    }
+                }
+            }
+            Step::Roll(r) => out.push(format!(
+                "replace {} of {} nodes in node pool {} ({})",
+                r.outdated,
+                r.nodes,
+                r.node_pool,
+                zones(r)
+            )),
+            Step::Manifest(_) => {}
+        }
+    }
+    out
+}
+
+fn zones(r: &super::RollStep) -> String {
+    r.outdated_by_zone.iter().map(|(z, n)| format!("{z}: {n}")).collect::<Vec<_>>().join(", ")
+}
+
+fn short(value: &Option<Value>) -> String {
+    match value {
+        None => "(absent)".into(),
+        Some(v) => {
+            let text = v.to_string();
+            if text.chars().count() > 80 { format!("{}…", text.chars().take(80).collect::<String>()) } else { text }
+        }
+    }
+}
+
+pub fn to_text(plan: &Plan, color: bool) -> String {
+    let s = Style { color };
+    let mut out = String::new();
+    let changed = plan.clusters.iter().filter(|c| !c.steps.is_empty()).count();
+    let _ = writeln!(
+        out,
+        "Plan: {} cluster{}, {changed} with changes, {} failed to read.\n",
+        plan.clusters.len() + plan.failures.len(),
+        if plan.clusters.len() + plan.failures.len() == 1 { "" } else { "s" },
+        plan.failures.len()
+    );
+    let warnings: Vec<(String, String)> = plan
+        .clusters
+        .iter()
+        .flat_map(|c| destructive(c).into_iter().map(move |w| (c.cluster.clone(), w)))
+        .collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "{}", s.paint("1;31", "!! Deletions and replacements:"));
+        for (cluster, w) in &warnings {
+            let _ = writeln!(out, "   {} {cluster}: {w}", s.paint("1;31", "!"));
+        }
+        out.push('\n');
+    }
+    for f in &plan.failures {
+        let _ = writeln!(out, "{} {}: {}\n   nothing is planned for this cluster", s.paint("1;31", "FAILED"), f.cluster, f.error);
+    }
+    if !plan.failures.is_empty() {
+        out.push('\n');
+    }
+    for c in &plan.clusters {
+        let mut header = format!("cluster {} ({})", c.cluster, c.region);
+        if c.creation {
+            header.push_str(" — new cluster: everything is created");
+        }
+        let _ = writeln!(out, "{}", s.paint("1", &header));
+        if let Some(reason) = &c.blocked {
+            let _ = writeln!(out, "  {} updates are blocked: {reason}", s.paint("1;33", "BLOCKED"));
+        }
+        if c.steps.is_empty() {
+            let _ = writeln!(out, "  no changes");
+        }
+        for step in &c.steps {
+            match step {
+                Step::Delete(d) => {
+                    let _ = writeln!(out, "  {} delete  {} ({})", s.paint("31", "-"), d.object, d.phase.replace('_', "-"));
+                }
+                Step::Stack(st) => {
+                    let (mark, word) = match st.action {
+                        StackAction::Create => (s.paint("32", "+"), "create"),
+                        StackAction::Update => (s.paint("33", "~"), "update"),
+                    };
+                    let _ = writeln!(out, "  {mark} {word}  stack {} ({})", st.stack, st.role);
+                    for ch in &st.changes {
+                        let replace = match ch.replacement.as_deref() {
+                            Some("True") => s.paint("1;31", " REPLACED"),
+                            Some("Conditional") => s.paint("31", " may be replaced"),
+                            _ => String::new(),
+                        };
+                        let _ = writeln!(out, "      {} {} ({}){replace}", ch.action, ch.logical_id, ch.resource_type);
+                    }
+                }
+                Step::Manifest(m) => {
+                    let (mark, word) = match m.action {
+                        ManifestAction::Create => (s.paint("32", "+"), "create"),
+                        ManifestAction::Update => (s.paint("33", "~"), "update"),
+                    };
+                    let _ = writeln!(out, "  {mark} {word}  {}", m.object);
+                    for ch in &m.changes {
+                        let _ = writeln!(out, "      {}: {} → {}", ch.path, short(&ch.before), short(&ch.after));
+                    }
+                }
+                Step::Roll(r) => {
+                    let _ = writeln!(
+                        out,
+                        "  {} roll    node pool {}: {} of {} nodes outdated ({})",
+                        s.paint("1;33", "↻"),
+                        r.node_pool,
+                        r.outdated,
+                        r.nodes,
+                        zones(r)
+                    );
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn to_markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    let changed = plan.clusters.iter().filter(|c| !c.steps.is_empty()).count();
+    let _ = writeln!(
+        out,
+        "### flotilla plan\n\n{} clusters · {changed} with changes · {} failed to read\n",
+        plan.clusters.len() + plan.failures.len(),
+        plan.failures.len()
+    );
+    let warnings: Vec<(String, String)> = plan
+        .clusters
+        .iter()
+        .flat_map(|c| destructive(c).into_iter().map(move |w| (c.cluster.clone(), w)))
+        .collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "> [!CAUTION]\n> **Deletions and replacements**\n>");
+        for (cluster, w) in &warnings {
+            let _ = writeln!(out, "> - `{cluster}`: {w}");
+        }
+        out.push('\n');
+    }
+    if !plan.failures.is_empty() {
+        let _ = writeln!(out, "> [!WARNING]\n> **Not planned** (live state could not be read)\n>");
+        for f in &plan.failures {
+            let _ = writeln!(out, "> - `{}`: {}", f.cluster, f.error.to_string().replace('\n', " "));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "| cluster | region | stacks | manifests | deletions | node rolls |\n|---|---|---:|---:|---:|---:|");
+    for c in &plan.clusters {
+        let count = |f: fn(&Step) -> bool| c.steps.iter().filter(|s| f(s)).count();
+        let _ = writeln!(
+            out,
+            "| `{}`{} | {} | {} | {} | {} | {} |",
+            c.cluster,
+            if c.creation { " (new)" } else { "" },
+            c.region,
+            count(|s| matches!(s, Step::Stack(_))),
+            count(|s| matches!(s, Step::Manifest(_))),
+            count(|s| matches!(s, Step::Delete(_))),
+            count(|s| matches!(s, Step::Roll(_))),
+        );
+    }
+    out.push('\n');
+    for c in plan.clusters.iter().filter(|c| !c.steps.is_empty()) {
+        let _ = writeln!(out, "<details><summary><code>{}</code>: {} steps</summary>\n", c.cluster, c.steps.len());
+        if let Some(reason) = &c.blocked {
+            let _ = writeln!(out, "**Blocked**: {reason}\n");
+        }
+        let mut body = String::new();
+        let text = to_text(
+            &Plan {
+                version: plan.version,
+                clusters: vec![c.clone()],
+                failures: Vec::new(),
+            },
+            false,
+        );
+        for line in text.lines().skip_while(|l| !l.starts_with("cluster ")).skip(1) {
+            let _ = writeln!(body, "{line}");
+        }
+        let _ = writeln!(out, "```\n{}```\n\n</details>\n", body.trim_end().to_string() + "\n");
+    }
+    out
+}
