@@ -152,10 +152,11 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
 pub fn to_markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let changed = plan.clusters.iter().filter(|c| !c.steps.is_empty()).count();
+    let total = plan.clusters.len() + plan.failures.len();
     let _ = writeln!(
         out,
-        "### flotilla plan\n\n{} clusters · {changed} with changes · {} failed to read\n",
-        plan.clusters.len() + plan.failures.len(),
+        "### flotilla plan\n\n{total} cluster{} · {changed} with changes · {} failed to read\n",
+        if total == 1 { "" } else { "s" },
         plan.failures.len()
     );
     let warnings: Vec<(String, String)> = plan
