@@ -495,7 +495,7 @@ fn fmt(path: &Path, check: bool) -> Result<i32, String> {
     let mut failed = false;
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        match format_source_pending(FileId(0), &text) {
+        match crate::format::format_source(FileId(0), &text) {
             Ok(formatted) => {
                 if formatted != text {
                     if check {
@@ -537,9 +537,4 @@ fn write_stdout(text: &str) -> Result<(), String> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
         _ => Ok(()),
     }
-}
-
-// TEMPORARY until src/format.rs lands.
-fn format_source_pending(_: FileId, text: &str) -> Result<String, Vec<crate::diagnostic::Diagnostic>> {
-    Ok(text.to_string())
 }

@@ -1,4 +1,22 @@
 //! `flotilla import-registry`: the reference system's cluster registry (YAML) → .flt.
+//!
+//! The registry is read leniently: unknown fields are ignored, numbers are accepted where
+//! text is expected and text where numbers are. What cannot be carried over faithfully is
+//! an error that names the cluster and the field, never a silent default.
+//!
+//! Config items that the stdlib's `ConfigItems` type declares become typed fields. Their
+//! types are read from the embedded stdlib, so an item added there is imported typed
+//! without a change here. Every other config item goes into `custom`, as text.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use crate::eval::{Quantity, format_duration, parse_duration_ms};
+use crate::resolve::{PRELUDE, STDLIB};
+use crate::source::FileId;
+use crate::syntax::ast::{Item, Member, TypeExpr, TypeExprKind};
 
 /// How imported clusters are wired to channels.
 pub struct ImportOptions {
@@ -9,6 +27,712 @@ pub struct ImportOptions {
 }
 
 /// Convert a registry document to formatted .flt source.
-pub fn import(_yaml: &str, _options: &ImportOptions) -> Result<String, String> {
-    Err("not implemented yet".into())
+pub fn import(yaml: &str, options: &ImportOptions) -> Result<String, String> {
+    let production_channel = channel_name(&options.production_channel)
+        .map_err(|e| format!("production channel: {e}"))?;
+    let test_channel =
+        channel_name(&options.test_channel).map_err(|e| format!("test channel: {e}"))?;
+    let document: Value =
+        serde_yaml_ng::from_str(yaml).map_err(|e| format!("invalid YAML: {e}"))?;
+    if !document.is_mapping() {
+        return Err(format!(
+            "the registry must be a mapping with a `clusters:` list, found {}",
+            kind(&document)
+        ));
+    }
+    let registry: Registry =
+        serde_yaml_ng::from_value(document).map_err(|e| format!("registry: {e}"))?;
+    let clusters = match &registry.clusters {
+        Value::Sequence(clusters) => clusters.as_slice(),
+        Value::Null => &[],
+        other => return Err(format!("`clusters` must be a list, found {}", kind(other))),
+    };
+    let config_types = config_item_types()?;
+    let defaults = ChannelDefaults {
+        production: production_channel,
+        test: test_channel,
+    };
+
+    let mut out = Writer::default();
+    out.line(&format!("import {}", quote(&options.channels_import)));
+    let mut first_index_of_id: HashMap<String, usize> = HashMap::new();
+    for (index, raw) in clusters.iter().enumerate() {
+        let context = position("clusters", index, raw, "id");
+        let id = write_cluster(&mut out, raw, &defaults, &config_types)
+            .map_err(|e| format!("{context}: {e}"))?;
+        if let Some(first) = first_index_of_id.insert(id.clone(), index) {
+            return Err(format!(
+                "{context}: id `{id}` is already used by clusters[{first}]"
+            ));
+        }
+    }
+    crate::format::format_source(FileId(0), &out.text).map_err(|diagnostics| {
+        let messages: Vec<String> = diagnostics.into_iter().map(|d| d.message).collect();
+        format!(
+            "internal error: the generated source does not parse ({}); please report this",
+            messages.join("; ")
+        )
+    })
+}
+
+// ---- the registry format -----------------------------------------------------------
+
+#[derive(Deserialize)]
+struct Registry {
+    clusters: Value,
+}
+
+/// One `clusters:` entry. Scalars stay `Value`s so that conversion errors can name the
+/// field; serde still reports missing required fields by name.
+#[derive(Deserialize)]
+struct RegistryCluster {
+    id: Value,
+    api_server_url: Value,
+    environment: Value,
+    region: Value,
+    infrastructure_account: Value,
+    lifecycle_status: Option<Value>,
+    channel: Option<Value>,
+    owner: Option<Value>,
+    alias: Option<Value>,
+    provider: Option<Value>,
+    config_items: Option<Value>,
+    node_pools: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RegistryNodePool {
+    name: Value,
+    /// One type, a comma-separated list, or a YAML list.
+    #[serde(alias = "instance_types")]
+    instance_type: Value,
+    min_size: Option<Value>,
+    max_size: Value,
+    profile: Option<Value>,
+    /// `spot` or `spot_max_price` buy spot capacity; `none` on-demand.
+    discount_strategy: Option<Value>,
+    config_items: Option<Value>,
+}
+
+struct ChannelDefaults<'a> {
+    production: &'a str,
+    test: &'a str,
+}
+
+// ---- clusters -----------------------------------------------------------------------
+
+/// Write one cluster; returns its id.
+fn write_cluster(
+    out: &mut Writer,
+    raw: &Value,
+    defaults: &ChannelDefaults,
+    config_types: &[(String, ItemType)],
+) -> Result<String, String> {
+    if !raw.is_mapping() {
+        return Err(format!(
+            "expected a mapping of cluster fields, found {}",
+            kind(raw)
+        ));
+    }
+    let entry: RegistryCluster =
+        serde_yaml_ng::from_value(raw.clone()).map_err(|e| e.to_string())?;
+    let id = text(&entry.id, "id")?;
+    let environment = environment(&text(&entry.environment, "environment")?)?;
+    let channel = match &entry.channel {
+        Some(value) => channel_name(&text(value, "channel")?)?.to_string(),
+        None if environment == "production" => defaults.production.to_string(),
+        None => defaults.test.to_string(),
+    };
+    if let Some(provider) = &entry.provider {
+        let provider = text(provider, "provider")?;
+        if !provider.to_ascii_lowercase().contains("aws") {
+            return Err(format!(
+                "provider `{provider}` is not supported: flotilla describes clusters on AWS"
+            ));
+        }
+    }
+
+    out.line("");
+    out.open(&format!("cluster {}", quote(&id)));
+    if let Some(alias) = &entry.alias {
+        // The Cluster type has no alias; keep it visible for whoever reviews the import.
+        out.line(&format!(
+            "// registry alias: {}",
+            quote(&text(alias, "alias")?)
+        ));
+    }
+    out.line(&format!(
+        "account = {}",
+        quote(&account(&entry.infrastructure_account)?)
+    ));
+    out.line(&format!(
+        "region = {}",
+        quote(&text(&entry.region, "region")?)
+    ));
+    out.line(&format!("environment = {environment}"));
+    out.line(&format!("channel = {channel}"));
+    out.line(&format!(
+        "api_server_url = {}",
+        quote(&text(&entry.api_server_url, "api_server_url")?)
+    ));
+    if let Some(status) = &entry.lifecycle_status {
+        let status = lifecycle_status(&text(status, "lifecycle_status")?)?;
+        out.line(&format!("lifecycle_status = {status}"));
+    }
+    if let Some(owner) = &entry.owner {
+        out.line(&format!("owner = {}", quote(&text(owner, "owner")?)));
+    }
+    if let Some(items) = &entry.config_items {
+        write_config_items(out, items, config_types)?;
+    }
+    match &entry.node_pools {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(pools)) => {
+            for (index, raw_pool) in pools.iter().enumerate() {
+                let context = position("node_pools", index, raw_pool, "name");
+                write_node_pool(out, raw_pool).map_err(|e| format!("{context}: {e}"))?;
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "`node_pools` must be a list, found {}",
+                kind(other)
+            ));
+        }
+    }
+    out.close();
+    Ok(id)
+}
+
+fn environment(value: &str) -> Result<&'static str, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "production" | "prod" => Ok("production"),
+        "test" | "testing" | "e2e" | "staging" | "stage" | "dev" | "development" | "playground"
+        | "sandbox" => Ok("test"),
+        _ => Err(format!(
+            "unknown environment `{value}`: expected `production` or `test` \
+             (e2e, staging, dev and playground are read as test)"
+        )),
+    }
+}
+
+/// Registry spellings (`decommission-requested`) become the stdlib's variant names.
+fn lifecycle_status(value: &str) -> Result<String, String> {
+    const VARIANTS: [&str; 4] = [
+        "requested",
+        "ready",
+        "decommission_requested",
+        "decommissioned",
+    ];
+    let variant = value.trim().to_ascii_lowercase().replace('-', "_");
+    if VARIANTS.contains(&variant.as_str()) {
+        Ok(variant)
+    } else {
+        Err(format!(
+            "unknown lifecycle_status `{value}`: expected requested, ready, \
+             decommission-requested or decommissioned"
+        ))
+    }
+}
+
+/// `aws:123456789012` (the registry's form) or a bare account id.
+fn account(value: &Value) -> Result<String, String> {
+    let account = text(value, "infrastructure_account")?;
+    match account.split_once(':') {
+        Some(("aws", id)) => Ok(id.trim().to_string()),
+        Some(_) => Err(format!(
+            "`infrastructure_account` `{account}` is not an AWS account (expected `aws:ID`)"
+        )),
+        None => Ok(account.trim().to_string()),
+    }
+}
+
+/// A name written bare in the output must be an identifier of the language.
+fn channel_name(name: &str) -> Result<&str, String> {
+    const KEYWORDS: [&str; 14] = [
+        "import", "as", "type", "enum", "let", "check", "if", "then", "else", "for", "in", "true",
+        "false", "null",
+    ];
+    let mut chars = name.chars();
+    let starts_well = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if starts_well
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !KEYWORDS.contains(&name)
+    {
+        Ok(name)
+    } else {
+        Err(format!(
+            "`{name}` is not a valid channel name (letters, digits and `_`, not starting with a digit)"
+        ))
+    }
+}
+
+// ---- node pools ---------------------------------------------------------------------
+
+fn write_node_pool(out: &mut Writer, raw: &Value) -> Result<(), String> {
+    if !raw.is_mapping() {
+        return Err(format!(
+            "expected a mapping of node pool fields, found {}",
+            kind(raw)
+        ));
+    }
+    let pool: RegistryNodePool =
+        serde_yaml_ng::from_value(raw.clone()).map_err(|e| e.to_string())?;
+    let name = text(&pool.name, "name")?;
+    let types = instance_types(&pool.instance_type)?;
+    let spot = match &pool.discount_strategy {
+        None => false,
+        Some(value) => match text(value, "discount_strategy")?.as_str() {
+            "spot" | "spot_max_price" => true,
+            "none" | "" => false,
+            other => {
+                return Err(format!(
+                    "unknown discount_strategy `{other}`: expected spot, spot_max_price or none"
+                ));
+            }
+        },
+    };
+
+    out.line("");
+    out.open(&format!("node_pool {}", quote(&name)));
+    let quoted: Vec<String> = types.iter().map(|t| quote(t)).collect();
+    out.line(&format!("instance_types = [{}]", quoted.join(", ")));
+    if spot {
+        out.line("capacity_type = spot");
+    }
+    if let Some(min_size) = &pool.min_size {
+        out.line(&format!(
+            "min_size = {}",
+            whole_number(min_size).map_err(|e| format!("`min_size`: {e}"))?
+        ));
+    }
+    let max_size = whole_number(&pool.max_size).map_err(|e| format!("`max_size`: {e}"))?;
+    out.line(&format!("max_size = {max_size}"));
+    if let Some(profile) = &pool.profile {
+        out.line(&format!("profile = {}", quote(&text(profile, "profile")?)));
+    }
+    if let Some(items) = &pool.config_items {
+        write_node_pool_config_items(out, items)?;
+    }
+    out.close();
+    Ok(())
+}
+
+fn instance_types(value: &Value) -> Result<Vec<String>, String> {
+    let parts = match value {
+        Value::Sequence(items) => items
+            .iter()
+            .map(|item| text(item, "instance_type"))
+            .collect::<Result<Vec<_>, _>>()?,
+        other => text(other, "instance_type")?
+            .split(',')
+            .map(str::to_string)
+            .collect(),
+    };
+    let types: Vec<String> = parts
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if types.is_empty() {
+        return Err("`instance_type` names no instance type".into());
+    }
+    Ok(types)
+}
+
+/// Node pool config items that have a typed home (`labels`, `taints`) are converted; the
+/// NodePool type has no place for the others, so they are listed in a comment.
+fn write_node_pool_config_items(out: &mut Writer, items: &Value) -> Result<(), String> {
+    let items = config_map(items)?;
+    for (key, value) in &items {
+        let value = scalar(value).map_err(|e| format!("config item `{key}`: {e}"))?;
+        match key.as_str() {
+            "labels" => {
+                let labels = labels(&value)?;
+                if !labels.is_empty() {
+                    let entries: Vec<String> = labels
+                        .iter()
+                        .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
+                        .collect();
+                    out.line(&format!("labels = {{ {} }}", entries.join(", ")));
+                }
+            }
+            "taints" => {
+                for spec in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let taint = taint(spec)?;
+                    out.open("taint");
+                    out.line(&format!("key = {}", quote(&taint.key)));
+                    if !taint.value.is_empty() {
+                        out.line(&format!("value = {}", quote(&taint.value)));
+                    }
+                    out.line(&format!("effect = {}", taint.effect));
+                    out.close();
+                }
+            }
+            _ => out.line(&format!(
+                "// not imported (no NodePool field): config item {} = {}",
+                quote(key),
+                quote(&value)
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// `key=value,key2=value2`, the registry's way of writing node labels.
+fn labels(spec: &str) -> Result<BTreeMap<String, String>, String> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) => Ok((key.trim().to_string(), value.trim().to_string())),
+            None => Err(format!("label `{pair}` is not `key=value`")),
+        })
+        .collect()
+}
+
+struct TaintSpec {
+    key: String,
+    value: String,
+    effect: String,
+}
+
+/// `key=value:Effect` or `key:Effect`, as `kubectl taint` writes them.
+fn taint(spec: &str) -> Result<TaintSpec, String> {
+    const EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
+    let bad = || format!("taint `{spec}` is not `key=value:Effect`");
+    let (key_value, effect) = spec.rsplit_once(':').ok_or_else(bad)?;
+    let (key, value) = key_value.split_once('=').unwrap_or((key_value, ""));
+    if key.trim().is_empty() {
+        return Err(bad());
+    }
+    let effect = effect.trim();
+    if !EFFECTS.contains(&effect) {
+        return Err(format!(
+            "taint `{spec}` has effect `{effect}`: expected NoSchedule, PreferNoSchedule or NoExecute"
+        ));
+    }
+    Ok(TaintSpec {
+        key: key.trim().to_string(),
+        value: value.trim().to_string(),
+        effect: effect.to_string(),
+    })
+}
+
+// ---- config items -------------------------------------------------------------------
+
+/// How a config item declared in `ConfigItems` is written as a literal.
+enum ItemType {
+    Text,
+    Int,
+    Bool,
+    Duration,
+    Quantity,
+    /// A type the importer does not convert, by name.
+    Unsupported(String),
+}
+
+/// The scalar fields of the stdlib's `ConfigItems`, in declaration order. Map fields
+/// (`custom`) are left out: a registry value is never a map.
+fn config_item_types() -> Result<Vec<(String, ItemType)>, String> {
+    let missing = || "internal error: the stdlib declares no `ConfigItems` type".to_string();
+    let (_, prelude) = STDLIB
+        .iter()
+        .find(|(name, _)| *name == PRELUDE)
+        .ok_or_else(missing)?;
+    let (module, _) = crate::syntax::parse(FileId(0), prelude);
+    let fields = module
+        .items
+        .iter()
+        .find_map(|item| match item {
+            Item::Type(decl) if decl.name.name == "ConfigItems" => Some(&decl.members),
+            _ => None,
+        })
+        .ok_or_else(missing)?;
+    Ok(fields
+        .iter()
+        .filter_map(|member| match member {
+            Member::Field(field) => item_type(&field.ty).map(|ty| (field.name.name.clone(), ty)),
+            Member::Check(_) => None,
+        })
+        .collect())
+}
+
+fn item_type(ty: &TypeExpr) -> Option<ItemType> {
+    match &ty.kind {
+        TypeExprKind::Optional(inner) => item_type(inner),
+        TypeExprKind::Map(_) => None,
+        TypeExprKind::List(_) => Some(ItemType::Unsupported("list".into())),
+        TypeExprKind::Named { name, .. } => Some(match name.name.as_str() {
+            "String" => ItemType::Text,
+            "Int" => ItemType::Int,
+            "Bool" => ItemType::Bool,
+            "Duration" => ItemType::Duration,
+            "Quantity" => ItemType::Quantity,
+            other => ItemType::Unsupported(other.to_string()),
+        }),
+    }
+}
+
+fn write_config_items(
+    out: &mut Writer,
+    items: &Value,
+    config_types: &[(String, ItemType)],
+) -> Result<(), String> {
+    let mut items = config_map(items)?;
+    // A null item is unset: the stdlib default applies.
+    items.retain(|_, value| !value.is_null());
+    let mut lines = Vec::new();
+    for (name, ty) in config_types {
+        if let Some(value) = items.remove(name) {
+            let literal = literal(ty, value).map_err(|e| format!("config item `{name}`: {e}"))?;
+            lines.push(format!("{name} = {literal}"));
+        }
+    }
+    let mut custom = Vec::new();
+    for (key, value) in &items {
+        let value = scalar(value).map_err(|e| format!("config item `{key}`: {e}"))?;
+        custom.push(format!("{}: {},", quote(key), quote(&value)));
+    }
+    if lines.is_empty() && custom.is_empty() {
+        return Ok(());
+    }
+    out.line("");
+    out.open("config_items");
+    for line in &lines {
+        out.line(line);
+    }
+    if !custom.is_empty() {
+        out.line("custom = {");
+        out.depth += 1;
+        for entry in &custom {
+            out.line(entry);
+        }
+        out.depth -= 1;
+        out.line("}");
+    }
+    out.close();
+    Ok(())
+}
+
+/// A `config_items` mapping with text keys, sorted by key.
+fn config_map(value: &Value) -> Result<BTreeMap<String, &Value>, String> {
+    let Value::Mapping(mapping) = value else {
+        return Err(format!(
+            "`config_items` must be a mapping, found {}",
+            kind(value)
+        ));
+    };
+    mapping
+        .iter()
+        .map(|(key, value)| match key {
+            Value::String(key) => Ok((key.clone(), value)),
+            other => Err(format!(
+                "config item names must be text, found {}",
+                kind(other)
+            )),
+        })
+        .collect()
+}
+
+fn literal(ty: &ItemType, value: &Value) -> Result<String, String> {
+    match ty {
+        ItemType::Text => Ok(quote(&scalar(value)?)),
+        ItemType::Int => whole_number(value).map(|n| n.to_string()),
+        ItemType::Bool => match value {
+            Value::Bool(b) => Ok(b.to_string()),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok("true".into()),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok("false".into()),
+            other => Err(format!("expected true or false, found {}", shown(other))),
+        },
+        ItemType::Duration => duration(value),
+        ItemType::Quantity => quantity(value),
+        ItemType::Unsupported(name) => Err(format!(
+            "the stdlib declares it as {name}, which import-registry cannot convert; set it by hand"
+        )),
+    }
+}
+
+fn whole_number(value: &Value) -> Result<i64, String> {
+    let number: Option<i64> = match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match number {
+        // Written as `-` applied to 9223372036854775808, which is not an Int.
+        Some(i64::MIN) => Err(format!("{} is out of range", shown(value))),
+        Some(n) => Ok(n),
+        None => Err(format!("expected a whole number, found {}", shown(value))),
+    }
+}
+
+/// `90s`, `1h30m`, `1.5h` (the registry uses Go's duration syntax) → one literal such as `90m`.
+fn duration(value: &Value) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "expected a duration with a unit such as `90s`, `5m` or `1h30m`, found {}",
+            shown(value)
+        )
+    };
+    let Value::String(spec) = value else {
+        return Err(bad());
+    };
+    let mut rest = spec.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total_ms: i64 = 0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !is_number_char(c))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_end);
+        let unit_end = after.find(is_number_char).unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        let part = is_decimal(number)
+            .then(|| parse_duration_ms(number, unit))
+            .flatten();
+        total_ms = part
+            .and_then(|ms| total_ms.checked_add(ms))
+            .ok_or_else(bad)?;
+        rest = after;
+    }
+    Ok(format_duration(total_ms))
+}
+
+/// `500Mi`, `250m`, `2` → a quantity literal. The language needs a unit on every quantity,
+/// so a bare number gets the largest suffix that keeps it exact (`2` → `2000m`).
+fn quantity(value: &Value) -> Result<String, String> {
+    let spec = scalar(value)?;
+    let spec = spec.trim();
+    let bad = || {
+        format!("expected a Kubernetes quantity such as `500Mi`, `2Gi` or `250m`, found `{spec}`")
+    };
+    let (number, suffix) = spec.split_at(
+        spec.find(|c: char| !is_number_char(c))
+            .unwrap_or(spec.len()),
+    );
+    if !is_decimal(number) {
+        return Err(bad());
+    }
+    let parsed = Quantity::parse(number, suffix).ok_or_else(bad)?;
+    if !suffix.is_empty() {
+        return Ok(format!("{number}{suffix}"));
+    }
+    const SUFFIXES: [&str; 12] = [
+        "Ei", "Pi", "Ti", "Gi", "Mi", "Ki", "E", "P", "T", "G", "M", "k",
+    ];
+    let exact = SUFFIXES.iter().find_map(|suffix| {
+        let factor = Quantity::factor(suffix)?;
+        (parsed.milli != 0 && parsed.milli % factor == 0)
+            .then(|| format!("{}{suffix}", parsed.milli / factor))
+    });
+    Ok(exact.unwrap_or_else(|| format!("{}m", parsed.milli)))
+}
+
+fn is_number_char(c: char) -> bool {
+    c.is_ascii_digit() || c == '.'
+}
+
+/// Digits with an optional fraction: what the grammar accepts before a unit.
+fn is_decimal(number: &str) -> bool {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && digits(fraction)
+}
+
+// ---- values and text ----------------------------------------------------------------
+
+/// A scalar as text; `field` names it in the error.
+fn text(value: &Value, field: &str) -> Result<String, String> {
+    scalar(value).map_err(|e| format!("`{field}`: {e}"))
+}
+
+fn scalar(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!(
+            "expected text, a number or a boolean, found {}",
+            kind(other)
+        )),
+    }
+}
+
+/// A value for an error message: scalars as written, other values by kind.
+fn shown(value: &Value) -> String {
+    match scalar(value) {
+        Ok(text) => format!("`{text}`"),
+        Err(_) => kind(value).to_string(),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// `clusters[2] (id `foo`)`: where in the registry an entry is, for error messages.
+fn position(list: &str, index: usize, raw: &Value, key: &str) -> String {
+    match raw.get(key).map(scalar) {
+        Some(Ok(name)) => format!("{list}[{index}] ({key} `{name}`)"),
+        _ => format!("{list}[{index}]"),
+    }
+}
+
+/// A string literal: `"`, `\`, `$` (the interpolation marker) and control characters escaped.
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '$' => out.push_str("\\$"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Source text built line by line, indented two spaces per level.
+#[derive(Default)]
+struct Writer {
+    text: String,
+    depth: usize,
+}
+
+impl Writer {
+    fn line(&mut self, line: &str) {
+        if !line.is_empty() {
+            self.text.push_str(&"  ".repeat(self.depth));
+            self.text.push_str(line);
+        }
+        self.text.push('\n');
+    }
+
+    fn open(&mut self, header: &str) {
+        self.line(&format!("{header} {{"));
+        self.depth += 1;
+    }
+
+    fn close(&mut self) {
+        self.depth -= 1;
+        self.line("}");
+    }
 }

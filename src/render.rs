@@ -249,7 +249,7 @@ impl Renderer<'_> {
         }
         if self.set.templates.contains_key("deletions.yaml.j2") {
             if let Some(text) = self.render_template("deletions.yaml.j2", ctx) {
-                match validate::deletions(&text) {
+                match validate::deletions(&text).and_then(|d| validate::deletions_spare(&d, &objects).map(|()| d)) {
                     Ok(deletions) => {
                         let yaml = serde_yaml_ng::to_string(&deletions).unwrap_or_default();
                         files.insert("deletions.yaml".into(), yaml);

@@ -175,6 +175,29 @@ pub struct ObjectIndex {
     seen: HashMap<(String, String, String, String), ()>,
 }
 
+/// A deletion by name must not remove an object the manifests apply: the two would
+/// undo each other on every apply.
+pub fn deletions_spare(deletions: &Deletions, objects: &ObjectIndex) -> Result<(), String> {
+    for (list, entries) in [("pre_apply", &deletions.pre_apply), ("post_apply", &deletions.post_apply)] {
+        for entry in entries {
+            let Some(name) = &entry.name else { continue };
+            let namespace = entry.namespace.clone().unwrap_or_default();
+            let applied = objects
+                .seen
+                .keys()
+                .any(|(_, kind, ns, n)| *kind == entry.kind && *ns == namespace && n == name);
+            if applied {
+                return Err(format!(
+                    "{list} deletes {} `{}{name}`, which the manifests apply",
+                    entry.kind,
+                    if namespace.is_empty() { String::new() } else { format!("{namespace}/") }
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Check every object in a multi-document manifest file.
 pub fn manifests(text: &str, index: &mut ObjectIndex) -> Result<(), String> {
     for (n, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
@@ -311,6 +334,16 @@ mod tests {
         assert!(manifests(good, &mut index).unwrap_err().contains("declared twice"));
         let other_namespace = good.replace("kube-system", "default");
         manifests(&other_namespace, &mut index).unwrap();
+    }
+
+    #[test]
+    fn deleting_an_applied_object_is_rejected() {
+        let mut index = ObjectIndex::default();
+        manifests("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: coredns\n  namespace: kube-system\n", &mut index).unwrap();
+        let d = deletions("post_apply:\n- kind: Deployment\n  namespace: kube-system\n  name: coredns\n").unwrap();
+        assert!(deletions_spare(&d, &index).unwrap_err().contains("which the manifests apply"));
+        let other = deletions("post_apply:\n- kind: Deployment\n  namespace: default\n  name: coredns\n").unwrap();
+        deletions_spare(&other, &index).unwrap();
     }
 
     #[test]

@@ -1,0 +1,550 @@
+//! `flotilla import-registry`: the generated source checks against the standard channels,
+//! evaluates to the registry's values, is deterministic, and bad registries get errors
+//! that say where the problem is.
+
+use std::path::Path;
+
+use flotilla::analysis::{Analysis, analyze};
+use flotilla::diagnostic::render_all;
+use flotilla::eval::Data;
+use flotilla::registry::{ImportOptions, import};
+use flotilla::source::MemoryFs;
+
+fn options() -> ImportOptions {
+    ImportOptions {
+        channels_import: "../../channels".into(),
+        production_channel: "stable".into(),
+        test_channel: "beta".into(),
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/registry")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn import_ok(yaml: &str) -> String {
+    import(yaml, &options()).unwrap_or_else(|e| panic!("import failed: {e}"))
+}
+
+/// Analyse generated source placed at `fleet/imported/registry.flt`, so that its
+/// `import "../../channels"` finds the repository's channel files at `channels/`.
+fn analyze_imported(source: &str) -> Analysis {
+    let mut fs = MemoryFs::new();
+    let channels = Path::new(env!("CARGO_MANIFEST_DIR")).join("channels");
+    let entries = std::fs::read_dir(&channels).expect("the repository has a channels/ directory");
+    for entry in entries {
+        let path = entry.expect("readable channels/ entry").path();
+        if path.extension().is_some_and(|e| e == "flt") {
+            let name = path.file_name().expect("a file name");
+            let text = std::fs::read_to_string(&path).expect("readable channel file");
+            fs.insert(Path::new("channels").join(name), text);
+        }
+    }
+    fs.insert("fleet/imported/registry.flt", source);
+    analyze(&fs, Path::new("fleet/imported"))
+}
+
+/// Import, check and evaluate; fails the test with rendered diagnostics if anything is reported.
+fn evaluate_clean(yaml: &str) -> flotilla::eval::Fleet {
+    let source = import_ok(yaml);
+    let analysis = analyze_imported(&source);
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "generated source:\n{source}\ndiagnostics:\n{}",
+        render_all(&analysis.program.sources, &analysis.diagnostics, false)
+    );
+    analysis.fleet.expect("a clean analysis evaluates")
+}
+
+fn cluster<'a>(fleet: &'a flotilla::eval::Fleet, id: &str) -> &'a Data {
+    fleet
+        .cluster(id)
+        .unwrap_or_else(|| panic!("no cluster `{id}`"))
+}
+
+/// `record.a.b.c`
+fn at<'a>(data: &'a Data, path: &str) -> &'a Data {
+    path.split('.').fold(data, |d, field| {
+        d.get(field)
+            .unwrap_or_else(|| panic!("no field `{field}` in path `{path}`"))
+    })
+}
+
+fn text<'a>(data: &'a Data, path: &str) -> &'a str {
+    at(data, path)
+        .as_str()
+        .unwrap_or_else(|| panic!("`{path}` is not text"))
+}
+
+fn pool<'a>(cluster: &'a Data, name: &str) -> &'a Data {
+    at(cluster, "node_pools")
+        .as_list()
+        .iter()
+        .find(|p| p.get("name").and_then(Data::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no node pool `{name}`"))
+}
+
+/// Whether `source` has a line with these tokens, however the formatter aligned them.
+fn has_line(source: &str, line: &str) -> bool {
+    let wanted: Vec<&str> = line.split_whitespace().collect();
+    source
+        .lines()
+        .any(|l| l.split_whitespace().eq(wanted.iter().copied()))
+}
+
+fn strings(data: &Data) -> Vec<&str> {
+    data.as_list().iter().filter_map(Data::as_str).collect()
+}
+
+// ---- the fixture -------------------------------------------------------------------
+
+#[test]
+fn fixture_imports_to_source_that_checks_cleanly_next_to_the_channels() {
+    let fleet = evaluate_clean(&fixture("registry.yaml"));
+    let ids: Vec<&str> = fleet.clusters.iter().map(|c| text(c, "id")).collect();
+    assert_eq!(
+        ids,
+        [
+            "aws-eu-central-1-prod-checkout",
+            "aws-eu-central-1-test-e2e",
+            "aws-eu-west-1-prod-legacy",
+            "aws-eu-west-1-test-checkout",
+        ]
+    );
+}
+
+#[test]
+fn cluster_fields_carry_over() {
+    let fleet = evaluate_clean(&fixture("registry.yaml"));
+    let checkout = cluster(&fleet, "aws-eu-central-1-prod-checkout");
+    assert_eq!(text(checkout, "account"), "210000000202");
+    assert_eq!(text(checkout, "region"), "eu-central-1");
+    assert_eq!(text(checkout, "environment"), "production");
+    assert_eq!(text(checkout, "channel.name"), "stable");
+    assert_eq!(text(checkout, "owner"), "team-checkout");
+    assert_eq!(text(checkout, "lifecycle_status"), "ready");
+    assert_eq!(
+        text(checkout, "api_server_url"),
+        "https://aws-eu-central-1-prod-checkout.clusters.example.org"
+    );
+
+    // `staging` and `e2e` are test environments; without a `channel` the test channel applies.
+    let staging = cluster(&fleet, "aws-eu-west-1-test-checkout");
+    assert_eq!(text(staging, "environment"), "test");
+    assert_eq!(text(staging, "channel.name"), "beta");
+    assert_eq!(text(staging, "lifecycle_status"), "requested");
+    let e2e = cluster(&fleet, "aws-eu-central-1-test-e2e");
+    assert_eq!(text(e2e, "environment"), "test");
+
+    let legacy = cluster(&fleet, "aws-eu-west-1-prod-legacy");
+    assert_eq!(text(legacy, "lifecycle_status"), "decommission_requested");
+    assert_eq!(text(legacy, "channel.name"), "stable");
+}
+
+#[test]
+fn node_pools_carry_over() {
+    let fleet = evaluate_clean(&fixture("registry.yaml"));
+    let checkout = cluster(&fleet, "aws-eu-central-1-prod-checkout");
+    let names: Vec<&str> = at(checkout, "node_pools")
+        .as_list()
+        .iter()
+        .map(|p| text(p, "name"))
+        .collect();
+    assert_eq!(names, ["system", "default-worker", "spot-worker"]);
+
+    let system = pool(checkout, "system");
+    assert_eq!(
+        strings(at(system, "instance_types")),
+        ["m6i.large", "m5.large"]
+    );
+    assert_eq!(at(system, "min_size").as_int(), Some(2));
+    assert_eq!(at(system, "max_size").as_int(), Some(6));
+    assert_eq!(text(system, "labels.dedicated"), "system");
+    let taints = at(system, "taints").as_list();
+    assert_eq!(taints.len(), 1);
+    assert_eq!(text(&taints[0], "key"), "dedicated");
+    assert_eq!(text(&taints[0], "value"), "system");
+    assert_eq!(text(&taints[0], "effect"), "NoSchedule");
+
+    let spot = pool(checkout, "spot-worker");
+    assert_eq!(text(spot, "capacity_type"), "spot");
+    assert_eq!(
+        strings(at(spot, "instance_types")),
+        ["m6i.xlarge", "m5.xlarge", "c6i.xlarge"]
+    );
+    assert_eq!(at(spot, "min_size").as_int(), Some(0));
+    assert_eq!(at(spot, "max_size").as_int(), Some(40));
+
+    let e2e = cluster(&fleet, "aws-eu-central-1-test-e2e");
+    let worker = pool(e2e, "default-worker");
+    assert_eq!(
+        strings(at(worker, "instance_types")),
+        ["c6i.xlarge", "c5.xlarge"]
+    );
+    assert_eq!(text(worker, "capacity_type"), "on_demand");
+}
+
+#[test]
+fn known_config_items_become_typed_and_the_rest_custom() {
+    let fleet = evaluate_clean(&fixture("registry.yaml"));
+    let items = at(
+        cluster(&fleet, "aws-eu-central-1-prod-checkout"),
+        "config_items",
+    );
+    assert_eq!(text(items, "etcd_instance_type"), "m5.xlarge");
+    match at(items, "coredns_memory_limit") {
+        Data::Quantity(q) => assert_eq!(q.to_string(), "400Mi"),
+        other => panic!("coredns_memory_limit is not a quantity: {other:?}"),
+    }
+    assert_eq!(
+        at(items, "etcd_backup_interval"),
+        &Data::Duration(30 * 60_000)
+    );
+    assert_eq!(at(items, "namespace_pod_quota").as_int(), Some(3000));
+    assert_eq!(at(items, "cluster_autoscaler_enabled"), &Data::Bool(true));
+    // Not in ConfigItems: kept as text under `custom`, numbers and booleans included.
+    assert_eq!(
+        text(items, "custom.payment_provider_egress_cidr"),
+        "203.0.113.0/24"
+    );
+    assert_eq!(text(items, "custom.audit_log_retention_days"), "90");
+    assert_eq!(text(items, "custom.vpa_enabled"), "true");
+
+    let e2e = at(cluster(&fleet, "aws-eu-central-1-test-e2e"), "config_items");
+    assert_eq!(
+        at(e2e, "namespace_pod_quota").as_int(),
+        Some(5000),
+        "quoted numbers become Int"
+    );
+    assert_eq!(at(e2e, "coredns_ndots").as_int(), Some(3));
+
+    let staging = at(
+        cluster(&fleet, "aws-eu-west-1-test-checkout"),
+        "config_items",
+    );
+    assert_eq!(
+        at(staging, "cronjob_active_deadline"),
+        &Data::Duration(90 * 60_000)
+    );
+    // `$` is escaped, so the registry's `${env}` stays text rather than interpolating.
+    assert_eq!(
+        text(staging, "custom.dns_zone"),
+        "checkout.${env}.example.org"
+    );
+
+    let legacy = at(cluster(&fleet, "aws-eu-west-1-prod-legacy"), "config_items");
+    assert_eq!(
+        text(legacy, "cluster_update_block"),
+        "Being retired, see \"INC-1234\""
+    );
+}
+
+#[test]
+fn fixture_source_snapshot() {
+    insta::assert_snapshot!("fixture", import_ok(&fixture("registry.yaml")));
+}
+
+// ---- determinism ---------------------------------------------------------------------
+
+#[test]
+fn output_is_deterministic() {
+    let yaml = fixture("registry.yaml");
+    assert_eq!(import_ok(&yaml), import_ok(&yaml));
+}
+
+#[test]
+fn config_item_order_in_the_registry_does_not_matter() {
+    let one = "clusters:\n- id: a\n  api_server_url: https://a\n  environment: test\n  region: eu-west-1\n  infrastructure_account: aws:123456789012\n  config_items: {zeta: 1, etcd_instance_type: m5.large, alpha: 2, coredns_ndots: 3}\n";
+    let other = "clusters:\n- region: eu-west-1\n  config_items: {coredns_ndots: 3, alpha: 2, etcd_instance_type: m5.large, zeta: 1}\n  infrastructure_account: aws:123456789012\n  environment: test\n  api_server_url: https://a\n  id: a\n";
+    let source = import_ok(one);
+    assert_eq!(source, import_ok(other));
+    let alpha = source.find("\"alpha\"").expect("alpha in custom");
+    let zeta = source.find("\"zeta\"").expect("zeta in custom");
+    assert!(alpha < zeta, "custom keys are sorted:\n{source}");
+}
+
+// ---- conversions -----------------------------------------------------------------------
+
+fn one_cluster(extra: &str) -> String {
+    format!(
+        "clusters:\n- id: aws-eu-west-1-test-a\n  api_server_url: https://a.example.org\n  environment: test\n  region: eu-west-1\n  infrastructure_account: aws:123456789012\n  node_pools:\n  - {{name: w, instance_type: m5.large, min_size: 1, max_size: 3}}\n{extra}"
+    )
+}
+
+#[test]
+fn text_with_quotes_backslashes_dollars_and_newlines_round_trips() {
+    let yaml = one_cluster(concat!(
+        "  owner: \"team \\\"quoted\\\" \\\\ back\\nslash ${not_interpolated} $$\"\n",
+        "  config_items:\n",
+        "    \"weird \\\"key\\\" ${x}\": \"tab\\there\"\n",
+    ));
+    let fleet = evaluate_clean(&yaml);
+    let c = cluster(&fleet, "aws-eu-west-1-test-a");
+    assert_eq!(
+        text(c, "owner"),
+        "team \"quoted\" \\ back\nslash ${not_interpolated} $$"
+    );
+    let custom = at(c, "config_items.custom");
+    assert_eq!(text(custom, "weird \"key\" ${x}"), "tab\there");
+}
+
+#[test]
+fn durations_and_quantities_are_normalised_exactly() {
+    let yaml = one_cluster(concat!(
+        "  config_items:\n",
+        "    etcd_backup_max_age: 1.5h\n",
+        "    etcd_backup_interval: 2h0m0s\n",
+        "    coredns_cpu_request: 2\n",
+        "    coredns_memory_limit: \"536870912\"\n",
+    ));
+    let source = import_ok(&yaml);
+    for line in [
+        "etcd_backup_max_age = 90m",
+        "etcd_backup_interval = 2h",
+        "coredns_cpu_request = 2000m",
+        "coredns_memory_limit = 512Mi",
+    ] {
+        assert!(has_line(&source, line), "no `{line}` in\n{source}");
+    }
+    let fleet = evaluate_clean(&yaml);
+    let items = at(cluster(&fleet, "aws-eu-west-1-test-a"), "config_items");
+    assert_eq!(
+        at(items, "etcd_backup_max_age"),
+        &Data::Duration(90 * 60_000)
+    );
+    assert_eq!(
+        at(items, "etcd_backup_interval"),
+        &Data::Duration(2 * 3_600_000)
+    );
+    match (
+        at(items, "coredns_cpu_request"),
+        at(items, "coredns_memory_limit"),
+    ) {
+        (Data::Quantity(cpu), Data::Quantity(memory)) => {
+            assert_eq!(cpu.milli, 2_000);
+            assert_eq!(memory.milli, 536_870_912_000);
+        }
+        other => panic!("not quantities: {other:?}"),
+    }
+}
+
+#[test]
+fn channel_comes_from_the_registry_or_the_environment() {
+    let yaml = "clusters:\n- {id: a, api_server_url: https://a, environment: production, region: eu-west-1, infrastructure_account: '123456789012'}\n- {id: b, api_server_url: https://b, environment: production, channel: alpha, region: eu-west-1, infrastructure_account: '123456789012'}\n";
+    let options = ImportOptions {
+        channels_import: "./channels".into(),
+        production_channel: "prod_channel".into(),
+        test_channel: "beta".into(),
+    };
+    let source = import(yaml, &options).expect("imports");
+    assert!(source.starts_with("import \"./channels\"\n"), "{source}");
+    assert!(has_line(&source, "channel = prod_channel"), "{source}");
+    assert!(has_line(&source, "channel = alpha"), "{source}");
+}
+
+// ---- errors --------------------------------------------------------------------------
+
+fn import_err(yaml: &str) -> String {
+    match import(yaml, &options()) {
+        Ok(source) => panic!("expected an error, got:\n{source}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn missing_cluster_field_names_the_cluster_and_the_field() {
+    let yaml = "clusters:\n- {id: a, api_server_url: https://a, environment: test, region: eu-west-1, infrastructure_account: '123456789012'}\n- {id: b, api_server_url: https://b, environment: test, infrastructure_account: '123456789012'}\n";
+    assert_eq!(
+        import_err(yaml),
+        "clusters[1] (id `b`): missing field `region`"
+    );
+}
+
+#[test]
+fn missing_node_pool_field_names_the_pool() {
+    let yaml = one_cluster("").replace(", max_size: 3", "");
+    assert_eq!(
+        import_err(&yaml),
+        "clusters[0] (id `aws-eu-west-1-test-a`): node_pools[0] (name `w`): missing field `max_size`"
+    );
+}
+
+#[test]
+fn unknown_lifecycle_status_is_an_error() {
+    assert_eq!(
+        import_err(&one_cluster("  lifecycle_status: paused\n")),
+        "clusters[0] (id `aws-eu-west-1-test-a`): unknown lifecycle_status `paused`: \
+         expected requested, ready, decommission-requested or decommissioned"
+    );
+}
+
+#[test]
+fn bad_yaml_is_reported_with_its_position() {
+    let e = import_err("clusters:\n  - id: a\n   region: [\n");
+    assert!(e.starts_with("invalid YAML: "), "{e}");
+    assert!(e.contains("line"), "{e}");
+}
+
+#[test]
+fn values_that_do_not_fit_their_type_are_errors() {
+    let cases = [
+        (
+            one_cluster("  config_items: {namespace_pod_quota: lots}\n"),
+            "config item `namespace_pod_quota`: expected a whole number, found `lots`",
+        ),
+        (
+            one_cluster("  config_items: {namespace_pod_quota: -9223372036854775808}\n"),
+            "config item `namespace_pod_quota`: `-9223372036854775808` is out of range",
+        ),
+        (
+            one_cluster("  config_items: {coredns_memory_limit: 200MB}\n"),
+            "config item `coredns_memory_limit`: expected a Kubernetes quantity such as `500Mi`, `2Gi` or `250m`, found `200MB`",
+        ),
+        (
+            one_cluster("  config_items: {etcd_backup_interval: 3600}\n"),
+            "config item `etcd_backup_interval`: expected a duration with a unit such as `90s`, `5m` or `1h30m`, found `3600`",
+        ),
+        (
+            one_cluster("  config_items: {cluster_autoscaler_enabled: maybe}\n"),
+            "config item `cluster_autoscaler_enabled`: expected true or false, found `maybe`",
+        ),
+        (
+            one_cluster("  config_items: {extra: [1, 2]}\n"),
+            "config item `extra`: expected text, a number or a boolean, found a list",
+        ),
+        (
+            one_cluster("  environment: qa-ish\n").replace("  environment: test\n", ""),
+            "unknown environment `qa-ish`",
+        ),
+        (
+            one_cluster("  provider: gcp\n"),
+            "provider `gcp` is not supported",
+        ),
+        (
+            one_cluster("").replace("aws:123456789012", "gcp:my-project"),
+            "`infrastructure_account` `gcp:my-project` is not an AWS account",
+        ),
+        (
+            one_cluster("").replace("max_size: 3", "max_size: three"),
+            "node_pools[0] (name `w`): `max_size`: expected a whole number, found `three`",
+        ),
+        (
+            one_cluster("").replace("instance_type: m5.large", "instance_type: ' , '"),
+            "`instance_type` names no instance type",
+        ),
+        (
+            one_cluster("  channel: not-a-name\n"),
+            "`not-a-name` is not a valid channel name",
+        ),
+        (
+            one_cluster("").replace("max_size: 3}", "max_size: 3, discount_strategy: bid}"),
+            "node_pools[0] (name `w`): unknown discount_strategy `bid`",
+        ),
+        (
+            one_cluster("").replace("max_size: 3}", "max_size: 3, config_items: {labels: gpu}}"),
+            "node_pools[0] (name `w`): label `gpu` is not `key=value`",
+        ),
+        (
+            one_cluster("").replace(
+                "max_size: 3}",
+                "max_size: 3, config_items: {taints: 'gpu=yes:NoWay'}}",
+            ),
+            "node_pools[0] (name `w`): taint `gpu=yes:NoWay` has effect `NoWay`",
+        ),
+        (
+            one_cluster("  region: [eu-west-1]\n").replace("  region: eu-west-1\n", ""),
+            "`region`: expected text",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let e = import_err(&yaml);
+        assert!(
+            e.starts_with("clusters[0] (id `aws-eu-west-1-test-a`): "),
+            "{e}"
+        );
+        assert!(e.contains(expected), "`{e}` does not contain `{expected}`");
+    }
+}
+
+#[test]
+fn registry_shape_errors() {
+    assert_eq!(
+        import_err("- id: a\n"),
+        "the registry must be a mapping with a `clusters:` list, found a list"
+    );
+    assert_eq!(
+        import_err("other: 1\n"),
+        "registry: missing field `clusters`"
+    );
+    assert_eq!(
+        import_err("clusters: 3\n"),
+        "`clusters` must be a list, found a number"
+    );
+    assert_eq!(import_ok("clusters:\n"), "import \"../../channels\"\n");
+    assert_eq!(
+        import_err("clusters:\n- just-a-name\n"),
+        "clusters[0]: expected a mapping of cluster fields, found text"
+    );
+    let twice = format!(
+        "{}{}",
+        one_cluster(""),
+        one_cluster("").trim_start_matches("clusters:\n")
+    );
+    assert_eq!(
+        import_err(&twice),
+        "clusters[1] (id `aws-eu-west-1-test-a`): id `aws-eu-west-1-test-a` is already used by clusters[0]"
+    );
+}
+
+#[test]
+fn channel_options_must_be_names() {
+    let options = ImportOptions {
+        channels_import: "../../channels".into(),
+        production_channel: "1st".into(),
+        test_channel: "beta".into(),
+    };
+    let e = import(&one_cluster(""), &options).expect_err("a bad channel option is an error");
+    assert!(
+        e.starts_with("production channel: `1st` is not a valid channel name"),
+        "{e}"
+    );
+}
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,200}") {
+            let _ = import(&text, &options());
+        }
+
+        /// Any text survives as a custom config item, exactly.
+        #[test]
+        fn custom_values_round_trip(key in "x_[a-z_]{0,12}", value in "\\PC{0,40}") {
+            let value_yaml = serde_json::to_string(&value).expect("a JSON string is a YAML string");
+            let yaml = one_cluster(&format!("  config_items:\n    {key}: {value_yaml}\n"));
+            let fleet = evaluate_clean(&yaml);
+            let custom = at(cluster(&fleet, "aws-eu-west-1-test-a"), "config_items.custom");
+            prop_assert_eq!(text(custom, &key), value.as_str());
+        }
+
+        /// Whatever the importer accepts for a typed item parses; only stdlib checks may reject it.
+        #[test]
+        fn accepted_typed_values_parse(
+            key in prop::sample::select(vec!["coredns_memory_limit", "etcd_backup_interval", "namespace_pod_quota", "etcd_instance_type"]),
+            value in "[0-9a-zA-Z.,:$\"\\\\{} -]{0,16}",
+        ) {
+            let value_yaml = serde_json::to_string(&value).expect("a JSON string is a YAML string");
+            let yaml = one_cluster(&format!("  config_items:\n    {key}: {value_yaml}\n"));
+            if let Ok(source) = import(&yaml, &options()) {
+                let (_, diagnostics) = flotilla::syntax::parse(flotilla::source::FileId(0), &source);
+                prop_assert!(diagnostics.is_empty(), "{:?}\n{}", diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>(), source);
+            }
+        }
+    }
+}
