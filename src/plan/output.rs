@@ -200,6 +200,29 @@ pub fn to_markdown(plan: &Plan) -> String {
             let _ = writeln!(out, "**Blocked**: {reason}\n");
         }
         let mut body = String::new();
+        if c.creation {
+            // A new cluster creates every object; list components, not 100 lines of `+`.
+            let mut components: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+            for step in &c.steps {
+                match step {
+                    Step::Stack(st) => {
+                        let _ = writeln!(body, "  + create  stack {} ({})", st.stack, st.role);
+                    }
+                    Step::Manifest(m) => {
+                        let component = m.artifact.split('/').nth(1).unwrap_or(&m.artifact);
+                        *components.entry(component).or_insert(0) += 1;
+                    }
+                    _ => {}
+                }
+            }
+            let objects: usize = components.values().sum();
+            let _ = writeln!(body, "  + create  {objects} Kubernetes objects:");
+            for (component, n) in components {
+                let _ = writeln!(body, "      {component} ({n})");
+            }
+            let _ = writeln!(out, "```\n{body}```\n\n</details>\n");
+            continue;
+        }
         let text = to_text(
             &Plan {
                 version: plan.version,
