@@ -51,10 +51,19 @@ pub(super) struct Description<'p> {
 #[derive(Clone)]
 enum Slot<'p> {
     Expr(&'p Expr, Env<'p>),
-    /// A nested `name { … }` block; built when the owning instance exists.
-    Block(PendingBlock<'p>),
+    /// A nested record written as `name { … }` blocks, on top of what a spread gave:
+    /// the layers are merged field by field, later ones winning, so `update { … }`
+    /// adjusts a spread pool's update strategy instead of replacing it.
+    Layers(Vec<Layer<'p>>),
     /// Repeated blocks and spread lists for an `@block` field.
     Items(Vec<Item<'p>>),
+}
+
+#[derive(Clone)]
+enum Layer<'p> {
+    Expr(&'p Expr, Env<'p>),
+    /// Built when the owning instance exists.
+    Block(PendingBlock<'p>),
 }
 
 #[derive(Clone)]
@@ -293,7 +302,15 @@ impl<'p> Evaluator<'p> {
                         list.push(Item::Block(pending));
                         slots[*field] = Some(Slot::Items(list));
                     } else {
-                        slots[*field] = Some(Slot::Block(pending));
+                        let layers = match slots[*field].take() {
+                            Some(Slot::Layers(mut layers)) => {
+                                layers.push(Layer::Block(pending));
+                                layers
+                            }
+                            Some(Slot::Expr(expr, env)) => vec![Layer::Expr(expr, env), Layer::Block(pending)],
+                            _ => vec![Layer::Block(pending)],
+                        };
+                        slots[*field] = Some(Slot::Layers(layers));
                     }
                 }
                 Entry::Spread { .. } => {}
@@ -353,11 +370,25 @@ impl<'p> Evaluator<'p> {
         let own = |env: &Env<'p>| env.push(FrameKind::Instance(instance.clone()));
         let value = match &instance.desc.slots[field] {
             Some(Slot::Expr(expr, env)) => self.eval(expr, &own(env), cluster.as_ref())?,
-            Some(Slot::Block(pending)) => {
+            Some(Slot::Layers(layers)) => {
                 let Ty::Record(rid) = ty.required() else {
                     return Ok(Value::Null);
                 };
-                Value::Record(self.describe(*rid, pending.entries, &own(&pending.env), pending.label.clone(), pending.origin)?)
+                let mut merged: Option<Rc<Description<'p>>> = None;
+                for layer in layers {
+                    let desc = match layer {
+                        Layer::Block(p) => self.describe(*rid, p.entries, &own(&p.env), p.label.clone(), p.origin)?,
+                        Layer::Expr(expr, env) => match self.eval(expr, &own(env), cluster.as_ref())? {
+                            Value::Record(d) => d,
+                            other => return Ok(coerce(other, &ty)),
+                        },
+                    };
+                    merged = Some(match merged {
+                        Some(base) => overlay(&base, &desc),
+                        None => desc,
+                    });
+                }
+                merged.map_or(Value::Null, Value::Record)
             }
             Some(Slot::Items(items)) => {
                 let Ty::List(elem) = &ty else { return Ok(Value::Null) };
@@ -929,6 +960,37 @@ impl<'p> Instance<'p> {
             None => Some(self.clone()),
         }
     }
+}
+
+/// `top` written over `base`: fields `top` sets win; nested blocks merge; repeated
+/// blocks accumulate.
+fn overlay<'p>(base: &Description<'p>, top: &Description<'p>) -> Rc<Description<'p>> {
+    let slots = base
+        .slots
+        .iter()
+        .zip(&top.slots)
+        .map(|(b, t)| match (b, t) {
+            (Some(Slot::Layers(below)), Some(Slot::Layers(above))) => {
+                Some(Slot::Layers(below.iter().chain(above).cloned().collect()))
+            }
+            (Some(Slot::Expr(expr, env)), Some(Slot::Layers(above))) => Some(Slot::Layers(
+                std::iter::once(Layer::Expr(expr, env.clone())).chain(above.iter().cloned()).collect(),
+            )),
+            (Some(Slot::Items(below)), Some(Slot::Items(above))) => {
+                Some(Slot::Items(below.iter().chain(above).cloned().collect()))
+            }
+            (b, None) => b.clone(),
+            (_, t) => t.clone(),
+        })
+        .collect();
+    let entry_spans = base.entry_spans.iter().zip(&top.entry_spans).map(|(b, t)| t.or(*b)).collect();
+    Rc::new(Description {
+        ty: top.ty,
+        slots,
+        label: top.label.clone().or_else(|| base.label.clone()),
+        origin: top.origin,
+        entry_spans,
+    })
 }
 
 /// Int values stored in Float fields become floats.

@@ -594,8 +594,8 @@ fn pratt() -> &'static PrattParser<Rule> {
 }
 
 pub const DURATION_UNITS: [&str; 5] = ["ms", "s", "m", "h", "d"];
-pub const QUANTITY_UNITS: [&str; 14] = [
-    "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n",
+pub const QUANTITY_UNITS: [&str; 13] = [
+    "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
 ];
 
 fn is_known_unit(unit: &str) -> bool {

@@ -1,0 +1,144 @@
+//! Evaluation: defaults (including the environment-dependent ones), spreads, merges,
+//! expressions and builtins, through the public front end.
+
+use std::path::Path;
+
+use flotilla::analysis::analyze;
+use flotilla::eval::{Data, Fleet};
+use flotilla::source::MemoryFs;
+
+const CHANNEL: &str = "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"main\"\n}\n";
+
+fn eval(source: &str) -> Fleet {
+    let mut fs = MemoryFs::new();
+    fs.insert("fleet/main.flt", format!("{CHANNEL}{source}"));
+    let analysis = analyze(&fs, Path::new("fleet"));
+    assert!(analysis.diagnostics.is_empty(), "{:#?}", analysis.diagnostics);
+    analysis.fleet.unwrap()
+}
+
+fn cluster(environment: &str, body: &str) -> String {
+    format!(
+        "cluster \"c1\" {{\n  account = \"123456789012\"\n  region = \"eu-central-1\"\n  environment = {environment}\n  channel = stable\n  api_server_url = \"https://${{id}}.example.org\"\n{body}}}\n"
+    )
+}
+
+const POOL: &str = "  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 4\n  }\n";
+
+fn path<'a>(data: &'a Data, path: &str) -> &'a Data {
+    path.split('.').fold(data, |d, part| match part.parse::<usize>() {
+        Ok(i) => &d.as_list()[i],
+        Err(_) => d.get(part).unwrap_or_else(|| panic!("no `{part}` in {d:?}")),
+    })
+}
+
+fn text(fleet: &Fleet, at: &str) -> String {
+    let value = serde_json::to_value(path(&fleet.clusters[0], at)).unwrap();
+    match value {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn force_termination_waits_3_days_in_production_and_8_hours_in_test() {
+    let prod = eval(&cluster("production", POOL));
+    assert_eq!(text(&prod, "node_pools.0.update.force_terminate_after"), "3d");
+    assert_eq!(text(&prod, "node_pools.0.update.respect_pdbs"), "true");
+    let test = eval(&cluster("test", POOL));
+    assert_eq!(text(&test, "node_pools.0.update.force_terminate_after"), "8h");
+}
+
+#[test]
+fn every_default_is_filled_in() {
+    let fleet = eval(&cluster("production", POOL));
+    assert_eq!(text(&fleet, "api_server_url"), "https://c1.example.org");
+    assert_eq!(text(&fleet, "kubernetes_version"), "1.31.4", "from the channel");
+    assert_eq!(text(&fleet, "lifecycle_status"), "ready");
+    assert_eq!(text(&fleet, "config_items.etcd_member_count"), "5");
+    assert_eq!(text(&fleet, "config_items.coredns_memory_limit"), "200Mi");
+    assert_eq!(text(&fleet, "node_pools.0.min_size"), "1");
+    assert_eq!(text(&fleet, "node_pools.0.capacity_type"), "on_demand");
+    assert_eq!(text(&fleet, "node_pools.0.root_volume_size"), "50Gi");
+    let test = eval(&cluster("test", POOL));
+    assert_eq!(text(&test, "config_items.etcd_member_count"), "3");
+}
+
+#[test]
+fn spread_records_are_adjusted_by_blocks_and_nested_blocks_merge() {
+    let fleet = eval(&format!(
+        "let base = NodePool {{\n  name = \"base\"\n  instance_types = [\"m5.large\"]\n  max_size = 4\n  labels = {{ \"team\": \"a\" }}\n  update {{\n    force_terminate_after = 7d\n  }}\n}}\n{}",
+        cluster(
+            "production",
+            "  node_pool \"w\" {\n    ...base\n    max_size = 8\n    update {\n      max_surge = 1\n    }\n  }\n"
+        )
+    ));
+    assert_eq!(text(&fleet, "node_pools.0.name"), "w", "the label wins over the spread name");
+    assert_eq!(text(&fleet, "node_pools.0.max_size"), "8");
+    assert_eq!(text(&fleet, "node_pools.0.labels.team"), "a");
+    assert_eq!(text(&fleet, "node_pools.0.update.max_surge"), "1");
+    assert_eq!(text(&fleet, "node_pools.0.update.force_terminate_after"), "7d", "kept from the spread");
+}
+
+#[test]
+fn spread_lists_add_node_pools() {
+    let fleet = eval(&format!(
+        "let system = [NodePool {{\n  name = \"system\"\n  instance_types = [\"m5.large\"]\n  max_size = 3\n  taint {{\n    key = \"dedicated\"\n    value = \"system\"\n  }}\n}}]\n{}",
+        cluster("test", &format!("{POOL}  ...system\n"))
+    ));
+    let names: Vec<String> = path(&fleet.clusters[0], "node_pools").as_list().iter().map(|p| p.get("name").unwrap().as_str().unwrap().to_string()).collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"system".to_string()) && names.contains(&"w".to_string()));
+    let system = path(&fleet.clusters[0], "node_pools").as_list().iter().find(|p| p.get("name").unwrap().as_str() == Some("system")).unwrap();
+    assert_eq!(serde_json::to_value(system.get("taints").unwrap()).unwrap(), serde_json::json!([{"key": "dedicated", "value": "system", "effect": "NoSchedule"}]));
+}
+
+#[test]
+fn expressions_builtins_and_units_evaluate() {
+    let fleet = eval(&format!(
+        "let zones = [\"a\", \"b\", \"c\"]\nlet per_zone = 4\n{}",
+        cluster(
+            "production",
+            "  owner = upper(join([\"team-${z}\" for z in zones if z != \"b\"], \"+\"))\n  config_items {\n    coredns_memory_limit = 100Mi * 3\n    etcd_backup_interval = 90m + 30m\n    namespace_pod_quota = if per_zone * len(zones) > 10 then 2000 else 1000\n    custom = { \"subnet\": cidr_subnet(\"10.0.0.0/16\", 8, 3), \"digest\": sha256(\"x\") } + { \"zone_count\": to_string(len(zones)) }\n  }\n  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = per_zone * len(zones)\n    min_size = max_size / 4\n  }\n"
+        )
+    ));
+    assert_eq!(text(&fleet, "owner"), "TEAM-A+TEAM-C");
+    assert_eq!(text(&fleet, "config_items.coredns_memory_limit"), "300Mi");
+    assert_eq!(text(&fleet, "config_items.etcd_backup_interval"), "2h");
+    assert_eq!(text(&fleet, "config_items.namespace_pod_quota"), "2000");
+    assert_eq!(text(&fleet, "config_items.custom.subnet"), "10.0.3.0/24");
+    assert_eq!(text(&fleet, "config_items.custom.digest"), "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+    assert_eq!(text(&fleet, "config_items.custom.zone_count"), "3");
+    assert_eq!(text(&fleet, "node_pools.0.max_size"), "12");
+    assert_eq!(text(&fleet, "node_pools.0.min_size"), "3", "fields refer to each other");
+}
+
+#[test]
+fn secrets_evaluate_to_their_redacted_form() {
+    let fleet = eval(&cluster("test", &format!("  config_items {{\n    secrets = {{ \"api\": secret(\"api-token\", \"hunter2\") }}\n  }}\n{POOL}")));
+    let shown = text(&fleet, "config_items.secrets.api");
+    assert!(shown.starts_with("<secret:api-token sha256:") && !shown.contains("hunter2"), "{shown}");
+    let Data::Secret(secret) = path(&fleet.clusters[0], "config_items.secrets.api") else { panic!() };
+    assert_eq!(secret.reveal(), "hunter2");
+}
+
+#[test]
+fn duplicate_pool_names_through_spreads_fail_the_cluster_check() {
+    let mut fs = MemoryFs::new();
+    let source = format!(
+        "{CHANNEL}let extra = [NodePool {{\n  name = \"w\"\n  instance_types = [\"m5.large\"]\n  max_size = 2\n}}]\n{}",
+        cluster("test", &format!("{POOL}  ...extra\n"))
+    );
+    fs.insert("fleet/main.flt", source);
+    let analysis = analyze(&fs, Path::new("fleet"));
+    let messages: Vec<&str> = analysis.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("node pool names must be unique, but these repeat: w")), "{messages:?}");
+}
+
+#[test]
+fn evaluation_is_deterministic() {
+    let source = cluster("production", POOL);
+    let a = serde_json::to_string(&eval(&source)).unwrap();
+    let b = serde_json::to_string(&eval(&source)).unwrap();
+    assert_eq!(a, b);
+}
