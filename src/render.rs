@@ -2,7 +2,7 @@
 //! (CloudFormation JSON, userdata, manifests, deletions), validated.
 //! The contract with template authors is docs/config-set.md.
 
-mod validate;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::Path;
