@@ -165,18 +165,7 @@ fn artifacts(fleet: &Path) -> Artifacts {
 /// as a finished apply would leave them; nodes carry the desired config hashes.
 async fn bring_up(moto: &Moto, api: &LoopbackApi, desired: &Artifacts) {
     let config = moto::sdk_config(&moto.url, "eu-central-1").await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc_id)
-        .cidr_block("10.0.1.0/24")
-        .availability_zone("eu-central-1a")
-        .send()
-        .await
-        .unwrap();
-    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    let (vpc_id, subnet_id) = moto::network(&config).await;
     let cfn = aws_sdk_cloudformation::Client::new(&config);
     for (name, _, artifact) in flotilla::plan::stacks_of(desired) {
         let template: Value = serde_json::from_str(&desired.files[&artifact]).unwrap();

@@ -67,3 +67,19 @@ pub async fn sdk_config(url: &str, region: &str) -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// A VPC with one subnet in eu-central-1a, for stacks whose parameters need real ids.
+pub async fn network(config: &aws_config::SdkConfig) -> (String, String) {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.0.1.0/24")
+        .availability_zone("eu-central-1a")
+        .send()
+        .await
+        .unwrap();
+    (vpc_id, subnet.subnet().unwrap().subnet_id().unwrap().to_string())
+}
