@@ -28,7 +28,11 @@ fn main() {
 
         let start = Instant::now();
         let compilation = compile(&fs, Path::new("fleet"), &config, &[]);
-        assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics.first());
+        assert!(
+            !compilation.has_errors(),
+            "{:?}",
+            compilation.diagnostics.first()
+        );
         let compiled = start.elapsed();
         let start = Instant::now();
         write_output(&out, &compilation.artifacts, true).unwrap();
@@ -57,8 +61,17 @@ fn main() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         let validate = start.elapsed() / cores;
         let render = compiled.saturating_sub(front_end).saturating_sub(validate);
-        let files: usize = compilation.artifacts.iter().map(|a| a.files.len() + 1).sum();
-        let bytes: usize = compilation.artifacts.iter().flat_map(|a| a.files.values()).map(String::len).sum();
+        let files: usize = compilation
+            .artifacts
+            .iter()
+            .map(|a| a.files.len() + 1)
+            .sum();
+        let bytes: usize = compilation
+            .artifacts
+            .iter()
+            .flat_map(|a| a.files.values())
+            .map(String::len)
+            .sum();
         let total = compiled + write;
         let share = |d: Duration| 100.0 * seconds(d) / seconds(total);
         println!(

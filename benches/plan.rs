@@ -38,7 +38,10 @@ fn cluster(n: usize) -> (Artifacts, Observed) {
     let mut files = BTreeMap::new();
     let template = json!({"Resources": {"Group": {"Type": "AWS::AutoScaling::AutoScalingGroup", "Properties": {"MinSize": 1, "MaxSize": 5}}}});
     for name in ["etcd", "cluster", "node-pool-workers"] {
-        files.insert(format!("cloudformation/{name}.json"), serde_json::to_string_pretty(&template).unwrap());
+        files.insert(
+            format!("cloudformation/{name}.json"),
+            serde_json::to_string_pretty(&template).unwrap(),
+        );
     }
     let pools = vec![PoolSummary {
         name: "workers".into(),
@@ -65,11 +68,25 @@ fn cluster(n: usize) -> (Artifacts, Observed) {
             parameters: Vec::new(),
             tags: Vec::new(),
         };
-        observed.stacks.insert(name, Some(ObservedStack { state, template: template.clone() }));
+        observed.stacks.insert(
+            name,
+            Some(ObservedStack {
+                state,
+                template: template.clone(),
+            }),
+        );
     }
     for i in 0..OBJECTS {
         let desired_object = deployment(n, i, "registry.example.org/component:1.2.0");
-        let mut live = deployment(n, i, if i % 10 == 0 { "registry.example.org/component:1.1.0" } else { "registry.example.org/component:1.2.0" });
+        let mut live = deployment(
+            n,
+            i,
+            if i % 10 == 0 {
+                "registry.example.org/component:1.1.0"
+            } else {
+                "registry.example.org/component:1.2.0"
+            },
+        );
         live["metadata"]["resourceVersion"] = json!(format!("{}", 1000 + i));
         live["metadata"]["managedFields"] = json!([{"manager": "flotilla", "operation": "Apply"}]);
         live["status"] = json!({"readyReplicas": 2});
@@ -85,8 +102,18 @@ fn cluster(n: usize) -> (Artifacts, Observed) {
     for node in 0..6 {
         let labels = [
             ("flotilla.io/node-pool", "workers".to_string()),
-            ("flotilla.io/config-hash", if node < 2 { "old".into() } else { "desired".into() }),
-            ("topology.kubernetes.io/zone", format!("eu-central-1{}", ['a', 'b', 'c'][node % 3])),
+            (
+                "flotilla.io/config-hash",
+                if node < 2 {
+                    "old".into()
+                } else {
+                    "desired".into()
+                },
+            ),
+            (
+                "topology.kubernetes.io/zone",
+                format!("eu-central-1{}", ['a', 'b', 'c'][node % 3]),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -109,11 +136,18 @@ fn main() {
         let best = (0..5)
             .map(|_| {
                 let start = Instant::now();
-                steps = inputs.iter().map(|(d, o)| compute("eu-central-1", None, d, o).steps.len()).sum();
+                steps = inputs
+                    .iter()
+                    .map(|(d, o)| compute("eu-central-1", None, d, o).steps.len())
+                    .sum();
                 start.elapsed()
             })
             .min()
             .unwrap_or_default();
-        println!("{clusters:>8}  {:>7}  {:>16.1} ms  {steps:>5}", clusters * OBJECTS, best.as_secs_f64() * 1e3);
+        println!(
+            "{clusters:>8}  {:>7}  {:>16.1} ms  {steps:>5}",
+            clusters * OBJECTS,
+            best.as_secs_f64() * 1e3
+        );
     }
 }

@@ -22,7 +22,9 @@ use kube_loopback::LoopbackApi;
 const CLUSTERS: usize = 100;
 
 fn fleet() -> MemoryFs {
-    let mut text = String::from("channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"main\"\n}\n");
+    let mut text = String::from(
+        "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"main\"\n}\n",
+    );
     for c in 0..CLUSTERS {
         text.push_str(&format!(
             "cluster \"c{c:03}\" {{\n  account = \"123456789012\"\n  region = \"eu-central-1\"\n  environment = production\n  channel = stable\n  api_server_url = \"https://c{c:03}.example.org\"\n  node_pool \"w\" {{\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }}\n}}\n"
@@ -36,7 +38,10 @@ fn fleet() -> MemoryFs {
 fn main() {
     let moto = moto::Moto::start();
     // The SDK's default chain reads credentials from the environment.
-    let hint: Vec<String> = moto::aws_env(&moto.url).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let hint: Vec<String> = moto::aws_env(&moto.url)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     assert!(
         std::env::var_os("AWS_ACCESS_KEY_ID").is_some(),
         "run with credentials in the environment (any value works with moto), e.g. {}",
@@ -44,7 +49,12 @@ fn main() {
     );
     let api = LoopbackApi::start().unwrap();
     let fixture = PathBuf::from("tests/fixtures/config-min");
-    let compilation = compile(&fleet(), std::path::Path::new("fleet"), &ConfigSource::Dir(fixture), &[]);
+    let compilation = compile(
+        &fleet(),
+        std::path::Path::new("fleet"),
+        &ConfigSource::Dir(fixture),
+        &[],
+    );
     assert!(!compilation.has_errors());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -53,12 +63,19 @@ fn main() {
         let cfn = aws_sdk_cloudformation::Client::new(&config);
         for a in &compilation.artifacts {
             for (name, _, artifact) in stacks_of(a) {
-                let template: serde_json::Value = serde_json::from_str(&a.files[&artifact]).unwrap();
-                let mut request = cfn.create_stack().stack_name(&name).template_body(&a.files[&artifact]);
+                let template: serde_json::Value =
+                    serde_json::from_str(&a.files[&artifact]).unwrap();
+                let mut request = cfn
+                    .create_stack()
+                    .stack_name(&name)
+                    .template_body(&a.files[&artifact]);
                 for (key, value) in [("VpcId", &vpc_id), ("SubnetIds", &subnet_id)] {
                     if template["Parameters"].get(key).is_some() {
                         request = request.parameters(
-                            aws_sdk_cloudformation::types::Parameter::builder().parameter_key(key).parameter_value(value.as_str()).build(),
+                            aws_sdk_cloudformation::types::Parameter::builder()
+                                .parameter_key(key)
+                                .parameter_value(value.as_str())
+                                .build(),
                         );
                     }
                 }
@@ -68,18 +85,34 @@ fn main() {
         let client = api.client().unwrap();
         let discovery = Discovery::new(client.clone()).run().await.unwrap();
         let a = &compilation.artifacts[0];
-        for text in a.files.iter().filter(|(p, _)| p.starts_with("manifests/")).map(|(_, t)| t) {
+        for text in a
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with("manifests/"))
+            .map(|(_, t)| t)
+        {
             for doc in serde_yaml_ng::Deserializer::from_str(text) {
                 let object: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
                 if object.is_null() {
                     continue;
                 }
-                let gvk = kube::api::GroupVersionKind::gvk("", "v1", object["kind"].as_str().unwrap());
+                let gvk =
+                    kube::api::GroupVersionKind::gvk("", "v1", object["kind"].as_str().unwrap());
                 let (resource, _) = discovery.resolve_gvk(&gvk).unwrap();
-                let objects: Api<DynamicObject> =
-                    Api::namespaced_with(client.clone(), object["metadata"]["namespace"].as_str().unwrap(), &resource);
+                let objects: Api<DynamicObject> = Api::namespaced_with(
+                    client.clone(),
+                    object["metadata"]["namespace"].as_str().unwrap(),
+                    &resource,
+                );
                 let name = object["metadata"]["name"].as_str().unwrap();
-                objects.patch(name, &PatchParams::apply("flotilla"), &Patch::Apply(&object)).await.unwrap();
+                objects
+                    .patch(
+                        name,
+                        &PatchParams::apply("flotilla"),
+                        &Patch::Apply(&object),
+                    )
+                    .await
+                    .unwrap();
             }
         }
     });
@@ -90,12 +123,23 @@ fn main() {
         .map(|a| ClusterTarget {
             artifacts: a,
             region: "eu-central-1".into(),
-            api_server_url: fleet.cluster(&a.cluster).unwrap().get("api_server_url").unwrap().as_str().unwrap().into(),
+            api_server_url: fleet
+                .cluster(&a.cluster)
+                .unwrap()
+                .get("api_server_url")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .into(),
             blocked: None,
         })
         .collect();
     let connector = KubeConnector {
-        endpoints: compilation.artifacts.iter().map(|a| (a.cluster.clone(), api.url())).collect(),
+        endpoints: compilation
+            .artifacts
+            .iter()
+            .map(|a| (a.cluster.clone(), api.url()))
+            .collect(),
         contexts: Default::default(),
     };
     let cloud = AwsCloud::new(Some(moto.url.clone()));

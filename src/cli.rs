@@ -7,10 +7,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::analysis::{Analysis, analyze};
 use crate::compile::{Compilation, ConfigSource, compile, write_output};
-use crate::git::Repo;
-use crate::plan::KubeConnector;
 use crate::diagnostic::explain;
 use crate::diagnostic::{render_all, to_json};
+use crate::git::Repo;
+use crate::plan::KubeConnector;
 use crate::source::{DiskFs, FileId, FileSystem};
 
 /// flotilla describes a fleet of Kubernetes clusters on AWS in a typed language,
@@ -276,7 +276,11 @@ fn execute(command: Command) -> Result<i32, String> {
             let compilation = compile(&DiskFs, &path, &source, &clusters);
             print_diagnostics(&compilation.sources, &compilation.diagnostics);
             if compilation.has_errors() {
-                let _ = writeln!(std::io::stderr(), "nothing written: {} is unchanged", out.display());
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "nothing written: {} is unchanged",
+                    out.display()
+                );
                 return Ok(1);
             }
             write_output(&out, &compilation.artifacts, clusters.is_empty())?;
@@ -291,14 +295,21 @@ fn execute(command: Command) -> Result<i32, String> {
                     a.files.len()
                 ));
                 for p in &a.summary.node_pools {
-                    summary.push_str(&format!("  node pool {:<24} config hash {}
-", p.name, p.config_hash));
+                    summary.push_str(&format!(
+                        "  node pool {:<24} config hash {}
+",
+                        p.name, p.config_hash
+                    ));
                 }
             }
             summary.push_str(&format!(
                 "compiled {} cluster{} into {}\n",
                 compilation.artifacts.len(),
-                if compilation.artifacts.len() == 1 { "" } else { "s" },
+                if compilation.artifacts.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 out.display()
             ));
             write_stdout(&summary)?;
@@ -371,20 +382,29 @@ fn execute(command: Command) -> Result<i32, String> {
             let source = config.source(&path)?;
             let compilation = compile(&DiskFs, &path, &source, &clusters);
             print_diagnostics(&compilation.sources, &compilation.diagnostics);
-            let (Some(fleet), false) = (compilation.fleet.as_ref(), compilation.has_errors()) else {
+            let (Some(fleet), false) = (compilation.fleet.as_ref(), compilation.has_errors())
+            else {
                 return Ok(1);
             };
             let connector = KubeConnector {
                 endpoints: pairs(&kube_endpoints, "--kube-endpoint")?,
                 contexts: pairs(&kube_contexts, "--kube-context")?,
             };
-            let text_of = |c: &crate::eval::Data, f: &str| c.get(f).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let text_of = |c: &crate::eval::Data, f: &str| {
+                c.get(f).and_then(|v| v.as_str()).unwrap_or("").to_string()
+            };
             let mut targets = Vec::new();
             for artifacts in &compilation.artifacts {
-                let Some(cluster) = fleet.cluster(&artifacts.cluster) else { continue };
+                let Some(cluster) = fleet.cluster(&artifacts.cluster) else {
+                    continue;
+                };
                 let status = text_of(cluster, "lifecycle_status");
                 if status == "decommissioned" || status == "decommission_requested" {
-                    let _ = writeln!(std::io::stderr(), "skipping {}: lifecycle status {status}", artifacts.cluster);
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "skipping {}: lifecycle status {status}",
+                        artifacts.cluster
+                    );
                     continue;
                 }
                 let blocked = cluster
@@ -399,16 +419,27 @@ fn execute(command: Command) -> Result<i32, String> {
                     blocked,
                 });
             }
-            let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            let runtime = tokio::runtime::Runtime::new()
+                .map_err(|e| format!("cannot start the async runtime: {e}"))?;
             let cloud = crate::live::aws::AwsCloud::new(aws_endpoint_url);
             let progress = std::io::stderr().is_terminal();
-            let plan = runtime.block_on(crate::plan::plan_fleet(&targets, &cloud, &connector, concurrency, progress));
+            let plan = runtime.block_on(crate::plan::plan_fleet(
+                &targets,
+                &cloud,
+                &connector,
+                concurrency,
+                progress,
+            ));
             let json = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())? + "\n";
             if let Some(out) = &out {
-                std::fs::write(out, &json).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+                std::fs::write(out, &json)
+                    .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             }
             let text = match format {
-                DiffFormat::Text => crate::plan::to_text(&plan, std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
+                DiffFormat::Text => crate::plan::to_text(
+                    &plan,
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                ),
                 DiffFormat::Markdown => crate::plan::to_markdown(&plan),
                 DiffFormat::Json => json,
             };
@@ -456,7 +487,10 @@ fn execute(command: Command) -> Result<i32, String> {
     }
 }
 
-fn print_diagnostics(sources: &crate::source::SourceMap, diagnostics: &[crate::diagnostic::Diagnostic]) {
+fn print_diagnostics(
+    sources: &crate::source::SourceMap,
+    diagnostics: &[crate::diagnostic::Diagnostic],
+) {
     if !diagnostics.is_empty() {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let _ = std::io::stderr().write_all(render_all(sources, diagnostics, color).as_bytes());
@@ -468,7 +502,8 @@ fn report(analysis: &Analysis, format: DiagnosticFormat) -> Result<(), String> {
     match format {
         DiagnosticFormat::Text => {
             if !analysis.diagnostics.is_empty() {
-                let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                let color =
+                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
                 let text = render_all(sources, &analysis.diagnostics, color);
                 let _ = std::io::stderr().write_all(text.as_bytes());
             }
@@ -476,7 +511,9 @@ fn report(analysis: &Analysis, format: DiagnosticFormat) -> Result<(), String> {
         DiagnosticFormat::Json => {
             let mut text = String::new();
             for d in &analysis.diagnostics {
-                text.push_str(&serde_json::to_string(&to_json(sources, d)).map_err(|e| e.to_string())?);
+                text.push_str(
+                    &serde_json::to_string(&to_json(sources, d)).map_err(|e| e.to_string())?,
+                );
                 text.push('\n');
             }
             write_stdout(&text)?;
@@ -494,7 +531,8 @@ fn fmt(path: &Path, check: bool) -> Result<i32, String> {
     let mut unformatted = Vec::new();
     let mut failed = false;
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         match crate::format::format_source(FileId(0), &text) {
             Ok(formatted) => {
                 if formatted != text {
@@ -509,7 +547,8 @@ fn fmt(path: &Path, check: bool) -> Result<i32, String> {
             Err(diagnostics) => {
                 let mut sources = crate::source::SourceMap::default();
                 sources.add(file.display().to_string(), file.clone(), text);
-                let _ = std::io::stderr().write_all(render_all(&sources, &diagnostics, false).as_bytes());
+                let _ = std::io::stderr()
+                    .write_all(render_all(&sources, &diagnostics, false).as_bytes());
                 failed = true;
             }
         }
@@ -521,7 +560,10 @@ fn fmt(path: &Path, check: bool) -> Result<i32, String> {
 }
 
 /// `ID=VALUE` arguments as a map.
-fn pairs(args: &[String], flag: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+fn pairs(
+    args: &[String],
+    flag: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
     args.iter()
         .map(|a| {
             a.split_once('=')

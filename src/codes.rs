@@ -1,51 +1,147 @@
 //! Every diagnostic code with a short explanation (`flotilla explain CODE`).
 
 pub const CODES: &[(&str, &str)] = &[
-    ("E0001", "Syntax error: the parser expected something else at this point. The message lists what would have been valid."),
-    ("E0002", "Unterminated string: a string literal has no closing quote before the end of its line."),
-    ("E0004", "Unknown escape in a string. Valid escapes are \\\" \\\\ \\n \\t \\r and \\$."),
-    ("E0005", "Nesting too deep: brackets, braces, parentheses and interpolations nest at most 64 levels. Split the expression with `let`."),
-    ("E0006", "A number literal does not fit: integers are 64-bit, floats must be finite."),
-    ("E0007", "Bad duration or quantity literal: durations use ms, s, m, h, d (`90s`, `3d`); quantities use m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei (`250m`, `2Gi`)."),
+    (
+        "E0001",
+        "Syntax error: the parser expected something else at this point. The message lists what would have been valid.",
+    ),
+    (
+        "E0002",
+        "Unterminated string: a string literal has no closing quote before the end of its line.",
+    ),
+    (
+        "E0004",
+        "Unknown escape in a string. Valid escapes are \\\" \\\\ \\n \\t \\r and \\$.",
+    ),
+    (
+        "E0005",
+        "Nesting too deep: brackets, braces, parentheses and interpolations nest at most 64 levels. Split the expression with `let`.",
+    ),
+    (
+        "E0006",
+        "A number literal does not fit: integers are 64-bit, floats must be finite.",
+    ),
+    (
+        "E0007",
+        "Bad duration or quantity literal: durations use ms, s, m, h, d (`90s`, `3d`); quantities use m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei (`250m`, `2Gi`).",
+    ),
     ("E0009", "The file is not valid UTF-8."),
-    ("E0011", "Map types are written `{String: T}`; keys are always strings."),
-    ("E0100", "A path given on the command line cannot be read, or holds no .flt files."),
-    ("E0101", "An import cannot be found. Relative imports resolve from the importing file's directory and may name a file (with or without .flt) or a directory of .flt files."),
-    ("E0102", "Import cycle: modules import each other. Move the shared declarations into a third module."),
-    ("E0103", "Unknown name: not a field of an enclosing block, a `let`, a channel, or an imported name."),
+    (
+        "E0011",
+        "Map types are written `{String: T}`; keys are always strings.",
+    ),
+    (
+        "E0100",
+        "A path given on the command line cannot be read, or holds no .flt files.",
+    ),
+    (
+        "E0101",
+        "An import cannot be found. Relative imports resolve from the importing file's directory and may name a file (with or without .flt) or a directory of .flt files.",
+    ),
+    (
+        "E0102",
+        "Import cycle: modules import each other. Move the shared declarations into a third module.",
+    ),
+    (
+        "E0103",
+        "Unknown name: not a field of an enclosing block, a `let`, a channel, or an imported name.",
+    ),
     ("E0104", "A name is declared twice in one module."),
     ("E0105", "Unknown type name."),
-    ("E0106", "Two clusters have the same id. Ids name stacks and must be unique in the fleet."),
-    ("E0107", "Two node pools (or other labelled blocks) in one record have the same name."),
+    (
+        "E0106",
+        "Two clusters have the same id. Ids name stacks and must be unique in the fleet.",
+    ),
+    (
+        "E0107",
+        "Two node pools (or other labelled blocks) in one record have the same name.",
+    ),
     ("E0108", "A field is set twice in one block."),
     ("E0109", "There is no such stdlib module (`std/...`)."),
     ("E0110", "An enum declares the same variant twice."),
     ("E0111", "A type declares the same field twice."),
-    ("E0112", "Invalid attribute: `@label` goes on a String field, `@block(\"name\")` on a list-of-records field."),
-    ("E0201", "Unknown field or block for this record type; the message suggests the closest field."),
-    ("E0202", "Type mismatch: the value does not have the type the field or operation expects."),
-    ("E0203", "A required field (one without a default that is not optional) is not set."),
+    (
+        "E0112",
+        "Invalid attribute: `@label` goes on a String field, `@block(\"name\")` on a list-of-records field.",
+    ),
+    (
+        "E0201",
+        "Unknown field or block for this record type; the message suggests the closest field.",
+    ),
+    (
+        "E0202",
+        "Type mismatch: the value does not have the type the field or operation expects.",
+    ),
+    (
+        "E0203",
+        "A required field (one without a default that is not optional) is not set.",
+    ),
     ("E0204", "Not a variant of the expected enum."),
-    ("E0205", "Unknown channel: no channel with this name is declared or imported."),
-    ("E0206", "A block was written for a field that is not a record."),
-    ("E0207", "A block label is missing where the record takes one (`node_pool \"NAME\" { … }`), or present where it takes none."),
-    ("E0208", "Unknown builtin function, or the wrong number of arguments."),
-    ("E0209", "An operator cannot be applied to these operand types."),
-    ("E0211", "Field access or indexing on a value that has no fields (or may be null)."),
-    ("E0212", "A spread (`...x`) must be a record of the block's own type, or a list of records that the block takes as repeated blocks."),
+    (
+        "E0205",
+        "Unknown channel: no channel with this name is declared or imported.",
+    ),
+    (
+        "E0206",
+        "A block was written for a field that is not a record.",
+    ),
+    (
+        "E0207",
+        "A block label is missing where the record takes one (`node_pool \"NAME\" { … }`), or present where it takes none.",
+    ),
+    (
+        "E0208",
+        "Unknown builtin function, or the wrong number of arguments.",
+    ),
+    (
+        "E0209",
+        "An operator cannot be applied to these operand types.",
+    ),
+    (
+        "E0211",
+        "Field access or indexing on a value that has no fields (or may be null).",
+    ),
+    (
+        "E0212",
+        "A spread (`...x`) must be a record of the block's own type, or a list of records that the block takes as repeated blocks.",
+    ),
     ("E0213", "List elements have different types."),
     ("E0214", "`null` given for a field that is not optional."),
-    ("E0215", "A value that cannot be interpolated into a string (a list, a record, or a Secret, which is never turned into plain text)."),
-    ("E0217", "A field that the block label sets is also assigned in the block."),
+    (
+        "E0215",
+        "A value that cannot be interpolated into a string (a list, a record, or a Secret, which is never turned into plain text).",
+    ),
+    (
+        "E0217",
+        "A field that the block label sets is also assigned in the block.",
+    ),
     ("E0218", "A map literal has the same key twice."),
-    ("E0219", "A record literal without a type name where no type is expected. Write `TypeName { … }`."),
-    ("E0300", "Internal error in the evaluator. Please report it with the input that triggers it."),
+    (
+        "E0219",
+        "A record literal without a type name where no type is expected. Write `TypeName { … }`.",
+    ),
+    (
+        "E0300",
+        "Internal error in the evaluator. Please report it with the input that triggers it.",
+    ),
     ("E0301", "Division by zero."),
-    ("E0302", "A `check` declared on a type failed for this value."),
+    (
+        "E0302",
+        "A `check` declared on a type failed for this value.",
+    ),
     ("E0303", "Arithmetic overflow."),
-    ("E0304", "Index out of range, missing map key, or an argument outside what a builtin accepts."),
-    ("E0305", "A value is defined in terms of itself (a cycle between lets or fields)."),
-    ("E0306", "`cluster` is read by a default outside of any cluster."),
+    (
+        "E0304",
+        "Index out of range, missing map key, or an argument outside what a builtin accepts.",
+    ),
+    (
+        "E0305",
+        "A value is defined in terms of itself (a cycle between lets or fields).",
+    ),
+    (
+        "E0306",
+        "`cluster` is read by a default outside of any cluster.",
+    ),
 ];
 
 pub fn explanation(code: &str) -> Option<&'static str> {

@@ -13,6 +13,9 @@ use crate::git::Repo;
 use crate::render::{Artifacts, ConfigSet};
 use crate::source::{FileSystem, SourceMap};
 
+/// One cluster's render result.
+type Rendered = Result<Artifacts, Vec<Diagnostic>>;
+
 /// Where config sets come from.
 #[derive(Clone, Debug)]
 pub enum ConfigSource {
@@ -39,11 +42,19 @@ impl Compilation {
 }
 
 /// Compile the fleet at `path` (read through `fs`). `only` limits the clusters.
-pub fn compile(fs: &dyn FileSystem, path: &Path, config: &ConfigSource, only: &[String]) -> Compilation {
+pub fn compile(
+    fs: &dyn FileSystem,
+    path: &Path,
+    config: &ConfigSource,
+    only: &[String],
+) -> Compilation {
     let analysis = analyze(fs, path);
     let mut diagnostics = analysis.diagnostics;
     let mut sources = analysis.program.sources;
-    let Some(fleet) = analysis.fleet.filter(|_| !diagnostics.iter().any(Diagnostic::is_error)) else {
+    let Some(fleet) = analysis
+        .fleet
+        .filter(|_| !diagnostics.iter().any(Diagnostic::is_error))
+    else {
         return Compilation {
             sources,
             fleet: None,
@@ -54,19 +65,23 @@ pub fn compile(fs: &dyn FileSystem, path: &Path, config: &ConfigSource, only: &[
     let mut clusters: Vec<&Data> = Vec::new();
     for id in only {
         if fleet.cluster(id).is_none() {
-            let known: Vec<&str> = fleet.clusters.iter().filter_map(|c| c.get("id").and_then(Data::as_str)).collect();
+            let known: Vec<&str> = fleet
+                .clusters
+                .iter()
+                .filter_map(|c| c.get("id").and_then(Data::as_str))
+                .collect();
             diagnostics.push(
                 Diagnostic::error("E0500", format!("no cluster `{id}` in the fleet"))
                     .help(format!("clusters: {}", known.join(", "))),
             );
         }
     }
-    clusters.extend(
-        fleet
-            .clusters
-            .iter()
-            .filter(|c| only.is_empty() || only.iter().any(|id| c.get("id").and_then(Data::as_str) == Some(id))),
-    );
+    clusters.extend(fleet.clusters.iter().filter(|c| {
+        only.is_empty()
+            || only
+                .iter()
+                .any(|id| c.get("id").and_then(Data::as_str) == Some(id))
+    }));
 
     // Load each distinct config set once.
     let mut sets: BTreeMap<String, Result<ConfigSet, ()>> = BTreeMap::new();
@@ -77,7 +92,8 @@ pub fn compile(fs: &dyn FileSystem, path: &Path, config: &ConfigSource, only: &[
             ConfigSource::Git { .. } => config_ref(cluster).to_string(),
         };
         if !sets.contains_key(&key) {
-            let loaded = load_set(config, cluster, &mut sources).map_err(|problems| diagnostics.extend(problems));
+            let loaded = load_set(config, cluster, &mut sources)
+                .map_err(|problems| diagnostics.extend(problems));
             sets.insert(key.clone(), loaded);
         }
         set_of.push(key);
@@ -94,15 +110,21 @@ pub fn compile(fs: &dyn FileSystem, path: &Path, config: &ConfigSource, only: &[
 
     // Render clusters in parallel: workers take the next cluster index.
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<Artifacts, Vec<Diagnostic>>)>> = Mutex::new(Vec::new());
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(clusters.len().max(1));
+    let results: Mutex<Vec<(usize, Rendered)>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(clusters.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(cluster) = clusters.get(i) else { break };
-                    let Some(Ok(set)) = sets.get(&set_of[i]) else { continue };
+                    let Some(cluster) = clusters.get(i) else {
+                        break;
+                    };
+                    let Some(Ok(set)) = sets.get(&set_of[i]) else {
+                        continue;
+                    };
                     let result = set.render(cluster, &sources);
                     if let Ok(mut r) = results.lock() {
                         r.push((i, result));
@@ -138,37 +160,58 @@ fn config_ref(cluster: &Data) -> &str {
         .unwrap_or("")
 }
 
-fn load_set(config: &ConfigSource, cluster: &Data, sources: &mut SourceMap) -> Result<ConfigSet, Vec<Diagnostic>> {
+fn load_set(
+    config: &ConfigSource,
+    cluster: &Data,
+    sources: &mut SourceMap,
+) -> Result<ConfigSet, Vec<Diagnostic>> {
     match config {
         ConfigSource::Dir(dir) => {
             let files = read_dir_files(dir).map_err(|e| {
-                vec![Diagnostic::error("E0505", format!("cannot read config set {}: {e}", dir.display()))
-                    .help("pass an existing directory to --config-set")]
+                vec![
+                    Diagnostic::error(
+                        "E0505",
+                        format!("cannot read config set {}: {e}", dir.display()),
+                    )
+                    .help("pass an existing directory to --config-set"),
+                ]
             })?;
             ConfigSet::new(dir.display().to_string(), files, sources)
         }
         ConfigSource::Git { repo, path } => {
             let reference = config_ref(cluster);
-            let channel = cluster.get("channel").and_then(|c| c.get("name")).and_then(Data::as_str).unwrap_or("");
+            let channel = cluster
+                .get("channel")
+                .and_then(|c| c.get("name"))
+                .and_then(Data::as_str)
+                .unwrap_or("");
             let fail = |message: String| {
                 vec![Diagnostic::error("E0505", message).help(
                     "fix the channel's config_ref, create the ref, or pass --config-set DIR to use a directory for every cluster",
                 )]
             };
-            let commit = repo
-                .resolve(reference)
-                .map_err(|e| fail(format!("channel `{channel}` pins config_ref `{reference}`: {e}")))?;
+            let commit = repo.resolve(reference).map_err(|e| {
+                fail(format!(
+                    "channel `{channel}` pins config_ref `{reference}`: {e}"
+                ))
+            })?;
             let prefix = path.trim_end_matches('/');
             let files = repo
                 .read_tree(&commit, prefix, |_| true)
                 .map_err(|e| fail(format!("cannot read the config set at `{reference}`: {e}")))?;
             if files.is_empty() {
-                return Err(fail(format!("there is no config set at `{reference}:{prefix}`")));
+                return Err(fail(format!(
+                    "there is no config set at `{reference}:{prefix}`"
+                )));
             }
             let files = files
                 .into_iter()
                 .map(|(p, bytes)| {
-                    let relative = p.strip_prefix(prefix).unwrap_or(&p).trim_start_matches('/').to_string();
+                    let relative = p
+                        .strip_prefix(prefix)
+                        .unwrap_or(&p)
+                        .trim_start_matches('/')
+                        .to_string();
                     (relative, String::from_utf8_lossy(&bytes).into_owned())
                 })
                 .collect();
@@ -188,7 +231,11 @@ fn read_dir_files(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
                 stack.push(path);
             } else {
                 let relative = path.strip_prefix(dir).unwrap_or(&path);
-                let name = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                let name = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
                 out.push((name, std::fs::read_to_string(&path)?));
             }
         }
@@ -208,7 +255,10 @@ pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> R
     let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
     if out.exists() {
         let is_ours = out.join(OUTPUT_MARKER).exists()
-            || std::fs::read_dir(out).map_err(|e| io("cannot read", out, e))?.next().is_none();
+            || std::fs::read_dir(out)
+                .map_err(|e| io("cannot read", out, e))?
+                .next()
+                .is_none();
         if !is_ours {
             return Err(format!(
                 "refusing to write into {}: it exists and was not written by flotilla (no {OUTPUT_MARKER} file); choose an empty or new directory",
@@ -221,7 +271,10 @@ pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> R
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(|e| io("cannot create", &parent, e))?;
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
     let retired = parent.join(format!(".{name}.old-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
@@ -250,8 +303,11 @@ pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> R
 fn write_tree(root: &Path, artifacts: &[Artifacts]) -> Result<(), String> {
     let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
     std::fs::create_dir_all(root).map_err(|e| io("cannot create", root, e))?;
-    std::fs::write(root.join(OUTPUT_MARKER), "written by flotilla compile; replaced as a whole\n")
-        .map_err(|e| io("cannot write", root, e))?;
+    std::fs::write(
+        root.join(OUTPUT_MARKER),
+        "written by flotilla compile; replaced as a whole\n",
+    )
+    .map_err(|e| io("cannot write", root, e))?;
     for a in artifacts {
         let dir = root.join(&a.cluster);
         for (relative, text) in &a.files {
@@ -262,7 +318,8 @@ fn write_tree(root: &Path, artifacts: &[Artifacts]) -> Result<(), String> {
             std::fs::write(&path, text).map_err(|e| io("cannot write", &path, e))?;
         }
         let summary = serde_json::to_string_pretty(&a.summary).map_err(|e| e.to_string())? + "\n";
-        std::fs::write(dir.join("summary.json"), summary).map_err(|e| io("cannot write", &dir, e))?;
+        std::fs::write(dir.join("summary.json"), summary)
+            .map_err(|e| io("cannot write", &dir, e))?;
     }
     Ok(())
 }
@@ -273,7 +330,8 @@ fn swap(target: &Path, fresh: &Path, retired: &Path) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(retired);
     let had_old = target.exists();
     if had_old {
-        std::fs::rename(target, retired).map_err(|e| format!("cannot move {} aside: {e}", target.display()))?;
+        std::fs::rename(target, retired)
+            .map_err(|e| format!("cannot move {} aside: {e}", target.display()))?;
     }
     if let Err(e) = std::fs::rename(fresh, target) {
         if had_old {

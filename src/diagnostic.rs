@@ -287,7 +287,9 @@ pub fn suggest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -
     let candidates: Vec<&str> = candidates.into_iter().collect();
     // An abbreviation (`prod` for `production`) is a likelier intent than an edit.
     if wrong.len() >= 3 {
-        let mut prefixed = candidates.iter().filter(|c| c.starts_with(wrong) && **c != wrong);
+        let mut prefixed = candidates
+            .iter()
+            .filter(|c| c.starts_with(wrong) && **c != wrong);
         if let (Some(only), None) = (prefixed.next(), prefixed.next()) {
             return Some(only);
         }
@@ -309,8 +311,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -326,6 +328,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
+/// The explanation of a diagnostic code (`flotilla explain CODE`).
+pub fn explain(code: &str) -> Option<&'static str> {
+    crate::codes::explanation(code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,9 +344,4 @@ mod tests {
         assert_eq!(suggest("instance_type", fields), Some("instance_types"));
         assert_eq!(suggest("labels", fields), None);
     }
-}
-
-/// The explanation of a diagnostic code (`flotilla explain CODE`).
-pub fn explain(code: &str) -> Option<&'static str> {
-    crate::codes::explanation(code)
 }

@@ -55,7 +55,12 @@ pub fn evaluate(program: &Program, checked: &Checked) -> (Fleet, Vec<Diagnostic>
             }
         }
     }
-    let key = |d: &Data, field: &str| d.get(field).and_then(Data::as_str).unwrap_or("").to_string();
+    let key = |d: &Data, field: &str| {
+        d.get(field)
+            .and_then(Data::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     channels.sort_by_key(|c| key(c, "name"));
     clusters.sort_by_key(|c| key(c, "id"));
     (Fleet { channels, clusters }, diagnostics)

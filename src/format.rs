@@ -119,7 +119,7 @@ impl<'a> Printer<'a> {
 
     // ---- output -------------------------------------------------------------
 
-    fn write(&mut self, text: &str) {
+    fn write(&mut self, mut text: &str) {
         if self.one_line_failed || text.is_empty() {
             return;
         }
@@ -129,6 +129,8 @@ impl<'a> Printer<'a> {
                 return;
             }
             self.break_lines();
+            // A separator space (` = `, ` {`) is not needed at the start of a line.
+            text = text.trim_start_matches(' ');
         }
         self.out.push_str(text);
         self.column += text.chars().count();

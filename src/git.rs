@@ -21,7 +21,11 @@ impl Repo {
         } else {
             path.parent().map(Path::to_path_buf).unwrap_or_default()
         };
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
         let out = git(&dir, &["rev-parse", "--show-toplevel"])?;
         Ok(Repo {
             root: PathBuf::from(String::from_utf8_lossy(&out).trim()),
@@ -31,16 +35,34 @@ impl Repo {
     /// The commit a ref names (branch, tag, commit, `HEAD~2`, …). Tries `origin/REF` too,
     /// so a fresh clone resolves channel branches it has only as remote-tracking refs.
     pub fn resolve(&self, rev: &str) -> Result<String, String> {
-        let attempt = |r: &str| git(&self.root, &["rev-parse", "--verify", "--quiet", &format!("{r}^{{commit}}")]);
+        let attempt = |r: &str| {
+            git(
+                &self.root,
+                &[
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("{r}^{{commit}}"),
+                ],
+            )
+        };
         match attempt(rev).or_else(|_| attempt(&format!("origin/{rev}"))) {
             Ok(out) => Ok(String::from_utf8_lossy(&out).trim().to_string()),
-            Err(_) => Err(format!("`{rev}` is not a branch, tag or commit of the repository at {}", self.root.display())),
+            Err(_) => Err(format!(
+                "`{rev}` is not a branch, tag or commit of the repository at {}",
+                self.root.display()
+            )),
         }
     }
 
     /// Files under `prefix` (repository-relative) at `commit` whose path passes `keep`,
     /// as (path relative to the repository root, bytes), sorted by path.
-    pub fn read_tree(&self, commit: &str, prefix: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, Vec<u8>)>, String> {
+    pub fn read_tree(
+        &self,
+        commit: &str,
+        prefix: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, Vec<u8>)>, String> {
         let mut args = vec!["ls-tree", "-r", "-z", "--name-only", commit];
         if !prefix.is_empty() {
             args.push("--");
@@ -82,7 +104,12 @@ impl Repo {
                 .split_whitespace()
                 .nth(2)
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| format!("git cat-file: unexpected answer `{}` for {path}", header.trim()))?;
+                .ok_or_else(|| {
+                    format!(
+                        "git cat-file: unexpected answer `{}` for {path}",
+                        header.trim()
+                    )
+                })?;
             let mut content = vec![0; size + 1];
             reader.read_exact(&mut content).map_err(|e| e.to_string())?;
             content.pop();
@@ -121,6 +148,10 @@ fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }

@@ -112,7 +112,11 @@ pub trait Cloud: Send + Sync {
         parameters: &[(String, ParameterValue)],
     ) -> LiveResult<ChangeSetView>;
     /// Auto Scaling groups tagged `flotilla.io/cluster=<cluster>`, with their instances.
-    async fn auto_scaling_groups(&self, region: &str, cluster: &str) -> LiveResult<Vec<AutoScalingGroupState>>;
+    async fn auto_scaling_groups(
+        &self,
+        region: &str,
+        cluster: &str,
+    ) -> LiveResult<Vec<AutoScalingGroupState>>;
     async fn instances(&self, region: &str, ids: &[String]) -> LiveResult<Vec<InstanceState>>;
 }
 
@@ -171,7 +175,12 @@ pub trait ClusterApi: Send + Sync {
     async fn dry_run_apply(&self, object: &Value) -> LiveResult<Value>;
     /// Objects of a kind (resolved through discovery, as deletion lists name only the
     /// kind) in a namespace or cluster-wide, matching a selection.
-    async fn find(&self, kind: &str, namespace: Option<&str>, selection: &Selection) -> LiveResult<Vec<Value>>;
+    async fn find(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        selection: &Selection,
+    ) -> LiveResult<Vec<Value>>;
     async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<NodeState>>;
 }
 

@@ -15,7 +15,10 @@ use sha2::{Digest, Sha256};
 use crate::live::{LiveError, NodeState, ObjectRef, ResourceChange};
 use crate::render::{Artifacts, DeletionEntry};
 
-pub use observe::{ClusterTarget, Connector, KubeConnector, Observed, ObservedObject, ObservedStack, observe, plan_fleet};
+pub use observe::{
+    ClusterTarget, Connector, KubeConnector, Observed, ObservedObject, ObservedStack, observe,
+    plan_fleet,
+};
 pub use output::{to_markdown, to_text};
 
 /// Version of the plan's JSON format.
@@ -152,8 +155,16 @@ pub struct Fingerprint {
 pub fn stacks_of(desired: &Artifacts) -> Vec<(String, String, String)> {
     let id = &desired.cluster;
     let mut out = vec![
-        (format!("{id}-etcd"), "etcd".to_string(), "cloudformation/etcd.json".to_string()),
-        (id.clone(), "control-plane".to_string(), "cloudformation/cluster.json".to_string()),
+        (
+            format!("{id}-etcd"),
+            "etcd".to_string(),
+            "cloudformation/etcd.json".to_string(),
+        ),
+        (
+            id.clone(),
+            "control-plane".to_string(),
+            "cloudformation/cluster.json".to_string(),
+        ),
     ];
     for pool in &desired.summary.node_pools {
         out.push((
@@ -168,14 +179,20 @@ pub fn stacks_of(desired: &Artifacts) -> Vec<(String, String, String)> {
 
 /// Pure: the steps that take `observed` to `desired`. Stack updates are listed with
 /// no resource changes; [`observe`]'s caller fills them in from change sets.
-pub fn compute(region: &str, blocked: Option<String>, desired: &Artifacts, observed: &Observed) -> ClusterPlan {
+pub fn compute(
+    region: &str,
+    blocked: Option<String>,
+    desired: &Artifacts,
+    observed: &Observed,
+) -> ClusterPlan {
     let control_plane = &desired.cluster;
     let creation = matches!(observed.stacks.get(control_plane), Some(None) | None);
     let mut stack_steps = Vec::new();
     for (name, role, artifact) in stacks_of(desired) {
         let action = match observed.stacks.get(&name) {
             Some(Some(live)) => {
-                let wanted: Value = serde_json::from_str(&desired.files[&artifact]).unwrap_or(Value::Null);
+                let wanted: Value =
+                    serde_json::from_str(&desired.files[&artifact]).unwrap_or(Value::Null);
                 if live.template == wanted {
                     continue;
                 }
@@ -207,7 +224,12 @@ pub fn compute(region: &str, blocked: Option<String>, desired: &Artifacts, obser
             Some(live) => {
                 let after = object.dry_run.as_ref().unwrap_or(&object.desired);
                 let mut changes = Vec::new();
-                field_changes(&comparable(live), &comparable(after), String::new(), &mut changes);
+                field_changes(
+                    &comparable(live),
+                    &comparable(after),
+                    String::new(),
+                    &mut changes,
+                );
                 if reference.kind == "Secret" {
                     redact_secret_changes(&mut changes);
                 }
@@ -257,7 +279,11 @@ pub fn compute(region: &str, blocked: Option<String>, desired: &Artifacts, obser
         for node in &nodes {
             if node.labels.get(HASH_LABEL) != Some(&pool.config_hash) {
                 outdated += 1;
-                let zone = node.labels.get(ZONE_LABEL).cloned().unwrap_or_else(|| "unknown".into());
+                let zone = node
+                    .labels
+                    .get(ZONE_LABEL)
+                    .cloned()
+                    .unwrap_or_else(|| "unknown".into());
                 *by_zone.entry(zone).or_insert(0) += 1;
             }
         }
@@ -293,7 +319,14 @@ fn comparable(object: &Value) -> Value {
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
         if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            for field in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"] {
+            for field in [
+                "managedFields",
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "selfLink",
+            ] {
                 meta.remove(field);
             }
             if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
@@ -315,7 +348,11 @@ fn field_changes(before: &Value, after: &Value, path: String, out: &mut Vec<Fiel
             keys.sort();
             keys.dedup();
             for key in keys {
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 match (a.get(key), b.get(key)) {
                     (Some(x), Some(y)) => field_changes(x, y, child, out),
                     (x, y) => out.push(FieldChange {
@@ -389,10 +426,18 @@ fn fingerprint(observed: &Observed) -> Fingerprint {
     let nodes: BTreeMap<String, String> = observed
         .nodes
         .iter()
-        .map(|n| (n.name.clone(), n.labels.get(HASH_LABEL).cloned().unwrap_or_default()))
+        .map(|n| {
+            (
+                n.name.clone(),
+                n.labels.get(HASH_LABEL).cloned().unwrap_or_default(),
+            )
+        })
         .collect();
     let text = serde_json::to_string(&(&stacks, &objects, &nodes)).unwrap_or_default();
-    let digest = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let digest = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Fingerprint {
         stacks,
         objects,
@@ -418,9 +463,18 @@ mod tests {
 
     fn desired() -> Artifacts {
         let mut files = BTreeMap::new();
-        files.insert("cloudformation/etcd.json".into(), r#"{"Resources":{"A":{"Type":"X"}}}"#.into());
-        files.insert("cloudformation/cluster.json".into(), r#"{"Resources":{"B":{"Type":"X"}}}"#.into());
-        files.insert("cloudformation/node-pool-w.json".into(), r#"{"Resources":{"C":{"Type":"X"}}}"#.into());
+        files.insert(
+            "cloudformation/etcd.json".into(),
+            r#"{"Resources":{"A":{"Type":"X"}}}"#.into(),
+        );
+        files.insert(
+            "cloudformation/cluster.json".into(),
+            r#"{"Resources":{"B":{"Type":"X"}}}"#.into(),
+        );
+        files.insert(
+            "cloudformation/node-pool-w.json".into(),
+            r#"{"Resources":{"C":{"Type":"X"}}}"#.into(),
+        );
         Artifacts {
             cluster: "c1".into(),
             files,
@@ -453,9 +507,18 @@ mod tests {
 
     fn existing() -> Observed {
         let mut o = Observed::default();
-        o.stacks.insert("c1-etcd".into(), live_stack("c1-etcd", json!({"Resources":{"A":{"Type":"X"}}})));
-        o.stacks.insert("c1".into(), live_stack("c1", json!({"Resources":{"B":{"Type":"X"}}})));
-        o.stacks.insert("c1-node-pool-w".into(), live_stack("c1-node-pool-w", json!({"Resources":{"C":{"Type":"X"}}})));
+        o.stacks.insert(
+            "c1-etcd".into(),
+            live_stack("c1-etcd", json!({"Resources":{"A":{"Type":"X"}}})),
+        );
+        o.stacks.insert(
+            "c1".into(),
+            live_stack("c1", json!({"Resources":{"B":{"Type":"X"}}})),
+        );
+        o.stacks.insert(
+            "c1-node-pool-w".into(),
+            live_stack("c1-node-pool-w", json!({"Resources":{"C":{"Type":"X"}}})),
+        );
         o
     }
 
@@ -490,7 +553,11 @@ mod tests {
             .collect();
         assert_eq!(
             actions,
-            [("c1-etcd", StackAction::Create), ("c1", StackAction::Create), ("c1-node-pool-w", StackAction::Create)]
+            [
+                ("c1-etcd", StackAction::Create),
+                ("c1", StackAction::Create),
+                ("c1-node-pool-w", StackAction::Create)
+            ]
         );
     }
 
@@ -506,19 +573,30 @@ mod tests {
     #[test]
     fn outdated_nodes_are_counted_per_zone() {
         let mut observed = existing();
-        observed.nodes = vec![node("n1", "old", "a"), node("n2", "old", "b"), node("n3", "old", "b"), node("n4", "new", "a")];
+        observed.nodes = vec![
+            node("n1", "old", "a"),
+            node("n2", "old", "b"),
+            node("n3", "old", "b"),
+            node("n4", "new", "a"),
+        ];
         let plan = compute("eu-central-1", None, &desired(), &observed);
         let [Step::Roll(roll)] = plan.steps.as_slice() else {
             panic!("{:?}", plan.steps)
         };
         assert_eq!((roll.outdated, roll.nodes), (3, 4));
-        assert_eq!(roll.outdated_by_zone, BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)]));
+        assert_eq!(
+            roll.outdated_by_zone,
+            BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)])
+        );
     }
 
     #[test]
     fn changed_template_plans_an_update_and_server_fields_are_ignored() {
         let mut observed = existing();
-        observed.stacks.insert("c1-node-pool-w".into(), live_stack("c1-node-pool-w", json!({"Resources":{"C":{"Type":"Y"}}})));
+        observed.stacks.insert(
+            "c1-node-pool-w".into(),
+            live_stack("c1-node-pool-w", json!({"Resources":{"C":{"Type":"Y"}}})),
+        );
         let live = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"kube-system","resourceVersion":"7","uid":"u","managedFields":[]},"data":{"a":"1","b":"2"}});
         let dry_run = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"kube-system","resourceVersion":"7","uid":"u","managedFields":[{"manager":"flotilla"}]},"data":{"a":"1","b":"3"}});
         observed.objects.push(ObservedObject {
@@ -528,13 +606,20 @@ mod tests {
             dry_run: Some(dry_run),
         });
         let plan = compute("eu-central-1", None, &desired(), &observed);
-        assert!(matches!(&plan.steps[0], Step::Stack(s) if s.stack == "c1-node-pool-w" && s.action == StackAction::Update));
-        let Step::Manifest(m) = &plan.steps[1] else { panic!() };
-        assert_eq!(m.changes, vec![FieldChange {
-            path: "data.b".into(),
-            before: Some(json!("2")),
-            after: Some(json!("3")),
-        }]);
+        assert!(
+            matches!(&plan.steps[0], Step::Stack(s) if s.stack == "c1-node-pool-w" && s.action == StackAction::Update)
+        );
+        let Step::Manifest(m) = &plan.steps[1] else {
+            panic!()
+        };
+        assert_eq!(
+            m.changes,
+            vec![FieldChange {
+                path: "data.b".into(),
+                before: Some(json!("2")),
+                after: Some(json!("3")),
+            }]
+        );
         assert_eq!(plan.steps.len(), 2);
     }
 
@@ -550,7 +635,10 @@ mod tests {
         });
         let plan = compute("eu-central-1", None, &desired(), &observed);
         let text = serde_json::to_string(&plan).unwrap();
-        assert!(!text.contains("b2xkLXNlY3JldA==") && !text.contains("bmV3"), "{text}");
+        assert!(
+            !text.contains("b2xkLXNlY3JldA==") && !text.contains("bmV3"),
+            "{text}"
+        );
         assert!(text.contains("<redacted sha256:"));
     }
 
@@ -581,7 +669,15 @@ mod tests {
         });
         let plan = compute("eu-central-1", None, &desired(), &observed);
         assert_eq!(plan.steps.len(), 1);
-        assert!(matches!(&plan.steps[0], Step::Delete(d) if d.object == kube_dns && d.phase == "pre_apply"));
-        assert_eq!(plan.fingerprint.objects.get(&kube_dns.to_string()).map(String::as_str), Some("12"));
+        assert!(
+            matches!(&plan.steps[0], Step::Delete(d) if d.object == kube_dns && d.phase == "pre_apply")
+        );
+        assert_eq!(
+            plan.fingerprint
+                .objects
+                .get(&kube_dns.to_string())
+                .map(String::as_str),
+            Some("12")
+        );
     }
 }

@@ -78,9 +78,14 @@ impl ConfigSet {
         // The built-in `tojson` escapes `<`, `>` and `&` for HTML; our output is YAML and JSON.
         env.add_filter("tojson", |v: Value| {
             if v.is_undefined() {
-                return Err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "`tojson` of an undefined value"));
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::UndefinedError,
+                    "`tojson` of an undefined value",
+                ));
             }
-            serde_json::to_string(&v).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+            serde_json::to_string(&v).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+            })
         });
         env.add_filter("sha256", |s: String| hex(&Sha256::digest(s.as_bytes())));
         let mut templates = BTreeMap::new();
@@ -118,7 +123,11 @@ impl ConfigSet {
     }
 
     /// Render and validate every artifact of one evaluated cluster.
-    pub fn render(&self, cluster: &Data, sources: &SourceMap) -> Result<Artifacts, Vec<Diagnostic>> {
+    pub fn render(
+        &self,
+        cluster: &Data,
+        sources: &SourceMap,
+    ) -> Result<Artifacts, Vec<Diagnostic>> {
         let id = field_str(cluster, "id");
         let mut renderer = Renderer {
             set: self,
@@ -145,7 +154,10 @@ struct Renderer<'a> {
 impl Renderer<'_> {
     fn run(&mut self, cluster: &Data) -> Artifacts {
         let mut cluster_json = serde_json::to_value(cluster).unwrap_or_default();
-        let pools: Vec<Data> = cluster.get("node_pools").map(|p| p.as_list().to_vec()).unwrap_or_default();
+        let pools: Vec<Data> = cluster
+            .get("node_pools")
+            .map(|p| p.as_list().to_vec())
+            .unwrap_or_default();
         let mut files = BTreeMap::new();
         let mut summaries = Vec::new();
 
@@ -165,10 +177,13 @@ impl Renderer<'_> {
                 );
                 continue;
             }
-            let draft = self.render_template(&template, context! {
-                cluster => to_value(&cluster_json),
-                pool => to_value(&pool_json),
-            });
+            let draft = self.render_template(
+                &template,
+                context! {
+                    cluster => to_value(&cluster_json),
+                    pool => to_value(&pool_json),
+                },
+            );
             let Some(draft) = draft else { continue };
             let hash = config_hash(&draft, pool, cluster);
             pool_json["config_hash"] = json!(hash);
@@ -191,7 +206,10 @@ impl Renderer<'_> {
                 node_pools => pools_value.clone(),
                 pool => to_value(pool_json),
             };
-            let Some(userdata) = self.render_template(&format!("node-pools/{profile}/userdata.yaml.j2"), ctx.clone()) else {
+            let Some(userdata) = self.render_template(
+                &format!("node-pools/{profile}/userdata.yaml.j2"),
+                ctx.clone(),
+            ) else {
                 continue;
             };
             let userdata = normalize_text(&userdata);
@@ -209,7 +227,10 @@ impl Renderer<'_> {
         }
 
         let ctx = context! { cluster => cluster_value.clone(), node_pools => pools_value.clone() };
-        for (template, out) in [("etcd.yaml.j2", "cloudformation/etcd.json"), ("cluster.yaml.j2", "cloudformation/cluster.json")] {
+        for (template, out) in [
+            ("etcd.yaml.j2", "cloudformation/etcd.json"),
+            ("cluster.yaml.j2", "cloudformation/cluster.json"),
+        ] {
             if !self.set.templates.contains_key(template) {
                 self.problems.push(
                     Diagnostic::error("E0501", format!("config set `{}` has no `{template}`", self.set.origin))
@@ -217,10 +238,10 @@ impl Renderer<'_> {
                 );
                 continue;
             }
-            if let Some(text) = self.render_template(template, ctx.clone()) {
-                if let Some(json) = self.cloudformation(out, template, &text) {
-                    files.insert(out.to_string(), json);
-                }
+            if let Some(text) = self.render_template(template, ctx.clone())
+                && let Some(json) = self.cloudformation(out, template, &text)
+            {
+                files.insert(out.to_string(), json);
             }
         }
 
@@ -247,15 +268,17 @@ impl Renderer<'_> {
                 Err(problem) => self.invalid(&out, &template, problem),
             }
         }
-        if self.set.templates.contains_key("deletions.yaml.j2") {
-            if let Some(text) = self.render_template("deletions.yaml.j2", ctx) {
-                match validate::deletions(&text).and_then(|d| validate::deletions_spare(&d, &objects).map(|()| d)) {
-                    Ok(deletions) => {
-                        let yaml = serde_yaml_ng::to_string(&deletions).unwrap_or_default();
-                        files.insert("deletions.yaml".into(), yaml);
-                    }
-                    Err(problem) => self.invalid("deletions.yaml", "deletions.yaml.j2", problem),
+        if self.set.templates.contains_key("deletions.yaml.j2")
+            && let Some(text) = self.render_template("deletions.yaml.j2", ctx)
+        {
+            match validate::deletions(&text)
+                .and_then(|d| validate::deletions_spare(&d, &objects).map(|()| d))
+            {
+                Ok(deletions) => {
+                    let yaml = serde_yaml_ng::to_string(&deletions).unwrap_or_default();
+                    files.insert("deletions.yaml".into(), yaml);
                 }
+                Err(problem) => self.invalid("deletions.yaml", "deletions.yaml.j2", problem),
             }
         }
 
@@ -266,7 +289,9 @@ impl Renderer<'_> {
             summary: Summary {
                 cluster: self.cluster_id.clone(),
                 channel: channel.map(|c| field_str(c, "name")).unwrap_or_default(),
-                config_ref: channel.map(|c| field_str(c, "config_ref")).unwrap_or_default(),
+                config_ref: channel
+                    .map(|c| field_str(c, "config_ref"))
+                    .unwrap_or_default(),
                 config_set: self.set.origin.clone(),
                 node_pools: summaries,
             },
@@ -298,7 +323,9 @@ impl Renderer<'_> {
                     .copied();
                 let d = match file {
                     Some(file) => template_error(file, self.sources, &e, Some(&self.cluster_id)),
-                    None => Diagnostic::error("E0503", format!("cluster `{}`: {e}", self.cluster_id)),
+                    None => {
+                        Diagnostic::error("E0503", format!("cluster `{}`: {e}", self.cluster_id))
+                    }
                 };
                 self.problems.push(d);
                 None
@@ -324,14 +351,22 @@ impl Renderer<'_> {
 
     fn invalid(&mut self, out: &str, template: &str, problem: String) {
         self.problems.push(
-            Diagnostic::error("E0504", format!("cluster `{}`: {out} is invalid: {problem}", self.cluster_id))
-                .help(format!("rendered from {}/{template}", self.set.origin)),
+            Diagnostic::error(
+                "E0504",
+                format!("cluster `{}`: {out} is invalid: {problem}", self.cluster_id),
+            )
+            .help(format!("rendered from {}/{template}", self.set.origin)),
         );
     }
 }
 
 /// A minijinja error as a diagnostic pointing into the template.
-fn template_error(file: FileId, sources: &SourceMap, e: &minijinja::Error, cluster: Option<&str>) -> Diagnostic {
+fn template_error(
+    file: FileId,
+    sources: &SourceMap,
+    e: &minijinja::Error,
+    cluster: Option<&str>,
+) -> Diagnostic {
     let text = &sources.get(file).text;
     let span = match (e.range(), e.line()) {
         (Some(r), _) => Span::new(r.start, r.end),
@@ -343,7 +378,9 @@ fn template_error(file: FileId, sources: &SourceMap, e: &minijinja::Error, clust
         }
         (None, None) => Span::new(0, 0),
     };
-    let what = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+    let what = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), str::to_string);
     let message = match cluster {
         Some(c) => format!("template error while rendering cluster `{c}`: {what}"),
         None => format!("template syntax error: {what}"),
@@ -382,7 +419,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn field_str(data: &Data, field: &str) -> String {
-    data.get(field).and_then(Data::as_str).unwrap_or("").to_string()
+    data.get(field)
+        .and_then(Data::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 fn is_blank(text: &str) -> bool {
@@ -394,7 +434,10 @@ fn is_blank(text: &str) -> bool {
 
 /// Trim trailing spaces and blank lines left by template tags; end with one newline.
 fn normalize_text(text: &str) -> String {
-    let mut out: String = text.lines().map(|l| format!("{}\n", l.trim_end())).collect();
+    let mut out: String = text
+        .lines()
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect();
     while out.ends_with("\n\n") {
         out.pop();
     }
@@ -402,21 +445,35 @@ fn normalize_text(text: &str) -> String {
 }
 
 fn filter_seconds(duration: String) -> Result<i64, minijinja::Error> {
-    let split = duration.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(duration.len());
+    let split = duration
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(duration.len());
     let (number, unit) = duration.split_at(split);
     crate::eval::parse_duration_ms(number, unit)
         .map(|ms| ms / 1000)
-        .ok_or_else(|| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("`{duration}` is not a duration")))
+        .ok_or_else(|| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("`{duration}` is not a duration"),
+            )
+        })
 }
 
 fn filter_quantity(quantity: &str, unit: i128) -> Result<i64, minijinja::Error> {
-    let split = quantity.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(quantity.len());
+    let split = quantity
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(quantity.len());
     let (number, suffix) = quantity.split_at(split);
     let q = crate::eval::Quantity::parse(number, suffix).ok_or_else(|| {
-        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("`{quantity}` is not a quantity"))
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("`{quantity}` is not a quantity"),
+        )
     })?;
     let units = (q.whole_units() + unit - 1).div_euclid(unit);
-    i64::try_from(units).map_err(|_| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "quantity too large"))
+    i64::try_from(units).map_err(|_| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "quantity too large")
+    })
 }
 
 /// First 64 bits of the SHA-256 of a text, hex: a short, stable name for content.

@@ -129,12 +129,7 @@ impl Loader<'_> {
             return Some(*id);
         }
         let (_, text) = STDLIB.iter().find(|(n, _)| *n == name)?;
-        Some(self.add_module(
-            format!("{name}.flt"),
-            path,
-            (*text).to_string(),
-            true,
-        ))
+        Some(self.add_module(format!("{name}.flt"), path, (*text).to_string(), true))
     }
 
     /// Load one file from the file system (once). `None` when it cannot be read.
@@ -194,9 +189,7 @@ impl Loader<'_> {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, item)| match item {
-                    Item::Import(import) => {
-                        Some((i, import.path.value.clone(), import.path.span))
-                    }
+                    Item::Import(import) => Some((i, import.path.value.clone(), import.path.span)),
                     _ => None,
                 })
                 .collect();
@@ -216,14 +209,23 @@ impl Loader<'_> {
                                 Some(s) => d.help(format!("did you mean `{s}`?")),
                                 None => d.help(format!(
                                     "the stdlib has: {}",
-                                    STDLIB.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                                    STDLIB
+                                        .iter()
+                                        .map(|(n, _)| *n)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
                                 )),
                             };
                             d
                         })
                 } else if is_std {
-                    Err(Diagnostic::error("E0101", "stdlib modules import only stdlib modules")
-                        .at(file, span, "not a stdlib path"))
+                    Err(
+                        Diagnostic::error("E0101", "stdlib modules import only stdlib modules").at(
+                            file,
+                            span,
+                            "not a stdlib path",
+                        ),
+                    )
                 } else {
                     self.load_relative(&dir, &target, file, span)
                 };
@@ -249,10 +251,10 @@ impl Loader<'_> {
         let path = normalize(&dir.join(target));
         let candidates = [path.clone(), path.with_extension("flt")];
         for candidate in &candidates {
-            if candidate.extension().is_some_and(|e| e == "flt") {
-                if let Some(id) = self.load_file(candidate) {
-                    return Ok(vec![id]);
-                }
+            if candidate.extension().is_some_and(|e| e == "flt")
+                && let Some(id) = self.load_file(candidate)
+            {
+                return Ok(vec![id]);
             }
         }
         if self.fs.is_dir(&path) {
@@ -327,7 +329,13 @@ fn detect_cycles(program: &mut Program) {
 
     for i in 0..n {
         if state[i] == State::New {
-            visit(program, ModuleId(i as u32), &mut state, &mut stack, &mut found);
+            visit(
+                program,
+                ModuleId(i as u32),
+                &mut state,
+                &mut stack,
+                &mut found,
+            );
         }
     }
     program.diagnostics.extend(found);

@@ -232,7 +232,11 @@ pub enum Resolution {
     /// A comprehension variable.
     Local,
     /// A field of the enclosing record at this depth (0 = innermost block).
-    Field { depth: usize, record: RecordId, field: usize },
+    Field {
+        depth: usize,
+        record: RecordId,
+        field: usize,
+    },
     /// `cluster` inside a default or check: the cluster the record belongs to.
     ClusterContext,
     Let(ModuleId, usize),
@@ -246,7 +250,10 @@ pub enum Resolution {
     /// A record literal (or `{}` where a record is expected) of this type.
     Record(RecordId),
     /// A field name written in a block (`max_size = 3`, `update { … }`).
-    FieldEntry { record: RecordId, field: usize },
+    FieldEntry {
+        record: RecordId,
+        field: usize,
+    },
     /// A call of a builtin.
     Builtin(Builtin),
 }

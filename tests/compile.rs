@@ -14,7 +14,10 @@ const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/confi
 fn temp_dir(name: &str) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("flotilla-compile-{name}-{}-{n}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "flotilla-compile-{name}-{}-{n}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -86,7 +89,13 @@ fn pool_hash(source: &str, pool: &str) -> String {
     let c = compile(&DiskFs, &fleet, &fixture_source(), &[]);
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
     let summary = &c.artifacts[0].summary;
-    summary.node_pools.iter().find(|p| p.name == pool).unwrap().config_hash.clone()
+    summary
+        .node_pools
+        .iter()
+        .find(|p| p.name == pool)
+        .unwrap()
+        .config_hash
+        .clone()
 }
 
 #[test]
@@ -102,7 +111,10 @@ fn compiling_twice_gives_identical_bytes() {
     }
     assert_eq!(trees[0], trees[1]);
     let files: Vec<&String> = trees[0].keys().collect();
-    assert!(files.contains(&&"prod-1/cloudformation/node-pool-workers.json".to_string()), "{files:?}");
+    assert!(
+        files.contains(&&"prod-1/cloudformation/node-pool-workers.json".to_string()),
+        "{files:?}"
+    );
     assert!(files.contains(&&"prod-1/userdata/workers.yaml".to_string()));
     assert!(files.contains(&&"prod-1/manifests/10-coredns/configmap.yaml".to_string()));
     assert!(files.contains(&&"prod-1/deletions.yaml".to_string()));
@@ -117,29 +129,68 @@ fn config_hash_ignores_what_does_not_replace_nodes() {
         format!("{POOL}\n    update {{\n      max_surge = 1\n    }}"),
     ];
     for pool in same {
-        assert_eq!(pool_hash(&fleet_source("1.31.4", &pool, ""), "workers"), base, "changed by:\n{pool}");
+        assert_eq!(
+            pool_hash(&fleet_source("1.31.4", &pool, ""), "workers"),
+            base,
+            "changed by:\n{pool}"
+        );
     }
     // A config item that the userdata does not use leaves node pools alone too.
     let extra = "  config_items {\n    namespace_pod_quota = 900\n  }";
-    assert_eq!(pool_hash(&fleet_source("1.31.4", POOL, extra), "workers"), base);
+    assert_eq!(
+        pool_hash(&fleet_source("1.31.4", POOL, extra), "workers"),
+        base
+    );
 }
 
 #[test]
 fn config_hash_changes_with_what_replaces_nodes() {
     let base = pool_hash(&fleet_source("1.31.4", POOL, ""), "workers");
     let different = [
-        (fleet_source("1.31.4", &POOL.replace("\"m5.xlarge\"", "\"m5.2xlarge\""), ""), "instance type"),
-        (fleet_source("1.31.4", &POOL.replace("checkout", "payments"), ""), "label"),
-        (fleet_source("1.31.4", &format!("{POOL}\n    root_volume_size = 100Gi"), ""), "root volume"),
-        (fleet_source("1.31.4", &format!("{POOL}\n    taint {{\n      key = \"dedicated\"\n    }}"), ""), "taint"),
+        (
+            fleet_source(
+                "1.31.4",
+                &POOL.replace("\"m5.xlarge\"", "\"m5.2xlarge\""),
+                "",
+            ),
+            "instance type",
+        ),
+        (
+            fleet_source("1.31.4", &POOL.replace("checkout", "payments"), ""),
+            "label",
+        ),
+        (
+            fleet_source(
+                "1.31.4",
+                &format!("{POOL}\n    root_volume_size = 100Gi"),
+                "",
+            ),
+            "root volume",
+        ),
+        (
+            fleet_source(
+                "1.31.4",
+                &format!("{POOL}\n    taint {{\n      key = \"dedicated\"\n    }}"),
+                "",
+            ),
+            "taint",
+        ),
         (fleet_source("1.32.1", POOL, ""), "kubernetes version"),
     ];
     for (source, what) in different {
-        assert_ne!(pool_hash(&source, "workers"), base, "a {what} change must change the hash");
+        assert_ne!(
+            pool_hash(&source, "workers"),
+            base,
+            "a {what} change must change the hash"
+        );
     }
     // The other pool is not touched by a change to `workers`.
     let system = pool_hash(&fleet_source("1.31.4", POOL, ""), "system");
-    let changed = fleet_source("1.31.4", &POOL.replace("\"m5.xlarge\"", "\"m5.2xlarge\""), "");
+    let changed = fleet_source(
+        "1.31.4",
+        &POOL.replace("\"m5.xlarge\"", "\"m5.2xlarge\""),
+        "",
+    );
     assert_eq!(pool_hash(&changed, "system"), system);
 }
 
@@ -149,9 +200,16 @@ fn hash_is_in_userdata_and_the_auto_scaling_group_tags() {
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &fixture_source(), &[]);
     let a = &c.artifacts[0];
-    let hash = &a.summary.node_pools.iter().find(|p| p.name == "workers").unwrap().config_hash;
+    let hash = &a
+        .summary
+        .node_pools
+        .iter()
+        .find(|p| p.name == "workers")
+        .unwrap()
+        .config_hash;
     assert!(a.files["userdata/workers.yaml"].contains(&format!("flotilla.io/config-hash={hash}")));
-    let stack: serde_json::Value = serde_json::from_str(&a.files["cloudformation/node-pool-workers.json"]).unwrap();
+    let stack: serde_json::Value =
+        serde_json::from_str(&a.files["cloudformation/node-pool-workers.json"]).unwrap();
     let tags = &stack["Resources"]["AutoScalingGroup"]["Properties"]["Tags"];
     assert_eq!(tags[0]["Value"], serde_json::json!(hash));
 }
@@ -171,40 +229,80 @@ fn broken_set(name: &str, template: &str, edit: impl Fn(String) -> String) -> Pa
 
 #[test]
 fn template_error_points_at_template_file_and_line() {
-    let set = broken_set("template-error", "manifests/10-coredns/configmap.yaml.j2", |t| {
-        t.replace("coredns_memory_limit | tojson", "coredns_memory_limt | tojson")
-    });
+    let set = broken_set(
+        "template-error",
+        "manifests/10-coredns/configmap.yaml.j2",
+        |t| {
+            t.replace(
+                "coredns_memory_limit | tojson",
+                "coredns_memory_limt | tojson",
+            )
+        },
+    );
     let dir = temp_dir("template-error-fleet");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
-    let d = c.diagnostics.iter().find(|d| d.code == "E0503").expect("a template error");
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "E0503")
+        .expect("a template error");
     let json = to_json(&c.sources, d);
-    assert!(json.file.as_deref().unwrap().ends_with("manifests/10-coredns/configmap.yaml.j2"), "{:?}", json.file);
+    assert!(
+        json.file
+            .as_deref()
+            .unwrap()
+            .ends_with("manifests/10-coredns/configmap.yaml.j2"),
+        "{:?}",
+        json.file
+    );
     assert_eq!(json.start_line, 7);
-    assert!(d.message.contains("prod-1"), "names the cluster: {}", d.message);
+    assert!(
+        d.message.contains("prod-1"),
+        "names the cluster: {}",
+        d.message
+    );
 }
 
 #[test]
 fn invalid_manifest_name_is_rejected() {
-    let set = broken_set("bad-name", "manifests/10-coredns/configmap.yaml.j2", |t| t.replace("name: coredns", "name: CoreDNS_Config"));
+    let set = broken_set("bad-name", "manifests/10-coredns/configmap.yaml.j2", |t| {
+        t.replace("name: coredns", "name: CoreDNS_Config")
+    });
     let dir = temp_dir("bad-name-fleet");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
-    let d = c.diagnostics.iter().find(|d| d.code == "E0504").expect("a validation error");
-    assert!(d.message.contains("manifests/10-coredns/configmap.yaml"), "{}", d.message);
-    assert!(d.message.contains("`CoreDNS_Config`") && d.message.contains("DNS-1123"), "{}", d.message);
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "E0504")
+        .expect("a validation error");
+    assert!(
+        d.message.contains("manifests/10-coredns/configmap.yaml"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.message.contains("`CoreDNS_Config`") && d.message.contains("DNS-1123"),
+        "{}",
+        d.message
+    );
     assert!(d.help.as_deref().unwrap().contains("configmap.yaml.j2"));
 }
 
 #[test]
 fn dangling_ref_is_rejected() {
-    let set = broken_set("dangling", "cluster.yaml.j2", |t| t.replace("Ref: VpcId", "Ref: VpcID"));
+    let set = broken_set("dangling", "cluster.yaml.j2", |t| {
+        t.replace("Ref: VpcId", "Ref: VpcID")
+    });
     let dir = temp_dir("dangling-fleet");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
     let messages: Vec<&str> = c.diagnostics.iter().map(|d| d.message.as_str()).collect();
     assert!(
-        messages.iter().any(|m| m.contains("cloudformation/cluster.json") && m.contains("`Ref` to `VpcID`")),
+        messages
+            .iter()
+            .any(|m| m.contains("cloudformation/cluster.json") && m.contains("`Ref` to `VpcID`")),
         "{messages:#?}"
     );
 }
@@ -219,15 +317,37 @@ fn failed_compile_leaves_existing_output_unchanged() {
     let before = read_tree(&out);
 
     // The CLI refuses to write when compilation fails; check it end to end.
-    write_fleet(&dir, &fleet_source("1.31.4", &POOL.replace("max_size = 10", "max_size = 1"), ""));
+    write_fleet(
+        &dir,
+        &fleet_source("1.31.4", &POOL.replace("max_size = 10", "max_size = 1"), ""),
+    );
     let status = Command::new(env!("CARGO_BIN_EXE_flotilla"))
-        .args(["compile", fleet.to_str().unwrap(), "--out", out.to_str().unwrap(), "--config-set", FIXTURE])
+        .args([
+            "compile",
+            fleet.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--config-set",
+            FIXTURE,
+        ])
         .output()
         .unwrap();
-    assert_eq!(status.status.code(), Some(1), "{}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     assert_eq!(read_tree(&out), before);
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers.len(), 2, "no staging directories left behind: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "no staging directories left behind: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -243,11 +363,12 @@ fn refuses_to_replace_a_directory_it_did_not_write() {
 #[test]
 fn compiling_one_cluster_keeps_the_others() {
     let dir = temp_dir("one-cluster");
-    let source = fleet_source("1.31.4", POOL, "") + &fleet_source("1.31.4", POOL, "")
-        .split("cluster \"prod-1\"")
-        .nth(1)
-        .map(|rest| format!("cluster \"prod-2\"{rest}"))
-        .unwrap();
+    let source = fleet_source("1.31.4", POOL, "")
+        + &fleet_source("1.31.4", POOL, "")
+            .split("cluster \"prod-1\"")
+            .nth(1)
+            .map(|rest| format!("cluster \"prod-2\"{rest}"))
+            .unwrap();
     let fleet = write_fleet(&dir, &source);
     let out = dir.join("out");
     let all = compile(&DiskFs, &fleet, &fixture_source(), &[]);
@@ -275,10 +396,26 @@ fn secrets_never_appear_in_plain_text() {
         assert!(!text.contains("hunter2"), "{path} leaks the secret");
         saw_reference |= text.contains("<secret:datadog-api-key sha256:");
     }
-    assert!(saw_reference, "the redacted reference is rendered: {:?}", read_tree(&out).keys().collect::<Vec<_>>());
-    for args in [vec!["eval", "--format", "json"], vec!["eval", "--format", "yaml"], vec!["check", "--format", "json"]] {
-        let output = Command::new(env!("CARGO_BIN_EXE_flotilla")).args(&args).arg(&fleet).output().unwrap();
-        let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        saw_reference,
+        "the redacted reference is rendered: {:?}",
+        read_tree(&out).keys().collect::<Vec<_>>()
+    );
+    for args in [
+        vec!["eval", "--format", "json"],
+        vec!["eval", "--format", "yaml"],
+        vec!["check", "--format", "json"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .args(&args)
+            .arg(&fleet)
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(!all.contains("hunter2"), "{args:?} leaks the secret");
     }
 }
@@ -289,11 +426,22 @@ fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=flotilla", "-c", "user.email=flotilla@example.org", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=flotilla",
+            "-c",
+            "user.email=flotilla@example.org",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A repository with the fixture config set under `config/` and a fleet under `fleet/`.
@@ -319,7 +467,9 @@ fn each_channel_compiles_with_the_config_set_at_its_ref() {
     git(&dir, &["branch", "stable"]);
     // A change on main only: dev follows it, stable does not.
     let etcd = dir.join("config/etcd.yaml.j2");
-    let text = std::fs::read_to_string(&etcd).unwrap().replace("Key: flotilla.io/cluster", "Key: flotilla.io/cluster-id");
+    let text = std::fs::read_to_string(&etcd)
+        .unwrap()
+        .replace("Key: flotilla.io/cluster", "Key: flotilla.io/cluster-id");
     std::fs::write(&etcd, text).unwrap();
     git(&dir, &["commit", "-q", "-am", "rename etcd tag"]);
     // An uncommitted edit is not used by either: config sets come from git objects.
@@ -331,10 +481,21 @@ fn each_channel_compiles_with_the_config_set_at_its_ref() {
     };
     let c = compile(&DiskFs, &dir.join("fleet"), &source, &[]);
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
-    let etcd_of = |id: &str| c.artifacts.iter().find(|a| a.cluster == id).unwrap().files["cloudformation/etcd.json"].clone();
+    let etcd_of = |id: &str| {
+        c.artifacts.iter().find(|a| a.cluster == id).unwrap().files["cloudformation/etcd.json"]
+            .clone()
+    };
     assert!(etcd_of("dev-1").contains("flotilla.io/cluster-id"));
     assert!(!etcd_of("prod-1").contains("flotilla.io/cluster-id"));
-    assert_eq!(c.artifacts.iter().find(|a| a.cluster == "prod-1").unwrap().summary.config_set, "stable:config");
+    assert_eq!(
+        c.artifacts
+            .iter()
+            .find(|a| a.cluster == "prod-1")
+            .unwrap()
+            .summary
+            .config_set,
+        "stable:config"
+    );
 }
 
 #[test]
@@ -345,8 +506,17 @@ fn unknown_config_ref_is_a_clear_error() {
         path: "config".into(),
     };
     let c = compile(&DiskFs, &dir.join("fleet"), &source, &[]);
-    let d = c.diagnostics.iter().find(|d| d.code == "E0505").expect("a config ref error");
-    assert!(d.message.contains("channel `stable` pins config_ref `stable`"), "{}", d.message);
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "E0505")
+        .expect("a config ref error");
+    assert!(
+        d.message
+            .contains("channel `stable` pins config_ref `stable`"),
+        "{}",
+        d.message
+    );
 }
 
 #[test]
@@ -356,16 +526,42 @@ fn diff_base_reports_exactly_the_changed_pool_and_its_replacement() {
     let run = |format: &str| {
         Command::new(env!("CARGO_BIN_EXE_flotilla"))
             .current_dir(&dir)
-            .args(["diff", "fleet", "--base", "HEAD", "--config-path", "config", "--format", format])
+            .args([
+                "diff",
+                "fleet",
+                "--base",
+                "HEAD",
+                "--config-path",
+                "config",
+                "--format",
+                format,
+            ])
             .output()
             .unwrap()
     };
     let unchanged = run("json");
-    assert_eq!(unchanged.status.code(), Some(0), "{}", String::from_utf8_lossy(&unchanged.stderr));
+    assert_eq!(
+        unchanged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&unchanged.stderr)
+    );
 
-    write_fleet(&dir, &fleet_source("1.31.4", &POOL.replace("\"m5.xlarge\"", "\"m5.2xlarge\""), ""));
+    write_fleet(
+        &dir,
+        &fleet_source(
+            "1.31.4",
+            &POOL.replace("\"m5.xlarge\"", "\"m5.2xlarge\""),
+            "",
+        ),
+    );
     let changed = run("json");
-    assert_eq!(changed.status.code(), Some(2), "{}", String::from_utf8_lossy(&changed.stderr));
+    assert_eq!(
+        changed.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
     let diff: serde_json::Value = serde_json::from_slice(&changed.stdout).unwrap();
     let clusters = diff["clusters"].as_array().unwrap();
     assert_eq!(clusters.len(), 1);
@@ -374,11 +570,28 @@ fn diff_base_reports_exactly_the_changed_pool_and_its_replacement() {
     assert_eq!(replacements.len(), 1);
     assert_eq!(replacements[0]["node_pool"], "workers");
     assert_eq!(replacements[0]["nodes_at_least"], 2);
-    let files: Vec<&str> = clusters[0]["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
-    assert_eq!(files, ["cloudformation/node-pool-workers.json", "userdata/workers.yaml"]);
+    let files: Vec<&str> = clusters[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "cloudformation/node-pool-workers.json",
+            "userdata/workers.yaml"
+        ]
+    );
 
     let markdown = String::from_utf8(run("markdown").stdout).unwrap();
-    assert!(markdown.contains("**Node replacement** in 1 node pool"), "{markdown}");
-    assert!(markdown.contains("`prod-1` / `workers`: at least **2** nodes replaced"), "{markdown}");
+    assert!(
+        markdown.contains("**Node replacement** in 1 node pool"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("`prod-1` / `workers`: at least **2** nodes replaced"),
+        "{markdown}"
+    );
     assert!(markdown.contains("-                \"InstanceType\": \"m5.xlarge\"\n+                \"InstanceType\": \"m5.2xlarge\""), "{markdown}");
 }

@@ -16,7 +16,12 @@ fn root() -> PathBuf {
 }
 
 fn compile_examples() -> Vec<Artifacts> {
-    let c = compile(&DiskFs, Path::new("examples/fleet"), &ConfigSource::Dir(PathBuf::from("stdlib/config")), &[]);
+    let c = compile(
+        &DiskFs,
+        Path::new("examples/fleet"),
+        &ConfigSource::Dir(PathBuf::from("stdlib/config")),
+        &[],
+    );
     assert!(!c.has_errors(), "{:#?}", c.diagnostics);
     assert_eq!(c.artifacts.len(), 12);
     c.artifacts
@@ -28,7 +33,11 @@ fn cfn_lint() -> PathBuf {
         return local;
     }
     std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("cfn-lint")).find(|p| p.exists()))
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("cfn-lint"))
+                .find(|p| p.exists())
+        })
         .expect("cfn-lint not found: run ./scripts/test (it installs cfn-lint into .venv)")
 }
 
@@ -38,19 +47,38 @@ fn cfn_lint_passes_on_every_template_of_the_example_fleet() {
     let out = std::env::temp_dir().join(format!("flotilla-cfn-lint-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     write_output(&out, &artifacts, true).unwrap();
-    let fleet = compile(&DiskFs, Path::new("examples/fleet"), &ConfigSource::Dir(PathBuf::from("stdlib/config")), &[]).fleet.unwrap();
+    let fleet = compile(
+        &DiskFs,
+        Path::new("examples/fleet"),
+        &ConfigSource::Dir(PathBuf::from("stdlib/config")),
+        &[],
+    )
+    .fleet
+    .unwrap();
     // One cfn-lint run per region, so region-specific checks use the cluster's region.
     let mut by_region: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for a in &artifacts {
-        let region = fleet.cluster(&a.cluster).and_then(|c| c.get("region")).and_then(|r| r.as_str()).unwrap().to_string();
+        let region = fleet
+            .cluster(&a.cluster)
+            .and_then(|c| c.get("region"))
+            .and_then(|r| r.as_str())
+            .unwrap()
+            .to_string();
         for path in a.files.keys().filter(|p| p.starts_with("cloudformation/")) {
-            by_region.entry(region.clone()).or_default().push(out.join(&a.cluster).join(path));
+            by_region
+                .entry(region.clone())
+                .or_default()
+                .push(out.join(&a.cluster).join(path));
         }
     }
     let mut checked = 0;
     for (region, files) in by_region {
         checked += files.len();
-        let result = Command::new(cfn_lint()).args(["--regions", &region, "--"]).args(&files).output().unwrap();
+        let result = Command::new(cfn_lint())
+            .args(["--regions", &region, "--"])
+            .args(&files)
+            .output()
+            .unwrap();
         assert!(
             result.status.success(),
             "cfn-lint ({region}) exit {:?}:\n{}{}",
@@ -59,7 +87,10 @@ fn cfn_lint_passes_on_every_template_of_the_example_fleet() {
             String::from_utf8_lossy(&result.stderr)
         );
     }
-    assert!(checked >= 12 * 3, "every cluster has etcd, control-plane and node pool stacks");
+    assert!(
+        checked >= 12 * 3,
+        "every cluster has etcd, control-plane and node pool stacks"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -75,9 +106,16 @@ fn compiling_the_example_fleet_is_deterministic() {
 /// learned from outages.
 fn cluster_snapshot(artifacts: &[Artifacts], id: &str, pool: &str) -> String {
     let a = artifacts.iter().find(|a| a.cluster == id).unwrap();
-    let mut out = format!("summary:\n{}\n\nfiles:\n", serde_json::to_string_pretty(&a.summary).unwrap());
+    let mut out = format!(
+        "summary:\n{}\n\nfiles:\n",
+        serde_json::to_string_pretty(&a.summary).unwrap()
+    );
     for (path, text) in &a.files {
-        let digest: String = Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let digest: String = Sha256::digest(text.as_bytes())
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
         out.push_str(&format!("  {path:<64} {:>7} bytes  {digest}\n", text.len()));
     }
     for path in [
@@ -95,17 +133,32 @@ fn cluster_snapshot(artifacts: &[Artifacts], id: &str, pool: &str) -> String {
 #[test]
 fn production_cluster_snapshot() {
     let artifacts = compile_examples();
-    insta::assert_snapshot!(cluster_snapshot(&artifacts, "aws-eu-central-1-prod-checkout", "default-worker"));
+    insta::assert_snapshot!(cluster_snapshot(
+        &artifacts,
+        "aws-eu-central-1-prod-checkout",
+        "default-worker"
+    ));
 }
 
 #[test]
 fn staging_cluster_snapshot() {
     let artifacts = compile_examples();
-    insta::assert_snapshot!(cluster_snapshot(&artifacts, "aws-eu-central-1-test-checkout", "default-worker"));
+    insta::assert_snapshot!(cluster_snapshot(
+        &artifacts,
+        "aws-eu-central-1-test-checkout",
+        "default-worker"
+    ));
 }
 
 #[test]
 fn example_fleet_checks_cleanly() {
-    let analysis = flotilla::analysis::analyze(&DiskFs, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet")));
-    assert!(analysis.diagnostics.is_empty(), "{:#?}", analysis.diagnostics);
+    let analysis = flotilla::analysis::analyze(
+        &DiskFs,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet")),
+    );
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:#?}",
+        analysis.diagnostics
+    );
 }

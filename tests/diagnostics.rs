@@ -8,7 +8,8 @@ use flotilla::diagnostic::render_all;
 use flotilla::source::MemoryFs;
 
 /// A channel and a valid cluster header, so each case only writes what it is about.
-const CHANNEL: &str = "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"stable\"\n}\n";
+const CHANNEL: &str =
+    "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"stable\"\n}\n";
 
 fn cluster(body: &str) -> String {
     format!(
@@ -28,11 +29,18 @@ fn run(files: &[(&str, Vec<u8>)]) -> (String, Vec<&'static str>) {
     let mut out = String::new();
     for (path, text) in files {
         fs.insert(format!("fleet/{path}"), text.clone());
-        out.push_str(&format!("==> fleet/{path}\n{}\n", String::from_utf8_lossy(text)));
+        out.push_str(&format!(
+            "==> fleet/{path}\n{}\n",
+            String::from_utf8_lossy(text)
+        ));
     }
     let analysis = analyze(&fs, Path::new("fleet"));
     out.push_str("==> diagnostics\n");
-    out.push_str(&render_all(&analysis.program.sources, &analysis.diagnostics, false));
+    out.push_str(&render_all(
+        &analysis.program.sources,
+        &analysis.diagnostics,
+        false,
+    ));
     (out, analysis.diagnostics.iter().map(|d| d.code).collect())
 }
 

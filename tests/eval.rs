@@ -7,13 +7,18 @@ use flotilla::analysis::analyze;
 use flotilla::eval::{Data, Fleet};
 use flotilla::source::MemoryFs;
 
-const CHANNEL: &str = "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"main\"\n}\n";
+const CHANNEL: &str =
+    "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"main\"\n}\n";
 
 fn eval(source: &str) -> Fleet {
     let mut fs = MemoryFs::new();
     fs.insert("fleet/main.flt", format!("{CHANNEL}{source}"));
     let analysis = analyze(&fs, Path::new("fleet"));
-    assert!(analysis.diagnostics.is_empty(), "{:#?}", analysis.diagnostics);
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:#?}",
+        analysis.diagnostics
+    );
     analysis.fleet.unwrap()
 }
 
@@ -23,13 +28,17 @@ fn cluster(environment: &str, body: &str) -> String {
     )
 }
 
-const POOL: &str = "  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 4\n  }\n";
+const POOL: &str =
+    "  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 4\n  }\n";
 
 fn path<'a>(data: &'a Data, path: &str) -> &'a Data {
-    path.split('.').fold(data, |d, part| match part.parse::<usize>() {
-        Ok(i) => &d.as_list()[i],
-        Err(_) => d.get(part).unwrap_or_else(|| panic!("no `{part}` in {d:?}")),
-    })
+    path.split('.')
+        .fold(data, |d, part| match part.parse::<usize>() {
+            Ok(i) => &d.as_list()[i],
+            Err(_) => d
+                .get(part)
+                .unwrap_or_else(|| panic!("no `{part}` in {d:?}")),
+        })
 }
 
 fn text(fleet: &Fleet, at: &str) -> String {
@@ -43,17 +52,27 @@ fn text(fleet: &Fleet, at: &str) -> String {
 #[test]
 fn force_termination_waits_3_days_in_production_and_8_hours_in_test() {
     let prod = eval(&cluster("production", POOL));
-    assert_eq!(text(&prod, "node_pools.0.update.force_terminate_after"), "3d");
+    assert_eq!(
+        text(&prod, "node_pools.0.update.force_terminate_after"),
+        "3d"
+    );
     assert_eq!(text(&prod, "node_pools.0.update.respect_pdbs"), "true");
     let test = eval(&cluster("test", POOL));
-    assert_eq!(text(&test, "node_pools.0.update.force_terminate_after"), "8h");
+    assert_eq!(
+        text(&test, "node_pools.0.update.force_terminate_after"),
+        "8h"
+    );
 }
 
 #[test]
 fn every_default_is_filled_in() {
     let fleet = eval(&cluster("production", POOL));
     assert_eq!(text(&fleet, "api_server_url"), "https://c1.example.org");
-    assert_eq!(text(&fleet, "kubernetes_version"), "1.31.4", "from the channel");
+    assert_eq!(
+        text(&fleet, "kubernetes_version"),
+        "1.31.4",
+        "from the channel"
+    );
     assert_eq!(text(&fleet, "lifecycle_status"), "ready");
     assert_eq!(text(&fleet, "config_items.etcd_member_count"), "5");
     assert_eq!(text(&fleet, "config_items.coredns_memory_limit"), "200Mi");
@@ -73,11 +92,19 @@ fn spread_records_are_adjusted_by_blocks_and_nested_blocks_merge() {
             "  node_pool \"w\" {\n    ...base\n    max_size = 8\n    update {\n      max_surge = 1\n    }\n  }\n"
         )
     ));
-    assert_eq!(text(&fleet, "node_pools.0.name"), "w", "the label wins over the spread name");
+    assert_eq!(
+        text(&fleet, "node_pools.0.name"),
+        "w",
+        "the label wins over the spread name"
+    );
     assert_eq!(text(&fleet, "node_pools.0.max_size"), "8");
     assert_eq!(text(&fleet, "node_pools.0.labels.team"), "a");
     assert_eq!(text(&fleet, "node_pools.0.update.max_surge"), "1");
-    assert_eq!(text(&fleet, "node_pools.0.update.force_terminate_after"), "7d", "kept from the spread");
+    assert_eq!(
+        text(&fleet, "node_pools.0.update.force_terminate_after"),
+        "7d",
+        "kept from the spread"
+    );
 }
 
 #[test]
@@ -86,11 +113,22 @@ fn spread_lists_add_node_pools() {
         "let system = [NodePool {{\n  name = \"system\"\n  instance_types = [\"m5.large\"]\n  max_size = 3\n  taint {{\n    key = \"dedicated\"\n    value = \"system\"\n  }}\n}}]\n{}",
         cluster("test", &format!("{POOL}  ...system\n"))
     ));
-    let names: Vec<String> = path(&fleet.clusters[0], "node_pools").as_list().iter().map(|p| p.get("name").unwrap().as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = path(&fleet.clusters[0], "node_pools")
+        .as_list()
+        .iter()
+        .map(|p| p.get("name").unwrap().as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names.len(), 2);
     assert!(names.contains(&"system".to_string()) && names.contains(&"w".to_string()));
-    let system = path(&fleet.clusters[0], "node_pools").as_list().iter().find(|p| p.get("name").unwrap().as_str() == Some("system")).unwrap();
-    assert_eq!(serde_json::to_value(system.get("taints").unwrap()).unwrap(), serde_json::json!([{"key": "dedicated", "value": "system", "effect": "NoSchedule"}]));
+    let system = path(&fleet.clusters[0], "node_pools")
+        .as_list()
+        .iter()
+        .find(|p| p.get("name").unwrap().as_str() == Some("system"))
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(system.get("taints").unwrap()).unwrap(),
+        serde_json::json!([{"key": "dedicated", "value": "system", "effect": "NoSchedule"}])
+    );
 }
 
 #[test]
@@ -107,18 +145,35 @@ fn expressions_builtins_and_units_evaluate() {
     assert_eq!(text(&fleet, "config_items.etcd_backup_interval"), "2h");
     assert_eq!(text(&fleet, "config_items.namespace_pod_quota"), "2000");
     assert_eq!(text(&fleet, "config_items.custom.subnet"), "10.0.3.0/24");
-    assert_eq!(text(&fleet, "config_items.custom.digest"), "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+    assert_eq!(
+        text(&fleet, "config_items.custom.digest"),
+        "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+    );
     assert_eq!(text(&fleet, "config_items.custom.zone_count"), "3");
     assert_eq!(text(&fleet, "node_pools.0.max_size"), "12");
-    assert_eq!(text(&fleet, "node_pools.0.min_size"), "3", "fields refer to each other");
+    assert_eq!(
+        text(&fleet, "node_pools.0.min_size"),
+        "3",
+        "fields refer to each other"
+    );
 }
 
 #[test]
 fn secrets_evaluate_to_their_redacted_form() {
-    let fleet = eval(&cluster("test", &format!("  config_items {{\n    secrets = {{ \"api\": secret(\"api-token\", \"hunter2\") }}\n  }}\n{POOL}")));
+    let fleet = eval(&cluster(
+        "test",
+        &format!(
+            "  config_items {{\n    secrets = {{ \"api\": secret(\"api-token\", \"hunter2\") }}\n  }}\n{POOL}"
+        ),
+    ));
     let shown = text(&fleet, "config_items.secrets.api");
-    assert!(shown.starts_with("<secret:api-token sha256:") && !shown.contains("hunter2"), "{shown}");
-    let Data::Secret(secret) = path(&fleet.clusters[0], "config_items.secrets.api") else { panic!() };
+    assert!(
+        shown.starts_with("<secret:api-token sha256:") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    let Data::Secret(secret) = path(&fleet.clusters[0], "config_items.secrets.api") else {
+        panic!()
+    };
     assert_eq!(secret.reveal(), "hunter2");
 }
 
@@ -131,8 +186,17 @@ fn duplicate_pool_names_through_spreads_fail_the_cluster_check() {
     );
     fs.insert("fleet/main.flt", source);
     let analysis = analyze(&fs, Path::new("fleet"));
-    let messages: Vec<&str> = analysis.diagnostics.iter().map(|d| d.message.as_str()).collect();
-    assert!(messages.iter().any(|m| m.contains("node pool names must be unique, but these repeat: w")), "{messages:?}");
+    let messages: Vec<&str> = analysis
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("node pool names must be unique, but these repeat: w")),
+        "{messages:?}"
+    );
 }
 
 #[test]

@@ -77,8 +77,23 @@ fn empty_account_plans_full_creation_without_contacting_the_api_server() {
     let dir = temp_dir("creation");
     let fleet = write_fleet(&dir, FLEET);
     // An endpoint nothing listens on: contacting it would fail the cluster.
-    let output = plan(&moto, &fleet, &["--format", "json", "--kube-endpoint", "prod-1=http://127.0.0.1:9", "--detailed-exitcode"]);
-    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = plan(
+        &moto,
+        &fleet,
+        &[
+            "--format",
+            "json",
+            "--kube-endpoint",
+            "prod-1=http://127.0.0.1:9",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let plan = json_plan(&output);
     assert_eq!(plan["version"], 1);
     assert_eq!(plan["failures"], serde_json::json!([]));
@@ -89,8 +104,17 @@ fn empty_account_plans_full_creation_without_contacting_the_api_server() {
         .unwrap()
         .iter()
         .map(|s| match s["step"].as_str().unwrap() {
-            "stack" => format!("{} stack {}", s["action"].as_str().unwrap(), s["stack"].as_str().unwrap()),
-            "manifest" => format!("{} {} {}", s["action"].as_str().unwrap(), s["object"]["kind"].as_str().unwrap(), s["object"]["name"].as_str().unwrap()),
+            "stack" => format!(
+                "{} stack {}",
+                s["action"].as_str().unwrap(),
+                s["stack"].as_str().unwrap()
+            ),
+            "manifest" => format!(
+                "{} {} {}",
+                s["action"].as_str().unwrap(),
+                s["object"]["kind"].as_str().unwrap(),
+                s["object"]["name"].as_str().unwrap()
+            ),
             other => panic!("a new cluster plans no {other} steps"),
         })
         .collect();
@@ -113,14 +137,26 @@ fn secrets_never_appear_in_any_plan_format() {
     let fleet = write_fleet(&dir, FLEET);
     let saved = dir.join("plan.json");
     for format in ["text", "markdown", "json"] {
-        let output = plan(&moto, &fleet, &["--format", format, "--out", saved.to_str().unwrap()]);
-        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        let output = plan(
+            &moto,
+            &fleet,
+            &["--format", format, "--out", saved.to_str().unwrap()],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         for text in [
             String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
             std::fs::read_to_string(&saved).unwrap(),
         ] {
-            assert!(!text.contains("hunter2"), "{format} leaks the secret:\n{text}");
+            assert!(
+                !text.contains("hunter2"),
+                "{format} leaks the secret:\n{text}"
+            );
         }
     }
 }
@@ -143,7 +179,12 @@ fn an_unreachable_aws_endpoint_fails_the_cluster_and_plans_nothing() {
     let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(plan["clusters"], serde_json::json!([]));
     assert_eq!(plan["failures"][0]["cluster"], "prod-1");
-    assert!(plan["failures"][0]["error"]["operation"].as_str().unwrap().contains("describe stack prod-1-etcd"));
+    assert!(
+        plan["failures"][0]["error"]["operation"]
+            .as_str()
+            .unwrap()
+            .contains("describe stack prod-1-etcd")
+    );
 }
 
 // ---- existing clusters: moto stacks + loopback Kubernetes API -------------------------
@@ -156,7 +197,12 @@ use kube::discovery::Discovery;
 use kube_loopback::{Failure, LoopbackApi};
 
 fn artifacts(fleet: &Path) -> Artifacts {
-    let c = compile(&DiskFs, fleet, &ConfigSource::Dir(PathBuf::from(FIXTURE)), &[]);
+    let c = compile(
+        &DiskFs,
+        fleet,
+        &ConfigSource::Dir(PathBuf::from(FIXTURE)),
+        &[],
+    );
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
     c.artifacts.into_iter().next().unwrap()
 }
@@ -169,11 +215,17 @@ async fn bring_up(moto: &Moto, api: &LoopbackApi, desired: &Artifacts) {
     let cfn = aws_sdk_cloudformation::Client::new(&config);
     for (name, _, artifact) in flotilla::plan::stacks_of(desired) {
         let template: Value = serde_json::from_str(&desired.files[&artifact]).unwrap();
-        let mut request = cfn.create_stack().stack_name(&name).template_body(&desired.files[&artifact]);
+        let mut request = cfn
+            .create_stack()
+            .stack_name(&name)
+            .template_body(&desired.files[&artifact]);
         for (key, value) in [("VpcId", &vpc_id), ("SubnetIds", &subnet_id)] {
             if template["Parameters"].get(key).is_some() {
                 request = request.parameters(
-                    aws_sdk_cloudformation::types::Parameter::builder().parameter_key(key).parameter_value(value.as_str()).build(),
+                    aws_sdk_cloudformation::types::Parameter::builder()
+                        .parameter_key(key)
+                        .parameter_value(value.as_str())
+                        .build(),
                 );
             }
         }
@@ -182,25 +234,46 @@ async fn bring_up(moto: &Moto, api: &LoopbackApi, desired: &Artifacts) {
     }
     let client = api.client().unwrap();
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
-    for (path, text) in desired.files.iter().filter(|(p, _)| p.starts_with("manifests/")) {
+    for (path, text) in desired
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with("manifests/"))
+    {
         for doc in serde_yaml_ng::Deserializer::from_str(text) {
             let object: Value = serde::Deserialize::deserialize(doc).unwrap();
             if object.is_null() {
                 continue;
             }
-            let (group, version) = object["apiVersion"].as_str().unwrap().rsplit_once('/').unwrap_or(("", object["apiVersion"].as_str().unwrap()));
-            let gvk = kube::api::GroupVersionKind::gvk(group, version, object["kind"].as_str().unwrap());
-            let (resource, _) = discovery.resolve_gvk(&gvk).unwrap_or_else(|| panic!("{path}: unknown kind"));
+            let (group, version) = object["apiVersion"]
+                .as_str()
+                .unwrap()
+                .rsplit_once('/')
+                .unwrap_or(("", object["apiVersion"].as_str().unwrap()));
+            let gvk =
+                kube::api::GroupVersionKind::gvk(group, version, object["kind"].as_str().unwrap());
+            let (resource, _) = discovery
+                .resolve_gvk(&gvk)
+                .unwrap_or_else(|| panic!("{path}: unknown kind"));
             let objects: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
                 Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
                 None => Api::all_with(client.clone(), &resource),
             };
             let name = object["metadata"]["name"].as_str().unwrap();
-            objects.patch(name, &PatchParams::apply("flotilla"), &Patch::Apply(&object)).await.unwrap();
+            objects
+                .patch(
+                    name,
+                    &PatchParams::apply("flotilla"),
+                    &Patch::Apply(&object),
+                )
+                .await
+                .unwrap();
         }
     }
     let pool = &desired.summary.node_pools[0];
-    for (i, zone) in ["eu-central-1a", "eu-central-1a", "eu-central-1b"].iter().enumerate() {
+    for (i, zone) in ["eu-central-1a", "eu-central-1a", "eu-central-1b"]
+        .iter()
+        .enumerate()
+    {
         api.insert(serde_json::json!({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": format!("ip-10-0-1-{i}"), "labels": {
@@ -227,7 +300,17 @@ async fn wait_for_stack(cfn: &aws_sdk_cloudformation::Client, name: &str) {
 
 fn plan_against(moto: &Moto, api: &LoopbackApi, fleet: &Path) -> Output {
     let endpoint = format!("prod-1={}", api.url());
-    plan(moto, fleet, &["--format", "json", "--detailed-exitcode", "--kube-endpoint", &endpoint])
+    plan(
+        moto,
+        fleet,
+        &[
+            "--format",
+            "json",
+            "--detailed-exitcode",
+            "--kube-endpoint",
+            &endpoint,
+        ],
+    )
 }
 
 fn step_names(plan: &Value) -> Vec<String> {
@@ -236,10 +319,27 @@ fn step_names(plan: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|s| match s["step"].as_str().unwrap() {
-            "stack" => format!("{} stack {}", s["action"].as_str().unwrap(), s["stack"].as_str().unwrap()),
-            "manifest" => format!("{} {}", s["action"].as_str().unwrap(), s["object"]["name"].as_str().unwrap()),
-            "delete" => format!("delete {} {}", s["object"]["kind"].as_str().unwrap(), s["object"]["name"].as_str().unwrap()),
-            "roll" => format!("roll {} {}/{}", s["node_pool"].as_str().unwrap(), s["outdated"], s["nodes"]),
+            "stack" => format!(
+                "{} stack {}",
+                s["action"].as_str().unwrap(),
+                s["stack"].as_str().unwrap()
+            ),
+            "manifest" => format!(
+                "{} {}",
+                s["action"].as_str().unwrap(),
+                s["object"]["name"].as_str().unwrap()
+            ),
+            "delete" => format!(
+                "delete {} {}",
+                s["object"]["kind"].as_str().unwrap(),
+                s["object"]["name"].as_str().unwrap()
+            ),
+            "roll" => format!(
+                "roll {} {}/{}",
+                s["node_pool"].as_str().unwrap(),
+                s["outdated"],
+                s["nodes"]
+            ),
             other => other.to_string(),
         })
         .collect()
@@ -254,17 +354,32 @@ async fn a_cluster_matching_its_artifacts_plans_nothing() {
     bring_up(&moto, &api, &artifacts(&fleet)).await;
     api.clear_requests();
     let output = plan_against(&moto, &api, &fleet);
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     let plan = json_plan(&output);
     assert_eq!(plan["clusters"][0]["creation"], false);
     assert_eq!(step_names(&plan), Vec::<String>::new());
     let fingerprint = &plan["clusters"][0]["fingerprint"];
-    assert!(fingerprint["stacks"]["prod-1"].as_str().unwrap().starts_with("arn:aws:cloudformation:"));
+    assert!(
+        fingerprint["stacks"]["prod-1"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:cloudformation:")
+    );
     assert_eq!(fingerprint["nodes"].as_object().unwrap().len(), 3);
     // Observation is read-only: the dry-run applies stored nothing.
     let requests = api.requests();
     assert!(requests.iter().any(|r| r.method == "PATCH"));
-    assert!(requests.iter().filter(|r| r.method != "GET").all(|r| r.method == "PATCH" && r.query.contains("dryRun=All")));
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.method != "GET")
+            .all(|r| r.method == "PATCH" && r.query.contains("dryRun=All"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -276,16 +391,29 @@ async fn changing_an_instance_type_plans_that_pools_update_and_roll() {
     bring_up(&moto, &api, &artifacts(&fleet)).await;
     write_fleet(&dir, &FLEET.replace("\"m5.xlarge\"", "\"m5.2xlarge\""));
     let output = plan_against(&moto, &api, &fleet);
-    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let plan = json_plan(&output);
-    assert_eq!(step_names(&plan), ["update stack prod-1-node-pool-workers", "roll workers 3/3"]);
+    assert_eq!(
+        step_names(&plan),
+        ["update stack prod-1-node-pool-workers", "roll workers 3/3"]
+    );
     let steps = plan["clusters"][0]["steps"].as_array().unwrap();
     let changes = steps[0]["changes"].as_array().unwrap();
     assert!(
-        changes.iter().any(|c| c["logical_id"] == "AutoScalingGroup" || c["logical_id"] == "LaunchTemplate"),
+        changes
+            .iter()
+            .any(|c| c["logical_id"] == "AutoScalingGroup" || c["logical_id"] == "LaunchTemplate"),
         "the change set names the changed resources: {changes:?}"
     );
-    assert_eq!(steps[1]["outdated_by_zone"], serde_json::json!({"eu-central-1a": 2, "eu-central-1b": 1}));
+    assert_eq!(
+        steps[1]["outdated_by_zone"],
+        serde_json::json!({"eu-central-1a": 2, "eu-central-1b": 1})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -296,12 +424,19 @@ async fn objects_are_deleted_only_when_listed_in_deletions() {
     let fleet = write_fleet(&dir, FLEET);
     bring_up(&moto, &api, &artifacts(&fleet)).await;
     // kube-dns is in the fixture's deletions list; a stray ConfigMap is not.
-    api.insert(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "kube-dns", "namespace": "kube-system"}, "spec": {"replicas": 2}})).unwrap();
+    api.insert(
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system"}, "spec": {"replicas": 2}}),
+    )
+    .unwrap();
     api.insert(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "not-ours", "namespace": "kube-system"}})).unwrap();
+        "metadata": {"name": "not-ours", "namespace": "kube-system"}}))
+        .unwrap();
     // Removing the secrets removes the `secret-references` component from the artifacts.
-    let without_secrets = FLEET.replace("    secrets = { \"datadog\": secret(\"datadog-api-key\", \"hunter2-plaintext-value\") }\n", "");
+    let without_secrets = FLEET.replace(
+        "    secrets = { \"datadog\": secret(\"datadog-api-key\", \"hunter2-plaintext-value\") }\n",
+        "",
+    );
     write_fleet(&dir, &without_secrets);
     let plan = json_plan(&plan_against(&moto, &api, &fleet));
     assert_eq!(step_names(&plan), ["delete Deployment kube-dns"]);
@@ -315,16 +450,29 @@ async fn a_failing_api_read_fails_the_cluster_and_plans_no_deletion() {
     let dir = temp_dir("api-500");
     let fleet = write_fleet(&dir, FLEET);
     bring_up(&moto, &api, &artifacts(&fleet)).await;
-    api.insert(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "kube-dns", "namespace": "kube-system"}})).unwrap();
+    api.insert(
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system"}}),
+    )
+    .unwrap();
     // Every read of ConfigMaps fails, even after retries.
-    api.add_failure(Failure::new(500).method("GET").path_prefix("/api/v1/namespaces/kube-system/configmaps"));
+    api.add_failure(
+        Failure::new(500)
+            .method("GET")
+            .path_prefix("/api/v1/namespaces/kube-system/configmaps"),
+    );
     let output = plan_against(&moto, &api, &fleet);
     assert_eq!(output.status.code(), Some(1));
     let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(plan["clusters"], serde_json::json!([]));
     assert_eq!(plan["failures"][0]["cluster"], "prod-1");
-    assert!(plan["failures"][0]["error"]["message"].as_str().unwrap().contains("500"), "{plan:#}");
+    assert!(
+        plan["failures"][0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{plan:#}"
+    );
 
     // The same when the API server is gone altogether.
     api.clear_failures();
@@ -346,11 +494,23 @@ fn plan_against_text(moto: &Moto, api: &LoopbackApi, fleet: &Path) -> String {
 fn example_fleet_plans_full_creation_as_a_pull_request_comment() {
     let moto = Moto::start();
     let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
-        .args(["plan", "examples/fleet", "--config-set", "stdlib/config", "--format", "markdown"])
+        .args([
+            "plan",
+            "examples/fleet",
+            "--config-set",
+            "stdlib/config",
+            "--format",
+            "markdown",
+        ])
         .envs(aws_env(&moto.url))
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // The retired cluster is skipped, and says so.
     assert!(String::from_utf8_lossy(&output.stderr).contains("skipping aws-eu-west-1-prod-legacy"));
     insta::assert_snapshot!(String::from_utf8(output.stdout).unwrap());

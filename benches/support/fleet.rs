@@ -15,8 +15,16 @@ pub fn fleet(clusters: usize) -> (MemoryFs, usize) {
     for f in 0..files {
         let mut text = String::from("import \"./channels.flt\"\n\n");
         for c in (f..clusters).step_by(files) {
-            let (env, channel) = if c % 3 == 0 { ("test", "beta") } else { ("production", "stable") };
-            let region = if c % 2 == 0 { "eu-central-1" } else { "eu-west-1" };
+            let (env, channel) = if c % 3 == 0 {
+                ("test", "beta")
+            } else {
+                ("production", "stable")
+            };
+            let region = if c % 2 == 0 {
+                "eu-central-1"
+            } else {
+                "eu-west-1"
+            };
             text.push_str(&format!(
                 "cluster \"cluster-{c:04}\" {{\n  account = \"{:012}\"\n  region = \"{region}\"\n  environment = {env}\n  channel = {channel}\n  api_server_url = \"https://${{id}}.example.org\"\n  config_items {{\n    coredns_memory_limit = {}Mi\n  }}\n",
                 100_000_000_000u64 + c as u64,
@@ -37,4 +45,3 @@ pub fn fleet(clusters: usize) -> (MemoryFs, usize) {
     }
     (fs, lines)
 }
-

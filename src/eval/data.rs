@@ -127,7 +127,12 @@ impl std::fmt::Display for Quantity {
 
 /// Milliseconds as the shortest exact form: `3d`, `8h`, `90s`, `250ms`.
 pub fn format_duration(ms: i64) -> String {
-    const UNITS: [(&str, i64); 4] = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)];
+    const UNITS: [(&str, i64); 4] = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ];
     if ms == 0 {
         return "0s".into();
     }

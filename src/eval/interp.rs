@@ -16,7 +16,7 @@ use crate::resolve::{ModuleId, Program};
 use crate::source::FileId;
 use crate::span::Span;
 use crate::syntax::ast::*;
-use crate::types::{Builtin, Checked, ChannelId, EnumId, RecordId, Resolution, Ty};
+use crate::types::{Builtin, ChannelId, Checked, EnumId, RecordId, Resolution, Ty};
 
 pub(super) type Result<T> = std::result::Result<T, Diagnostic>;
 
@@ -143,10 +143,10 @@ impl<'p> Env<'p> {
     fn local(&self, name: &str) -> Option<Value<'p>> {
         let mut frame = self.frames.as_ref();
         while let Some(f) = frame {
-            if let FrameKind::Local(n, v) = &f.kind {
-                if n == name {
-                    return Some(v.clone());
-                }
+            if let FrameKind::Local(n, v) = &f.kind
+                && n == name
+            {
+                return Some(v.clone());
             }
             frame = f.parent.as_ref();
         }
@@ -154,10 +154,13 @@ impl<'p> Env<'p> {
     }
 }
 
+type LetSlot<'p> = Option<Result<Value<'p>>>;
+
 pub(super) struct Evaluator<'p> {
     pub program: &'p Program,
     pub checked: &'p Checked,
-    lets: RefCell<HashMap<(ModuleId, usize), Option<Result<Value<'p>>>>>,
+    /// Let values by (module, item); `None` while one is being evaluated (cycle check).
+    lets: RefCell<HashMap<(ModuleId, usize), LetSlot<'p>>>,
     channels: RefCell<HashMap<ChannelId, Rc<Description<'p>>>>,
 }
 
@@ -187,11 +190,18 @@ impl<'p> Evaluator<'p> {
 
     /// Evaluate one top-level cluster declaration to data.
     pub fn cluster(&self, module: ModuleId, decl: &'p ClusterDecl) -> Result<Data> {
-        let rid = self.checked.decls.cluster_type.ok_or_else(|| {
-            Diagnostic::error("E0300", "the prelude declares no `Cluster` type")
-        })?;
+        let rid =
+            self.checked.decls.cluster_type.ok_or_else(|| {
+                Diagnostic::error("E0300", "the prelude declares no `Cluster` type")
+            })?;
         let env = self.module_env(module);
-        let desc = self.describe(rid, &decl.body.entries, &env, Some(decl.id.value.clone()), (env.file, decl.id.span))?;
+        let desc = self.describe(
+            rid,
+            &decl.body.entries,
+            &env,
+            Some(decl.id.value.clone()),
+            (env.file, decl.id.span),
+        )?;
         let instance = Rc::new(Instance::new(desc, None));
         self.materialize(&instance)
     }
@@ -210,11 +220,18 @@ impl<'p> Evaluator<'p> {
         let Item_::Channel(decl) = item(self.program, def.site.module, def.site.item) else {
             return Err(Diagnostic::error("E0300", "channel declaration not found"));
         };
-        let rid = self.checked.decls.channel_type.ok_or_else(|| {
-            Diagnostic::error("E0300", "the prelude declares no `Channel` type")
-        })?;
+        let rid =
+            self.checked.decls.channel_type.ok_or_else(|| {
+                Diagnostic::error("E0300", "the prelude declares no `Channel` type")
+            })?;
         let env = self.module_env(def.site.module);
-        let desc = self.describe(rid, &decl.body.entries, &env, Some(def.name.clone()), (env.file, decl.name.span))?;
+        let desc = self.describe(
+            rid,
+            &decl.body.entries,
+            &env,
+            Some(def.name.clone()),
+            (env.file, decl.name.span),
+        )?;
         self.channels.borrow_mut().insert(id, desc.clone());
         Ok(desc)
     }
@@ -273,7 +290,9 @@ impl<'p> Evaluator<'p> {
         for entry in entries {
             match entry {
                 Entry::Field { name, value, span } => {
-                    if let Some(Resolution::FieldEntry { field, .. }) = self.resolution(env.file, name.span) {
+                    if let Some(Resolution::FieldEntry { field, .. }) =
+                        self.resolution(env.file, name.span)
+                    {
                         slots[*field] = Some(Slot::Expr(value, env.clone()));
                         entry_spans[*field] = Some(*span);
                     }
@@ -284,7 +303,9 @@ impl<'p> Evaluator<'p> {
                     body,
                     span,
                 } => {
-                    let Some(Resolution::FieldEntry { field, .. }) = self.resolution(env.file, name.span) else {
+                    let Some(Resolution::FieldEntry { field, .. }) =
+                        self.resolution(env.file, name.span)
+                    else {
                         continue;
                     };
                     let pending = PendingBlock {
@@ -307,7 +328,9 @@ impl<'p> Evaluator<'p> {
                                 layers.push(Layer::Block(pending));
                                 layers
                             }
-                            Some(Slot::Expr(expr, env)) => vec![Layer::Expr(expr, env), Layer::Block(pending)],
+                            Some(Slot::Expr(expr, env)) => {
+                                vec![Layer::Expr(expr, env), Layer::Block(pending)]
+                            }
                             _ => vec![Layer::Block(pending)],
                         };
                         slots[*field] = Some(Slot::Layers(layers));
@@ -362,10 +385,10 @@ impl<'p> Evaluator<'p> {
         let fdef = &def.fields[field];
         let cluster = instance.cluster_context();
         let ty = fdef.ty.clone();
-        if fdef.is_label {
-            if let Some(label) = &instance.desc.label {
-                return Ok(Value::Str(label.as_str().into()));
-            }
+        if fdef.is_label
+            && let Some(label) = &instance.desc.label
+        {
+            return Ok(Value::Str(label.as_str().into()));
         }
         let own = |env: &Env<'p>| env.push(FrameKind::Instance(instance.clone()));
         let value = match &instance.desc.slots[field] {
@@ -377,11 +400,15 @@ impl<'p> Evaluator<'p> {
                 let mut merged: Option<Rc<Description<'p>>> = None;
                 for layer in layers {
                     let desc = match layer {
-                        Layer::Block(p) => self.describe(*rid, p.entries, &own(&p.env), p.label.clone(), p.origin)?,
-                        Layer::Expr(expr, env) => match self.eval(expr, &own(env), cluster.as_ref())? {
-                            Value::Record(d) => d,
-                            other => return Ok(coerce(other, &ty)),
-                        },
+                        Layer::Block(p) => {
+                            self.describe(*rid, p.entries, &own(&p.env), p.label.clone(), p.origin)?
+                        }
+                        Layer::Expr(expr, env) => {
+                            match self.eval(expr, &own(env), cluster.as_ref())? {
+                                Value::Record(d) => d,
+                                other => return Ok(coerce(other, &ty)),
+                            }
+                        }
                     };
                     merged = Some(match merged {
                         Some(base) => overlay(&base, &desc),
@@ -391,13 +418,23 @@ impl<'p> Evaluator<'p> {
                 merged.map_or(Value::Null, Value::Record)
             }
             Some(Slot::Items(items)) => {
-                let Ty::List(elem) = &ty else { return Ok(Value::Null) };
-                let Ty::Record(rid) = **elem else { return Ok(Value::Null) };
+                let Ty::List(elem) = &ty else {
+                    return Ok(Value::Null);
+                };
+                let Ty::Record(rid) = **elem else {
+                    return Ok(Value::Null);
+                };
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     out.push(match item {
                         Item::Built(v) => v.clone(),
-                        Item::Block(p) => Value::Record(self.describe(rid, p.entries, &own(&p.env), p.label.clone(), p.origin)?),
+                        Item::Block(p) => Value::Record(self.describe(
+                            rid,
+                            p.entries,
+                            &own(&p.env),
+                            p.label.clone(),
+                            p.origin,
+                        )?),
                     });
                 }
                 Value::List(Rc::new(out))
@@ -407,8 +444,13 @@ impl<'p> Evaluator<'p> {
                     return Ok(Value::Null);
                 };
                 match &decl.members[fdef.member] {
-                    Member::Field(FieldDecl { default: Some(default), .. }) => {
-                        let env = self.module_env(def.site.module).push(FrameKind::Instance(instance.clone()));
+                    Member::Field(FieldDecl {
+                        default: Some(default),
+                        ..
+                    }) => {
+                        let env = self
+                            .module_env(def.site.module)
+                            .push(FrameKind::Instance(instance.clone()));
                         self.eval(default, &env, cluster.as_ref())?
                     }
                     _ => Value::Null,
@@ -442,7 +484,9 @@ impl<'p> Evaluator<'p> {
         let Item_::Type(decl) = item(self.program, def.site.module, def.site.item) else {
             return Ok(());
         };
-        let env = self.module_env(def.site.module).push(FrameKind::Instance(instance.clone()));
+        let env = self
+            .module_env(def.site.module)
+            .push(FrameKind::Instance(instance.clone()));
         let cluster = instance.cluster_context();
         for &member in &def.checks {
             let Member::Check(check) = &decl.members[member] else {
@@ -469,17 +513,23 @@ impl<'p> Evaluator<'p> {
             };
             return Err(Diagnostic::error("E0302", format!("{what}: {message}"))
                 .at(file, primary, "check failed for this value")
-                .also(def.site.file, check.condition.span, format!("check declared in `{}`", def.name)));
+                .also(
+                    def.site.file,
+                    check.condition.span,
+                    format!("check declared in `{}`", def.name),
+                ));
         }
         Ok(())
     }
 
     /// Fields of the record itself that an expression reads (to point check failures at them).
     fn fields_referenced(&self, expr: &'p Expr, file: FileId, out: &mut Vec<usize>) {
-        if let ExprKind::Name(ident) = &expr.kind {
-            if let Some(Resolution::Field { depth: 0, field, .. }) = self.resolution(file, ident.span) {
-                out.push(*field);
-            }
+        if let ExprKind::Name(ident) = &expr.kind
+            && let Some(Resolution::Field {
+                depth: 0, field, ..
+            }) = self.resolution(file, ident.span)
+        {
+            out.push(*field);
         }
         visit_children(expr, &mut |child| self.fields_referenced(child, file, out));
     }
@@ -494,8 +544,15 @@ impl<'p> Evaluator<'p> {
             Value::Duration(ms) => Data::Duration(*ms),
             Value::Quantity(q) => Data::Quantity(q.clone()),
             Value::Secret(s) => Data::Secret((**s).clone()),
-            Value::Enum(e, i) => Data::Enum(self.checked.decls.enum_def(*e).variants[*i].name.clone()),
-            Value::List(items) => Data::List(items.iter().map(|v| self.to_data(v, cluster)).collect::<Result<_>>()?),
+            Value::Enum(e, i) => {
+                Data::Enum(self.checked.decls.enum_def(*e).variants[*i].name.clone())
+            }
+            Value::List(items) => Data::List(
+                items
+                    .iter()
+                    .map(|v| self.to_data(v, cluster))
+                    .collect::<Result<_>>()?,
+            ),
             Value::Map(m) => Data::Map(
                 m.iter()
                     .map(|(k, v)| Ok((k.clone(), self.to_data(v, cluster)?)))
@@ -503,7 +560,11 @@ impl<'p> Evaluator<'p> {
             ),
             Value::Record(desc) => {
                 // Channels are context-free; every other record belongs to the cluster.
-                let context = if Some(desc.ty) == self.checked.decls.channel_type { None } else { cluster.cloned() };
+                let context = if Some(desc.ty) == self.checked.decls.channel_type {
+                    None
+                } else {
+                    cluster.cloned()
+                };
                 let instance = Rc::new(Instance::new(desc.clone(), context));
                 self.materialize(&instance)?
             }
@@ -513,7 +574,12 @@ impl<'p> Evaluator<'p> {
 
     // ---- expressions -----------------------------------------------------------
 
-    pub(super) fn eval(&self, expr: &'p Expr, env: &Env<'p>, cluster: Option<&Rc<Instance<'p>>>) -> Result<Value<'p>> {
+    pub(super) fn eval(
+        &self,
+        expr: &'p Expr,
+        env: &Env<'p>,
+        cluster: Option<&Rc<Instance<'p>>>,
+    ) -> Result<Value<'p>> {
         let file = env.file;
         let resolution = || self.resolution(file, expr.span);
         Ok(match &expr.kind {
@@ -541,25 +607,44 @@ impl<'p> Evaluator<'p> {
                 Some(Resolution::Quantity) => match Quantity::parse(number, unit) {
                     Some(q) => Value::Quantity(q),
                     None => {
-                        return Err(Diagnostic::error("E0007", format!("invalid quantity `{number}{unit}`"))
-                            .at(file, expr.span, "not exact in milli-units, or too large")
-                            .help("write e.g. `250m`, `500Mi`, `1.5Gi`"));
+                        return Err(Diagnostic::error(
+                            "E0007",
+                            format!("invalid quantity `{number}{unit}`"),
+                        )
+                        .at(file, expr.span, "not exact in milli-units, or too large")
+                        .help("write e.g. `250m`, `500Mi`, `1.5Gi`"));
                     }
                 },
                 _ => match super::parse_duration_ms(number, unit) {
                     Some(ms) => Value::Duration(ms),
                     None => {
-                        return Err(Diagnostic::error("E0007", format!("invalid duration `{number}{unit}`"))
-                            .at(file, expr.span, "not a whole number of milliseconds, or too large"));
+                        return Err(Diagnostic::error(
+                            "E0007",
+                            format!("invalid duration `{number}{unit}`"),
+                        )
+                        .at(
+                            file,
+                            expr.span,
+                            "not a whole number of milliseconds, or too large",
+                        ));
                     }
                 },
             },
             ExprKind::List(items) => Value::List(Rc::new(
-                items.iter().map(|i| self.eval(i, env, cluster)).collect::<Result<_>>()?,
+                items
+                    .iter()
+                    .map(|i| self.eval(i, env, cluster))
+                    .collect::<Result<_>>()?,
             )),
             ExprKind::Map(entries) => {
                 if let Some(Resolution::Record(rid)) = resolution() {
-                    return Ok(Value::Record(self.describe(*rid, &[], env, None, (file, expr.span))?));
+                    return Ok(Value::Record(self.describe(
+                        *rid,
+                        &[],
+                        env,
+                        None,
+                        (file, expr.span),
+                    )?));
                 }
                 let mut map = BTreeMap::new();
                 for (k, v) in entries {
@@ -593,18 +678,28 @@ impl<'p> Evaluator<'p> {
                         match idx {
                             Some(v) => v.clone(),
                             None => {
-                                return Err(Diagnostic::error("E0304", format!("index {n} is out of range"))
-                                    .at(file, index.span, format!("the list has {} elements", items.len()))
-                                    .help("indices start at 0"));
+                                return Err(Diagnostic::error(
+                                    "E0304",
+                                    format!("index {n} is out of range"),
+                                )
+                                .at(
+                                    file,
+                                    index.span,
+                                    format!("the list has {} elements", items.len()),
+                                )
+                                .help("indices start at 0"));
                             }
                         }
                     }
                     (Value::Map(m), Value::Str(k)) => match m.get(&**k) {
                         Some(v) => v.clone(),
                         None => {
-                            return Err(Diagnostic::error("E0304", format!("key `{k}` is not in the map"))
-                                .at(file, index.span, "missing key")
-                                .help("check with `contains(map, key)` first, or use a default"));
+                            return Err(Diagnostic::error(
+                                "E0304",
+                                format!("key `{k}` is not in the map"),
+                            )
+                            .at(file, index.span, "missing key")
+                            .help("check with `contains(map, key)` first, or use a default"));
                         }
                     },
                     _ => return Err(internal(file, expr.span)),
@@ -615,10 +710,15 @@ impl<'p> Evaluator<'p> {
                 let v = self.eval(operand, env, cluster)?;
                 match (op, v) {
                     (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
-                    (UnaryOp::Neg, Value::Int(n)) => Value::Int(n.checked_neg().ok_or_else(|| overflow(file, expr.span))?),
+                    (UnaryOp::Neg, Value::Int(n)) => {
+                        Value::Int(n.checked_neg().ok_or_else(|| overflow(file, expr.span))?)
+                    }
                     (UnaryOp::Neg, Value::Float(x)) => Value::Float(-x),
                     (UnaryOp::Neg, Value::Duration(ms)) => Value::Duration(-ms),
-                    (UnaryOp::Neg, Value::Quantity(q)) => Value::Quantity(Quantity { milli: -q.milli, suffix: q.suffix }),
+                    (UnaryOp::Neg, Value::Quantity(q)) => Value::Quantity(Quantity {
+                        milli: -q.milli,
+                        suffix: q.suffix,
+                    }),
                     _ => return Err(internal(file, expr.span)),
                 }
             }
@@ -627,7 +727,12 @@ impl<'p> Evaluator<'p> {
                 Value::Bool(true) => self.eval(t, env, cluster)?,
                 _ => self.eval(e, env, cluster)?,
             },
-            ExprKind::Comprehension { body, var, iter, filter } => {
+            ExprKind::Comprehension {
+                body,
+                var,
+                iter,
+                filter,
+            } => {
                 let items: Vec<Value<'p>> = match self.eval(iter, env, cluster)? {
                     Value::List(items) => items.iter().cloned().collect(),
                     Value::Map(m) => m.keys().map(|k| Value::Str(k.as_str().into())).collect(),
@@ -636,10 +741,10 @@ impl<'p> Evaluator<'p> {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     let inner = env.push(FrameKind::Local(var.name.clone(), item));
-                    if let Some(f) = filter {
-                        if !matches!(self.eval(f, &inner, cluster)?, Value::Bool(true)) {
-                            continue;
-                        }
+                    if let Some(f) = filter
+                        && !matches!(self.eval(f, &inner, cluster)?, Value::Bool(true))
+                    {
+                        continue;
                     }
                     out.push(self.eval(body, &inner, cluster)?);
                 }
@@ -649,12 +754,21 @@ impl<'p> Evaluator<'p> {
         })
     }
 
-    fn name(&self, ident: &'p Ident, env: &Env<'p>, cluster: Option<&Rc<Instance<'p>>>) -> Result<Value<'p>> {
+    fn name(
+        &self,
+        ident: &'p Ident,
+        env: &Env<'p>,
+        cluster: Option<&Rc<Instance<'p>>>,
+    ) -> Result<Value<'p>> {
         let file = env.file;
         Ok(match self.resolution(file, ident.span) {
-            Some(Resolution::Local) => env.local(&ident.name).ok_or_else(|| internal(file, ident.span))?,
+            Some(Resolution::Local) => env
+                .local(&ident.name)
+                .ok_or_else(|| internal(file, ident.span))?,
             Some(Resolution::Field { depth, field, .. }) => {
-                let instance = env.instance_at(*depth).ok_or_else(|| internal(file, ident.span))?;
+                let instance = env
+                    .instance_at(*depth)
+                    .ok_or_else(|| internal(file, ident.span))?;
                 self.force(&instance, *field)?
             }
             Some(Resolution::ClusterContext) => match cluster {
@@ -680,8 +794,15 @@ impl<'p> Evaluator<'p> {
                     let Item_::Let(decl) = item(self.program, module, index) else {
                         return Err(Diagnostic::error("E0300", "let not found"));
                     };
-                    Err(Diagnostic::error("E0305", format!("`{}` is defined in terms of itself", decl.name.name))
-                        .at(self.program.module(module).file, decl.name.span, "cyclic definition"))
+                    Err(Diagnostic::error(
+                        "E0305",
+                        format!("`{}` is defined in terms of itself", decl.name.name),
+                    )
+                    .at(
+                        self.program.module(module).file,
+                        decl.name.span,
+                        "cyclic definition",
+                    ))
                 }
             };
         }
@@ -690,23 +811,40 @@ impl<'p> Evaluator<'p> {
         };
         self.lets.borrow_mut().insert((module, index), None);
         let result = self.eval(&decl.value, &self.module_env(module), None);
-        self.lets.borrow_mut().insert((module, index), Some(result.clone()));
+        self.lets
+            .borrow_mut()
+            .insert((module, index), Some(result.clone()));
         result
     }
 
-    fn field_of(&self, base: &Value<'p>, name: &str, cluster: Option<&Rc<Instance<'p>>>, file: FileId, span: Span) -> Result<Value<'p>> {
-        let instance = match base {
-            Value::Instance(i) => i.clone(),
-            Value::Record(desc) => {
-                let context = if Some(desc.ty) == self.checked.decls.channel_type { None } else { cluster.cloned() };
-                Rc::new(Instance::new(desc.clone(), context))
-            }
-            Value::Null => {
-                return Err(Diagnostic::error("E0304", format!("cannot read `{name}` of null"))
+    fn field_of(
+        &self,
+        base: &Value<'p>,
+        name: &str,
+        cluster: Option<&Rc<Instance<'p>>>,
+        file: FileId,
+        span: Span,
+    ) -> Result<Value<'p>> {
+        let instance =
+            match base {
+                Value::Instance(i) => i.clone(),
+                Value::Record(desc) => {
+                    let context = if Some(desc.ty) == self.checked.decls.channel_type {
+                        None
+                    } else {
+                        cluster.cloned()
+                    };
+                    Rc::new(Instance::new(desc.clone(), context))
+                }
+                Value::Null => {
+                    return Err(Diagnostic::error(
+                        "E0304",
+                        format!("cannot read `{name}` of null"),
+                    )
                     .at(file, span, "this value is null"));
-            }
-            _ => return Err(internal(file, span)),
-        };
+                }
+                _ => return Err(internal(file, span)),
+            };
         let def = self.checked.decls.record(instance.desc.ty);
         let (index, _) = def.field(name).ok_or_else(|| internal(file, span))?;
         self.force(&instance, index)
@@ -787,7 +925,9 @@ impl<'p> Evaluator<'p> {
             (Add, Value::Int(a), Value::Int(b)) => Value::Int(a.checked_add(*b).ok_or_else(of)?),
             (Sub, Value::Int(a), Value::Int(b)) => Value::Int(a.checked_sub(*b).ok_or_else(of)?),
             (Mul, Value::Int(a), Value::Int(b)) => Value::Int(a.checked_mul(*b).ok_or_else(of)?),
-            (Div, Value::Int(_), Value::Int(0)) | (Rem, Value::Int(_), Value::Int(0)) => return Err(zero()),
+            (Div, Value::Int(_), Value::Int(0)) | (Rem, Value::Int(_), Value::Int(0)) => {
+                return Err(zero());
+            }
             (Div, Value::Int(a), Value::Int(b)) => Value::Int(a.checked_div(*b).ok_or_else(of)?),
             (Rem, Value::Int(a), Value::Int(b)) => Value::Int(a.checked_rem(*b).ok_or_else(of)?),
             (Add, Value::Float(a), Value::Float(b)) => Value::Float(a + b),
@@ -796,21 +936,33 @@ impl<'p> Evaluator<'p> {
             (Div, Value::Float(_), Value::Float(b)) if *b == 0.0 => return Err(zero()),
             (Div, Value::Float(a), Value::Float(b)) => Value::Float(a / b),
             (Add, Value::Str(a), Value::Str(b)) => Value::Str(format!("{a}{b}").into()),
-            (Add, Value::Duration(a), Value::Duration(b)) => Value::Duration(a.checked_add(*b).ok_or_else(of)?),
-            (Sub, Value::Duration(a), Value::Duration(b)) => Value::Duration(a.checked_sub(*b).ok_or_else(of)?),
+            (Add, Value::Duration(a), Value::Duration(b)) => {
+                Value::Duration(a.checked_add(*b).ok_or_else(of)?)
+            }
+            (Sub, Value::Duration(a), Value::Duration(b)) => {
+                Value::Duration(a.checked_sub(*b).ok_or_else(of)?)
+            }
             (Mul, Value::Duration(a), Value::Int(b)) | (Mul, Value::Int(b), Value::Duration(a)) => {
                 Value::Duration(a.checked_mul(*b).ok_or_else(of)?)
             }
             (Div, Value::Duration(_), Value::Int(0)) => return Err(zero()),
             (Div, Value::Duration(a), Value::Int(b)) => Value::Duration(a / b),
-            (Add, Value::Quantity(a), Value::Quantity(b)) => quantity(a.milli.checked_add(b.milli), &a.suffix).ok_or_else(of)?,
-            (Sub, Value::Quantity(a), Value::Quantity(b)) => quantity(a.milli.checked_sub(b.milli), &a.suffix).ok_or_else(of)?,
+            (Add, Value::Quantity(a), Value::Quantity(b)) => {
+                quantity(a.milli.checked_add(b.milli), &a.suffix).ok_or_else(of)?
+            }
+            (Sub, Value::Quantity(a), Value::Quantity(b)) => {
+                quantity(a.milli.checked_sub(b.milli), &a.suffix).ok_or_else(of)?
+            }
             (Mul, Value::Quantity(a), Value::Int(b)) | (Mul, Value::Int(b), Value::Quantity(a)) => {
                 quantity(a.milli.checked_mul(*b as i128), &a.suffix).ok_or_else(of)?
             }
             (Div, Value::Quantity(_), Value::Int(0)) => return Err(zero()),
-            (Div, Value::Quantity(a), Value::Int(b)) => quantity(Some(a.milli / *b as i128), &a.suffix).ok_or_else(of)?,
-            (Add, Value::List(a), Value::List(b)) => Value::List(Rc::new(a.iter().chain(b.iter()).cloned().collect())),
+            (Div, Value::Quantity(a), Value::Int(b)) => {
+                quantity(Some(a.milli / *b as i128), &a.suffix).ok_or_else(of)?
+            }
+            (Add, Value::List(a), Value::List(b)) => {
+                Value::List(Rc::new(a.iter().chain(b.iter()).cloned().collect()))
+            }
             (Add, Value::Map(a), Value::Map(b)) => {
                 let mut m = (**a).clone();
                 m.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -831,9 +983,14 @@ impl<'p> Evaluator<'p> {
             (Value::Quantity(a), Value::Quantity(b)) => a.milli == b.milli,
             (Value::Secret(a), Value::Secret(b)) => a == b,
             (Value::Enum(a, i), Value::Enum(b, j)) => a == b && i == j,
-            (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| self.equal(x, y)),
+            (Value::List(a), Value::List(b)) => {
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| self.equal(x, y))
+            }
             (Value::Map(a), Value::Map(b)) => {
-                a.len() == b.len() && a.iter().zip(b.iter()).all(|((k1, v1), (k2, v2))| k1 == k2 && self.equal(v1, v2))
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b.iter())
+                        .all(|((k1, v1), (k2, v2))| k1 == k2 && self.equal(v1, v2))
             }
             (Value::Record(a), Value::Record(b)) => Rc::ptr_eq(a, b),
             (Value::Instance(a), Value::Instance(b)) => Rc::ptr_eq(a, b),
@@ -853,7 +1010,10 @@ impl<'p> Evaluator<'p> {
         let Some(Resolution::Builtin(builtin)) = self.resolution(file, name.span) else {
             return Err(internal(file, expr.span));
         };
-        let values: Vec<Value<'p>> = args.iter().map(|a| self.eval(a, env, cluster)).collect::<Result<_>>()?;
+        let values: Vec<Value<'p>> = args
+            .iter()
+            .map(|a| self.eval(a, env, cluster))
+            .collect::<Result<_>>()?;
         let text = |i: usize| -> Rc<str> {
             match &values[i] {
                 Value::Str(s) => s.clone(),
@@ -878,7 +1038,10 @@ impl<'p> Evaluator<'p> {
                 Value::Str(parts.join(&text(1)).into())
             }
             Split => Value::List(Rc::new(
-                text(0).split(&*text(1)).map(|s| Value::Str(s.into())).collect(),
+                text(0)
+                    .split(&*text(1))
+                    .map(|s| Value::Str(s.into()))
+                    .collect(),
             )),
             Contains => Value::Bool(match &values[0] {
                 Value::List(l) => l.iter().any(|v| self.equal(v, &values[1])),
@@ -889,14 +1052,29 @@ impl<'p> Evaluator<'p> {
             StartsWith => Value::Bool(text(0).starts_with(&*text(1))),
             EndsWith => Value::Bool(text(0).ends_with(&*text(1))),
             Replace => Value::Str(text(0).replace(&*text(1), &text(2)).into()),
-            IsDigits => Value::Bool(!text(0).is_empty() && text(0).bytes().all(|b| b.is_ascii_digit())),
+            IsDigits => {
+                Value::Bool(!text(0).is_empty() && text(0).bytes().all(|b| b.is_ascii_digit()))
+            }
             ToString => Value::Str(self.to_text(&values[0]).into()),
-            Base64 => Value::Str(base64::engine::general_purpose::STANDARD.encode(text(0).as_bytes()).into()),
+            Base64 => Value::Str(
+                base64::engine::general_purpose::STANDARD
+                    .encode(text(0).as_bytes())
+                    .into(),
+            ),
             Sha256 => {
                 let digest = sha2::Sha256::digest(text(0).as_bytes());
-                Value::Str(digest.iter().map(|b| format!("{b:02x}")).collect::<String>().into())
+                Value::Str(
+                    digest
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                        .into(),
+                )
             }
-            Secret => Value::Secret(Rc::new(SecretValue::new(text(0).to_string(), text(1).to_string()))),
+            Secret => Value::Secret(Rc::new(SecretValue::new(
+                text(0).to_string(),
+                text(1).to_string(),
+            ))),
             Keys => Value::List(Rc::new(match &values[0] {
                 Value::Map(m) => m.keys().map(|k| Value::Str(k.as_str().into())).collect(),
                 _ => Vec::new(),
@@ -906,9 +1084,18 @@ impl<'p> Evaluator<'p> {
                 _ => Vec::new(),
             })),
             Min | Max => {
-                let ord = compare(&values[0], &values[1]).ok_or_else(|| internal(file, expr.span))?;
-                let first_wins = if *builtin == Min { ord.is_le() } else { ord.is_ge() };
-                if first_wins { values[0].clone() } else { values[1].clone() }
+                let ord =
+                    compare(&values[0], &values[1]).ok_or_else(|| internal(file, expr.span))?;
+                let first_wins = if *builtin == Min {
+                    ord.is_le()
+                } else {
+                    ord.is_ge()
+                };
+                if first_wins {
+                    values[0].clone()
+                } else {
+                    values[1].clone()
+                }
             }
             Range => {
                 let n = match values[0] {
@@ -916,8 +1103,13 @@ impl<'p> Evaluator<'p> {
                     _ => 0,
                 };
                 if !(0..=100_000).contains(&n) {
-                    return Err(Diagnostic::error("E0304", format!("range({n}) is out of bounds"))
-                        .at(file, args[0].span, "must be between 0 and 100000"));
+                    return Err(
+                        Diagnostic::error("E0304", format!("range({n}) is out of bounds")).at(
+                            file,
+                            args[0].span,
+                            "must be between 0 and 100000",
+                        ),
+                    );
                 }
                 Value::List(Rc::new((0..n).map(Value::Int).collect()))
             }
@@ -974,7 +1166,9 @@ fn overlay<'p>(base: &Description<'p>, top: &Description<'p>) -> Rc<Description<
                 Some(Slot::Layers(below.iter().chain(above).cloned().collect()))
             }
             (Some(Slot::Expr(expr, env)), Some(Slot::Layers(above))) => Some(Slot::Layers(
-                std::iter::once(Layer::Expr(expr, env.clone())).chain(above.iter().cloned()).collect(),
+                std::iter::once(Layer::Expr(expr, env.clone()))
+                    .chain(above.iter().cloned())
+                    .collect(),
             )),
             (Some(Slot::Items(below)), Some(Slot::Items(above))) => {
                 Some(Slot::Items(below.iter().chain(above).cloned().collect()))
@@ -983,7 +1177,12 @@ fn overlay<'p>(base: &Description<'p>, top: &Description<'p>) -> Rc<Description<
             (_, t) => t.clone(),
         })
         .collect();
-    let entry_spans = base.entry_spans.iter().zip(&top.entry_spans).map(|(b, t)| t.or(*b)).collect();
+    let entry_spans = base
+        .entry_spans
+        .iter()
+        .zip(&top.entry_spans)
+        .map(|(b, t)| t.or(*b))
+        .collect();
     Rc::new(Description {
         ty: top.ty,
         slots,
@@ -1024,7 +1223,10 @@ fn compare(l: &Value<'_>, r: &Value<'_>) -> Option<std::cmp::Ordering> {
 fn cidr_subnet(prefix: &str, newbits: i64, netnum: i64) -> Option<String> {
     let (addr, len) = prefix.split_once('/')?;
     let len: u32 = len.parse().ok()?;
-    let octets: Vec<u32> = addr.split('.').map(|o| o.parse::<u8>().ok().map(u32::from)).collect::<Option<_>>()?;
+    let octets: Vec<u32> = addr
+        .split('.')
+        .map(|o| o.parse::<u8>().ok().map(u32::from))
+        .collect::<Option<_>>()?;
     if octets.len() != 4 || !(0..=32).contains(&newbits) || netnum < 0 {
         return None;
     }
@@ -1052,9 +1254,12 @@ fn overflow(file: FileId, span: Span) -> Diagnostic {
 }
 
 fn internal(file: FileId, span: Span) -> Diagnostic {
-    Diagnostic::error("E0300", "internal error: the evaluator met an expression the checker did not resolve")
-        .at(file, span, "here")
-        .help("please report this with the file that triggers it")
+    Diagnostic::error(
+        "E0300",
+        "internal error: the evaluator met an expression the checker did not resolve",
+    )
+    .at(file, span, "here")
+    .help("please report this with the file that triggers it")
 }
 
 enum Item_<'p> {
@@ -1097,7 +1302,9 @@ fn visit_children<'p>(expr: &'p Expr, f: &mut dyn FnMut(&'p Expr)) {
             f(b);
             f(c);
         }
-        ExprKind::Comprehension { body, iter, filter, .. } => {
+        ExprKind::Comprehension {
+            body, iter, filter, ..
+        } => {
             f(iter);
             if let Some(x) = filter {
                 f(x);

@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, TemplateStage};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, TemplateStage,
+};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{
-    AutoScalingGroupState, ChangeSetView, Cloud, GroupInstance, InstanceState, LiveError, LiveResult, ParameterValue,
-    ResourceChange, StackState,
+    AutoScalingGroupState, ChangeSetView, Cloud, GroupInstance, InstanceState, LiveError,
+    LiveResult, ParameterValue, ResourceChange, StackState,
 };
 
 pub struct AwsCloud {
@@ -39,7 +41,11 @@ impl AwsCloud {
         // The SDK retries throttling and 5xx itself (standard mode, with jitter).
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
-            .retry_config(RetryConfig::standard().with_max_attempts(6).with_initial_backoff(Duration::from_millis(200)));
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(6)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            );
         if let Some(url) = &self.endpoint {
             loader = loader.endpoint_url(url);
         }
@@ -58,16 +64,25 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ServiceError(e) => {
             e.raw().status().is_server_error()
-                || matches!(e.err().code(), Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded"))
+                || matches!(
+                    e.err().code(),
+                    Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded")
+                )
         }
         _ => false,
     };
     let message = match err.as_service_error() {
-        Some(e) => format!("{}: {}", e.code().unwrap_or("error"), e.message().unwrap_or("no message")),
-        None => format!("{}", aws_smithy_error_chain(&err)),
+        Some(e) => format!(
+            "{}: {}",
+            e.code().unwrap_or("error"),
+            e.message().unwrap_or("no message")
+        ),
+        None => aws_smithy_error_chain(&err),
     };
     LiveError {
         operation,
@@ -98,7 +113,8 @@ impl Cloud for AwsCloud {
             Err(err) => {
                 // The only answer that means "absent".
                 let missing = err.as_service_error().is_some_and(|e| {
-                    e.code() == Some("ValidationError") && e.message().is_some_and(|m| m.contains("does not exist"))
+                    e.code() == Some("ValidationError")
+                        && e.message().is_some_and(|m| m.contains("does not exist"))
                 });
                 if missing {
                     return Ok(None);
@@ -113,11 +129,18 @@ impl Cloud for AwsCloud {
                 retryable: true,
             });
         };
-        let status = stack.stack_status().map(|s| s.as_str().to_string()).unwrap_or_default();
+        let status = stack
+            .stack_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
         if status == "DELETE_COMPLETE" {
             return Ok(None);
         }
-        let time = stack.last_updated_time().or(stack.creation_time()).map(|t| t.to_string()).unwrap_or_default();
+        let time = stack
+            .last_updated_time()
+            .or(stack.creation_time())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         Ok(Some(StackState {
             name: name.to_string(),
             id: stack.stack_id().unwrap_or_default().to_string(),
@@ -126,12 +149,22 @@ impl Cloud for AwsCloud {
             parameters: stack
                 .parameters()
                 .iter()
-                .map(|p| (p.parameter_key().unwrap_or_default().to_string(), p.parameter_value().unwrap_or_default().to_string()))
+                .map(|p| {
+                    (
+                        p.parameter_key().unwrap_or_default().to_string(),
+                        p.parameter_value().unwrap_or_default().to_string(),
+                    )
+                })
                 .collect(),
             tags: stack
                 .tags()
                 .iter()
-                .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
                 .collect(),
         }))
     }
@@ -166,13 +199,24 @@ impl Cloud for AwsCloud {
         let parameters: Vec<Parameter> = parameters
             .iter()
             .map(|(key, value)| match value {
-                ParameterValue::UsePrevious => Parameter::builder().parameter_key(key).use_previous_value(true).build(),
-                ParameterValue::Value(v) => Parameter::builder().parameter_key(key).parameter_value(v).build(),
+                ParameterValue::UsePrevious => Parameter::builder()
+                    .parameter_key(key)
+                    .use_previous_value(true)
+                    .build(),
+                ParameterValue::Value(v) => Parameter::builder()
+                    .parameter_key(key)
+                    .parameter_value(v)
+                    .build(),
             })
             .collect();
         // Deterministic name: a plan that is interrupted and run again replaces it.
         let change_set = format!("flotilla-plan-{}", &crate::render::short_digest(template));
-        let _ = client.delete_change_set().stack_name(name).change_set_name(&change_set).send().await;
+        let _ = client
+            .delete_change_set()
+            .stack_name(name)
+            .change_set_name(&change_set)
+            .send()
+            .await;
         let created = client
             .create_change_set()
             .stack_name(name)
@@ -204,7 +248,10 @@ impl Cloud for AwsCloud {
                         .map(|rc| ResourceChange {
                             logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
                             resource_type: rc.resource_type().unwrap_or_default().to_string(),
-                            action: rc.action().map(|a| a.as_str().to_string()).unwrap_or_default(),
+                            action: rc
+                                .action()
+                                .map(|a| a.as_str().to_string())
+                                .unwrap_or_default(),
                             replacement: rc.replacement().map(|r| r.as_str().to_string()),
                         })
                         .collect();
@@ -235,11 +282,20 @@ impl Cloud for AwsCloud {
                 }
             }
         };
-        let _ = client.delete_change_set().change_set_name(&id).stack_name(name).send().await;
+        let _ = client
+            .delete_change_set()
+            .change_set_name(&id)
+            .stack_name(name)
+            .send()
+            .await;
         view
     }
 
-    async fn auto_scaling_groups(&self, region: &str, cluster: &str) -> LiveResult<Vec<AutoScalingGroupState>> {
+    async fn auto_scaling_groups(
+        &self,
+        region: &str,
+        cluster: &str,
+    ) -> LiveResult<Vec<AutoScalingGroupState>> {
         let client = aws_sdk_autoscaling::Client::new(&self.config(region).await);
         let filter = aws_sdk_autoscaling::types::Filter::builder()
             .name("tag:flotilla.io/cluster")
@@ -264,17 +320,31 @@ impl Cloud for AwsCloud {
                     tags: g
                         .tags()
                         .iter()
-                        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+                        .map(|t| {
+                            (
+                                t.key().unwrap_or_default().to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            )
+                        })
                         .collect(),
                     instances: g
                         .instances()
                         .iter()
                         .map(|i| GroupInstance {
                             id: i.instance_id().unwrap_or_default().to_string(),
-                            availability_zone: i.availability_zone().unwrap_or_default().to_string(),
-                            lifecycle_state: i.lifecycle_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                            availability_zone: i
+                                .availability_zone()
+                                .unwrap_or_default()
+                                .to_string(),
+                            lifecycle_state: i
+                                .lifecycle_state()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_default(),
                             health_status: i.health_status().unwrap_or_default().to_string(),
-                            launch_template_version: i.launch_template().and_then(|t| t.version()).map(str::to_string),
+                            launch_template_version: i
+                                .launch_template()
+                                .and_then(|t| t.version())
+                                .map(str::to_string),
                         })
                         .collect(),
                 });
@@ -305,8 +375,16 @@ impl Cloud for AwsCloud {
             .flat_map(|r| r.instances())
             .map(|i| InstanceState {
                 id: i.instance_id().unwrap_or_default().to_string(),
-                state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
-                availability_zone: i.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_string(),
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default(),
+                availability_zone: i
+                    .placement()
+                    .and_then(|p| p.availability_zone())
+                    .unwrap_or_default()
+                    .to_string(),
             })
             .collect();
         instances.sort_by(|a, b| a.id.cmp(&b.id));

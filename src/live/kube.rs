@@ -40,16 +40,22 @@ impl KubeCluster {
             retryable: false,
         })?;
         let from_kubeconfig = match (&endpoint.context, Kubeconfig::read()) {
-            (Some(context), Ok(kubeconfig)) if kubeconfig.contexts.iter().any(|c| &c.name == context) => {
+            (Some(context), Ok(kubeconfig))
+                if kubeconfig.contexts.iter().any(|c| &c.name == context) =>
+            {
                 let options = KubeConfigOptions {
                     context: Some(context.clone()),
                     ..Default::default()
                 };
-                Some(Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| LiveError {
-                    operation: format!("kubeconfig context {context}"),
-                    message: e.to_string(),
-                    retryable: false,
-                })?)
+                Some(
+                    Config::from_custom_kubeconfig(kubeconfig, &options)
+                        .await
+                        .map_err(|e| LiveError {
+                            operation: format!("kubeconfig context {context}"),
+                            message: e.to_string(),
+                            retryable: false,
+                        })?,
+                )
             }
             _ => None,
         };
@@ -69,8 +75,7 @@ impl KubeCluster {
     }
 
     async fn discovery(&self) -> LiveResult<&Discovery> {
-        self
-            .discovery
+        self.discovery
             .get_or_try_init(|| async {
                 with_retries(4, Duration::from_millis(200), || async {
                     Discovery::new(self.client.clone())
@@ -83,7 +88,11 @@ impl KubeCluster {
             .await
     }
 
-    async fn resource(&self, api_version: &str, kind: &str) -> LiveResult<(ApiResource, ApiCapabilities)> {
+    async fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> LiveResult<(ApiResource, ApiCapabilities)> {
         let discovery = self.discovery().await?;
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
@@ -94,11 +103,20 @@ impl KubeCluster {
         })
     }
 
-    async fn api(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> LiveResult<Api<DynamicObject>> {
+    async fn api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> LiveResult<Api<DynamicObject>> {
         let (resource, caps) = self.resource(api_version, kind).await?;
         Ok(match (caps.scope, namespace) {
-            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            (Scope::Namespaced, None) => Api::default_namespaced_with(self.client.clone(), &resource),
+            (Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(self.client.clone(), ns, &resource)
+            }
+            (Scope::Namespaced, None) => {
+                Api::default_namespaced_with(self.client.clone(), &resource)
+            }
             (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
         })
     }
@@ -153,7 +171,13 @@ const BASE: Duration = Duration::from_millis(200);
 #[async_trait]
 impl ClusterApi for KubeCluster {
     async fn get(&self, object: &ObjectRef) -> LiveResult<Option<Value>> {
-        let api = self.api(&object.api_version, &object.kind, object.namespace.as_deref()).await?;
+        let api = self
+            .api(
+                &object.api_version,
+                &object.kind,
+                object.namespace.as_deref(),
+            )
+            .await?;
         let operation = format!("GET {object}");
         let found = with_retries(ATTEMPTS, BASE, || async {
             match api.get(&object.name).await {
@@ -163,7 +187,9 @@ impl ClusterApi for KubeCluster {
             }
         })
         .await?;
-        found.map(|o| to_value(o, &object.api_version, &object.kind)).transpose()
+        found
+            .map(|o| to_value(o, &object.api_version, &object.kind))
+            .transpose()
     }
 
     async fn dry_run_apply(&self, object: &Value) -> LiveResult<Value> {
@@ -172,7 +198,13 @@ impl ClusterApi for KubeCluster {
             message: "object without apiVersion, kind or metadata.name".into(),
             retryable: false,
         })?;
-        let api = self.api(&reference.api_version, &reference.kind, reference.namespace.as_deref()).await?;
+        let api = self
+            .api(
+                &reference.api_version,
+                &reference.kind,
+                reference.namespace.as_deref(),
+            )
+            .await?;
         let params = PatchParams::apply(FIELD_MANAGER).dry_run();
         let operation = format!("dry-run apply {reference}");
         let applied = with_retries(ATTEMPTS, BASE, || async {
@@ -184,7 +216,12 @@ impl ClusterApi for KubeCluster {
         to_value(applied, &reference.api_version, &reference.kind)
     }
 
-    async fn find(&self, kind: &str, namespace: Option<&str>, selection: &Selection) -> LiveResult<Vec<Value>> {
+    async fn find(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        selection: &Selection,
+    ) -> LiveResult<Vec<Value>> {
         // The kind's preferred version in the first group that serves it (core first).
         let discovery = self.discovery().await?;
         let found = discovery.groups().find_map(|group| {
@@ -218,7 +255,10 @@ impl ClusterApi for KubeCluster {
                         .map_err(|e| failure(operation.clone(), e))
                 })
                 .await?;
-                list.items.into_iter().map(|o| to_value(o, api_version, kind)).collect()
+                list.items
+                    .into_iter()
+                    .map(|o| to_value(o, api_version, kind))
+                    .collect()
             }
         }
     }
@@ -245,7 +285,11 @@ impl ClusterApi for KubeCluster {
                     name: n.metadata.name.clone().unwrap_or_default(),
                     labels: n.metadata.labels.clone().unwrap_or_default(),
                     ready,
-                    unschedulable: n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
+                    unschedulable: n
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.unschedulable)
+                        .unwrap_or(false),
                 }
             })
             .collect();

@@ -10,9 +10,14 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ClusterFailure, ClusterPlan, ObservedDeletion, PLAN_VERSION, POOL_LABEL, Plan, Step, StackAction, compute, stacks_of};
+use super::{
+    ClusterFailure, ClusterPlan, ObservedDeletion, PLAN_VERSION, POOL_LABEL, Plan, StackAction,
+    Step, compute, stacks_of,
+};
 use crate::live::kube::{Endpoint, KubeCluster};
-use crate::live::{Cloud, ClusterApi, LiveError, LiveResult, NodeState, ObjectRef, ParameterValue, Selection};
+use crate::live::{
+    Cloud, ClusterApi, LiveError, LiveResult, NodeState, ObjectRef, ParameterValue, Selection,
+};
 use crate::render::{Artifacts, Deletions};
 
 /// Live state relevant to one cluster's desired artifacts.
@@ -43,7 +48,8 @@ pub struct ObservedObject {
 /// Opens a cluster's Kubernetes API.
 #[async_trait]
 pub trait Connector: Send + Sync {
-    async fn connect(&self, cluster: &str, api_server_url: &str) -> LiveResult<Box<dyn ClusterApi>>;
+    async fn connect(&self, cluster: &str, api_server_url: &str)
+    -> LiveResult<Box<dyn ClusterApi>>;
 }
 
 /// Connects with kube: the endpoint is the cluster's `api_server_url` unless
@@ -58,10 +64,23 @@ pub struct KubeConnector {
 
 #[async_trait]
 impl Connector for KubeConnector {
-    async fn connect(&self, cluster: &str, api_server_url: &str) -> LiveResult<Box<dyn ClusterApi>> {
+    async fn connect(
+        &self,
+        cluster: &str,
+        api_server_url: &str,
+    ) -> LiveResult<Box<dyn ClusterApi>> {
         let endpoint = Endpoint {
-            url: self.endpoints.get(cluster).cloned().unwrap_or_else(|| api_server_url.to_string()),
-            context: Some(self.contexts.get(cluster).cloned().unwrap_or_else(|| cluster.to_string())),
+            url: self
+                .endpoints
+                .get(cluster)
+                .cloned()
+                .unwrap_or_else(|| api_server_url.to_string()),
+            context: Some(
+                self.contexts
+                    .get(cluster)
+                    .cloned()
+                    .unwrap_or_else(|| cluster.to_string()),
+            ),
         };
         Ok(Box::new(KubeCluster::connect(&endpoint).await?))
     }
@@ -78,7 +97,11 @@ pub struct ClusterTarget<'a> {
 /// Objects in flight per cluster (gets and dry-run applies).
 const OBJECT_CONCURRENCY: usize = 8;
 
-pub async fn observe(target: &ClusterTarget<'_>, cloud: &dyn Cloud, connector: &dyn Connector) -> LiveResult<Observed> {
+pub async fn observe(
+    target: &ClusterTarget<'_>,
+    cloud: &dyn Cloud,
+    connector: &dyn Connector,
+) -> LiveResult<Observed> {
     let desired = target.artifacts;
     let region = target.region.as_str();
     let mut observed = Observed::default();
@@ -107,7 +130,9 @@ pub async fn observe(target: &ClusterTarget<'_>, cloud: &dyn Cloud, connector: &
         return Ok(observed);
     }
 
-    let api = connector.connect(&desired.cluster, &target.api_server_url).await?;
+    let api = connector
+        .connect(&desired.cluster, &target.api_server_url)
+        .await?;
     let api = api.as_ref();
     observed.objects = futures::stream::iter(objects)
         .map(|(artifact, desired)| async move {
@@ -131,17 +156,26 @@ pub async fn observe(target: &ClusterTarget<'_>, cloud: &dyn Cloud, connector: &
             message: e.to_string(),
             retryable: false,
         })?;
-        for (phase, entries) in [("pre_apply", &deletions.pre_apply), ("post_apply", &deletions.post_apply)] {
+        for (phase, entries) in [
+            ("pre_apply", &deletions.pre_apply),
+            ("post_apply", &deletions.post_apply),
+        ] {
             for entry in entries {
                 let selection = match (&entry.name, &entry.selector, &entry.labels) {
                     (Some(name), _, _) => Selection::Name(name.clone()),
                     (_, Some(selector), _) => Selection::Labels(selector.clone()),
                     (_, _, Some(labels)) => Selection::Labels(
-                        labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                        labels
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(","),
                     ),
                     _ => continue,
                 };
-                let found = api.find(&entry.kind, entry.namespace.as_deref(), &selection).await?;
+                let found = api
+                    .find(&entry.kind, entry.namespace.as_deref(), &selection)
+                    .await?;
                 let found = found
                     .into_iter()
                     .filter(|o| match entry.has_owner {
@@ -149,7 +183,11 @@ pub async fn observe(target: &ClusterTarget<'_>, cloud: &dyn Cloud, connector: &
                         None => true,
                     })
                     .filter_map(|o| {
-                        let version = o.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
+                        let version = o
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
                         ObjectRef::of(&o).map(|r| (r, version))
                     })
                     .collect();
@@ -206,7 +244,12 @@ fn desired_objects(desired: &Artifacts) -> LiveResult<Vec<(String, Value)>> {
 }
 
 /// Ask CloudFormation what each stack update would do.
-async fn preview_updates(plan: &mut ClusterPlan, target: &ClusterTarget<'_>, observed: &Observed, cloud: &dyn Cloud) -> LiveResult<()> {
+async fn preview_updates(
+    plan: &mut ClusterPlan,
+    target: &ClusterTarget<'_>,
+    observed: &Observed,
+    cloud: &dyn Cloud,
+) -> LiveResult<()> {
     for step in &mut plan.steps {
         let Step::Stack(stack) = step else { continue };
         if stack.action != StackAction::Update {
@@ -218,13 +261,16 @@ async fn preview_updates(plan: &mut ClusterPlan, target: &ClusterTarget<'_>, obs
         let mut parameters = Vec::new();
         if let Some(Value::Object(declared)) = wanted.get("Parameters") {
             for (key, spec) in declared {
-                let previous = live.is_some_and(|l| l.state.parameters.iter().any(|(k, _)| k == key));
+                let previous =
+                    live.is_some_and(|l| l.state.parameters.iter().any(|(k, _)| k == key));
                 if previous {
                     parameters.push((key.clone(), ParameterValue::UsePrevious));
                 } else if spec.get("Default").is_none() {
                     return Err(LiveError {
                         operation: format!("plan update of stack {}", stack.stack),
-                        message: format!("parameter `{key}` is new and has no Default, so the update has no value for it"),
+                        message: format!(
+                            "parameter `{key}` is new and has no Default, so the update has no value for it"
+                        ),
                         retryable: false,
                     });
                 }
@@ -238,24 +284,43 @@ async fn preview_updates(plan: &mut ClusterPlan, target: &ClusterTarget<'_>, obs
     Ok(())
 }
 
-async fn plan_cluster(target: &ClusterTarget<'_>, cloud: &dyn Cloud, connector: &dyn Connector) -> Result<ClusterPlan, ClusterFailure> {
+async fn plan_cluster(
+    target: &ClusterTarget<'_>,
+    cloud: &dyn Cloud,
+    connector: &dyn Connector,
+) -> Result<ClusterPlan, ClusterFailure> {
     let fail = |error: LiveError| ClusterFailure {
         cluster: target.artifacts.cluster.clone(),
         error,
     };
     let observed = observe(target, cloud, connector).await.map_err(fail)?;
-    let mut plan = compute(&target.region, target.blocked.clone(), target.artifacts, &observed);
-    preview_updates(&mut plan, target, &observed, cloud).await.map_err(fail)?;
+    let mut plan = compute(
+        &target.region,
+        target.blocked.clone(),
+        target.artifacts,
+        &observed,
+    );
+    preview_updates(&mut plan, target, &observed, cloud)
+        .await
+        .map_err(fail)?;
     Ok(plan)
 }
 
 /// Plan every target, `concurrency` clusters at a time, with a progress bar on a terminal.
-pub async fn plan_fleet(targets: &[ClusterTarget<'_>], cloud: &dyn Cloud, connector: &dyn Connector, concurrency: usize, progress: bool) -> Plan {
+pub async fn plan_fleet(
+    targets: &[ClusterTarget<'_>],
+    cloud: &dyn Cloud,
+    connector: &dyn Connector,
+    concurrency: usize,
+    progress: bool,
+) -> Plan {
     let bar = if progress {
         let bar = indicatif::ProgressBar::new(targets.len() as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("observing clusters {bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "observing clusters {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
         bar

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{ClusterPlan, ManifestAction, Plan, Step, StackAction};
+use super::{ClusterPlan, ManifestAction, Plan, StackAction, Step};
 
 struct Style {
     color: bool,
@@ -13,7 +13,11 @@ struct Style {
 
 impl Style {
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 }
 
@@ -22,14 +26,28 @@ fn destructive(cluster: &ClusterPlan) -> Vec<String> {
     let mut out = Vec::new();
     for step in &cluster.steps {
         match step {
-            Step::Delete(d) => out.push(format!("delete {} ({})", d.object, d.phase.replace('_', "-"))),
+            Step::Delete(d) => out.push(format!(
+                "delete {} ({})",
+                d.object,
+                d.phase.replace('_', "-")
+            )),
             Step::Stack(s) => {
                 for c in &s.changes {
                     if c.action == "Remove" {
-                        out.push(format!("stack {}: remove {} ({})", s.stack, c.logical_id, c.resource_type));
+                        out.push(format!(
+                            "stack {}: remove {} ({})",
+                            s.stack, c.logical_id, c.resource_type
+                        ));
                     } else if matches!(c.replacement.as_deref(), Some("True" | "Conditional")) {
-                        let how = if c.replacement.as_deref() == Some("True") { "REPLACE" } else { "maybe replace" };
-                        out.push(format!("stack {}: {how} {} ({})", s.stack, c.logical_id, c.resource_type));
+                        let how = if c.replacement.as_deref() == Some("True") {
+                            "REPLACE"
+                        } else {
+                            "maybe replace"
+                        };
+                        out.push(format!(
+                            "stack {}: {how} {} ({})",
+                            s.stack, c.logical_id, c.resource_type
+                        ));
                     }
                 }
             }
@@ -47,7 +65,11 @@ fn destructive(cluster: &ClusterPlan) -> Vec<String> {
 }
 
 fn zones(r: &super::RollStep) -> String {
-    r.outdated_by_zone.iter().map(|(z, n)| format!("{z}: {n}")).collect::<Vec<_>>().join(", ")
+    r.outdated_by_zone
+        .iter()
+        .map(|(z, n)| format!("{z}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn short(value: &Option<Value>) -> String {
@@ -55,7 +77,11 @@ fn short(value: &Option<Value>) -> String {
         None => "(absent)".into(),
         Some(v) => {
             let text = v.to_string();
-            if text.chars().count() > 80 { format!("{}…", text.chars().take(80).collect::<String>()) } else { text }
+            if text.chars().count() > 80 {
+                format!("{}…", text.chars().take(80).collect::<String>())
+            } else {
+                text
+            }
         }
     }
 }
@@ -68,13 +94,21 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         out,
         "Plan: {} cluster{}, {changed} with changes, {} failed to read.\n",
         plan.clusters.len() + plan.failures.len(),
-        if plan.clusters.len() + plan.failures.len() == 1 { "" } else { "s" },
+        if plan.clusters.len() + plan.failures.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         plan.failures.len()
     );
     let warnings: Vec<(String, String)> = plan
         .clusters
         .iter()
-        .flat_map(|c| destructive(c).into_iter().map(move |w| (c.cluster.clone(), w)))
+        .flat_map(|c| {
+            destructive(c)
+                .into_iter()
+                .map(move |w| (c.cluster.clone(), w))
+        })
         .collect();
     if !warnings.is_empty() {
         let _ = writeln!(out, "{}", s.paint("1;31", "!! Deletions and replacements:"));
@@ -84,7 +118,13 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     for f in &plan.failures {
-        let _ = writeln!(out, "{} {}: {}\n   nothing is planned for this cluster", s.paint("1;31", "FAILED"), f.cluster, f.error);
+        let _ = writeln!(
+            out,
+            "{} {}: {}\n   nothing is planned for this cluster",
+            s.paint("1;31", "FAILED"),
+            f.cluster,
+            f.error
+        );
     }
     if !plan.failures.is_empty() {
         out.push('\n');
@@ -96,7 +136,11 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         }
         let _ = writeln!(out, "{}", s.paint("1", &header));
         if let Some(reason) = &c.blocked {
-            let _ = writeln!(out, "  {} updates are blocked: {reason}", s.paint("1;33", "BLOCKED"));
+            let _ = writeln!(
+                out,
+                "  {} updates are blocked: {reason}",
+                s.paint("1;33", "BLOCKED")
+            );
         }
         if c.steps.is_empty() {
             let _ = writeln!(out, "  no changes");
@@ -104,7 +148,13 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         for step in &c.steps {
             match step {
                 Step::Delete(d) => {
-                    let _ = writeln!(out, "  {} delete  {} ({})", s.paint("31", "-"), d.object, d.phase.replace('_', "-"));
+                    let _ = writeln!(
+                        out,
+                        "  {} delete  {} ({})",
+                        s.paint("31", "-"),
+                        d.object,
+                        d.phase.replace('_', "-")
+                    );
                 }
                 Step::Stack(st) => {
                     let (mark, word) = match st.action {
@@ -118,7 +168,11 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
                             Some("Conditional") => s.paint("31", " may be replaced"),
                             _ => String::new(),
                         };
-                        let _ = writeln!(out, "      {} {} ({}){replace}", ch.action, ch.logical_id, ch.resource_type);
+                        let _ = writeln!(
+                            out,
+                            "      {} {} ({}){replace}",
+                            ch.action, ch.logical_id, ch.resource_type
+                        );
                     }
                 }
                 Step::Manifest(m) => {
@@ -128,7 +182,13 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
                     };
                     let _ = writeln!(out, "  {mark} {word}  {}", m.object);
                     for ch in &m.changes {
-                        let _ = writeln!(out, "      {}: {} → {}", ch.path, short(&ch.before), short(&ch.after));
+                        let _ = writeln!(
+                            out,
+                            "      {}: {} → {}",
+                            ch.path,
+                            short(&ch.before),
+                            short(&ch.after)
+                        );
                     }
                 }
                 Step::Roll(r) => {
@@ -162,7 +222,11 @@ pub fn to_markdown(plan: &Plan) -> String {
     let warnings: Vec<(String, String)> = plan
         .clusters
         .iter()
-        .flat_map(|c| destructive(c).into_iter().map(move |w| (c.cluster.clone(), w)))
+        .flat_map(|c| {
+            destructive(c)
+                .into_iter()
+                .map(move |w| (c.cluster.clone(), w))
+        })
         .collect();
     if !warnings.is_empty() {
         let _ = writeln!(out, "> [!CAUTION]\n> **Deletions and replacements**\n>");
@@ -172,13 +236,24 @@ pub fn to_markdown(plan: &Plan) -> String {
         out.push('\n');
     }
     if !plan.failures.is_empty() {
-        let _ = writeln!(out, "> [!WARNING]\n> **Not planned** (live state could not be read)\n>");
+        let _ = writeln!(
+            out,
+            "> [!WARNING]\n> **Not planned** (live state could not be read)\n>"
+        );
         for f in &plan.failures {
-            let _ = writeln!(out, "> - `{}`: {}", f.cluster, f.error.to_string().replace('\n', " "));
+            let _ = writeln!(
+                out,
+                "> - `{}`: {}",
+                f.cluster,
+                f.error.to_string().replace('\n', " ")
+            );
         }
         out.push('\n');
     }
-    let _ = writeln!(out, "| cluster | region | stacks | manifests | deletions | node rolls |\n|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| cluster | region | stacks | manifests | deletions | node rolls |\n|---|---|---:|---:|---:|---:|"
+    );
     for c in &plan.clusters {
         let count = |f: fn(&Step) -> bool| c.steps.iter().filter(|s| f(s)).count();
         let _ = writeln!(
@@ -195,14 +270,20 @@ pub fn to_markdown(plan: &Plan) -> String {
     }
     out.push('\n');
     for c in plan.clusters.iter().filter(|c| !c.steps.is_empty()) {
-        let _ = writeln!(out, "<details><summary><code>{}</code>: {} steps</summary>\n", c.cluster, c.steps.len());
+        let _ = writeln!(
+            out,
+            "<details><summary><code>{}</code>: {} steps</summary>\n",
+            c.cluster,
+            c.steps.len()
+        );
         if let Some(reason) = &c.blocked {
             let _ = writeln!(out, "**Blocked**: {reason}\n");
         }
         let mut body = String::new();
         if c.creation {
             // A new cluster creates every object; list components, not 100 lines of `+`.
-            let mut components: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+            let mut components: std::collections::BTreeMap<&str, usize> =
+                std::collections::BTreeMap::new();
             for step in &c.steps {
                 match step {
                     Step::Stack(st) => {
@@ -231,10 +312,18 @@ pub fn to_markdown(plan: &Plan) -> String {
             },
             false,
         );
-        for line in text.lines().skip_while(|l| !l.starts_with("cluster ")).skip(1) {
+        for line in text
+            .lines()
+            .skip_while(|l| !l.starts_with("cluster "))
+            .skip(1)
+        {
             let _ = writeln!(body, "{line}");
         }
-        let _ = writeln!(out, "```\n{}```\n\n</details>\n", body.trim_end().to_string() + "\n");
+        let _ = writeln!(
+            out,
+            "```\n{}```\n\n</details>\n",
+            body.trim_end().to_string() + "\n"
+        );
     }
     out
 }

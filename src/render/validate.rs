@@ -69,12 +69,16 @@ pub fn cloudformation(text: &str) -> Result<String, String> {
     }
     for (target, at) in &refs.attributes {
         if !resources.contains_key(target) {
-            return Err(format!("`Fn::GetAtt` on `{target}` at {at} names no resource"));
+            return Err(format!(
+                "`Fn::GetAtt` on `{target}` at {at} names no resource"
+            ));
         }
     }
     for (condition, at) in &refs.conditions {
         if !conditions.contains(condition.as_str()) {
-            return Err(format!("condition `{condition}` at {at} is not declared in `Conditions`"));
+            return Err(format!(
+                "condition `{condition}` at {at} is not declared in `Conditions`"
+            ));
         }
     }
     let unused: Vec<&&str> = parameters.iter().filter(|p| !used.contains(**p)).collect();
@@ -82,7 +86,11 @@ pub fn cloudformation(text: &str) -> Result<String, String> {
         return Err(format!(
             "parameter{} {} declared but never used",
             if unused.len() == 1 { "" } else { "s" },
-            unused.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+            unused
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let mut json = serde_json::to_string_pretty(&template).map_err(|e| e.to_string())?;
@@ -111,7 +119,9 @@ impl References {
                 for (key, inner) in map {
                     let here = format!("{at}/{key}");
                     match (key.as_str(), inner) {
-                        ("Ref", Value::String(target)) => self.refs.push((target.clone(), here.clone())),
+                        ("Ref", Value::String(target)) => {
+                            self.refs.push((target.clone(), here.clone()))
+                        }
                         ("Fn::GetAtt", Value::Array(parts)) => {
                             if let Some(Value::String(target)) = parts.first() {
                                 self.attributes.push((target.clone(), here.clone()));
@@ -123,12 +133,16 @@ impl References {
                         }
                         ("Fn::Sub", Value::String(text)) => self.substitutions(text, &[], &here),
                         ("Fn::Sub", Value::Array(parts)) => {
-                            if let (Some(Value::String(text)), Some(Value::Object(vars))) = (parts.first(), parts.get(1)) {
+                            if let (Some(Value::String(text)), Some(Value::Object(vars))) =
+                                (parts.first(), parts.get(1))
+                            {
                                 let local: Vec<&str> = vars.keys().map(String::as_str).collect();
                                 self.substitutions(text, &local, &here);
                             }
                         }
-                        ("Condition", Value::String(name)) if at.contains("/Resources/") || at.contains("/Outputs/") => {
+                        ("Condition", Value::String(name))
+                            if at.contains("/Resources/") || at.contains("/Outputs/") =>
+                        {
                             self.conditions.push((name.clone(), here.clone()));
                         }
                         ("Fn::If", Value::Array(parts)) => {
@@ -178,7 +192,10 @@ pub struct ObjectIndex {
 /// A deletion by name must not remove an object the manifests apply: the two would
 /// undo each other on every apply.
 pub fn deletions_spare(deletions: &Deletions, objects: &ObjectIndex) -> Result<(), String> {
-    for (list, entries) in [("pre_apply", &deletions.pre_apply), ("post_apply", &deletions.post_apply)] {
+    for (list, entries) in [
+        ("pre_apply", &deletions.pre_apply),
+        ("post_apply", &deletions.post_apply),
+    ] {
         for entry in entries {
             let Some(name) = &entry.name else { continue };
             let namespace = entry.namespace.clone().unwrap_or_default();
@@ -190,7 +207,11 @@ pub fn deletions_spare(deletions: &Deletions, objects: &ObjectIndex) -> Result<(
                 return Err(format!(
                     "{list} deletes {} `{}{name}`, which the manifests apply",
                     entry.kind,
-                    if namespace.is_empty() { String::new() } else { format!("{namespace}/") }
+                    if namespace.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{namespace}/")
+                    }
                 ));
             }
         }
@@ -201,32 +222,49 @@ pub fn deletions_spare(deletions: &Deletions, objects: &ObjectIndex) -> Result<(
 /// Check every object in a multi-document manifest file.
 pub fn manifests(text: &str, index: &mut ObjectIndex) -> Result<(), String> {
     for (n, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(document).map_err(|e| format!("document {}: not valid YAML: {e}", n + 1))?;
+        let value = Value::deserialize(document)
+            .map_err(|e| format!("document {}: not valid YAML: {e}", n + 1))?;
         if value.is_null() {
             continue;
         }
         let what = format!("document {}", n + 1);
-        let text_field = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
-        let api_version = text_field(&value, "apiVersion").ok_or(format!("{what}: no `apiVersion`"))?;
+        let text_field =
+            |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
+        let api_version =
+            text_field(&value, "apiVersion").ok_or(format!("{what}: no `apiVersion`"))?;
         let kind = text_field(&value, "kind").ok_or(format!("{what}: no `kind`"))?;
-        let metadata = value.get("metadata").ok_or(format!("{what} ({kind}): no `metadata`"))?;
-        let name = text_field(metadata, "name").ok_or(format!("{what} ({kind}): no `metadata.name`"))?;
+        let metadata = value
+            .get("metadata")
+            .ok_or(format!("{what} ({kind}): no `metadata`"))?;
+        let name =
+            text_field(metadata, "name").ok_or(format!("{what} ({kind}): no `metadata.name`"))?;
         let strict_label = matches!(kind.as_str(), "Namespace" | "Service");
         if !is_dns_name(&name, strict_label) {
             return Err(format!(
                 "{kind} `{name}`: metadata.name is not a valid DNS-1123 {} (lower-case letters, digits{}; at most {} characters)",
                 if strict_label { "label" } else { "subdomain" },
-                if strict_label { " and `-`" } else { ", `-` and `.`" },
+                if strict_label {
+                    " and `-`"
+                } else {
+                    ", `-` and `.`"
+                },
                 if strict_label { 63 } else { 253 },
             ));
         }
         let namespace = text_field(metadata, "namespace").unwrap_or_default();
-        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+        let group = api_version
+            .rsplit_once('/')
+            .map_or("", |(g, _)| g)
+            .to_string();
         let key = (group, kind.clone(), namespace.clone(), name.clone());
         if index.seen.insert(key, ()).is_some() {
             return Err(format!(
                 "{kind} `{}{name}` is declared twice in this cluster's manifests",
-                if namespace.is_empty() { String::new() } else { format!("{namespace}/") }
+                if namespace.is_empty() {
+                    String::new()
+                } else {
+                    format!("{namespace}/")
+                }
             ));
         }
     }
@@ -235,13 +273,17 @@ pub fn manifests(text: &str, index: &mut ObjectIndex) -> Result<(), String> {
 
 fn is_dns_name(name: &str, label: bool) -> bool {
     let max = if label { 63 } else { 253 };
-    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (!label && c == '.');
+    let ok_char =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (!label && c == '.');
     !name.is_empty()
         && name.len() <= max
         && name.chars().all(ok_char)
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && (label || name.split('.').all(|part| !part.is_empty() && part.len() <= 63))
+        && (label
+            || name
+                .split('.')
+                .all(|part| !part.is_empty() && part.len() <= 63))
 }
 
 /// `deletions.yaml`: objects to remove before and after applying manifests.
@@ -282,17 +324,28 @@ pub fn deletions(text: &str) -> Result<Deletions, String> {
             .map_err(|e| format!("not a valid deletions list: {e}"))?
             .unwrap_or_default()
     };
-    for (list, entries) in [("pre_apply", &deletions.pre_apply), ("post_apply", &deletions.post_apply)] {
+    for (list, entries) in [
+        ("pre_apply", &deletions.pre_apply),
+        ("post_apply", &deletions.post_apply),
+    ] {
         for (i, entry) in entries.iter().enumerate() {
             let at = format!("{list}[{i}] ({})", entry.kind);
-            let selectors = [entry.name.is_some(), entry.selector.is_some(), entry.labels.is_some()];
+            let selectors = [
+                entry.name.is_some(),
+                entry.selector.is_some(),
+                entry.labels.is_some(),
+            ];
             if selectors.iter().filter(|s| **s).count() != 1 {
-                return Err(format!("{at}: needs exactly one of `name`, `selector`, `labels`"));
+                return Err(format!(
+                    "{at}: needs exactly one of `name`, `selector`, `labels`"
+                ));
             }
-            if let Some(policy) = &entry.propagation_policy {
-                if !matches!(policy.as_str(), "Orphan" | "Background" | "Foreground") {
-                    return Err(format!("{at}: propagation_policy must be Orphan, Background or Foreground, not `{policy}`"));
-                }
+            if let Some(policy) = &entry.propagation_policy
+                && !matches!(policy.as_str(), "Orphan" | "Background" | "Foreground")
+            {
+                return Err(format!(
+                    "{at}: propagation_policy must be Orphan, Background or Foreground, not `{policy}`"
+                ));
             }
             if entry.grace_period_seconds.is_some_and(|g| g < 0) {
                 return Err(format!("{at}: grace_period_seconds must not be negative"));
@@ -311,7 +364,10 @@ mod tests {
         let text = "Resources:\n  Group:\n    Type: AWS::AutoScaling::AutoScalingGroup\n    Properties:\n      LaunchTemplate:\n        LaunchTemplateId:\n          Ref: Template\n";
         let err = cloudformation(text).unwrap_err();
         assert!(err.contains("`Ref` to `Template`"), "{err}");
-        assert!(err.contains("/Resources/Group/Properties/LaunchTemplate/LaunchTemplateId/Ref"), "{err}");
+        assert!(
+            err.contains("/Resources/Group/Properties/LaunchTemplate/LaunchTemplateId/Ref"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -331,7 +387,11 @@ mod tests {
         assert!(manifests(bad, &mut index).unwrap_err().contains("DNS-1123"));
         let good = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cluster-info\n  namespace: kube-system\n";
         manifests(good, &mut index).unwrap();
-        assert!(manifests(good, &mut index).unwrap_err().contains("declared twice"));
+        assert!(
+            manifests(good, &mut index)
+                .unwrap_err()
+                .contains("declared twice")
+        );
         let other_namespace = good.replace("kube-system", "default");
         manifests(&other_namespace, &mut index).unwrap();
     }
@@ -340,9 +400,18 @@ mod tests {
     fn deleting_an_applied_object_is_rejected() {
         let mut index = ObjectIndex::default();
         manifests("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: coredns\n  namespace: kube-system\n", &mut index).unwrap();
-        let d = deletions("post_apply:\n- kind: Deployment\n  namespace: kube-system\n  name: coredns\n").unwrap();
-        assert!(deletions_spare(&d, &index).unwrap_err().contains("which the manifests apply"));
-        let other = deletions("post_apply:\n- kind: Deployment\n  namespace: default\n  name: coredns\n").unwrap();
+        let d = deletions(
+            "post_apply:\n- kind: Deployment\n  namespace: kube-system\n  name: coredns\n",
+        )
+        .unwrap();
+        assert!(
+            deletions_spare(&d, &index)
+                .unwrap_err()
+                .contains("which the manifests apply")
+        );
+        let other =
+            deletions("post_apply:\n- kind: Deployment\n  namespace: default\n  name: coredns\n")
+                .unwrap();
         deletions_spare(&other, &index).unwrap();
     }
 

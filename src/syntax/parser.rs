@@ -662,8 +662,11 @@ fn syntax_error(
         // A top-level line that does not start with a declaration keyword.
         let word = found.0.trim_matches('`');
         let keywords = ["import", "type", "enum", "let", "channel", "cluster"];
-        let d = Diagnostic::error("E0001", format!("expected a declaration, found {}", found.0))
-            .at(file, found_span, "not a declaration keyword");
+        let d = Diagnostic::error(
+            "E0001",
+            format!("expected a declaration, found {}", found.0),
+        )
+        .at(file, found_span, "not a declaration keyword");
         return match crate::diagnostic::suggest(word, keywords) {
             Some(k) => d.help(format!("did you mean `{k}`?")),
             None => d.help(

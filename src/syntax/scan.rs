@@ -93,10 +93,10 @@ pub fn scan(file: FileId, text: &str) -> Scan {
         }
         i += 1;
     }
-    if let Some(Context::Str { start }) = stack.last() {
-        if fatal.is_empty() {
-            fatal.push(unterminated(file, *start, text.len()));
-        }
+    if let Some(Context::Str { start }) = stack.last()
+        && fatal.is_empty()
+    {
+        fatal.push(unterminated(file, *start, text.len()));
     }
     Scan { comments, fatal }
 }

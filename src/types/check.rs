@@ -121,7 +121,11 @@ impl<'p> Checker<'p> {
                                         format!("variant `{}` is declared twice", v.name.name),
                                     )
                                     .at(m.file, v.name.span, "declared again here")
-                                    .also(m.file, first, "first declared here"),
+                                    .also(
+                                        m.file,
+                                        first,
+                                        "first declared here",
+                                    ),
                                 );
                                 continue;
                             }
@@ -176,22 +180,42 @@ impl<'p> Checker<'p> {
             let m = program.module(module);
             for (item, it) in m.ast.items.iter().enumerate() {
                 let entry = match it {
-                    Item::Let(l) => Some((l.name.name.clone(), Def::Let(module, item), l.name.span)),
+                    Item::Let(l) => {
+                        Some((l.name.name.clone(), Def::Let(module, item), l.name.span))
+                    }
                     Item::Type(t) => decls
                         .records
                         .iter()
                         .position(|r| r.site.module == module && r.site.item == item)
-                        .map(|i| (t.name.name.clone(), Def::Record(RecordId(i as u32)), t.name.span)),
+                        .map(|i| {
+                            (
+                                t.name.name.clone(),
+                                Def::Record(RecordId(i as u32)),
+                                t.name.span,
+                            )
+                        }),
                     Item::Enum(e) => decls
                         .enums
                         .iter()
                         .position(|r| r.site.module == module && r.site.item == item)
-                        .map(|i| (e.name.name.clone(), Def::Enum(EnumId(i as u32)), e.name.span)),
+                        .map(|i| {
+                            (
+                                e.name.name.clone(),
+                                Def::Enum(EnumId(i as u32)),
+                                e.name.span,
+                            )
+                        }),
                     Item::Channel(c) => decls
                         .channels
                         .iter()
                         .position(|r| r.site.module == module && r.site.item == item)
-                        .map(|i| (c.name.name.clone(), Def::Channel(ChannelId(i as u32)), c.name.span)),
+                        .map(|i| {
+                            (
+                                c.name.name.clone(),
+                                Def::Channel(ChannelId(i as u32)),
+                                c.name.span,
+                            )
+                        }),
                     _ => None,
                 };
                 out.extend(entry);
@@ -228,10 +252,13 @@ impl<'p> Checker<'p> {
             for (name, def, span) in own(&self.decls, module) {
                 if let Some(first) = declared.get(&name) {
                     self.diagnostics.push(
-                        Diagnostic::error("E0104", format!("`{name}` is declared twice in this module"))
-                            .at(m.file, span, "declared again here")
-                            .also(m.file, *first, "first declared here")
-                            .help("rename one of them"),
+                        Diagnostic::error(
+                            "E0104",
+                            format!("`{name}` is declared twice in this module"),
+                        )
+                        .at(m.file, span, "declared again here")
+                        .also(m.file, *first, "first declared here")
+                        .help("rename one of them"),
                     );
                     continue;
                 }
@@ -267,9 +294,12 @@ impl<'p> Checker<'p> {
                 if let Some(first) = fields.iter().find(|x| x.name == f.name.name) {
                     let first = first.name_span;
                     self.error(
-                        Diagnostic::error("E0111", format!("field `{}` is declared twice", f.name.name))
-                            .at(site.file, f.name.span, "declared again here")
-                            .also(site.file, first, "first declared here"),
+                        Diagnostic::error(
+                            "E0111",
+                            format!("field `{}` is declared twice", f.name.name),
+                        )
+                        .at(site.file, f.name.span, "declared again here")
+                        .also(site.file, first, "first declared here"),
                     );
                     continue;
                 }
@@ -311,7 +341,10 @@ impl<'p> Checker<'p> {
             TypeExprKind::List(inner) => Ty::List(Box::new(self.type_expr(module, file, inner))),
             TypeExprKind::Map(inner) => Ty::Map(Box::new(self.type_expr(module, file, inner))),
             TypeExprKind::Optional(inner) => self.type_expr(module, file, inner).optional(),
-            TypeExprKind::Named { module: alias, name } => {
+            TypeExprKind::Named {
+                module: alias,
+                name,
+            } => {
                 if alias.is_none() {
                     let builtin = match name.name.as_str() {
                         "String" => Some(Ty::String),
@@ -347,11 +380,12 @@ impl<'p> Checker<'p> {
                     Some(Def::Record(r)) => Ty::Record(r),
                     Some(Def::Enum(e)) => Ty::Enum(e),
                     _ => {
-                        let mut candidates: Vec<String> =
-                            ["String", "Int", "Float", "Bool", "Duration", "Quantity", "Secret"]
-                                .iter()
-                                .map(|s| s.to_string())
-                                .collect();
+                        let mut candidates: Vec<String> = [
+                            "String", "Int", "Float", "Bool", "Duration", "Quantity", "Secret",
+                        ]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
                         if let Some(scope) = self.decls.scopes.get(&module) {
                             candidates.extend(
                                 scope
@@ -360,8 +394,11 @@ impl<'p> Checker<'p> {
                                     .map(|(n, _)| n.clone()),
                             );
                         }
-                        let mut d = Diagnostic::error("E0105", format!("unknown type `{}`", name.name))
-                            .at(file, name.span, "not a type in scope");
+                        let mut d = Diagnostic::error(
+                            "E0105",
+                            format!("unknown type `{}`", name.name),
+                        )
+                        .at(file, name.span, "not a type in scope");
                         d = match suggest(&name.name, candidates.iter().map(String::as_str)) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
                             None => d.help("types are String, Int, Float, Bool, Duration, Quantity, Secret, [T], {String: T}, T? and declared `type`s and `enum`s"),
@@ -396,7 +433,13 @@ impl<'p> Checker<'p> {
                                 value: c.name.name.clone(),
                                 span: c.name.span,
                             };
-                            self.check_block(&c.body.entries, rid, &scope, Some(&label), c.name.span);
+                            self.check_block(
+                                &c.body.entries,
+                                rid,
+                                &scope,
+                                Some(&label),
+                                c.name.span,
+                            );
                         }
                     }
                     Item::Cluster(c) => {
@@ -488,13 +531,17 @@ impl<'p> Checker<'p> {
         if let (Some(label), Some(index)) = (label, record.label_field()) {
             set.insert(index, label.span);
         }
-        if label.is_some() && record.label_field().is_none() {
-            if let Some(label) = label {
-                self.error(
-                    Diagnostic::error("E0207", format!("`{}` blocks take no label", record.name))
-                        .at(file, label.span, "remove this label"),
-                );
-            }
+        if label.is_some()
+            && record.label_field().is_none()
+            && let Some(label) = label
+        {
+            self.error(
+                Diagnostic::error("E0207", format!("`{}` blocks take no label", record.name)).at(
+                    file,
+                    label.span,
+                    "remove this label",
+                ),
+            );
         }
         for entry in entries {
             match entry {
@@ -506,20 +553,36 @@ impl<'p> Checker<'p> {
                         self.infer(value, None, &inner);
                         continue;
                     };
-                    self.resolve(file, name.span, Resolution::FieldEntry { record: rid, field: index });
+                    self.resolve(
+                        file,
+                        name.span,
+                        Resolution::FieldEntry {
+                            record: rid,
+                            field: index,
+                        },
+                    );
                     if field.is_label && label.is_some() {
                         self.error(
-                            Diagnostic::error("E0217", format!("`{}` is set by the block label", field.name))
-                                .at(file, name.span, "remove this line")
-                                .help(format!("the label in `\"…\" {{` is the {}'s `{}`", record.name, field.name)),
+                            Diagnostic::error(
+                                "E0217",
+                                format!("`{}` is set by the block label", field.name),
+                            )
+                            .at(file, name.span, "remove this line")
+                            .help(format!(
+                                "the label in `\"…\" {{` is the {}'s `{}`",
+                                record.name, field.name
+                            )),
                         );
                     } else if let Some(first) = set.get(&index) {
                         let first = *first;
                         self.error(
-                            Diagnostic::error("E0108", format!("field `{}` is set twice", field.name))
-                                .at(file, name.span, "set again here")
-                                .also(file, first, "first set here")
-                                .help("remove one of the assignments"),
+                            Diagnostic::error(
+                                "E0108",
+                                format!("field `{}` is set twice", field.name),
+                            )
+                            .at(file, name.span, "set again here")
+                            .also(file, first, "first set here")
+                            .help("remove one of the assignments"),
                         );
                     }
                     set.insert(index, name.span);
@@ -533,20 +596,37 @@ impl<'p> Checker<'p> {
                     ..
                 } => {
                     if let Some((index, field)) = record.block_field(&name.name) {
-                        self.resolve(file, name.span, Resolution::FieldEntry { record: rid, field: index });
+                        self.resolve(
+                            file,
+                            name.span,
+                            Resolution::FieldEntry {
+                                record: rid,
+                                field: index,
+                            },
+                        );
                         let Ty::List(elem) = &field.ty else { continue };
                         let Ty::Record(elem) = **elem else { continue };
                         let elem_def = self.decls.record(elem).clone();
                         let header = block_label.as_ref().map_or(name.span, |l| l.span);
                         match (elem_def.label_field(), block_label) {
                             (Some(_), None) => self.error(
-                                Diagnostic::error("E0207", format!("`{}` blocks need a label", name.name))
-                                    .at(file, name.span, "label missing")
-                                    .help(format!("write `{} \"NAME\" {{ … }}`", name.name)),
+                                Diagnostic::error(
+                                    "E0207",
+                                    format!("`{}` blocks need a label", name.name),
+                                )
+                                .at(file, name.span, "label missing")
+                                .help(format!("write `{} \"NAME\" {{ … }}`", name.name)),
                             ),
                             (None, Some(l)) => self.error(
-                                Diagnostic::error("E0207", format!("`{}` blocks take no label", name.name))
-                                    .at(file, l.span, "remove this label"),
+                                Diagnostic::error(
+                                    "E0207",
+                                    format!("`{}` blocks take no label", name.name),
+                                )
+                                .at(
+                                    file,
+                                    l.span,
+                                    "remove this label",
+                                ),
                             ),
                             (Some(_), Some(l)) => {
                                 if let Some(first) = labels_seen.get(&(index, l.value.clone())) {
@@ -558,7 +638,10 @@ impl<'p> Checker<'p> {
                                         )
                                         .at(file, l.span, "second declaration")
                                         .also(file, *first, "first declared here")
-                                        .help(format!("{what} names must be unique within a {}", record.name.to_lowercase())),
+                                        .help(format!(
+                                            "{what} names must be unique within a {}",
+                                            record.name.to_lowercase()
+                                        )),
                                     );
                                 } else {
                                     labels_seen.insert((index, l.value.clone()), l.span);
@@ -588,25 +671,54 @@ impl<'p> Checker<'p> {
                                         "E0206",
                                         format!("`{}` is not a block", name.name),
                                     )
-                                    .at(file, name.span, format!("`{}` has type {}", name.name, self.show(&field.ty)))
+                                    .at(
+                                        file,
+                                        name.span,
+                                        format!(
+                                            "`{}` has type {}",
+                                            name.name,
+                                            self.show(&field.ty)
+                                        ),
+                                    )
                                     .help(format!("write `{} = …`", name.name)),
                                 );
                                 continue;
                             };
-                            self.resolve(file, name.span, Resolution::FieldEntry { record: rid, field: index });
+                            self.resolve(
+                                file,
+                                name.span,
+                                Resolution::FieldEntry {
+                                    record: rid,
+                                    field: index,
+                                },
+                            );
                             if let Some(first) = set.get(&index) {
                                 let first = *first;
                                 self.error(
-                                    Diagnostic::error("E0108", format!("field `{}` is set twice", field.name))
-                                        .at(file, name.span, "set again here")
-                                        .also(file, first, "first set here"),
+                                    Diagnostic::error(
+                                        "E0108",
+                                        format!("field `{}` is set twice", field.name),
+                                    )
+                                    .at(file, name.span, "set again here")
+                                    .also(
+                                        file,
+                                        first,
+                                        "first set here",
+                                    ),
                                 );
                             }
                             set.insert(index, name.span);
                             if let Some(l) = block_label {
                                 self.error(
-                                    Diagnostic::error("E0207", format!("`{}` blocks take no label", name.name))
-                                        .at(file, l.span, "remove this label"),
+                                    Diagnostic::error(
+                                        "E0207",
+                                        format!("`{}` blocks take no label", name.name),
+                                    )
+                                    .at(
+                                        file,
+                                        l.span,
+                                        "remove this label",
+                                    ),
                                 );
                             }
                             self.check_block(&body.entries, elem, &inner, None, name.span);
@@ -624,7 +736,8 @@ impl<'p> Checker<'p> {
                         Ty::List(elem) => {
                             let target = match &**elem {
                                 Ty::Record(e) => record.fields.iter().position(|f| {
-                                    f.block_name.is_some() && f.ty == Ty::List(Box::new(Ty::Record(*e)))
+                                    f.block_name.is_some()
+                                        && f.ty == Ty::List(Box::new(Ty::Record(*e)))
                                 }),
                                 Ty::Error => None,
                                 _ => None,
@@ -651,21 +764,19 @@ impl<'p> Checker<'p> {
                     Some(l) => format!("{} `{}`", record.name, l.value),
                     None => record.name.clone(),
                 };
-                let d = Diagnostic::error(
-                    "E0203",
-                    format!("missing field `{}` in {what}", field.name),
-                )
-                .at(file, header, format!("`{}` is not set", field.name))
-                .also(
-                    record.site.file,
-                    field.name_span,
-                    format!("required by `{}` (no default)", record.name),
-                )
-                .help(format!(
-                    "add `{} = …` ({})",
-                    field.name,
-                    self.decls.show(&field.ty)
-                ));
+                let d =
+                    Diagnostic::error("E0203", format!("missing field `{}` in {what}", field.name))
+                        .at(file, header, format!("`{}` is not set", field.name))
+                        .also(
+                            record.site.file,
+                            field.name_span,
+                            format!("required by `{}` (no default)", record.name),
+                        )
+                        .help(format!(
+                            "add `{} = …` ({})",
+                            field.name,
+                            self.decls.show(&field.ty)
+                        ));
                 self.error(d);
             }
         }
@@ -684,7 +795,13 @@ impl<'p> Checker<'p> {
     }
 
     /// Report an unknown field; returns the field it probably meant.
-    fn unknown_field(&mut self, record: &RecordDef, name: &Ident, file: FileId, as_block: bool) -> Option<String> {
+    fn unknown_field(
+        &mut self,
+        record: &RecordDef,
+        name: &Ident,
+        file: FileId,
+        as_block: bool,
+    ) -> Option<String> {
         let names: Vec<&str> = record
             .fields
             .iter()
@@ -735,7 +852,11 @@ impl<'p> Checker<'p> {
     fn mismatch(&mut self, expr: &Expr, actual: &Ty, expected: &Ty, file: FileId) {
         let mut d = Diagnostic::error(
             "E0202",
-            format!("expected {}, found {}", self.show(expected), self.show(actual)),
+            format!(
+                "expected {}, found {}",
+                self.show(expected),
+                self.show(actual)
+            ),
         )
         .at(file, expr.span, format!("this is {}", self.show(actual)));
         let help = match (expected.required(), actual, &expr.kind) {
@@ -747,21 +868,29 @@ impl<'p> Checker<'p> {
                 };
                 let variants: Vec<&str> = def.variants.iter().map(|v| v.name.as_str()).collect();
                 if variants.contains(&text.as_str()) {
-                    Some(format!("enum variants are written without quotes: `{text}`"))
+                    Some(format!(
+                        "enum variants are written without quotes: `{text}`"
+                    ))
                 } else {
                     Some(format!("`{}` is one of: {}", def.name, variants.join(", ")))
                 }
             }
-            (Ty::Duration, Ty::Int, _) => Some("durations need a unit: `90s`, `5m`, `8h`, `3d`".into()),
-            (Ty::Quantity, Ty::Int, _) => Some("quantities need a unit: `500Mi`, `2Gi`, `250m`".into()),
+            (Ty::Duration, Ty::Int, _) => {
+                Some("durations need a unit: `90s`, `5m`, `8h`, `3d`".into())
+            }
+            (Ty::Quantity, Ty::Int, _) => {
+                Some("quantities need a unit: `500Mi`, `2Gi`, `250m`".into())
+            }
             (Ty::Duration | Ty::Quantity, Ty::String, _) => {
                 Some("write the literal without quotes, e.g. `3d` or `500Mi`".into())
             }
             (Ty::Int, Ty::String, _) => Some("write the number without quotes".into()),
-            (Ty::List(_), t, _) if !matches!(t, Ty::List(_)) => Some("wrap the value in `[ … ]`".into()),
-            (Ty::String, Ty::Secret, _) => {
-                Some("a Secret is never turned into plain text; declare the field as `Secret`".into())
+            (Ty::List(_), t, _) if !matches!(t, Ty::List(_)) => {
+                Some("wrap the value in `[ … ]`".into())
             }
+            (Ty::String, Ty::Secret, _) => Some(
+                "a Secret is never turned into plain text; declare the field as `Secret`".into(),
+            ),
             _ => None,
         };
         if let Some(h) = help {
@@ -808,7 +937,9 @@ impl<'p> Checker<'p> {
                 }
                 Ty::String
             }
-            ExprKind::UnitNumber { number, unit } => self.unit_number(expr, number, unit, want.as_ref(), file),
+            ExprKind::UnitNumber { number, unit } => {
+                self.unit_number(expr, number, unit, want.as_ref(), file)
+            }
             ExprKind::List(items) => {
                 let elem_expected = match &want {
                     Some(Ty::List(t)) => Some((**t).clone()),
@@ -847,13 +978,13 @@ impl<'p> Checker<'p> {
                 Ty::List(Box::new(elem.unwrap_or(Ty::Error)))
             }
             ExprKind::Map(entries) => {
-                if entries.is_empty() {
-                    if let Some(Ty::Record(rid)) = &want {
-                        let rid = *rid;
-                        self.resolve(file, expr.span, Resolution::Record(rid));
-                        self.check_block(&[], rid, scope, None, expr.span);
-                        return Ty::Record(rid);
-                    }
+                if entries.is_empty()
+                    && let Some(Ty::Record(rid)) = &want
+                {
+                    let rid = *rid;
+                    self.resolve(file, expr.span, Resolution::Record(rid));
+                    self.check_block(&[], rid, scope, None, expr.span);
+                    return Ty::Record(rid);
                 }
                 let value_expected = match &want {
                     Some(Ty::Map(t)) => Some((**t).clone()),
@@ -864,9 +995,12 @@ impl<'p> Checker<'p> {
                 for (key, value) in entries {
                     if let Some(first) = keys.get(key.value.as_str()) {
                         self.error(
-                            Diagnostic::error("E0218", format!("key `{}` appears twice", key.value))
-                                .at(file, key.span, "duplicate key")
-                                .also(file, *first, "first here"),
+                            Diagnostic::error(
+                                "E0218",
+                                format!("key `{}` appears twice", key.value),
+                            )
+                            .at(file, key.span, "duplicate key")
+                            .also(file, *first, "first here"),
                         );
                     }
                     keys.insert(&key.value, key.span);
@@ -887,8 +1021,15 @@ impl<'p> Checker<'p> {
                         Ty::Error => return Ty::Error,
                         other => {
                             self.error(
-                                Diagnostic::error("E0202", format!("{} is not a record type", self.show(&other)))
-                                    .at(file, t.span, "cannot build this with `{ … }`"),
+                                Diagnostic::error(
+                                    "E0202",
+                                    format!("{} is not a record type", self.show(&other)),
+                                )
+                                .at(
+                                    file,
+                                    t.span,
+                                    "cannot build this with `{ … }`",
+                                ),
                             );
                             return Ty::Error;
                         }
@@ -898,9 +1039,12 @@ impl<'p> Checker<'p> {
                         Some(Ty::Error) => return Ty::Error,
                         _ => {
                             self.error(
-                                Diagnostic::error("E0219", "cannot tell which type this record has")
-                                    .at(file, expr.span, "untyped record")
-                                    .help("name the type: `TypeName { … }`"),
+                                Diagnostic::error(
+                                    "E0219",
+                                    "cannot tell which type this record has",
+                                )
+                                .at(file, expr.span, "untyped record")
+                                .help("name the type: `TypeName { … }`"),
                             );
                             return Ty::Error;
                         }
@@ -912,7 +1056,9 @@ impl<'p> Checker<'p> {
                 Ty::Record(rid)
             }
             ExprKind::Name(ident) => self.name(ident, want.as_ref(), scope),
-            ExprKind::Field(base, name) => self.field_access(expr, base, name, want.as_ref(), scope),
+            ExprKind::Field(base, name) => {
+                self.field_access(expr, base, name, want.as_ref(), scope)
+            }
             ExprKind::Index(base, index) => {
                 let base_ty = self.infer(base, None, scope);
                 match base_ty.clone() {
@@ -930,9 +1076,12 @@ impl<'p> Checker<'p> {
                     }
                     other => {
                         self.error(
-                            Diagnostic::error("E0211", format!("cannot index into {}", self.show(&other)))
-                                .at(file, base.span, format!("this is {}", self.show(&other)))
-                                .help("only lists (`xs[0]`) and maps (`m[\"key\"]`) can be indexed"),
+                            Diagnostic::error(
+                                "E0211",
+                                format!("cannot index into {}", self.show(&other)),
+                            )
+                            .at(file, base.span, format!("this is {}", self.show(&other)))
+                            .help("only lists (`xs[0]`) and maps (`m[\"key\"]`) can be indexed"),
                         );
                         Ty::Error
                     }
@@ -942,20 +1091,32 @@ impl<'p> Checker<'p> {
             ExprKind::Unary(op, operand) => {
                 let t = self.infer(operand, expected, scope);
                 let ok = match op {
-                    UnaryOp::Neg => matches!(t, Ty::Int | Ty::Float | Ty::Duration | Ty::Quantity | Ty::Error),
+                    UnaryOp::Neg => matches!(
+                        t,
+                        Ty::Int | Ty::Float | Ty::Duration | Ty::Quantity | Ty::Error
+                    ),
                     UnaryOp::Not => matches!(t, Ty::Bool | Ty::Error),
                 };
                 if ok {
                     t
                 } else {
                     self.error(
-                        Diagnostic::error("E0209", format!("`{}` cannot be applied to {}", op.symbol(), self.show(&t)))
-                            .at(file, expr.span, format!("operand is {}", self.show(&t))),
+                        Diagnostic::error(
+                            "E0209",
+                            format!("`{}` cannot be applied to {}", op.symbol(), self.show(&t)),
+                        )
+                        .at(
+                            file,
+                            expr.span,
+                            format!("operand is {}", self.show(&t)),
+                        ),
                     );
                     Ty::Error
                 }
             }
-            ExprKind::Binary(op, lhs, rhs) => self.binary(expr, *op, lhs, rhs, want.as_ref(), scope),
+            ExprKind::Binary(op, lhs, rhs) => {
+                self.binary(expr, *op, lhs, rhs, want.as_ref(), scope)
+            }
             ExprKind::If(cond, then, otherwise) => {
                 self.expect(cond, &Ty::Bool, scope);
                 let t = self.infer(then, expected, scope);
@@ -971,17 +1132,25 @@ impl<'p> Checker<'p> {
                     self.error(
                         Diagnostic::error(
                             "E0202",
-                            format!("`if` branches differ: {} and {}", self.show(&t), self.show(&e)),
+                            format!(
+                                "`if` branches differ: {} and {}",
+                                self.show(&t),
+                                self.show(&e)
+                            ),
                         )
                         .at(file, otherwise.span, format!("this is {}", self.show(&e)))
-                        .also(file, then.span, format!("this is {}", self.show(&t))),
+                        .also(
+                            file,
+                            then.span,
+                            format!("this is {}", self.show(&t)),
+                        ),
                     );
                     return Ty::Error;
                 }
-                if let Some(x) = expected {
-                    if !assignable(&e, x) {
-                        self.mismatch(otherwise, &e, x, file);
-                    }
+                if let Some(x) = expected
+                    && !assignable(&e, x)
+                {
+                    self.mismatch(otherwise, &e, x, file);
                 }
                 t
             }
@@ -998,9 +1167,12 @@ impl<'p> Checker<'p> {
                     Ty::Error => Ty::Error,
                     other => {
                         self.error(
-                            Diagnostic::error("E0202", format!("cannot iterate over {}", self.show(&other)))
-                                .at(file, iter.span, "expected a list or a map")
-                                .help("`[x for x in LIST]`; over a map, `x` is each key"),
+                            Diagnostic::error(
+                                "E0202",
+                                format!("cannot iterate over {}", self.show(&other)),
+                            )
+                            .at(file, iter.span, "expected a list or a map")
+                            .help("`[x for x in LIST]`; over a map, `x` is each key"),
                         );
                         Ty::Error
                     }
@@ -1037,7 +1209,14 @@ impl<'p> Checker<'p> {
         }
     }
 
-    fn unit_number(&mut self, expr: &Expr, number: &str, unit: &str, want: Option<&Ty>, file: FileId) -> Ty {
+    fn unit_number(
+        &mut self,
+        expr: &Expr,
+        number: &str,
+        unit: &str,
+        want: Option<&Ty>,
+        file: FileId,
+    ) -> Ty {
         let is_duration_unit = DURATION_UNITS.contains(&unit);
         let is_quantity_unit = QUANTITY_UNITS.contains(&unit);
         if !is_duration_unit && !is_quantity_unit {
@@ -1050,17 +1229,23 @@ impl<'p> Checker<'p> {
         };
         if as_duration && !is_duration_unit {
             self.error(
-                Diagnostic::error("E0202", format!("expected `Duration`, found quantity `{number}{unit}`"))
-                    .at(file, expr.span, "a quantity, not a duration")
-                    .help("durations use ms, s, m, h or d: `90s`, `5m`, `8h`, `3d`"),
+                Diagnostic::error(
+                    "E0202",
+                    format!("expected `Duration`, found quantity `{number}{unit}`"),
+                )
+                .at(file, expr.span, "a quantity, not a duration")
+                .help("durations use ms, s, m, h or d: `90s`, `5m`, `8h`, `3d`"),
             );
             return Ty::Error;
         }
         if !as_duration && !is_quantity_unit {
             self.error(
-                Diagnostic::error("E0202", format!("expected `Quantity`, found duration `{number}{unit}`"))
-                    .at(file, expr.span, "a duration, not a quantity")
-                    .help("quantities use m, k, M, G, Ki, Mi, Gi …: `250m`, `500Mi`, `2Gi`"),
+                Diagnostic::error(
+                    "E0202",
+                    format!("expected `Quantity`, found duration `{number}{unit}`"),
+                )
+                .at(file, expr.span, "a duration, not a quantity")
+                .help("quantities use m, k, M, G, Ki, Mi, Gi …: `250m`, `500Mi`, `2Gi`"),
             );
             return Ty::Error;
         }
@@ -1068,7 +1253,11 @@ impl<'p> Checker<'p> {
             if crate::eval::parse_duration_ms(number, unit).is_none() {
                 self.error(
                     Diagnostic::error("E0007", format!("invalid duration `{number}{unit}`"))
-                        .at(file, expr.span, "not a whole number of milliseconds, or too large")
+                        .at(
+                            file,
+                            expr.span,
+                            "not a whole number of milliseconds, or too large",
+                        )
                         .help("write e.g. `90s`, `1.5h`, `3d`"),
                 );
             }
@@ -1083,11 +1272,16 @@ impl<'p> Checker<'p> {
     fn name(&mut self, ident: &Ident, want: Option<&Ty>, scope: &Scope) -> Ty {
         let file = scope.file;
         // An expected enum makes its variants visible without qualification.
-        if let Some(Ty::Enum(e)) = want {
-            if let Some(i) = self.decls.enum_def(*e).variants.iter().position(|v| v.name == ident.name) {
-                self.resolve(file, ident.span, Resolution::Variant(*e, i));
-                return Ty::Enum(*e);
-            }
+        if let Some(Ty::Enum(e)) = want
+            && let Some(i) = self
+                .decls
+                .enum_def(*e)
+                .variants
+                .iter()
+                .position(|v| v.name == ident.name)
+        {
+            self.resolve(file, ident.span, Resolution::Variant(*e, i));
+            return Ty::Enum(*e);
         }
         let mut depth = 0;
         for frame in scope.frames.iter().rev() {
@@ -1126,9 +1320,14 @@ impl<'p> Checker<'p> {
                 self.resolve(file, ident.span, Resolution::Let(m, i));
                 if self.let_state.get(&(m, i)) == Some(&LetState::InProgress) {
                     self.error(
-                        Diagnostic::error("E0305", format!("`{}` is defined in terms of itself", ident.name))
-                            .at(file, ident.span, "cyclic reference")
-                            .help("a let binding cannot depend on itself, directly or through other lets"),
+                        Diagnostic::error(
+                            "E0305",
+                            format!("`{}` is defined in terms of itself", ident.name),
+                        )
+                        .at(file, ident.span, "cyclic reference")
+                        .help(
+                            "a let binding cannot depend on itself, directly or through other lets",
+                        ),
                     );
                     return Ty::Error;
                 }
@@ -1145,15 +1344,21 @@ impl<'p> Checker<'p> {
                 self.error(
                     Diagnostic::error("E0103", format!("`{}` is a type, not a value", ident.name))
                         .at(file, ident.span, "type used as a value")
-                        .help(format!("build a record with `{} {{ … }}`, or name a variant as `{}.VARIANT`", ident.name, ident.name)),
+                        .help(format!(
+                            "build a record with `{} {{ … }}`, or name a variant as `{}.VARIANT`",
+                            ident.name, ident.name
+                        )),
                 );
                 Ty::Error
             }
             Some(Def::Alias(_)) => {
                 self.error(
-                    Diagnostic::error("E0103", format!("`{}` is a module, not a value", ident.name))
-                        .at(file, ident.span, "module alias")
-                        .help(format!("use one of its names: `{}.NAME`", ident.name)),
+                    Diagnostic::error(
+                        "E0103",
+                        format!("`{}` is a module, not a value", ident.name),
+                    )
+                    .at(file, ident.span, "module alias")
+                    .help(format!("use one of its names: `{}.NAME`", ident.name)),
                 );
                 Ty::Error
             }
@@ -1213,7 +1418,9 @@ impl<'p> Checker<'p> {
         for frame in &scope.frames {
             match frame {
                 Frame::Local(n, _) => candidates.push(n.clone()),
-                Frame::Record(r) => candidates.extend(self.decls.record(*r).fields.iter().map(|f| f.name.clone())),
+                Frame::Record(r) => {
+                    candidates.extend(self.decls.record(*r).fields.iter().map(|f| f.name.clone()))
+                }
                 Frame::ClusterContext => candidates.push("cluster".into()),
             }
         }
@@ -1227,14 +1434,21 @@ impl<'p> Checker<'p> {
         let mut d = Diagnostic::error("E0103", format!("unknown name `{}`", ident.name));
         d = match suggest(&ident.name, candidates.iter().map(String::as_str)) {
             Some(s) => d.at(file, ident.span, format!("did you mean `{s}`?")),
-            None => d
-                .at(file, ident.span, "not found in this scope")
-                .help("names are fields of the enclosing blocks, `let` bindings, channels and imports"),
+            None => d.at(file, ident.span, "not found in this scope").help(
+                "names are fields of the enclosing blocks, `let` bindings, channels and imports",
+            ),
         };
         self.error(d);
     }
 
-    fn field_access(&mut self, expr: &Expr, base: &'p Expr, name: &Ident, want: Option<&Ty>, scope: &Scope) -> Ty {
+    fn field_access(
+        &mut self,
+        expr: &Expr,
+        base: &'p Expr,
+        name: &Ident,
+        want: Option<&Ty>,
+        scope: &Scope,
+    ) -> Ty {
         let file = scope.file;
         // `Enum.variant` and `alias.name` are paths, not field accesses.
         if let ExprKind::Name(b) = &base.kind {
@@ -1247,7 +1461,8 @@ impl<'p> Checker<'p> {
                             self.resolve(file, expr.span, Resolution::Variant(e, i));
                             return Ty::Enum(e);
                         }
-                        let names: Vec<&str> = def.variants.iter().map(|v| v.name.as_str()).collect();
+                        let names: Vec<&str> =
+                            def.variants.iter().map(|v| v.name.as_str()).collect();
                         let mut d = Diagnostic::error(
                             "E0204",
                             format!("`{}` is not a variant of `{}`", name.name, def.name),
@@ -1289,7 +1504,9 @@ impl<'p> Checker<'p> {
                                     format!("module `{}` has no value `{}`", b.name, name.name),
                                 );
                                 d = match suggest(&name.name, names.iter().map(String::as_str)) {
-                                    Some(s) => d.at(file, name.span, format!("did you mean `{s}`?")),
+                                    Some(s) => {
+                                        d.at(file, name.span, format!("did you mean `{s}`?"))
+                                    }
                                     None => d.at(file, name.span, "not declared in that module"),
                                 };
                                 self.error(d);
@@ -1307,7 +1524,14 @@ impl<'p> Checker<'p> {
             Ty::Record(r) => match self.decls.record(*r).field(&name.name) {
                 Some((index, f)) => {
                     let ty = f.ty.clone();
-                    self.resolve(file, name.span, Resolution::FieldEntry { record: *r, field: index });
+                    self.resolve(
+                        file,
+                        name.span,
+                        Resolution::FieldEntry {
+                            record: *r,
+                            field: index,
+                        },
+                    );
                     ty
                 }
                 None => {
@@ -1353,7 +1577,11 @@ impl<'p> Checker<'p> {
                 Some(s) => d.at(file, name.span, format!("did you mean `{s}`?")),
                 None => d.at(file, name.span, "not a builtin").help(format!(
                     "builtins: {}",
-                    super::BUILTINS.iter().map(|(n, ..)| *n).collect::<Vec<_>>().join(", ")
+                    super::BUILTINS
+                        .iter()
+                        .map(|(n, ..)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             };
             self.error(d);
@@ -1364,11 +1592,25 @@ impl<'p> Checker<'p> {
         };
         self.resolve(file, name.span, Resolution::Builtin(builtin));
         let arity = match builtin {
-            Builtin::Len | Builtin::Lower | Builtin::Upper | Builtin::IsDigits | Builtin::ToString
-            | Builtin::Base64 | Builtin::Sha256 | Builtin::Keys | Builtin::Values | Builtin::Range
+            Builtin::Len
+            | Builtin::Lower
+            | Builtin::Upper
+            | Builtin::IsDigits
+            | Builtin::ToString
+            | Builtin::Base64
+            | Builtin::Sha256
+            | Builtin::Keys
+            | Builtin::Values
+            | Builtin::Range
             | Builtin::Seconds => 1,
-            Builtin::Join | Builtin::Split | Builtin::Contains | Builtin::StartsWith | Builtin::EndsWith
-            | Builtin::Secret | Builtin::Min | Builtin::Max => 2,
+            Builtin::Join
+            | Builtin::Split
+            | Builtin::Contains
+            | Builtin::StartsWith
+            | Builtin::EndsWith
+            | Builtin::Secret
+            | Builtin::Min
+            | Builtin::Max => 2,
             Builtin::Replace | Builtin::CidrSubnet => 3,
         };
         let signature = builtins::signature(builtin);
@@ -1376,7 +1618,12 @@ impl<'p> Checker<'p> {
             self.error(
                 Diagnostic::error(
                     "E0208",
-                    format!("`{}` takes {arity} argument{}, found {}", name.name, if arity == 1 { "" } else { "s" }, args.len()),
+                    format!(
+                        "`{}` takes {arity} argument{}, found {}",
+                        name.name,
+                        if arity == 1 { "" } else { "s" },
+                        args.len()
+                    ),
                 )
                 .at(file, expr.span, "wrong number of arguments")
                 .help(format!("signature: {signature}")),
@@ -1454,7 +1701,14 @@ impl<'p> Checker<'p> {
             ToString => {
                 let t = self.infer(&args[0], None, scope);
                 match t {
-                    Ty::String | Ty::Int | Ty::Float | Ty::Bool | Ty::Duration | Ty::Quantity | Ty::Enum(_) | Ty::Error => Ty::String,
+                    Ty::String
+                    | Ty::Int
+                    | Ty::Float
+                    | Ty::Bool
+                    | Ty::Duration
+                    | Ty::Quantity
+                    | Ty::Enum(_)
+                    | Ty::Error => Ty::String,
                     other => bad_arg(self, &args[0], &other),
                 }
             }
@@ -1503,7 +1757,15 @@ impl<'p> Checker<'p> {
         }
     }
 
-    fn binary(&mut self, expr: &Expr, op: BinaryOp, lhs: &'p Expr, rhs: &'p Expr, want: Option<&Ty>, scope: &Scope) -> Ty {
+    fn binary(
+        &mut self,
+        expr: &Expr,
+        op: BinaryOp,
+        lhs: &'p Expr,
+        rhs: &'p Expr,
+        want: Option<&Ty>,
+        scope: &Scope,
+    ) -> Ty {
         let file = scope.file;
         use BinaryOp::*;
         match op {
@@ -1541,18 +1803,26 @@ impl<'p> Checker<'p> {
         let result = match op {
             Eq | Ne => (assignable(&l, &r) || assignable(&r, &l)).then_some(Ty::Bool),
             Lt | Le | Gt | Ge => (l == r
-                && matches!(l, Ty::Int | Ty::Float | Ty::Duration | Ty::Quantity | Ty::String))
-                .then_some(Ty::Bool),
+                && matches!(
+                    l,
+                    Ty::Int | Ty::Float | Ty::Duration | Ty::Quantity | Ty::String
+                ))
+            .then_some(Ty::Bool),
             Add => match (&l, &r) {
-                (Ty::Int, Ty::Int) | (Ty::Float, Ty::Float) | (Ty::String, Ty::String)
-                | (Ty::Duration, Ty::Duration) | (Ty::Quantity, Ty::Quantity) => Some(l.clone()),
+                (Ty::Int, Ty::Int)
+                | (Ty::Float, Ty::Float)
+                | (Ty::String, Ty::String)
+                | (Ty::Duration, Ty::Duration)
+                | (Ty::Quantity, Ty::Quantity) => Some(l.clone()),
                 (Ty::List(a), Ty::List(b)) if assignable(b, a) => Some(l.clone()),
                 (Ty::List(a), Ty::List(b)) if assignable(a, b) => Some(r.clone()),
                 (Ty::Map(a), Ty::Map(b)) if a == b => Some(l.clone()),
                 _ => None,
             },
             Sub => match (&l, &r) {
-                (Ty::Int, Ty::Int) | (Ty::Float, Ty::Float) | (Ty::Duration, Ty::Duration)
+                (Ty::Int, Ty::Int)
+                | (Ty::Float, Ty::Float)
+                | (Ty::Duration, Ty::Duration)
                 | (Ty::Quantity, Ty::Quantity) => Some(l.clone()),
                 _ => None,
             },
@@ -1575,9 +1845,13 @@ impl<'p> Checker<'p> {
             None => {
                 let help = match (op, &l, &r) {
                     (Add, Ty::String, _) | (Add, _, Ty::String) => {
-                        "to build a string from other values use interpolation: \"${x}\"".to_string()
+                        "to build a string from other values use interpolation: \"${x}\""
+                            .to_string()
                     }
-                    (Lt | Le | Gt | Ge, _, _) => "both sides must have the same numeric, duration, quantity or string type".into(),
+                    (Lt | Le | Gt | Ge, _, _) => {
+                        "both sides must have the same numeric, duration, quantity or string type"
+                            .into()
+                    }
                     _ => format!("`{}` needs operands of matching types", op.symbol()),
                 };
                 self.error(
@@ -1590,7 +1864,16 @@ impl<'p> Checker<'p> {
                             self.show(&r)
                         ),
                     )
-                    .at(file, expr.span, format!("{} {} {}", self.decls.show(&l), op.symbol(), self.decls.show(&r)))
+                    .at(
+                        file,
+                        expr.span,
+                        format!(
+                            "{} {} {}",
+                            self.decls.show(&l),
+                            op.symbol(),
+                            self.decls.show(&r)
+                        ),
+                    )
                     .help(help),
                 );
                 Ty::Error

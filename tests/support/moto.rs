@@ -17,13 +17,21 @@ fn moto_binary() -> PathBuf {
         return local;
     }
     std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("moto_server")).find(|p| p.exists()))
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("moto_server"))
+                .find(|p| p.exists())
+        })
         .expect("moto_server not found: run ./scripts/test (it installs moto into .venv)")
 }
 
 impl Moto {
     pub fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(moto_binary())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -33,7 +41,10 @@ impl Moto {
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto_server did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto { child, url }
@@ -63,7 +74,9 @@ pub async fn sdk_config(url: &str, region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(url)
         .region(aws_config::Region::new(region.to_string()))
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new("testing", "testing", None, None, "static"))
+        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
         .load()
         .await
 }
@@ -71,7 +84,12 @@ pub async fn sdk_config(url: &str, region: &str) -> aws_config::SdkConfig {
 /// A VPC with one subnet in eu-central-1a, for stacks whose parameters need real ids.
 pub async fn network(config: &aws_config::SdkConfig) -> (String, String) {
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap();
     let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
     let subnet = ec2
         .create_subnet()
@@ -81,5 +99,8 @@ pub async fn network(config: &aws_config::SdkConfig) -> (String, String) {
         .send()
         .await
         .unwrap();
-    (vpc_id, subnet.subnet().unwrap().subnet_id().unwrap().to_string())
+    (
+        vpc_id,
+        subnet.subnet().unwrap().subnet_id().unwrap().to_string(),
+    )
 }
