@@ -94,6 +94,9 @@ pub struct ClusterTarget<'a> {
     pub blocked: Option<String>,
 }
 
+/// Largest template body CloudFormation accepts in a request.
+const INLINE_TEMPLATE_LIMIT: usize = 51_200;
+
 /// Objects in flight per cluster (gets and dry-run applies).
 const OBJECT_CONCURRENCY: usize = 8;
 
@@ -276,8 +279,21 @@ async fn preview_updates(
                 }
             }
         }
+        // Compact JSON: CloudFormation takes at most 51,200 bytes of template inline,
+        // and the artifact's indentation is for people, not for the API.
+        let body = serde_json::to_string(&wanted).unwrap_or_else(|_| template.clone());
+        if body.len() > INLINE_TEMPLATE_LIMIT {
+            return Err(LiveError {
+                operation: format!("plan update of stack {}", stack.stack),
+                message: format!(
+                    "the template is {} bytes, above CloudFormation's inline limit of {INLINE_TEMPLATE_LIMIT}; previewing it needs an S3 upload, which flotilla does not do yet",
+                    body.len()
+                ),
+                retryable: false,
+            });
+        }
         stack.changes = cloud
-            .preview_update(&target.region, &stack.stack, template, &parameters)
+            .preview_update(&target.region, &stack.stack, &body, &parameters)
             .await?
             .changes;
     }
