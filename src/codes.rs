@@ -142,6 +142,30 @@ pub const CODES: &[(&str, &str)] = &[
         "E0306",
         "`cluster` is read by a default outside of any cluster.",
     ),
+    (
+        "E0500",
+        "`--cluster` names a cluster that the fleet does not declare.",
+    ),
+    (
+        "E0501",
+        "The config set lacks a required template: etcd.yaml.j2, cluster.yaml.j2 and node-pools/<profile>/{stack,userdata}.yaml.j2.",
+    ),
+    (
+        "E0502",
+        "A node pool's `profile` has no node-pools/<profile>/ templates in the config set.",
+    ),
+    (
+        "E0503",
+        "A template failed to render (an undefined variable, a bad filter argument, a syntax error); the label points into the template.",
+    ),
+    (
+        "E0504",
+        "A rendered artifact is invalid: malformed YAML/JSON, a CloudFormation template with a missing Type, a dangling Ref/GetAtt or an unused parameter, a manifest without apiVersion/kind/name or with a name that is not DNS-1123, a duplicate object, or a deletions list that removes what the manifests apply.",
+    ),
+    (
+        "E0505",
+        "The config set could not be read: the channel's config_ref is not a ref of the repository, the path does not exist at that ref, or the --config-set directory is unreadable.",
+    ),
 ];
 
 pub fn explanation(code: &str) -> Option<&'static str> {

@@ -140,6 +140,8 @@ fn every_reported_code_has_an_explanation() {
         include_str!("../src/resolve.rs"),
         include_str!("../src/types/check.rs"),
         include_str!("../src/eval/interp.rs"),
+        include_str!("../src/render.rs"),
+        include_str!("../src/compile.rs"),
     ];
     for source in sources {
         for (i, _) in source.match_indices("\"E0") {
