@@ -26,6 +26,25 @@ impl Analysis {
 
 /// Analyse `path` (a `.flt` file or a directory of them).
 pub fn analyze(fs: &dyn FileSystem, path: &Path) -> Analysis {
+    // Checking and evaluation recurse over expression trees (bounded by the scanner's
+    // limits); a dedicated thread gives them room that a test or editor thread lacks.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("flotilla-analysis".into())
+            .stack_size(ANALYSIS_STACK)
+            .spawn_scoped(scope, || analyze_here(fs, path))
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .unwrap_or_else(|_| analyze_here(fs, path))
+    })
+}
+
+const ANALYSIS_STACK: usize = 256 << 20;
+
+fn analyze_here(fs: &dyn FileSystem, path: &Path) -> Analysis {
     let program = load(fs, path);
     let checked = check(&program);
     let mut diagnostics = program.diagnostics.clone();

@@ -10,11 +10,30 @@ use crate::source::FileId;
 use ast::{Comment, Item, Member, Module};
 
 pub use parser::{DURATION_UNITS, QUANTITY_UNITS};
-pub use scan::MAX_NESTING;
+pub use scan::{MAX_CONDITIONALS, MAX_NESTING, MAX_OPERATORS};
 
 /// Parse one file. Always returns a module (possibly partial) and the problems found.
 /// A syntax error in one declaration does not hide errors in the following ones.
 pub fn parse(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
+    // The grammar is recursive descent: within the scanner's limits it needs a few
+    // megabytes of stack in debug builds, more than a test thread has.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("flotilla-parse".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, || parse_here(file, text))
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .unwrap_or_else(|_| parse_here(file, text))
+    })
+}
+
+const PARSE_STACK: usize = 64 << 20;
+
+fn parse_here(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
     let scanned = scan::scan(file, text);
     if !scanned.fatal.is_empty() {
         return (

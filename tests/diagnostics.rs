@@ -153,3 +153,34 @@ fn every_reported_code_has_an_explanation() {
         }
     }
 }
+
+#[test]
+fn long_operator_chains_and_deep_conditionals_are_errors_not_crashes() {
+    // At the limits everything works, in a test thread's small stack.
+    let chain = format!(
+        "let x = 1{}\n",
+        " + 1".repeat(flotilla::syntax::MAX_OPERATORS)
+    );
+    let (_, codes) = run(&[("main.flt", chain.into_bytes())]);
+    assert!(codes.is_empty(), "{codes:?}");
+    let ifs = format!(
+        "let x = {}0\n",
+        "if true then 1 else ".repeat(flotilla::syntax::MAX_CONDITIONALS)
+    );
+    let (_, codes) = run(&[("main.flt", ifs.into_bytes())]);
+    assert!(codes.is_empty(), "{codes:?}");
+    // Beyond them: a diagnostic.
+    for text in [
+        format!("let x = 1{}\n", " + 1".repeat(200_000)),
+        format!("let x = {}1\n", "-".repeat(100_000)),
+        format!("let x = {}0\n", "if true then 1 else ".repeat(10_000)),
+    ] {
+        let (out, codes) = run(&[("main.flt", text.into_bytes())]);
+        assert_eq!(
+            codes,
+            ["E0005"],
+            "{}",
+            &out[out.len().saturating_sub(600)..]
+        );
+    }
+}

@@ -497,6 +497,18 @@ fn the_deepest_allowed_nesting_formats() {
     assert_eq!(fmt(&formatted), formatted);
 }
 
+/// Operator and postfix chains are not brackets, so the scanner does not limit their
+/// length; the printer walks them in loops instead of recursing once per operator.
+#[test]
+fn long_operator_chains_format() {
+    let sum = format!("let x = a{}\n", " + a".repeat(flotilla::syntax::MAX_OPERATORS));
+    assert_eq!(fmt(&sum), sum);
+    let path = format!("let y = a{}\n", ".b[0]".repeat(2_000));
+    assert_eq!(fmt(&path), path);
+    let negations = format!("let z = {}a\n", "!".repeat(200));
+    assert_eq!(fmt(&negations), negations);
+}
+
 // ---- built trees --------------------------------------------------------------------
 
 fn module_of(items: Vec<Item>) -> Module {

@@ -429,25 +429,33 @@ impl Builder {
                 let e = self.expr(next(&mut inner))?;
                 ExprKind::If(Box::new(c), Box::new(t), Box::new(e))
             }
-            Rule::list => ExprKind::List(
-                children(pair)
-                    .map(|p| self.expr(p))
-                    .collect::<Result<_>>()?,
-            ),
-            Rule::comprehension => {
-                let mut inner = children(pair);
-                let body = self.expr(next(&mut inner))?;
-                let var = self.ident(next(&mut inner));
-                let iter = self.expr(next(&mut inner))?;
-                let filter = match inner.next() {
-                    Some(p) => Some(Box::new(self.expr(p)?)),
-                    None => None,
-                };
-                ExprKind::Comprehension {
-                    body: Box::new(body),
-                    var,
-                    iter: Box::new(iter),
-                    filter,
+            Rule::list => {
+                let mut items = Vec::new();
+                let mut comprehension = None;
+                for p in children(pair) {
+                    match p.as_rule() {
+                        Rule::comprehension => comprehension = Some(p),
+                        _ => items.push(self.expr(p)?),
+                    }
+                }
+                match comprehension {
+                    None => ExprKind::List(items),
+                    Some(tail) => {
+                        let body = items.pop().expect("grammar: a comprehension has a body");
+                        let mut inner = children(tail);
+                        let var = self.ident(next(&mut inner));
+                        let iter = self.expr(next(&mut inner))?;
+                        let filter = match inner.next() {
+                            Some(p) => Some(Box::new(self.expr(p)?)),
+                            None => None,
+                        };
+                        ExprKind::Comprehension {
+                            body: Box::new(body),
+                            var,
+                            iter: Box::new(iter),
+                            filter,
+                        }
+                    }
                 }
             }
             Rule::map => {

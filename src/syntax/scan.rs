@@ -13,6 +13,14 @@ use super::ast::Comment;
 /// Real fleet files nest fewer than ten levels.
 pub const MAX_NESTING: usize = 64;
 
+/// Operators in one top-level declaration. Operator chains become trees as deep as
+/// they are long, and every later stage walks them recursively; real declarations
+/// have a few dozen.
+pub const MAX_OPERATORS: usize = 1000;
+
+/// `if` expressions in one top-level declaration (each `else if` nests one deeper).
+pub const MAX_CONDITIONALS: usize = 128;
+
 pub struct Scan {
     pub comments: Vec<Comment>,
     /// Problems that stop parsing (the grammar is not run when this is non-empty).
@@ -30,9 +38,42 @@ pub fn scan(file: FileId, text: &str) -> Scan {
     let mut fatal = Vec::new();
     let mut stack = vec![Context::Code { open_braces: 0 }];
     let mut depth = 0usize;
+    let mut operators = 0usize;
+    let mut conditionals = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        let in_code = matches!(stack.last(), Some(Context::Code { .. }));
+        if in_code
+            && stack.len() == 1
+            && (i == 0 || bytes[i - 1] == b'\n')
+            && starts_declaration(&text[i..])
+        {
+            operators = 0;
+            conditionals = 0;
+        }
+        if in_code {
+            let comment = b == b'/' && bytes.get(i + 1) == Some(&b'/');
+            let limit = if b"+-*/%<>!&|?".contains(&b) && !comment {
+                operators += 1;
+                (operators > MAX_OPERATORS).then_some("operators")
+            } else if b == b'i'
+                && bytes.get(i + 1) == Some(&b'f')
+                && !bytes
+                    .get(i + 2)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'))
+            {
+                conditionals += 1;
+                (conditionals > MAX_CONDITIONALS).then_some("`if` expressions")
+            } else {
+                None
+            };
+            if let Some(what) = limit {
+                fatal.push(too_complex(file, i, what));
+                break;
+            }
+        }
         match stack.last_mut() {
             Some(Context::Code { open_braces }) => match b {
                 b'/' if bytes.get(i + 1) == Some(&b'/') => {
@@ -99,6 +140,23 @@ pub fn scan(file: FileId, text: &str) -> Scan {
         fatal.push(unterminated(file, *start, text.len()));
     }
     Scan { comments, fatal }
+}
+
+fn starts_declaration(line: &str) -> bool {
+    ["import ", "type ", "enum ", "let ", "channel ", "cluster "]
+        .iter()
+        .any(|k| line.starts_with(k))
+}
+
+fn too_complex(file: FileId, at: usize, what: &str) -> Diagnostic {
+    let limit = if what == "operators" {
+        MAX_OPERATORS
+    } else {
+        MAX_CONDITIONALS
+    };
+    Diagnostic::error("E0005", format!("declaration has more than {limit} {what}"))
+        .at(file, Span::new(at, at + 1), "limit reached here")
+        .help("split the declaration into several `let` bindings")
 }
 
 fn unterminated(file: FileId, start: usize, end: usize) -> Diagnostic {
