@@ -31,7 +31,9 @@ pub fn format_source(file: FileId, text: &str) -> Result<String, Vec<Diagnostic>
 }
 
 /// Print `module` in the canonical layout. `text` is the source it was parsed from; it is
-/// read for comment placement and the blank lines to keep.
+/// read for comment placement and the blank lines to keep. Comments (doc comments too)
+/// are printed from `module.comments`, not from the `doc` fields. A tree built without
+/// source (default spans, no comments) prints with an empty `text`.
 pub fn format_module(module: &Module, text: &str) -> String {
     let mut printer = Printer::new(module, text);
     printer.module(module);
@@ -355,7 +357,7 @@ impl<'a> Printer<'a> {
                 self.write(" {");
                 self.braced(
                     &decl.members,
-                    closing_brace(decl.span),
+                    closing_bracket(decl.span),
                     |member| (member_start(member), member_end(member)),
                     |printer, _, member| printer.member(member),
                 );
@@ -367,7 +369,7 @@ impl<'a> Printer<'a> {
                 self.write(" {");
                 self.braced(
                     &decl.variants,
-                    closing_brace(decl.span),
+                    closing_bracket(decl.span),
                     |variant| (variant.name.span.start, variant.name.span.end),
                     |printer, _, variant| {
                         printer.ident(&variant.name);
@@ -472,7 +474,7 @@ impl<'a> Printer<'a> {
         };
         self.braced(
             &block.entries,
-            closing_brace(block.span),
+            closing_bracket(block.span),
             |entry| (entry.span().start, entry_end(entry)),
             |printer, index, entry| printer.entry(entry, pads.get(index).copied().flatten()),
         );
@@ -558,13 +560,16 @@ impl<'a> Printer<'a> {
     fn adjacent(&self, prev_end: u32, start: u32) -> bool {
         let first = self.comments.partition_point(|c| c.span.start < prev_end);
         let mut last_end = prev_end;
+        // Only one comment can join a line: a second one (after a dropped `,`) gets its own.
+        let mut line_has_code = true;
         for (index, comment) in self.comments.iter().enumerate().skip(first) {
             if comment.span.start >= start {
                 break;
             }
-            if !self.trailing.get(index).copied().unwrap_or(false) {
+            if !(line_has_code && self.trailing.get(index).copied().unwrap_or(false)) {
                 return false;
             }
+            line_has_code = false;
             last_end = last_end.max(comment.span.end);
         }
         !self.blank_between(Some(last_end), start)
@@ -628,7 +633,7 @@ impl<'a> Printer<'a> {
             ExprKind::Str(parts) => self.string(start, parts),
             ExprKind::UnitNumber { number, unit } => self.token(start, &format!("{number}{unit}")),
             ExprKind::List(elements) => {
-                let close = closing_brace(expr.span);
+                let close = closing_bracket(expr.span);
                 self.breakable(start, elements.is_empty(), reserve, |printer, layout| {
                     printer.token(start, "[");
                     printer.elements(layout, elements, close, |p, element, reserve| {
@@ -638,7 +643,7 @@ impl<'a> Printer<'a> {
                 });
             }
             ExprKind::Map(entries) => {
-                let close = closing_brace(expr.span);
+                let close = closing_bracket(expr.span);
                 self.breakable(start, entries.is_empty(), reserve, |printer, layout| {
                     printer.token(start, "{");
                     let spaced = matches!(layout, Layout::OneLine) && !entries.is_empty();
@@ -665,7 +670,7 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Name(name) => self.ident(name),
             ExprKind::Call(name, arguments) => {
-                let close = closing_brace(expr.span);
+                let close = closing_bracket(expr.span);
                 self.breakable(start, arguments.is_empty(), reserve, |printer, layout| {
                     printer.ident(name);
                     printer.write("(");
@@ -685,7 +690,7 @@ impl<'a> Printer<'a> {
                 iter,
                 filter,
             } => {
-                let close = closing_brace(expr.span);
+                let close = closing_bracket(expr.span);
                 self.breakable(start, false, reserve, |printer, layout| {
                     printer.token(start, "[");
                     match layout {
@@ -728,7 +733,7 @@ impl<'a> Printer<'a> {
             ExprKind::Paren(inner) => {
                 self.token(start, "(");
                 self.expr(inner, 0);
-                self.token(closing_brace(expr.span), ")");
+                self.token(closing_bracket(expr.span), ")");
             }
         }
     }
@@ -899,7 +904,7 @@ impl<'a> Printer<'a> {
                 ExprKind::Index(_, index) => {
                     self.write("[");
                     self.expr(index, 0);
-                    self.token(closing_brace(postfix.span), "]");
+                    self.token(closing_bracket(postfix.span), "]");
                 }
                 _ => {}
             }
@@ -1015,7 +1020,7 @@ impl Spanned for (PlainString, Expr) {
 }
 
 /// The offset of the closing bracket of a node whose span ends with it.
-fn closing_brace(span: crate::span::Span) -> u32 {
+fn closing_bracket(span: crate::span::Span) -> u32 {
     span.end.saturating_sub(1)
 }
 

@@ -1,7 +1,30 @@
-//! The language server (`flotilla lsp`).
+//! The language server (`flotilla lsp`): the Language Server Protocol over stdio, on
+//! top of the same front end as `flotilla check` ([`crate::analysis::analyze`]) and the
+//! same formatter as `flotilla fmt`.
+//!
+//! ```text
+//! stdin → transport (framing) → server (documents, analysis scheduling, dispatch) → stdout
+//!                                  │  workspace: one Analysis per root, read through
+//!                                  │  documents::OverlayFs (open buffers over the disk)
+//!                                  └→ diagnostics, hover, completion, definition,
+//!                                     formatting, symbols (cursor: what is at an offset)
+//! ```
+
+mod completion;
+mod cursor;
+mod definition;
+mod describe;
+mod diagnostics;
+mod documents;
+mod formatting;
+mod hover;
+mod paths;
+mod server;
+mod symbols;
+mod transport;
+mod workspace;
 
 /// Serve the Language Server Protocol on stdin/stdout; returns the exit code.
 pub fn run_stdio() -> i32 {
-    eprintln!("flotilla lsp: not implemented yet");
-    1
+    server::run(std::io::stdin(), std::io::stdout())
 }

@@ -501,7 +501,10 @@ fn the_deepest_allowed_nesting_formats() {
 /// length; the printer walks them in loops instead of recursing once per operator.
 #[test]
 fn long_operator_chains_format() {
-    let sum = format!("let x = a{}\n", " + a".repeat(flotilla::syntax::MAX_OPERATORS));
+    let sum = format!(
+        "let x = a{}\n",
+        " + a".repeat(flotilla::syntax::MAX_OPERATORS)
+    );
     assert_eq!(fmt(&sum), sum);
     let path = format!("let y = a{}\n", ".b[0]".repeat(2_000));
     assert_eq!(fmt(&path), path);

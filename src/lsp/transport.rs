@@ -1,0 +1,234 @@
+//! JSON-RPC over a byte stream with `Content-Length` framing.
+//!
+//! `lsp_server`'s own stdio transport stops at the first malformed message; editors
+//! and fuzzers send those, so this reader answers them with an error and goes on.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use lsp_server::{ErrorCode, Message, RequestId};
+use serde_json::Value;
+
+/// What the reader thread hands to the server loop.
+pub(crate) enum Incoming {
+    Message(Message),
+    /// A frame that is not a JSON-RPC message; answered with this error.
+    Malformed {
+        id: Option<RequestId>,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Longest header line accepted; protects against a stream without newlines.
+const MAX_HEADER_LINE: u64 = 8 * 1024;
+
+/// Read frames from `input` on a thread of its own. The channel closes at end of input.
+pub(crate) fn spawn_reader(input: impl Read + Send + 'static) -> Receiver<Incoming> {
+    let (sender, receiver) = channel();
+    std::thread::Builder::new()
+        .name("lsp-reader".into())
+        .spawn(move || read_loop(BufReader::new(input), &sender))
+        .map_err(|e| eprintln!("flotilla lsp: cannot start the reader thread: {e}"))
+        .ok();
+    receiver
+}
+
+fn read_loop(mut input: impl BufRead, sender: &Sender<Incoming>) {
+    loop {
+        let incoming = match read_frame(&mut input) {
+            Ok(Some(Ok(body))) => decode(&body),
+            Ok(Some(Err(problem))) => Incoming::Malformed {
+                id: None,
+                code: ErrorCode::ParseError,
+                message: problem,
+            },
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("flotilla lsp: reading input failed: {e}");
+                return;
+            }
+        };
+        let is_exit =
+            matches!(&incoming, Incoming::Message(Message::Notification(n)) if n.method == "exit");
+        if sender.send(incoming).is_err() || is_exit {
+            return;
+        }
+    }
+}
+
+/// One frame's body, `Err` for a broken header, `None` at end of input.
+fn read_frame(input: &mut impl BufRead) -> io::Result<Option<Result<Vec<u8>, String>>> {
+    let mut length: Option<Result<usize, String>> = None;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = input
+            .by_ref()
+            .take(MAX_HEADER_LINE)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            if length.is_none() {
+                // Blank lines between frames are harmless.
+                continue;
+            }
+            break;
+        }
+        match text.split_once(':') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("content-length") => {
+                length = Some(
+                    value
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("invalid Content-Length `{}`", value.trim())),
+                );
+            }
+            Some(_) => {}
+            None => {
+                return Ok(Some(Err(format!(
+                    "malformed header line `{}`",
+                    shorten(text)
+                ))));
+            }
+        }
+    }
+    let length = match length {
+        Some(Ok(length)) => length,
+        Some(Err(problem)) => return Ok(Some(Err(problem))),
+        None => return Ok(Some(Err("missing Content-Length header".into()))),
+    };
+    // Grow with the data actually sent, not with what the header claims.
+    let mut body = Vec::new();
+    input.by_ref().take(length as u64).read_to_end(&mut body)?;
+    if body.len() < length {
+        return Ok(None);
+    }
+    Ok(Some(Ok(body)))
+}
+
+fn decode(body: &[u8]) -> Incoming {
+    let malformed = |id, code, message: String| Incoming::Malformed { id, code, message };
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(e) => return malformed(None, ErrorCode::ParseError, format!("invalid JSON: {e}")),
+    };
+    let id = value.get("id").and_then(request_id);
+    match serde_json::from_value::<Message>(value) {
+        Ok(message) => Incoming::Message(message),
+        Err(e) => malformed(
+            id,
+            ErrorCode::InvalidRequest,
+            format!("not a JSON-RPC message: {e}"),
+        ),
+    }
+}
+
+fn request_id(value: &Value) -> Option<RequestId> {
+    match value {
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .map(RequestId::from),
+        Value::String(s) => Some(RequestId::from(s.clone())),
+        _ => None,
+    }
+}
+
+fn shorten(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+/// Writes messages to the client. A failed write (the client went away) is kept and
+/// checked by the server loop, so call sites need not handle it.
+pub(crate) struct Output<W: Write> {
+    writer: W,
+    failure: Option<io::Error>,
+}
+
+impl<W: Write> Output<W> {
+    pub(crate) fn new(writer: W) -> Output<W> {
+        Output {
+            writer,
+            failure: None,
+        }
+    }
+
+    pub(crate) fn failure(&self) -> Option<&io::Error> {
+        self.failure.as_ref()
+    }
+
+    pub(crate) fn send(&mut self, message: impl Into<Message>) {
+        if self.failure.is_none() {
+            self.failure = message.into().write(&mut self.writer).err();
+        }
+    }
+
+    /// An error response; `id` is null when the request's id could not be read.
+    pub(crate) fn send_error(&mut self, id: Option<RequestId>, code: ErrorCode, message: &str) {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": { "code": code as i32, "message": message },
+        })
+        .to_string();
+        if self.failure.is_none() {
+            self.failure = write!(self.writer, "Content-Length: {}\r\n\r\n{body}", body.len())
+                .and_then(|_| self.writer.flush())
+                .err();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(input: &str) -> Vec<Result<String, String>> {
+        let mut reader = io::Cursor::new(input.as_bytes().to_vec());
+        let mut out = Vec::new();
+        while let Some(frame) = read_frame(&mut reader).unwrap() {
+            out.push(frame.map(|b| String::from_utf8(b).unwrap()));
+        }
+        out
+    }
+
+    #[test]
+    fn reads_frames_and_reports_broken_headers() {
+        let got = frames(
+            "Content-Length: 2\r\n\r\n{}Content-Type: x\r\ncontent-length:3\r\n\r\n[1]\
+             garbage\r\nContent-Length: nope\r\n\r\n",
+        );
+        assert_eq!(got[0], Ok("{}".into()));
+        assert_eq!(got[1], Ok("[1]".into()));
+        assert!(got[2].as_ref().unwrap_err().contains("malformed header"));
+        assert!(
+            got[3]
+                .as_ref()
+                .unwrap_err()
+                .contains("invalid Content-Length")
+        );
+    }
+
+    #[test]
+    fn a_huge_content_length_does_not_allocate_it() {
+        assert!(frames("Content-Length: 99999999999999\r\n\r\n{}").is_empty());
+    }
+
+    #[test]
+    fn invalid_messages_keep_their_id() {
+        let Incoming::Malformed { id, code, .. } = decode(br#"{"jsonrpc":"2.0","id":7}"#) else {
+            panic!("expected an error")
+        };
+        assert_eq!(id, Some(RequestId::from(7)));
+        assert!(matches!(code, ErrorCode::InvalidRequest));
+        assert!(matches!(
+            decode(b"{not json"),
+            Incoming::Malformed { id: None, .. }
+        ));
+    }
+}
