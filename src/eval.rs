@@ -76,12 +76,5 @@ pub fn parse_duration_ms(number: &str, unit: &str) -> Option<i64> {
         "d" => 86_400_000,
         _ => return None,
     };
-    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-    let scale = 10i128.checked_pow(frac.len() as u32)?;
-    let digits: i128 = format!("{int}{frac}").parse().ok()?;
-    let scaled = digits.checked_mul(factor)?;
-    if scaled % scale != 0 {
-        return None;
-    }
-    i64::try_from(scaled / scale).ok()
+    i64::try_from(data::scale_decimal(number, factor)?).ok()
 }

@@ -99,33 +99,15 @@ fn empty_account_plans_full_creation_without_contacting_the_api_server() {
     assert_eq!(plan["failures"], serde_json::json!([]));
     let cluster = &plan["clusters"][0];
     assert_eq!(cluster["creation"], true);
-    let steps: Vec<String> = cluster["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| match s["step"].as_str().unwrap() {
-            "stack" => format!(
-                "{} stack {}",
-                s["action"].as_str().unwrap(),
-                s["stack"].as_str().unwrap()
-            ),
-            "manifest" => format!(
-                "{} {} {}",
-                s["action"].as_str().unwrap(),
-                s["object"]["kind"].as_str().unwrap(),
-                s["object"]["name"].as_str().unwrap()
-            ),
-            other => panic!("a new cluster plans no {other} steps"),
-        })
-        .collect();
+    let steps = step_names(&plan);
     assert_eq!(
         steps,
         [
             "create stack prod-1-etcd",
             "create stack prod-1",
             "create stack prod-1-node-pool-workers",
-            "create ConfigMap coredns",
-            "create ConfigMap secret-references",
+            "create coredns",
+            "create secret-references",
         ]
     );
 }

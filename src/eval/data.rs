@@ -92,16 +92,8 @@ impl Quantity {
 
     /// Parse `number` (decimal) with `suffix`; `None` if not exact in milli-units.
     pub fn parse(number: &str, suffix: &str) -> Option<Quantity> {
-        let factor = Self::factor(suffix)?;
-        let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-        let scale = 10i128.checked_pow(frac.len() as u32)?;
-        let digits: i128 = format!("{int}{frac}").parse().ok()?;
-        let scaled = digits.checked_mul(factor)?;
-        if scaled % scale != 0 {
-            return None;
-        }
         Some(Quantity {
-            milli: scaled / scale,
+            milli: scale_decimal(number, Self::factor(suffix)?)?,
             suffix: suffix.to_string(),
         })
     }
@@ -123,6 +115,15 @@ impl std::fmt::Display for Quantity {
             write!(f, "{}m", self.milli)
         }
     }
+}
+
+/// A decimal `number` times `factor`, if the product is a whole number.
+pub fn scale_decimal(number: &str, factor: i128) -> Option<i128> {
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    let scale = 10i128.checked_pow(frac.len() as u32)?;
+    let digits: i128 = format!("{int}{frac}").parse().ok()?;
+    let scaled = digits.checked_mul(factor)?;
+    (scaled % scale == 0).then_some(scaled / scale)
 }
 
 /// Milliseconds as the shortest exact form: `3d`, `8h`, `90s`, `250ms`.
