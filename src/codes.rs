@@ -65,6 +65,10 @@ pub const CODES: &[(&str, &str)] = &[
         "Invalid attribute: `@label` goes on a String field, `@block(\"name\")` on a list-of-records field.",
     ),
     (
+        "E0113",
+        "A type alias (`type NAME = TYPE`) refers back to itself; aliases name existing types and cannot be recursive.",
+    ),
+    (
         "E0201",
         "Unknown field or block for this record type; the message suggests the closest field.",
     ),

@@ -362,6 +362,12 @@ impl<'a> Printer<'a> {
                     |printer, _, member| printer.member(member),
                 );
             }
+            Item::Alias(decl) => {
+                self.token(decl.span.start, "type ");
+                self.ident(&decl.name);
+                self.write(" = ");
+                self.type_expr(&decl.ty);
+            }
             Item::Enum(decl) => {
                 self.token(decl.span.start, "enum ");
                 self.ident(&decl.name);
@@ -1049,6 +1055,7 @@ fn item_end(item: &Item) -> u32 {
             .as_ref()
             .map_or(import.path.span.end, |alias| alias.span.end),
         Item::Let(decl) => expr_end(&decl.value),
+        Item::Alias(decl) => decl.ty.span.end,
         Item::Type(_) | Item::Enum(_) => item.span().end,
         Item::Channel(decl) => decl.body.span.end,
         Item::Cluster(decl) => decl.body.span.end,

@@ -451,20 +451,37 @@ fn config_item_types() -> Result<Vec<(String, ItemType)>, String> {
             _ => None,
         })
         .ok_or_else(missing)?;
+    // The prelude's type aliases (`type InstanceType = String`), to see through them.
+    let aliases: HashMap<&str, &TypeExpr> = module
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Alias(alias) => Some((alias.name.name.as_str(), &alias.ty)),
+            _ => None,
+        })
+        .collect();
     Ok(fields
         .iter()
         .filter_map(|member| match member {
-            Member::Field(field) => item_type(&field.ty).map(|ty| (field.name.name.clone(), ty)),
+            Member::Field(field) => {
+                item_type(&field.ty, &aliases).map(|ty| (field.name.name.clone(), ty))
+            }
             Member::Check(_) => None,
         })
         .collect())
 }
 
-fn item_type(ty: &TypeExpr) -> Option<ItemType> {
+fn item_type(ty: &TypeExpr, aliases: &HashMap<&str, &TypeExpr>) -> Option<ItemType> {
     match &ty.kind {
-        TypeExprKind::Optional(inner) => item_type(inner),
+        TypeExprKind::Optional(inner) => item_type(inner, aliases),
         TypeExprKind::Map(_) => None,
         TypeExprKind::List(_) => Some(ItemType::Unsupported("list".into())),
+        TypeExprKind::Named { module: None, name } if aliases.contains_key(name.name.as_str()) => {
+            // Following an alias without itself in the map ends a cycle instead of looping.
+            let mut rest = aliases.clone();
+            let target = rest.remove(name.name.as_str())?;
+            item_type(target, &rest)
+        }
         TypeExprKind::Named { name, .. } => Some(match name.name.as_str() {
             "String" => ItemType::Text,
             "Int" => ItemType::Int,

@@ -139,6 +139,7 @@ fn attach_docs(text: &str, comments: &[Comment], items: &mut [Item]) {
                 }
             }
             Item::Let(l) => l.doc = docs(l.span.start),
+            Item::Alias(a) => a.doc = docs(a.span.start),
             Item::Channel(c) => c.doc = docs(c.span.start),
             Item::Cluster(c) => c.doc = docs(c.span.start),
             Item::Import(_) => {}

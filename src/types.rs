@@ -167,6 +167,16 @@ pub struct VariantDef {
     pub span: Span,
 }
 
+/// `type NAME = TYPE`.
+#[derive(Clone, Debug)]
+pub struct AliasDef {
+    pub name: String,
+    pub doc: Option<String>,
+    pub site: DeclSite,
+    /// The type it names (`Ty::Error` until resolved, or when it cannot be).
+    pub target: Ty,
+}
+
 #[derive(Clone, Debug)]
 pub struct ChannelDef {
     pub name: String,
@@ -185,6 +195,8 @@ pub enum Def {
     Let(ModuleId, usize),
     Record(RecordId),
     Enum(EnumId),
+    /// `type NAME = TYPE`, by index into `Declarations::aliases`.
+    TypeAlias(usize),
     Channel(ChannelId),
     /// `import "…" as NAME`.
     Alias(Vec<ModuleId>),
@@ -195,6 +207,7 @@ pub enum Def {
 pub struct Declarations {
     pub records: Vec<RecordDef>,
     pub enums: Vec<EnumDef>,
+    pub aliases: Vec<AliasDef>,
     pub channels: Vec<ChannelDef>,
     pub clusters: Vec<ClusterDef>,
     pub scopes: HashMap<ModuleId, HashMap<String, Def>>,

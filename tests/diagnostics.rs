@@ -124,6 +124,7 @@ case!(failed_check_unknown_instance_type, "E0302", "main.flt" => pool("    max_s
 case!(integer_overflow, "E0303", "main.flt" => pool("    max_size = 9223372036854775807 + 1\n"));
 case!(index_out_of_range, "E0304", "main.flt" => "let sizes = [3, 6]\n".to_string() + &pool("    max_size = sizes[2]\n"));
 case!(cyclic_lets, "E0305", "main.flt" => "let a = b + 1\nlet b = a + 1\n");
+case!(cyclic_type_aliases, "E0113", "main.flt" => "type Name = [Names]\ntype Names = {String: Name}\nlet x: Name = []\n");
 case!(cyclic_fields, "E0305", "main.flt" => pool("    min_size = max_size\n    max_size = min_size\n"));
 
 // ---- several errors in one run ------------------------------------------------------------

@@ -111,15 +111,19 @@ fn spread_records_are_adjusted_by_blocks_and_nested_blocks_merge() {
 fn spread_lists_add_node_pools() {
     let fleet = eval(&format!(
         "let system = [NodePool {{\n  name = \"system\"\n  instance_types = [\"m5.large\"]\n  max_size = 3\n  taint {{\n    key = \"dedicated\"\n    value = \"system\"\n  }}\n}}]\n{}",
-        cluster("test", &format!("{POOL}  ...system\n"))
+        cluster(
+            "test",
+            &format!(
+                "{POOL}  ...system\n  node_pool \"z\" {{\n    instance_types = [\"m5.large\"]\n    max_size = 2\n  }}\n"
+            )
+        )
     ));
     let names: Vec<String> = path(&fleet.clusters[0], "node_pools")
         .as_list()
         .iter()
         .map(|p| p.get("name").unwrap().as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 2);
-    assert!(names.contains(&"system".to_string()) && names.contains(&"w".to_string()));
+    assert_eq!(names, ["w", "system", "z"], "pools keep their source order");
     let system = path(&fleet.clusters[0], "node_pools")
         .as_list()
         .iter()
@@ -205,4 +209,76 @@ fn evaluation_is_deterministic() {
     let a = serde_json::to_string(&eval(&source)).unwrap();
     let b = serde_json::to_string(&eval(&source)).unwrap();
     assert_eq!(a, b);
+}
+
+/// The language sketch of DESIGN.md, as written there, with a `pools.flt` that
+/// provides the spread list; it must type-check and evaluate.
+const DESIGN_SKETCH: &str = r#"import "std/aws"                      // stdlib module shipped in stdlib/
+import "./pools.flt" as pools         // relative module
+
+channel stable {
+  kubernetes_version = "1.31.4"
+  config_ref = "stable"               // git ref of the config set used by this channel
+}
+
+cluster "foobar" {
+  account     = "123456789012"
+  region      = "eu-central-1"
+  environment = production            // enum from std/aws
+  channel     = stable                // reference, checked
+  api_server_url = "https://${id}.example.org"
+
+  config_items {
+    etcd_instance_type = "m5.large"
+    coredns_memory_limit = 200Mi      // quantity literal, typed
+  }
+
+  node_pool "default-worker" {
+    instance_types = ["m5.large", "m5.xlarge"]
+    min_size = 3
+    max_size = 20
+    update { max_surge = 1  force_terminate_after = 3d }   // duration literal
+  }
+  ...pools.system                      // spread a list/record from another module
+}
+"#;
+
+#[test]
+fn the_design_sketch_type_checks_and_evaluates() {
+    let mut fs = MemoryFs::new();
+    fs.insert("fleet/main.flt", DESIGN_SKETCH);
+    fs.insert(
+        "fleet/pools.flt",
+        "let system = [NodePool { name = \"system\"  instance_types = [\"m5.large\"]  max_size = 4 }]\n",
+    );
+    let analysis = analyze(&fs, Path::new("fleet/main.flt"));
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:#?}",
+        analysis.diagnostics
+    );
+    let fleet = analysis.fleet.unwrap();
+    assert_eq!(text(&fleet, "api_server_url"), "https://foobar.example.org");
+    assert_eq!(text(&fleet, "config_items.etcd_instance_type"), "m5.large");
+    assert_eq!(text(&fleet, "node_pools.0.name"), "default-worker");
+    assert_eq!(text(&fleet, "node_pools.0.update.max_surge"), "1");
+    assert_eq!(text(&fleet, "node_pools.1.name"), "system");
+}
+
+#[test]
+fn the_design_record_type_snippet_type_checks() {
+    // DESIGN.md's example of a record type with a default and a check, in a user module
+    // (named so it does not shadow the stdlib's NodePool).
+    let mut fs = MemoryFs::new();
+    fs.insert(
+        "fleet/main.flt",
+        "type SketchPool {\n  name: String\n  instance_types: [InstanceType]\n  min_size: Int = 1\n  max_size: Int\n  check min_size <= max_size : \"min_size must not exceed max_size\"\n}\n\
+         let ok = SketchPool { name = \"a\"  instance_types = [\"m5.large\"]  max_size = 2 }\n",
+    );
+    let analysis = analyze(&fs, Path::new("fleet/main.flt"));
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:#?}",
+        analysis.diagnostics
+    );
 }

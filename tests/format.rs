@@ -801,6 +801,14 @@ fn item() -> impl Strategy<Value = Item> {
                 span,
             })
         }),
+        (type_name(), type_expr()).prop_map(move |(name, ty)| {
+            Item::Alias(AliasDecl {
+                doc: None,
+                name,
+                ty,
+                span,
+            })
+        }),
         (type_name(), prop::collection::vec(name(), 0..5)).prop_map(move |(name, variants)| {
             Item::Enum(EnumDecl {
                 doc: None,
@@ -960,6 +968,15 @@ impl MessyWriter<'_> {
                 }
                 self.line_gap();
                 self.word("}");
+            }
+            Item::Alias(decl) => {
+                self.word("type");
+                self.gap();
+                self.word(&decl.name.name);
+                self.gap();
+                self.word("=");
+                self.gap();
+                self.type_expr(&decl.ty);
             }
             Item::Enum(decl) => {
                 self.word("enum");

@@ -433,6 +433,18 @@ fn hover_shows_types_docs_channel_values_and_evaluated_defaults() {
         json!({ "line": line, "character": column })
     );
 
+    // A field declared through a type alias shows the alias and what it stands for.
+    let hover = client.at(
+        "textDocument/hover",
+        &path,
+        position_of(&text, "instance_types"),
+    );
+    let shown = hover["result"]["contents"]["value"].as_str().unwrap();
+    assert!(
+        shown.contains("instance_types: [InstanceType]  // [String]"),
+        "{shown}"
+    );
+
     // A channel reference shows what the channel evaluates to.
     let hover = client.at(
         "textDocument/hover",

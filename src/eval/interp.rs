@@ -252,24 +252,32 @@ impl<'p> Evaluator<'p> {
         let mut slots: Vec<Option<Slot<'p>>> = vec![None; def.fields.len()];
         let mut entry_spans = vec![None; def.fields.len()];
         let mut label = label;
-        for entry in entries {
+        // Items of repeated blocks with the position of the entry that gave them, so
+        // spread lists and blocks keep their source order.
+        let mut items: BTreeMap<usize, Vec<(usize, Item<'p>)>> = BTreeMap::new();
+        for (position, entry) in entries.iter().enumerate() {
             let Entry::Spread { expr, .. } = entry else {
                 continue;
             };
             match self.eval(expr, env, None)? {
                 Value::Record(other) if other.ty == rid => {
                     for (i, slot) in other.slots.iter().enumerate() {
-                        if slot.is_some() {
-                            slots[i] = slot.clone();
-                            entry_spans[i] = other.entry_spans[i];
+                        match slot {
+                            Some(Slot::Items(list)) => {
+                                let list = list.iter().map(|item| (position, item.clone()));
+                                items.insert(i, list.collect());
+                            }
+                            Some(_) => slots[i] = slot.clone(),
+                            None => continue,
                         }
+                        entry_spans[i] = other.entry_spans[i];
                     }
                     if label.is_none() {
                         label = other.label.clone();
                     }
                 }
-                Value::List(items) => {
-                    let Some(index) = items.first().and_then(|first| {
+                Value::List(list) => {
+                    let Some(index) = list.first().and_then(|first| {
                         let Value::Record(d) = first else { return None };
                         def.fields.iter().position(|f| {
                             f.block_name.is_some() && f.ty == Ty::List(Box::new(Ty::Record(d.ty)))
@@ -277,17 +285,15 @@ impl<'p> Evaluator<'p> {
                     }) else {
                         continue;
                     };
-                    let mut list = match slots[index].take() {
-                        Some(Slot::Items(list)) => list,
-                        _ => Vec::new(),
-                    };
-                    list.extend(items.iter().cloned().map(Item::Built));
-                    slots[index] = Some(Slot::Items(list));
+                    let built = list
+                        .iter()
+                        .map(|value| (position, Item::Built(value.clone())));
+                    items.entry(index).or_default().extend(built);
                 }
                 _ => {}
             }
         }
-        for entry in entries {
+        for (position, entry) in entries.iter().enumerate() {
             match entry {
                 Entry::Field { name, value, span } => {
                     if let Some(Resolution::FieldEntry { field, .. }) =
@@ -316,12 +322,8 @@ impl<'p> Evaluator<'p> {
                     };
                     entry_spans[*field] = Some(*span);
                     if def.fields[*field].block_name.is_some() {
-                        let mut list = match slots[*field].take() {
-                            Some(Slot::Items(list)) => list,
-                            _ => Vec::new(),
-                        };
-                        list.push(Item::Block(pending));
-                        slots[*field] = Some(Slot::Items(list));
+                        let block = (position, Item::Block(pending));
+                        items.entry(*field).or_default().push(block);
                     } else {
                         let layers = match slots[*field].take() {
                             Some(Slot::Layers(mut layers)) => {
@@ -338,6 +340,11 @@ impl<'p> Evaluator<'p> {
                 }
                 Entry::Spread { .. } => {}
             }
+        }
+        for (field, mut list) in items {
+            list.sort_by_key(|(position, _)| *position);
+            let list = list.into_iter().map(|(_, item)| item).collect();
+            slots[field] = Some(Slot::Items(list));
         }
         Ok(Rc::new(Description {
             ty: rid,

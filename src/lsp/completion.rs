@@ -704,8 +704,13 @@ impl Items<'_> {
                         Some("type".to_string()),
                         decls.record(*r).doc.clone(),
                     ),
+                    Def::TypeAlias(a) if own => (
+                        CompletionItemKind::TYPE_PARAMETER,
+                        Some("type".to_string()),
+                        decls.aliases[*a].doc.clone(),
+                    ),
                     Def::Alias(_) => (CompletionItemKind::MODULE, Some("module".to_string()), None),
-                    Def::Record(_) => return None,
+                    Def::Record(_) | Def::TypeAlias(_) => return None,
                 };
                 Some(CompletionItem {
                     label: name.clone(),
@@ -726,6 +731,7 @@ impl Items<'_> {
             Def::Record(r) => decls.record(*r).site.module == module,
             Def::Enum(e) => decls.enum_def(*e).site.module == module,
             Def::Channel(c) => decls.channel(*c).site.module == module,
+            Def::TypeAlias(a) => decls.aliases[*a].site.module == module,
             Def::Alias(_) => false,
         }
     }
@@ -753,6 +759,10 @@ impl Items<'_> {
                 let (kind, doc) = match def {
                     Def::Record(r) => (CompletionItemKind::STRUCT, decls.record(*r).doc.clone()),
                     Def::Enum(e) => (CompletionItemKind::ENUM, decls.enum_def(*e).doc.clone()),
+                    Def::TypeAlias(a) => (
+                        CompletionItemKind::TYPE_PARAMETER,
+                        decls.aliases[*a].doc.clone(),
+                    ),
                     Def::Alias(_) => (CompletionItemKind::MODULE, None),
                     _ => continue,
                 };

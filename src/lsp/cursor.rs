@@ -146,7 +146,7 @@ pub(crate) fn frames_at<'a>(
                     }
                 }
             }
-            Item::Import(_) | Item::Enum(_) => {}
+            Item::Import(_) | Item::Alias(_) | Item::Enum(_) => {}
         }
     }
     walk.frames
@@ -377,6 +377,7 @@ pub(crate) fn type_expr_at(ast: &Module, offset: usize) -> Option<&TypeExpr> {
                     .and_then(|t| find(t, offset))
                     .or_else(|| in_expr(&l.value, offset))
             }
+            Item::Alias(a) => find(&a.ty, offset),
             Item::Cluster(c) => in_block(&c.body, offset),
             Item::Channel(c) => in_block(&c.body, offset),
             Item::Import(_) | Item::Enum(_) => None,

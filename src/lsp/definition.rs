@@ -75,6 +75,7 @@ pub(crate) fn definition(
             let site = match type_named(decls, module_id, ty)? {
                 Def::Record(r) => decls.record(r).site,
                 Def::Enum(e) => decls.enum_def(e).site,
+                Def::TypeAlias(a) => decls.aliases[a].site,
                 _ => return None,
             };
             (site.file, site.name_span)

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use crate::analysis::Analysis;
 use crate::eval::{Data, format_duration};
-use crate::syntax::ast::{Item, Member};
+use crate::span::Span;
+use crate::syntax::ast::{FieldDecl, Item, Member};
 use crate::types::RecordId;
 
 /// Longest value shown inline; longer ones are cut with `…`.
@@ -90,11 +91,12 @@ fn write_data(out: &mut String, data: &Data) {
     };
 }
 
-/// The source text of a field's declared default (`3d`, `if … then … else …`).
-pub(crate) fn declared_default(
+/// The declaration of a field in its `type` and the source text of its spans.
+fn field_source(
     analysis: &Analysis,
     record: RecordId,
     field: usize,
+    span: impl FnOnce(&FieldDecl) -> Option<Span>,
 ) -> Option<&str> {
     let def = analysis.checked.decls.record(record);
     let member = def.fields.get(field)?.member;
@@ -105,13 +107,23 @@ pub(crate) fn declared_default(
     let Member::Field(field) = decl.members.get(member)? else {
         return None;
     };
-    let span = field.default.as_ref()?.span;
     analysis
         .program
         .sources
         .get(def.site.file)
         .text
-        .get(span.range())
+        .get(span(field)?.range())
+}
+
+/// The source text of a field's declared default (`3d`, `if … then … else …`).
+pub(crate) fn declared_default(
+    analysis: &Analysis,
+    record: RecordId,
+    field: usize,
+) -> Option<&str> {
+    field_source(analysis, record, field, |f| {
+        f.default.as_ref().map(|d| d.span)
+    })
 }
 
 /// `name: Type`, the doc comment, and what happens when the field is not set.
@@ -121,7 +133,13 @@ pub(crate) fn field_markdown(analysis: &Analysis, record: RecordId, field: usize
     let Some(f) = def.fields.get(field) else {
         return String::new();
     };
-    let mut out = code_block(&format!("{}: {}", f.name, decls.show(&f.ty)));
+    // The type as written names aliases (`[InstanceType]`); the resolved one follows.
+    let resolved = decls.show(&f.ty).to_string();
+    let ty = match field_source(analysis, record, field, |f| Some(f.ty.span)) {
+        Some(written) if written != resolved => format!("{written}  // {resolved}"),
+        _ => resolved,
+    };
+    let mut out = code_block(&format!("{}: {ty}", f.name));
     if let Some(doc) = &f.doc {
         let _ = write!(out, "\n\n{doc}");
     }

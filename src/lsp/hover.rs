@@ -57,6 +57,14 @@ pub(crate) fn hover(analysis: &Analysis, file: FileId, offset: usize) -> Option<
                 )
             }
             Def::Enum(e) => enum_markdown(analysis, e),
+            Def::TypeAlias(a) => {
+                let decls = &analysis.checked.decls;
+                let def = &decls.aliases[a];
+                with_doc(
+                    code_block(&format!("type {} = {}", def.name, decls.show(&def.target))),
+                    def.doc.as_deref(),
+                )
+            }
             _ => return None,
         };
         (text, ty.span)

@@ -77,6 +77,14 @@ pub(crate) fn document_symbols(source: &SourceFile, ast: &Module) -> Vec<Documen
                         fields,
                     )
                 }
+                Item::Alias(a) => symbol(
+                    &a.name.name,
+                    Some("type"),
+                    SymbolKind::TYPE_PARAMETER,
+                    a.span,
+                    a.name.span,
+                    Vec::new(),
+                ),
                 Item::Enum(e) => {
                     let variants = e
                         .variants

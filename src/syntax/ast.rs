@@ -30,6 +30,7 @@ impl Comment {
 pub enum Item {
     Import(Import),
     Type(TypeDecl),
+    Alias(AliasDecl),
     Enum(EnumDecl),
     Let(LetDecl),
     Channel(ChannelDecl),
@@ -41,6 +42,7 @@ impl Item {
         match self {
             Item::Import(i) => i.span,
             Item::Type(t) => t.span,
+            Item::Alias(a) => a.span,
             Item::Enum(e) => e.span,
             Item::Let(l) => l.span,
             Item::Channel(c) => c.span,
@@ -74,6 +76,15 @@ pub struct TypeDecl {
     pub doc: Option<String>,
     pub name: Ident,
     pub members: Vec<Member>,
+    pub span: Span,
+}
+
+/// `type NAME = TYPE`: another name for a type, with its own documentation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AliasDecl {
+    pub doc: Option<String>,
+    pub name: Ident,
+    pub ty: TypeExpr,
     pub span: Span,
 }
 

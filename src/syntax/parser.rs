@@ -143,6 +143,16 @@ impl Builder {
                     span,
                 })
             }
+            Rule::alias_decl => {
+                let name = self.ident(next(&mut inner));
+                let ty = self.type_expr(next(&mut inner))?;
+                Item::Alias(AliasDecl {
+                    doc: None,
+                    name,
+                    ty,
+                    span,
+                })
+            }
             Rule::enum_decl => {
                 let name = self.ident(next(&mut inner));
                 let variants = inner

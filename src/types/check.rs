@@ -17,10 +17,12 @@ pub(super) fn run(program: &Program) -> Checked {
         resolutions: HashMap::new(),
         let_types: HashMap::new(),
         let_state: HashMap::new(),
+        alias_state: Vec::new(),
         diagnostics: Vec::new(),
     };
     checker.collect_declarations();
     checker.build_scopes();
+    checker.resolve_aliases();
     checker.resolve_record_fields();
     checker.check_bodies();
     Checked {
@@ -29,6 +31,13 @@ pub(super) fn run(program: &Program) -> Checked {
         let_types: checker.let_types,
         diagnostics: checker.diagnostics,
     }
+}
+
+#[derive(Clone)]
+enum AliasState {
+    Pending,
+    InProgress,
+    Done(Ty),
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -43,6 +52,7 @@ struct Checker<'p> {
     resolutions: HashMap<(FileId, u32, u32), Resolution>,
     let_types: HashMap<(ModuleId, usize), Ty>,
     let_state: HashMap<(ModuleId, usize), LetState>,
+    alias_state: Vec<AliasState>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -142,6 +152,12 @@ impl<'p> Checker<'p> {
                             variants,
                         });
                     }
+                    Item::Alias(a) => self.decls.aliases.push(AliasDef {
+                        name: a.name.name.clone(),
+                        doc: a.doc.clone(),
+                        site: site(a.name.span),
+                        target: Ty::Error,
+                    }),
                     Item::Channel(c) => self.decls.channels.push(ChannelDef {
                         name: c.name.name.clone(),
                         site: site(c.name.span),
@@ -194,6 +210,11 @@ impl<'p> Checker<'p> {
                                 t.name.span,
                             )
                         }),
+                    Item::Alias(a) => decls
+                        .aliases
+                        .iter()
+                        .position(|r| r.site.module == module && r.site.item == item)
+                        .map(|i| (a.name.name.clone(), Def::TypeAlias(i), a.name.span)),
                     Item::Enum(e) => decls
                         .enums
                         .iter()
@@ -336,6 +357,43 @@ impl<'p> Checker<'p> {
         }
     }
 
+    fn resolve_aliases(&mut self) {
+        self.alias_state = vec![AliasState::Pending; self.decls.aliases.len()];
+        for index in 0..self.decls.aliases.len() {
+            self.alias_target(index, None);
+        }
+    }
+
+    /// The type alias `index` names; `used` is where it is named, to report a cycle.
+    fn alias_target(&mut self, index: usize, used: Option<(FileId, Span)>) -> Ty {
+        match &self.alias_state[index] {
+            AliasState::Done(ty) => return ty.clone(),
+            AliasState::InProgress => {
+                let def = &self.decls.aliases[index];
+                let (file, span) = used.unwrap_or((def.site.file, def.site.name_span));
+                let d = Diagnostic::error(
+                    "E0113",
+                    format!("type `{}` is defined in terms of itself", def.name),
+                )
+                .at(file, span, "refers back to the alias being defined")
+                .also(def.site.file, def.site.name_span, "alias declared here")
+                .help("an alias must name a type; declare a `type NAME { … }` record for recursive data");
+                self.error(d);
+                return Ty::Error;
+            }
+            AliasState::Pending => {}
+        }
+        self.alias_state[index] = AliasState::InProgress;
+        let site = self.decls.aliases[index].site;
+        let target = match &self.module(site.module).ast.items[site.item] {
+            Item::Alias(decl) => self.type_expr(site.module, site.file, &decl.ty),
+            _ => Ty::Error,
+        };
+        self.alias_state[index] = AliasState::Done(target.clone());
+        self.decls.aliases[index].target = target.clone();
+        target
+    }
+
     fn type_expr(&mut self, module: ModuleId, file: FileId, t: &TypeExpr) -> Ty {
         match &t.kind {
             TypeExprKind::List(inner) => Ty::List(Box::new(self.type_expr(module, file, inner))),
@@ -379,6 +437,7 @@ impl<'p> Checker<'p> {
                 match def {
                     Some(Def::Record(r)) => Ty::Record(r),
                     Some(Def::Enum(e)) => Ty::Enum(e),
+                    Some(Def::TypeAlias(a)) => self.alias_target(a, Some((file, name.span))),
                     _ => {
                         let mut candidates: Vec<String> = [
                             "String", "Int", "Float", "Bool", "Duration", "Quantity", "Secret",
@@ -390,7 +449,12 @@ impl<'p> Checker<'p> {
                             candidates.extend(
                                 scope
                                     .iter()
-                                    .filter(|(_, d)| matches!(d, Def::Record(_) | Def::Enum(_)))
+                                    .filter(|(_, d)| {
+                                        matches!(
+                                            d,
+                                            Def::Record(_) | Def::Enum(_) | Def::TypeAlias(_)
+                                        )
+                                    })
                                     .map(|(n, _)| n.clone()),
                             );
                         }
@@ -447,7 +511,7 @@ impl<'p> Checker<'p> {
                             self.check_block(&c.body.entries, rid, &scope, Some(&c.id), c.id.span);
                         }
                     }
-                    Item::Import(_) | Item::Enum(_) => {}
+                    Item::Import(_) | Item::Alias(_) | Item::Enum(_) => {}
                 }
             }
         }
@@ -1340,7 +1404,7 @@ impl<'p> Checker<'p> {
                     None => Ty::Error,
                 }
             }
-            Some(Def::Record(_) | Def::Enum(_)) => {
+            Some(Def::Record(_) | Def::Enum(_) | Def::TypeAlias(_)) => {
                 self.error(
                     Diagnostic::error("E0103", format!("`{}` is a type, not a value", ident.name))
                         .at(file, ident.span, "type used as a value")
