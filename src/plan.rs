@@ -72,6 +72,7 @@ pub enum Step {
     Manifest(ManifestStep),
     Delete(DeleteStep),
     Roll(RollStep),
+    RemovePool(RemovePoolStep),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,6 +136,19 @@ pub struct RollStep {
     pub nodes: usize,
     /// Outdated nodes per availability zone (volumes are per zone, so rolls are too).
     pub outdated_by_zone: BTreeMap<String, usize>,
+}
+
+/// A node pool that is no longer declared but still runs: its nodes are drained
+/// (through the Eviction API, like a roll) and then its stack is deleted. Planned only
+/// for a pool whose Auto Scaling group carries the cluster's `flotilla.io/cluster` tag
+/// and whose stack exists, so nothing flotilla did not create is ever removed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemovePoolStep {
+    pub node_pool: String,
+    pub stack: String,
+    /// Nodes of the pool, which lose their workloads.
+    pub nodes: usize,
+    pub nodes_by_zone: BTreeMap<String, usize>,
 }
 
 /// What the plan was computed from; apply refuses a plan whose fingerprint no longer
@@ -279,12 +293,7 @@ pub fn compute(
         for node in &nodes {
             if node.labels.get(HASH_LABEL) != Some(&pool.config_hash) {
                 outdated += 1;
-                let zone = node
-                    .labels
-                    .get(ZONE_LABEL)
-                    .cloned()
-                    .unwrap_or_else(|| "unknown".into());
-                *by_zone.entry(zone).or_insert(0) += 1;
+                *by_zone.entry(zone_of(node)).or_insert(0) += 1;
             }
         }
         if outdated > 0 {
@@ -298,11 +307,29 @@ pub fn compute(
         }
     }
 
+    // Last: the remaining pools have their new nodes before these are drained.
+    let removals = observed.removed_pools.iter().map(|removed| {
+        let mut nodes_by_zone = BTreeMap::new();
+        let nodes = observed
+            .nodes
+            .iter()
+            .filter(|n| n.labels.get(POOL_LABEL) == Some(&removed.name))
+            .inspect(|n| *nodes_by_zone.entry(zone_of(n)).or_insert(0) += 1)
+            .count();
+        Step::RemovePool(RemovePoolStep {
+            node_pool: removed.name.clone(),
+            stack: removed.stack.clone(),
+            nodes,
+            nodes_by_zone,
+        })
+    });
+
     let mut steps = delete("pre_apply");
     steps.extend(stack_steps);
     steps.extend(manifest_steps);
     steps.extend(delete("post_apply"));
     steps.extend(rolls);
+    steps.extend(removals);
     ClusterPlan {
         cluster: desired.cluster.clone(),
         region: region.to_string(),
@@ -311,6 +338,13 @@ pub fn compute(
         steps,
         fingerprint: fingerprint(observed),
     }
+}
+
+fn zone_of(node: &NodeState) -> String {
+    node.labels
+        .get(ZONE_LABEL)
+        .cloned()
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Fields the server owns or that change on every write: not part of a diff.

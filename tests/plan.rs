@@ -192,6 +192,12 @@ fn artifacts(fleet: &Path) -> Artifacts {
 /// Create every stack of `desired` in moto and apply every manifest to the API server,
 /// as a finished apply would leave them; nodes carry the desired config hashes.
 async fn bring_up(moto: &Moto, api: &LoopbackApi, desired: &Artifacts) {
+    create_stacks(moto, desired).await;
+    apply_manifests(api, desired).await;
+}
+
+/// Create every stack of `desired` in moto.
+async fn create_stacks(moto: &Moto, desired: &Artifacts) {
     let config = moto::sdk_config(&moto.url, "eu-central-1").await;
     let (vpc_id, subnet_id) = moto::network(&config).await;
     let cfn = aws_sdk_cloudformation::Client::new(&config);
@@ -214,6 +220,10 @@ async fn bring_up(moto: &Moto, api: &LoopbackApi, desired: &Artifacts) {
         request.send().await.unwrap();
         wait_for_stack(&cfn, &name).await;
     }
+}
+
+/// Apply every manifest of `desired` and register the first pool's nodes.
+async fn apply_manifests(api: &LoopbackApi, desired: &Artifacts) {
     let client = api.client().unwrap();
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
     for (path, text) in desired
@@ -322,6 +332,12 @@ fn step_names(plan: &Value) -> Vec<String> {
                 s["outdated"],
                 s["nodes"]
             ),
+            "remove_pool" => format!(
+                "remove pool {} {} nodes, stack {}",
+                s["node_pool"].as_str().unwrap(),
+                s["nodes"],
+                s["stack"].as_str().unwrap()
+            ),
             other => other.to_string(),
         })
         .collect()
@@ -395,6 +411,63 @@ async fn changing_an_instance_type_plans_that_pools_update_and_roll() {
     assert_eq!(
         steps[1]["outdated_by_zone"],
         serde_json::json!({"eu-central-1a": 2, "eu-central-1b": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_node_pool_is_planned_for_drain_and_stack_deletion() {
+    let moto = Moto::start();
+    let api = LoopbackApi::start().unwrap();
+    let dir = temp_dir("removed-pool");
+    let with_batch = FLEET.replace(
+        "  node_pool \"workers\" {",
+        "  node_pool \"batch\" {\n    instance_types = [\"c5.large\"]\n    max_size = 4\n  }\n  node_pool \"workers\" {",
+    );
+    let fleet = write_fleet(&dir, &with_batch);
+    let desired = artifacts(&fleet);
+    assert_eq!(desired.summary.node_pools[0].name, "batch");
+    bring_up(&moto, &api, &desired).await;
+    // A stack and an Auto Scaling group tagged for another cluster are never touched.
+    let other = temp_dir("removed-pool-other");
+    let other_fleet = write_fleet(
+        &other,
+        &with_batch
+            .replace("cluster \"prod-1\"", "cluster \"prod-2\"")
+            .replace("prod-1.example.org", "prod-2.example.org"),
+    );
+    let other_desired = artifacts(&other_fleet);
+    create_stacks(&moto, &other_desired).await;
+
+    write_fleet(&dir, FLEET);
+    let output = plan_against(&moto, &api, &fleet);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan = json_plan(&output);
+    // bring_up gave the first pool (batch) three nodes in two zones.
+    assert_eq!(
+        step_names(&plan),
+        ["remove pool batch 3 nodes, stack prod-1-node-pool-batch"]
+    );
+    let step = &plan["clusters"][0]["steps"][0];
+    assert_eq!(
+        step["nodes_by_zone"],
+        serde_json::json!({"eu-central-1a": 2, "eu-central-1b": 1})
+    );
+    assert!(
+        plan["clusters"][0]["fingerprint"]["stacks"]["prod-1-node-pool-batch"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:cloudformation:"),
+        "the removed pool's stack is part of the fingerprint"
+    );
+    let text = plan_against_text(&moto, &api, &fleet);
+    assert!(
+        text.contains("!! Deletions and replacements:\n   ! prod-1: remove node pool batch: drain its 3 nodes (eu-central-1a: 2, eu-central-1b: 1), delete stack prod-1-node-pool-batch"),
+        "{text}"
     );
 }
 

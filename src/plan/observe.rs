@@ -23,8 +23,11 @@ use crate::render::{Artifacts, Deletions};
 /// Live state relevant to one cluster's desired artifacts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
-    /// Every desired stack by name; `None` when CloudFormation says it does not exist.
+    /// Every desired stack by name, and the stacks of removed pools; `None` when
+    /// CloudFormation says the stack does not exist.
     pub stacks: BTreeMap<String, Option<ObservedStack>>,
+    /// Node pools that run but are no longer declared.
+    pub removed_pools: Vec<RemovedPool>,
     pub objects: Vec<ObservedObject>,
     pub deletions: Vec<ObservedDeletion>,
     pub nodes: Vec<NodeState>,
@@ -34,6 +37,14 @@ pub struct Observed {
 pub struct ObservedStack {
     pub state: crate::live::StackState,
     pub template: Value,
+}
+
+/// A node pool found in AWS (its Auto Scaling group is tagged with the cluster and the
+/// pool) whose stack exists but which the fleet no longer declares.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemovedPool {
+    pub name: String,
+    pub stack: String,
 }
 
 /// A desired object with what the cluster holds and what applying it would give.
@@ -118,6 +129,7 @@ pub async fn observe(
         };
         observed.stacks.insert(name, state);
     }
+    observed.removed_pools = removed_pools(desired, region, cloud, &mut observed.stacks).await?;
     let objects = desired_objects(desired)?;
     if !matches!(observed.stacks.get(&desired.cluster), Some(Some(_))) {
         // A cluster being created has no API server to ask.
@@ -203,10 +215,52 @@ pub async fn observe(
         }
     }
 
-    if !desired.summary.node_pools.is_empty() {
+    if !desired.summary.node_pools.is_empty() || !observed.removed_pools.is_empty() {
         observed.nodes = api.nodes(POOL_LABEL).await?;
     }
     Ok(observed)
+}
+
+/// Stack tag CloudFormation puts on the resources it creates.
+const STACK_NAME_TAG: &str = "aws:cloudformation:stack-name";
+
+/// Pools of this cluster that exist in AWS but are not declared. A pool counts only when
+/// its Auto Scaling group carries the cluster's tags and its stack exists; that stack is
+/// added to `stacks`, so the plan's fingerprint covers it.
+async fn removed_pools(
+    desired: &Artifacts,
+    region: &str,
+    cloud: &dyn Cloud,
+    stacks: &mut BTreeMap<String, Option<ObservedStack>>,
+) -> LiveResult<Vec<RemovedPool>> {
+    let tag = |tags: &[(String, String)], key: &str| {
+        tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    let declared: Vec<&str> = desired
+        .summary
+        .node_pools
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut removed: Vec<RemovedPool> = Vec::new();
+    for group in cloud.auto_scaling_groups(region, &desired.cluster).await? {
+        let Some(name) = tag(&group.tags, POOL_LABEL) else {
+            continue;
+        };
+        let stack = tag(&group.tags, STACK_NAME_TAG)
+            .unwrap_or_else(|| format!("{}-node-pool-{name}", desired.cluster));
+        if declared.contains(&name.as_str()) || stacks.contains_key(&stack) {
+            continue;
+        }
+        // A group without a stack was not made by flotilla's stacks: not ours to remove.
+        if let Some(state) = cloud.describe_stack(region, &stack).await? {
+            let template = Value::Null;
+            stacks.insert(stack.clone(), Some(ObservedStack { state, template }));
+            removed.push(RemovedPool { name, stack });
+        }
+    }
+    removed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(removed)
 }
 
 fn has_owner(object: &Value) -> bool {

@@ -56,7 +56,14 @@ fn destructive(cluster: &ClusterPlan) -> Vec<String> {
                 r.outdated,
                 r.nodes,
                 r.node_pool,
-                zones(r)
+                zones(&r.outdated_by_zone)
+            )),
+            Step::RemovePool(r) => out.push(format!(
+                "remove node pool {}: drain its {} nodes ({}), delete stack {}",
+                r.node_pool,
+                r.nodes,
+                zones(&r.nodes_by_zone),
+                r.stack
             )),
             Step::Manifest(_) => {}
         }
@@ -64,8 +71,11 @@ fn destructive(cluster: &ClusterPlan) -> Vec<String> {
     out
 }
 
-fn zones(r: &super::RollStep) -> String {
-    r.outdated_by_zone
+fn zones(by_zone: &std::collections::BTreeMap<String, usize>) -> String {
+    if by_zone.is_empty() {
+        return "none running".into();
+    }
+    by_zone
         .iter()
         .map(|(z, n)| format!("{z}: {n}"))
         .collect::<Vec<_>>()
@@ -199,7 +209,18 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
                         r.node_pool,
                         r.outdated,
                         r.nodes,
-                        zones(r)
+                        zones(&r.outdated_by_zone)
+                    );
+                }
+                Step::RemovePool(r) => {
+                    let _ = writeln!(
+                        out,
+                        "  {} remove  node pool {}: drain {} nodes ({}), then delete stack {}",
+                        s.paint("1;31", "-"),
+                        r.node_pool,
+                        r.nodes,
+                        zones(&r.nodes_by_zone),
+                        r.stack
                     );
                 }
             }
@@ -264,7 +285,7 @@ pub fn to_markdown(plan: &Plan) -> String {
             c.region,
             count(|s| matches!(s, Step::Stack(_))),
             count(|s| matches!(s, Step::Manifest(_))),
-            count(|s| matches!(s, Step::Delete(_))),
+            count(|s| matches!(s, Step::Delete(_) | Step::RemovePool(_))),
             count(|s| matches!(s, Step::Roll(_))),
         );
     }
