@@ -210,8 +210,14 @@ fn hash_is_in_userdata_and_the_auto_scaling_group_tags() {
     assert!(a.files["userdata/workers.yaml"].contains(&format!("flotilla.io/config-hash={hash}")));
     let stack: serde_json::Value =
         serde_json::from_str(&a.files["cloudformation/node-pool-workers.json"]).unwrap();
-    let tags = &stack["Resources"]["AutoScalingGroup"]["Properties"]["Tags"];
-    assert_eq!(tags[0]["Value"], serde_json::json!(hash));
+    let tags = stack["Resources"]["AutoScalingGroup"]["Properties"]["Tags"]
+        .as_array()
+        .unwrap();
+    let tag = tags
+        .iter()
+        .find(|t| t["Key"] == "flotilla.io/config-hash")
+        .expect("a config-hash tag");
+    assert_eq!(tag["Value"], serde_json::json!(hash));
 }
 
 /// Copy the fixture config set and let the test change one template.
