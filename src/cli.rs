@@ -170,12 +170,30 @@ impl ConfigArgs {
         match &self.config_set {
             Some(dir) => Ok(ConfigSource::Dir(dir.clone())),
             None => {
+                if !fleet.exists() {
+                    return Err(format!("{} does not exist", fleet.display()));
+                }
+                // A path inside the repository, written with `/`: `./stdlib/config/` too.
+                let mut parts = Vec::new();
+                for component in Path::new(&self.config_path).components() {
+                    match component {
+                        std::path::Component::Normal(part) => parts.push(part.to_string_lossy()),
+                        std::path::Component::CurDir => {}
+                        _ => {
+                            return Err(format!(
+                                "--config-path `{}` must be a relative path inside the repository, without `..`",
+                                self.config_path
+                            ));
+                        }
+                    }
+                }
                 let repo = Repo::discover(fleet).map_err(|e| {
                     format!("channels pin config sets by git ref, but {} is not in a git repository ({e}); pass --config-set DIR", fleet.display())
                 })?;
                 Ok(ConfigSource::Git {
                     repo,
-                    path: self.config_path.clone(),
+                    path: parts.join("/"),
+                    head: None,
                 })
             }
         }
@@ -203,7 +221,14 @@ enum DataFormat {
 
 /// Run the command line; returns the process exit code.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    // Usage errors exit 1, like every other error: 2 means "differences" or "changes".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
     match execute(cli.command) {
         Ok(code) => code,
         Err(message) => {
@@ -334,7 +359,25 @@ fn execute(command: Command) -> Result<i32, String> {
                         repo.root.display()
                     )
                 })?;
-                Ok(compile(&fs, &repo.root.join(relative), &source, &[]))
+                let fleet = repo.root.join(relative);
+                if fs.read(&fleet).is_none() && fs.flt_files(&fleet).is_empty() {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "note: {} has no fleet at {rev}; its clusters count as added",
+                        path.display()
+                    );
+                    return Ok(Compilation::empty());
+                }
+                // Channels pinned to `HEAD` read the config set as of this revision.
+                let source = match &source {
+                    ConfigSource::Git { repo, path, .. } => ConfigSource::Git {
+                        repo: repo.clone(),
+                        path: path.clone(),
+                        head: Some(commit),
+                    },
+                    dir => dir.clone(),
+                };
+                Ok(compile(&fs, &fleet, &source, &[]))
             };
             let base_compilation = at_revision(&base)?;
             let head_compilation = match &head {

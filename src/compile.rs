@@ -22,7 +22,13 @@ pub enum ConfigSource {
     /// One directory for every cluster (`--config-set DIR`).
     Dir(PathBuf),
     /// Each cluster's channel pins a ref; the set is `path` inside the repository at that ref.
-    Git { repo: Repo, path: String },
+    /// `head` is the commit the fleet itself is read at (for `diff`): a `config_ref` of
+    /// `HEAD` (or `HEAD~N`) then means that commit, not the checkout's.
+    Git {
+        repo: Repo,
+        path: String,
+        head: Option<String>,
+    },
 }
 
 pub struct Compilation {
@@ -36,6 +42,16 @@ pub struct Compilation {
 }
 
 impl Compilation {
+    /// A fleet with no clusters (for a revision where the fleet does not exist yet).
+    pub fn empty() -> Compilation {
+        Compilation {
+            sources: SourceMap::default(),
+            fleet: None,
+            artifacts: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
@@ -178,8 +194,15 @@ fn load_set(
             })?;
             ConfigSet::new(dir.display().to_string(), files, sources)
         }
-        ConfigSource::Git { repo, path } => {
+        ConfigSource::Git { repo, path, head } => {
             let reference = config_ref(cluster);
+            let relative_to_head = reference
+                .strip_prefix("HEAD")
+                .filter(|rest| rest.is_empty() || rest.starts_with(['~', '^']));
+            let resolved = match (relative_to_head, head) {
+                (Some(rest), Some(head)) => format!("{head}{rest}"),
+                _ => reference.to_string(),
+            };
             let channel = cluster
                 .get("channel")
                 .and_then(|c| c.get("name"))
@@ -190,14 +213,14 @@ fn load_set(
                     "fix the channel's config_ref, create the ref, or pass --config-set DIR to use a directory for every cluster",
                 )]
             };
-            let commit = repo.resolve(reference).map_err(|e| {
+            let commit = repo.resolve(&resolved).map_err(|e| {
                 fail(format!(
                     "channel `{channel}` pins config_ref `{reference}`: {e}"
                 ))
             })?;
             let prefix = path.trim_end_matches('/');
             let files = repo
-                .read_tree(&commit, prefix, |_| true)
+                .read_tree(&commit, prefix, |p| p.ends_with(".j2"))
                 .map_err(|e| fail(format!("cannot read the config set at `{reference}`: {e}")))?;
             if files.is_empty() {
                 return Err(fail(format!(
@@ -212,15 +235,19 @@ fn load_set(
                         .unwrap_or(&p)
                         .trim_start_matches('/')
                         .to_string();
-                    (relative, String::from_utf8_lossy(&bytes).into_owned())
+                    let text = String::from_utf8(bytes).map_err(|_| {
+                        fail(format!("template `{reference}:{p}` is not UTF-8 text"))
+                    })?;
+                    Ok((relative, text))
                 })
-                .collect();
+                .collect::<Result<_, Vec<Diagnostic>>>()?;
             ConfigSet::new(format!("{reference}:{prefix}"), files, sources)
         }
     }
 }
 
-/// Every file under `dir`, as (relative path with `/`, text), sorted.
+/// Every template (`*.j2`) under `dir`, as (relative path with `/`, text), sorted. Other
+/// files (READMEs, pictures) are not part of what renders.
 fn read_dir_files(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -229,14 +256,17 @@ fn read_dir_files(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if path.extension().is_some_and(|e| e == "j2") {
                 let relative = path.strip_prefix(dir).unwrap_or(&path);
                 let name = relative
                     .components()
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                out.push((name, std::fs::read_to_string(&path)?));
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+                out.push((name, text));
             }
         }
     }
@@ -253,7 +283,22 @@ const OUTPUT_MARKER: &str = ".flotilla-output";
 /// otherwise only the given clusters' directories are.
 pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> Result<(), String> {
     let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    // `out/.` is `out`; `.`, `..` and `/` have no name to swap in next to them.
+    let out: PathBuf = out.components().collect();
+    let out = out.as_path();
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Err(format!(
+            "cannot write output to {}: name the output directory itself (e.g. `out/`), not `.`, `..` or a root",
+            out.display()
+        ));
+    };
     if out.exists() {
+        if !out.is_dir() {
+            return Err(format!(
+                "refusing to write into {}: it is not a directory",
+                out.display()
+            ));
+        }
         let is_ours = out.join(OUTPUT_MARKER).exists()
             || std::fs::read_dir(out)
                 .map_err(|e| io("cannot read", out, e))?
@@ -271,31 +316,29 @@ pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> R
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(|e| io("cannot create", &parent, e))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
     let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
     let retired = parent.join(format!(".{name}.old-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    let written = write_tree(&staging, artifacts);
-    if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    let result = if replace_all || !out.exists() {
-        swap(out, &staging, &retired)
-    } else {
-        let mut result = Ok(());
-        for a in artifacts {
-            result = swap(&out.join(&a.cluster), &staging.join(&a.cluster), &retired);
-            if result.is_err() {
-                break;
+    let _ = std::fs::remove_dir_all(&retired);
+    let result = write_tree(&staging, artifacts).and_then(|()| {
+        if replace_all || !out.exists() {
+            swap_all(&[(out.to_path_buf(), staging.clone())], &retired)
+        } else {
+            // Only these clusters' directories change; all of them or none.
+            let pairs: Vec<(PathBuf, PathBuf)> = artifacts
+                .iter()
+                .map(|a| (out.join(&a.cluster), staging.join(&a.cluster)))
+                .collect();
+            swap_all(&pairs, &retired)?;
+            let marker = out.join(OUTPUT_MARKER);
+            if !marker.exists() {
+                std::fs::rename(staging.join(OUTPUT_MARKER), &marker)
+                    .map_err(|e| io("cannot write", &marker, e))?;
             }
+            Ok(())
         }
-        let _ = std::fs::remove_dir_all(&staging);
-        result
-    };
+    });
+    let _ = std::fs::remove_dir_all(&staging);
     let _ = std::fs::remove_dir_all(&retired);
     result
 }
@@ -309,8 +352,22 @@ fn write_tree(root: &Path, artifacts: &[Artifacts]) -> Result<(), String> {
     )
     .map_err(|e| io("cannot write", root, e))?;
     for a in artifacts {
+        // The stdlib's checks keep ids and names to DNS labels; this keeps every write
+        // inside the output directory even if something slipped past them.
+        if !is_relative_inside(&a.cluster, true) {
+            return Err(format!(
+                "cluster id `{}` cannot be a directory name",
+                a.cluster
+            ));
+        }
         let dir = root.join(&a.cluster);
         for (relative, text) in &a.files {
+            if !is_relative_inside(relative, false) {
+                return Err(format!(
+                    "artifact path `{relative}` of cluster {} leaves its directory",
+                    a.cluster
+                ));
+            }
             let path = dir.join(relative);
             if let Some(p) = path.parent() {
                 std::fs::create_dir_all(p).map_err(|e| io("cannot create", p, e))?;
@@ -324,20 +381,53 @@ fn write_tree(root: &Path, artifacts: &[Artifacts]) -> Result<(), String> {
     Ok(())
 }
 
-/// Put `fresh` where `target` is; the previous `target` is moved to `retired` first,
-/// and moved back if the second rename fails.
-fn swap(target: &Path, fresh: &Path, retired: &Path) -> Result<(), String> {
-    let _ = std::fs::remove_dir_all(retired);
-    let had_old = target.exists();
-    if had_old {
-        std::fs::rename(target, retired)
-            .map_err(|e| format!("cannot move {} aside: {e}", target.display()))?;
-    }
-    if let Err(e) = std::fs::rename(fresh, target) {
-        if had_old {
-            let _ = std::fs::rename(retired, target);
+/// Whether `path` is relative and made of plain names only (no `..`, `.`, root or
+/// prefix); `single` also requires exactly one of them.
+fn is_relative_inside(path: &str, single: bool) -> bool {
+    let components: Vec<_> = Path::new(path).components().collect();
+    !components.is_empty()
+        && (!single || components.len() == 1)
+        && components
+            .iter()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Put each `fresh` directory where its `target` is, all or nothing: previous targets
+/// are moved under `retired` first, and everything is moved back if a rename fails.
+fn swap_all(pairs: &[(PathBuf, PathBuf)], retired: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(retired)
+        .map_err(|e| format!("cannot create {}: {e}", retired.display()))?;
+    // (target, where its previous content went), for the swaps done so far.
+    let mut done: Vec<(&Path, Option<PathBuf>)> = Vec::new();
+    let mut failure = None;
+    for (index, (target, fresh)) in pairs.iter().enumerate() {
+        let aside = retired.join(index.to_string());
+        let previous = if target.exists() {
+            if let Err(e) = std::fs::rename(target, &aside) {
+                failure = Some(format!("cannot move {} aside: {e}", target.display()));
+                break;
+            }
+            Some(aside)
+        } else {
+            None
+        };
+        if let Err(e) = std::fs::rename(fresh, target) {
+            if let Some(previous) = &previous {
+                let _ = std::fs::rename(previous, target);
+            }
+            failure = Some(format!("cannot move output into {}: {e}", target.display()));
+            break;
         }
-        return Err(format!("cannot move output into {}: {e}", target.display()));
+        done.push((target, previous));
     }
-    Ok(())
+    let Some(failure) = failure else {
+        return Ok(());
+    };
+    for (target, previous) in done.into_iter().rev() {
+        let _ = std::fs::remove_dir_all(target);
+        if let Some(previous) = previous {
+            let _ = std::fs::rename(previous, target);
+        }
+    }
+    Err(failure)
 }

@@ -484,6 +484,7 @@ fn each_channel_compiles_with_the_config_set_at_its_ref() {
     let source = ConfigSource::Git {
         repo: flotilla::git::Repo::discover(&dir).unwrap(),
         path: "config".into(),
+        head: None,
     };
     let c = compile(&DiskFs, &dir.join("fleet"), &source, &[]);
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
@@ -510,6 +511,7 @@ fn unknown_config_ref_is_a_clear_error() {
     let source = ConfigSource::Git {
         repo: flotilla::git::Repo::discover(&dir).unwrap(),
         path: "config".into(),
+        head: None,
     };
     let c = compile(&DiskFs, &dir.join("fleet"), &source, &[]);
     let d = c
@@ -600,4 +602,159 @@ fn diff_base_reports_exactly_the_changed_pool_and_its_replacement() {
         "{markdown}"
     );
     assert!(markdown.contains("-                \"InstanceType\": \"m5.xlarge\"\n+                \"InstanceType\": \"m5.2xlarge\""), "{markdown}");
+}
+
+fn flotilla(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_channel_pinned_to_head_uses_the_config_set_of_the_revision_being_compiled() {
+    let fleet = fleet_source("1.31.4", POOL, "")
+        .replace("config_ref = \"stable\"", "config_ref = \"HEAD\"");
+    let dir = repo("diff-head-ref", &fleet);
+    // A config-set change only: the node pool's userdata gains a line.
+    let userdata = dir.join("config/node-pools/worker-default/userdata.yaml.j2");
+    let text = std::fs::read_to_string(&userdata).unwrap() + "# tuned\n";
+    std::fs::write(&userdata, text).unwrap();
+    git(&dir, &["commit", "-q", "-am", "tune userdata"]);
+    let output = flotilla(
+        &dir,
+        &[
+            "diff",
+            "fleet",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD",
+            "--config-path",
+            "./config/",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let diff: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        diff["clusters"][0]["replacements"][0]["node_pool"],
+        "workers"
+    );
+}
+
+#[test]
+fn a_fleet_that_did_not_exist_at_the_base_is_all_added() {
+    let dir = repo("diff-new-fleet", &fleet_source("1.31.4", POOL, ""));
+    git(&dir, &["branch", "stable"]);
+    std::fs::create_dir_all(dir.join("second")).unwrap();
+    std::fs::copy(dir.join("fleet/main.flt"), dir.join("second/main.flt")).unwrap();
+    let output = flotilla(
+        &dir,
+        &[
+            "diff",
+            "second",
+            "--base",
+            "HEAD",
+            "--config-path",
+            "config",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let diff: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(diff["clusters"][0]["cluster"], "prod-1");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("has no fleet at HEAD"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_exit_1_not_the_differences_code() {
+    let dir = temp_dir("usage");
+    let output = flotilla(&dir, &["diff", ".", "--base", "HEAD", "--format", "xml"]);
+    assert_eq!(output.status.code(), Some(1));
+    let output = flotilla(&dir, &["diff", "."]);
+    assert_eq!(output.status.code(), Some(1), "--base is required");
+    let output = flotilla(&dir, &["--help"]);
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn output_directory_must_be_named_and_nothing_is_left_behind() {
+    let dir = temp_dir("out-dot");
+    let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
+    let c = compile(&DiskFs, &fleet, &fixture_source(), &[]);
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for out in [Path::new("."), Path::new(".."), &empty.join("x/..")] {
+        let err = write_output(out, &c.artifacts, true).unwrap_err();
+        assert!(err.contains("name the output directory"), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    // `empty/.` is `empty` itself.
+    write_output(&empty.join("."), &c.artifacts, true).unwrap();
+    assert!(empty.join("prod-1/summary.json").exists());
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = write_output(&file, &c.artifacts, true).unwrap_err();
+    assert!(err.contains("not a directory"), "{err}");
+}
+
+#[test]
+fn compiling_one_cluster_into_an_empty_directory_marks_it_as_flotillas() {
+    let dir = temp_dir("one-into-empty");
+    let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let one = compile(&DiskFs, &fleet, &fixture_source(), &["prod-1".to_string()]);
+    write_output(&out, &one.artifacts, false).unwrap();
+    write_output(&out, &one.artifacts, false).unwrap();
+    assert!(out.join(".flotilla-output").exists());
+    assert!(out.join("prod-1/summary.json").exists());
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        entries.iter().all(|e| !e.starts_with('.')),
+        "no staging directories left behind: {entries:?}"
+    );
+}
+
+#[test]
+fn files_in_a_config_set_that_are_not_templates_are_ignored() {
+    let set = broken_set("not-templates", "etcd.yaml.j2", |t| t);
+    std::fs::write(set.join("diagram.png"), b"\x89PNG\xff\xfe").unwrap();
+    let dir = temp_dir("not-templates-fleet");
+    let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
+    let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+}
+
+#[test]
+fn a_missing_fleet_path_says_so() {
+    let dir = temp_dir("missing-path");
+    let output = flotilla(&dir, &["compile", "no-such-fleet", "--out", "out"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no-such-fleet does not exist"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

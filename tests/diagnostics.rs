@@ -119,6 +119,7 @@ case!(untyped_record, "E0219", "main.flt" => "let base = { max_size = 3 }\n");
 
 case!(division_by_zero, "E0301", "main.flt" => "let per_zone = 0\n".to_string() + &pool("    max_size = 12 / per_zone\n"));
 case!(failed_check_min_above_max, "E0302", "main.flt" => pool("    min_size = 10\n    max_size = 3\n"));
+case!(node_pool_name_not_a_dns_label, "E0302", "main.flt" => cluster("  node_pool \"../Workers_1\" {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }\n"));
 case!(failed_check_unknown_region, "E0302", "main.flt" => cluster("  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }\n").replace("\"eu-central-1\"", "\"eu-central-9\""));
 case!(failed_check_unknown_instance_type, "E0302", "main.flt" => pool("    max_size = 3\n").replace("[\"m5.large\"]", "[\"m5.large\", \"m5.hyge\"]"));
 case!(integer_overflow, "E0303", "main.flt" => pool("    max_size = 9223372036854775807 + 1\n"));

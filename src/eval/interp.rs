@@ -1062,6 +1062,7 @@ impl<'p> Evaluator<'p> {
             IsDigits => {
                 Value::Bool(!text(0).is_empty() && text(0).bytes().all(|b| b.is_ascii_digit()))
             }
+            IsDnsLabel => Value::Bool(is_dns_label(&text(0))),
             ToString => Value::Str(self.to_text(&values[0]).into()),
             Base64 => Value::Str(
                 base64::engine::general_purpose::STANDARD
@@ -1320,4 +1321,16 @@ fn visit_children<'p>(expr: &'p Expr, f: &mut dyn FnMut(&'p Expr)) {
         }
         _ => {}
     }
+}
+
+/// RFC 1035 label: a lower-case letter first, then letters, digits and `-`, not ending
+/// in `-`, at most 63 characters.
+fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    matches!(bytes.first(), Some(b'a'..=b'z'))
+        && bytes.len() <= 63
+        && !s.ends_with('-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }

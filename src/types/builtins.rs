@@ -12,6 +12,7 @@ pub enum Builtin {
     EndsWith,
     Replace,
     IsDigits,
+    IsDnsLabel,
     ToString,
     Base64,
     Sha256,
@@ -86,6 +87,12 @@ pub const BUILTINS: &[(&str, Builtin, &str, &str)] = &[
         Builtin::IsDigits,
         "is_digits(s: String) -> Bool",
         "Whether a string is non-empty and only ASCII digits.",
+    ),
+    (
+        "is_dns_label",
+        Builtin::IsDnsLabel,
+        "is_dns_label(s: String) -> Bool",
+        "Whether a string is a DNS label that starts with a letter (RFC 1035): at most 63 characters, lower-case letters, digits and `-`, not ending in `-`. Such names are safe in stack names, file names and Kubernetes labels.",
     ),
     (
         "to_string",

@@ -1660,6 +1660,7 @@ impl<'p> Checker<'p> {
             | Builtin::Lower
             | Builtin::Upper
             | Builtin::IsDigits
+            | Builtin::IsDnsLabel
             | Builtin::ToString
             | Builtin::Base64
             | Builtin::Sha256
@@ -1719,7 +1720,7 @@ impl<'p> Checker<'p> {
                 self.expect(&args[0], &Ty::String, scope);
                 Ty::String
             }
-            IsDigits => {
+            IsDigits | IsDnsLabel => {
                 self.expect(&args[0], &Ty::String, scope);
                 Ty::Bool
             }
