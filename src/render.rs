@@ -100,7 +100,7 @@ impl ConfigSet {
                 text.clone(),
             );
             if let Err(e) = env.add_template_owned(path.clone(), text) {
-                problems.push(template_error(file, sources, &e, None));
+                problems.push(template_error(file, sources, &e, &e, None));
                 continue;
             }
             templates.insert(path, file);
@@ -144,6 +144,9 @@ impl ConfigSet {
     }
 }
 
+/// Import and include sites shown for one template error; more are only counted.
+const MAX_SITES: usize = 4;
+
 struct Renderer<'a> {
     set: &'a ConfigSet,
     sources: &'a SourceMap,
@@ -161,31 +164,57 @@ impl Renderer<'_> {
         let mut files = BTreeMap::new();
         let mut summaries = Vec::new();
 
-        // Userdata first: its text is part of each pool's config hash.
+        // Drafts first: each pool's userdata and launch template, rendered with an empty
+        // `config_hash`, are part of its config hash.
+        let draft_pools: Vec<serde_json::Value> = pools
+            .iter()
+            .map(|pool| {
+                let mut pool_json = serde_json::to_value(pool).unwrap_or_default();
+                pool_json["config_hash"] = json!("");
+                pool_json
+            })
+            .collect();
+        let draft_pools_value = to_value(&draft_pools);
         let mut pool_values = Vec::new();
         let mut userdata_texts = Vec::new();
-        for pool in &pools {
+        for (pool, draft_pool) in pools.iter().zip(&draft_pools) {
             let name = field_str(pool, "name");
             let profile = field_str(pool, "profile");
-            let mut pool_json = serde_json::to_value(pool).unwrap_or_default();
-            pool_json["config_hash"] = json!("");
-            let template = format!("node-pools/{profile}/userdata.yaml.j2");
-            if !self.set.templates.contains_key(&template) {
-                self.problems.push(
-                    Diagnostic::error("E0502", format!("cluster `{}`: node pool `{name}` uses profile `{profile}`, which the config set does not have", self.cluster_id))
-                        .help(format!("add {}/node-pools/{profile}/ or set `profile` to one of: {}", self.set.origin, self.profiles().join(", "))),
-                );
+            let mut pool_json = draft_pool.clone();
+            let userdata_template = format!("node-pools/{profile}/userdata.yaml.j2");
+            let stack_template = format!("node-pools/{profile}/stack.yaml.j2");
+            let missing: Vec<&str> = [&userdata_template, &stack_template]
+                .into_iter()
+                .filter(|t| !self.set.templates.contains_key(t.as_str()))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                let d = self.unknown_profile(&name, &profile, &missing);
+                self.problems.push(d);
                 continue;
             }
-            let draft = self.render_template(
-                &template,
-                context! {
-                    cluster => to_value(&cluster_json),
-                    pool => to_value(&pool_json),
-                },
-            );
-            let Some(draft) = draft else { continue };
-            let hash = config_hash(&draft, pool, cluster);
+            let draft_ctx = context! {
+                cluster => to_value(&cluster_json),
+                pool => to_value(&pool_json),
+            };
+            let Some(draft) = self.render_template(&userdata_template, draft_ctx.clone()) else {
+                continue;
+            };
+            let draft_stack_ctx = context! {
+                node_pools => draft_pools_value.clone(),
+                userdata => normalize_text(&draft),
+                ..draft_ctx
+            };
+            let Some(draft_stack) = self.render_template(&stack_template, draft_stack_ctx) else {
+                continue;
+            };
+            let out = format!("cloudformation/node-pool-{name}.json");
+            let Some(draft_stack) = self.cloudformation(&out, &stack_template, &draft_stack) else {
+                continue;
+            };
+            let draft_stack: serde_json::Value =
+                serde_json::from_str(&draft_stack).unwrap_or_default();
+            let hash = config_hash(&draft, &launch_template_data(&draft_stack), pool, cluster);
             pool_json["config_hash"] = json!(hash);
             pool_values.push(pool_json);
             userdata_texts.push((name.clone(), profile, hash.clone()));
@@ -214,7 +243,11 @@ impl Renderer<'_> {
             };
             let userdata = normalize_text(&userdata);
             let userdata_path = format!("userdata/{name}.yaml");
-            self.check_yaml(&userdata_path, &userdata);
+            self.check_yaml(
+                &userdata_path,
+                &format!("node-pools/{profile}/userdata.yaml.j2"),
+                &userdata,
+            );
             let stack_template = format!("node-pools/{profile}/stack.yaml.j2");
             let ctx = context! { userdata => userdata.clone(), ..ctx };
             if let Some(stack) = self.render_template(&stack_template, ctx) {
@@ -316,20 +349,139 @@ impl Renderer<'_> {
         match result {
             Ok(text) => Some(text),
             Err(e) => {
-                let file = e
-                    .name()
-                    .and_then(|n| self.set.templates.get(n))
-                    .or_else(|| self.set.templates.get(name))
-                    .copied();
-                let d = match file {
-                    Some(file) => template_error(file, self.sources, &e, Some(&self.cluster_id)),
-                    None => {
-                        Diagnostic::error("E0503", format!("cluster `{}`: {e}", self.cluster_id))
-                    }
-                };
-                self.problems.push(d);
+                let d = self.render_error(name, &e);
+                self.push_merged(d);
                 None
             }
+        }
+    }
+
+    /// A render error at the innermost template that caused it (an error in an imported
+    /// or included helper reaches the caller wrapped as "could not render include"); the
+    /// import and include sites on the way are secondary labels.
+    fn render_error(&self, name: &str, e: &minijinja::Error) -> Diagnostic {
+        let templates = &self.set.templates;
+        let chain = error_chain(e);
+        let cause = chain.last().copied().unwrap_or(e);
+        let located: Vec<(&minijinja::Error, FileId)> = chain
+            .iter()
+            .filter_map(|err| Some((*err, *templates.get(err.name()?)?)))
+            .collect();
+        let Some(((frame, file), sites)) = located.split_last() else {
+            return match templates.get(name) {
+                Some(&file) => template_error(file, self.sources, e, e, Some(&self.cluster_id)),
+                None => Diagnostic::error(
+                    "E0503",
+                    format!("cluster `{}`: {}", self.cluster_id, describe(e)),
+                ),
+            };
+        };
+        let mut d = template_error(*file, self.sources, frame, cause, Some(&self.cluster_id));
+        let primary = (*file, error_span(*file, self.sources, frame));
+        let inner_names = located.iter().skip(1).map(|(err, _)| err.name());
+        for ((site, site_file), inner) in sites.iter().zip(inner_names) {
+            let span = error_span(*site_file, self.sources, site);
+            if (*site_file, span) == primary {
+                continue;
+            }
+            let text = &self.sources.get(*site_file).text[span.range()];
+            let how = if text.contains("include") {
+                "included"
+            } else {
+                "imported"
+            };
+            d = d.also(
+                *site_file,
+                span,
+                format!("`{}` {how} here", inner.unwrap_or("?")),
+            );
+        }
+        d
+    }
+
+    /// Add a diagnostic; one already reported at the same place with the same message
+    /// (a helper failing for every template that imports it) gains the new sites instead.
+    fn push_merged(&mut self, d: Diagnostic) {
+        let same = self
+            .problems
+            .iter_mut()
+            .find(|p| p.code == d.code && p.message == d.message && p.primary == d.primary);
+        let Some(existing) = same else {
+            self.problems.push(d);
+            return;
+        };
+        let mut hidden = 0;
+        for label in d.secondary {
+            if existing.secondary.contains(&label) {
+                continue;
+            }
+            if existing.secondary.len() < MAX_SITES {
+                existing.secondary.push(label);
+            } else {
+                hidden += 1;
+            }
+        }
+        if hidden > 0 {
+            let help = existing.help.take().unwrap_or_default();
+            let (base, before) = match help.rsplit_once(" (and ") {
+                Some((base, rest)) => (
+                    base.to_string(),
+                    rest.split(' ')
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
+                ),
+                None => (help, 0),
+            };
+            existing.help = Some(format!(
+                "{base} (and {} more import or include sites)",
+                before + hidden
+            ));
+        }
+    }
+
+    /// E0502, pointing at the `profile` field of the pool in the fleet source when it is
+    /// written there, else at the pool's label, else at the cluster's id.
+    fn unknown_profile(&self, pool: &str, profile: &str, missing: &[&str]) -> Diagnostic {
+        let origin = &self.set.origin;
+        let message = if missing.len() == 2 {
+            format!(
+                "cluster `{}`: node pool `{pool}` uses profile `{profile}`, which the config set does not have",
+                self.cluster_id
+            )
+        } else {
+            format!(
+                "cluster `{}`: node pool `{pool}` uses profile `{profile}`, but the config set has no `{}`",
+                self.cluster_id, missing[0]
+            )
+        };
+        let profiles = self.profiles();
+        let help = match crate::diagnostic::suggest(profile, profiles.iter().map(String::as_str)) {
+            Some(near) => format!(
+                "did you mean `{near}`? (profiles in {origin}: {})",
+                profiles.join(", ")
+            ),
+            None => format!(
+                "add {origin}/node-pools/{profile}/{{stack,userdata}}.yaml.j2 or set `profile` to one of: {}",
+                profiles.join(", ")
+            ),
+        };
+        let d = Diagnostic::error("E0502", message).help(help);
+        match locate_pool(self.sources, &self.cluster_id, pool) {
+            Some(PoolSource::Profile(file, span)) => {
+                d.at(file, span, format!("no node-pools/{profile}/ in {origin}"))
+            }
+            Some(PoolSource::Label(file, span)) => d.at(
+                file,
+                span,
+                format!("this node pool has profile `{profile}`"),
+            ),
+            Some(PoolSource::Cluster(file, span)) => d.at(
+                file,
+                span,
+                format!("node pool `{pool}` of this cluster has profile `{profile}`"),
+            ),
+            None => d,
         }
     }
 
@@ -343,71 +495,240 @@ impl Renderer<'_> {
         }
     }
 
-    fn check_yaml(&mut self, out: &str, text: &str) {
-        if let Err(e) = serde_yaml_ng::from_str::<serde_json::Value>(text) {
-            self.invalid(out, out, format!("not valid YAML: {e}"));
+    fn check_yaml(&mut self, out: &str, template: &str, text: &str) {
+        if let Err(e) = validate::yaml(text) {
+            self.invalid(out, template, e.to_string());
         }
     }
 
+    /// E0504 for output `out` rendered from `template`: the label names the template
+    /// (the problem is in the rendered text, which has no lines in the template).
     fn invalid(&mut self, out: &str, template: &str, problem: String) {
-        self.problems.push(
-            Diagnostic::error(
-                "E0504",
-                format!("cluster `{}`: {out} is invalid: {problem}", self.cluster_id),
-            )
-            .help(format!("rendered from {}/{template}", self.set.origin)),
-        );
+        let d = Diagnostic::error(
+            "E0504",
+            format!("cluster `{}`: {out} is invalid: {problem}", self.cluster_id),
+        )
+        .help(format!("rendered from {}/{template}", self.set.origin));
+        let d = match self.set.templates.get(template) {
+            Some(&file) => {
+                let text = &self.sources.get(file).text;
+                let first_line = text.find('\n').unwrap_or(text.len());
+                d.at(file, Span::new(0, first_line), format!("renders {out}"))
+            }
+            None => d,
+        };
+        self.problems.push(d);
     }
 }
 
-/// A minijinja error as a diagnostic pointing into the template.
-fn template_error(
-    file: FileId,
-    sources: &SourceMap,
-    e: &minijinja::Error,
-    cluster: Option<&str>,
-) -> Diagnostic {
-    let text = &sources.get(file).text;
-    let span = match (e.range(), e.line()) {
-        (Some(r), _) => Span::new(r.start, r.end),
-        (None, Some(line)) => {
-            let lines = &sources.get(file).lines;
-            let start = lines.line_start(line.saturating_sub(1));
-            let end = text[start..].find('\n').map_or(text.len(), |n| start + n);
-            Span::new(start, end)
+/// Where a cluster's node pool is written in the fleet source.
+enum PoolSource {
+    /// The pool's `profile = …` value.
+    Profile(FileId, Span),
+    /// The label of the pool's `node_pool "NAME" { … }` block.
+    Label(FileId, Span),
+    /// The cluster's id (the pool comes from a spread or a comprehension).
+    Cluster(FileId, Span),
+}
+
+/// Find a node pool in the parsed fleet files of the source map (the evaluated model
+/// keeps no spans). Only read for an error, so parsing again is cheap enough.
+fn locate_pool(sources: &SourceMap, cluster: &str, pool: &str) -> Option<PoolSource> {
+    use crate::syntax::ast::{Entry, Item};
+    let quoted = format!("\"{cluster}\"");
+    for (file, source) in sources.iter() {
+        if source.path.extension().is_none_or(|e| e != "flt") || !source.text.contains(&quoted) {
+            continue;
         }
-        (None, None) => Span::new(0, 0),
-    };
+        let (module, _) = crate::syntax::parse(file, &source.text);
+        for item in &module.items {
+            let Item::Cluster(decl) = item else { continue };
+            if decl.id.value != cluster {
+                continue;
+            }
+            for entry in &decl.body.entries {
+                let Entry::Block {
+                    name,
+                    label: Some(label),
+                    body,
+                    ..
+                } = entry
+                else {
+                    continue;
+                };
+                if name.name != "node_pool" || label.value != pool {
+                    continue;
+                }
+                let profile = body.entries.iter().find_map(|e| match e {
+                    Entry::Field { name, value, .. } if name.name == "profile" => Some(value.span),
+                    _ => None,
+                });
+                return Some(match profile {
+                    Some(span) => PoolSource::Profile(file, span),
+                    None => PoolSource::Label(file, label.span),
+                });
+            }
+            return Some(PoolSource::Cluster(file, decl.id.span));
+        }
+    }
+    None
+}
+
+/// A minijinja error and the minijinja errors it wraps, outermost first.
+fn error_chain(e: &minijinja::Error) -> Vec<&minijinja::Error> {
+    std::iter::successors(Some(e), |err| {
+        std::error::Error::source(*err)?.downcast_ref::<minijinja::Error>()
+    })
+    .collect()
+}
+
+/// What went wrong: the detail (or kind) of a minijinja error, and a wrapped error of
+/// another kind (a serializer's, say) if there is one.
+fn describe(e: &minijinja::Error) -> String {
     let what = e
         .detail()
         .map_or_else(|| e.kind().to_string(), str::to_string);
+    match std::error::Error::source(e) {
+        Some(inner) if inner.downcast_ref::<minijinja::Error>().is_none() => {
+            format!("{what}: {inner}")
+        }
+        _ => what,
+    }
+}
+
+/// Where in `file` a minijinja error occurred: its expression, else its line.
+fn error_span(file: FileId, sources: &SourceMap, e: &minijinja::Error) -> Span {
+    let source = sources.get(file);
+    let text = &source.text;
+    match (e.range(), e.line()) {
+        (Some(r), _) if r.end <= text.len() => Span::new(r.start, r.end),
+        (_, Some(line)) => {
+            let start = source.lines.line_start(line.saturating_sub(1));
+            let end = text[start..].find('\n').map_or(text.len(), |n| start + n);
+            Span::new(start, end)
+        }
+        _ => Span::new(0, 0),
+    }
+}
+
+/// A minijinja error as a diagnostic pointing into the template: `frame` says where
+/// (`file` is its template), `cause` what went wrong.
+fn template_error(
+    file: FileId,
+    sources: &SourceMap,
+    frame: &minijinja::Error,
+    cause: &minijinja::Error,
+    cluster: Option<&str>,
+) -> Diagnostic {
+    let span = error_span(file, sources, frame);
+    let what = describe(cause);
     let message = match cluster {
         Some(c) => format!("template error while rendering cluster `{c}`: {what}"),
         None => format!("template syntax error: {what}"),
     };
-    let help = match e.kind() {
+    let help = match cause.kind() {
         minijinja::ErrorKind::UndefinedError => {
             "templates see only `cluster`, `node_pools`, and in node-pool templates `pool` and `userdata` (docs/config-set.md)"
         }
         _ => "see docs/config-set.md for the template contract",
     };
     Diagnostic::error("E0503", message)
-        .at(file, span, e.kind().to_string())
+        .at(file, span, cause.kind().to_string())
         .help(help)
 }
 
-/// SHA-256 (first 128 bits, hex) over exactly what forces node replacement.
-fn config_hash(userdata_without_hash: &str, pool: &Data, cluster: &Data) -> String {
+/// SHA-256 (first 128 bits, hex) over exactly what forces node replacement, as
+/// canonical JSON (keys sorted).
+fn config_hash(
+    userdata_without_hash: &str,
+    launch_templates: &serde_json::Value,
+    pool: &Data,
+    cluster: &Data,
+) -> String {
     let inputs = json!({
         "userdata": userdata_without_hash,
+        "launch_templates": launch_templates,
         "instance_types": pool.get("instance_types"),
         "capacity_type": pool.get("capacity_type"),
         "root_volume_size": pool.get("root_volume_size"),
         "profile": pool.get("profile"),
         "kubernetes_version": cluster.get("kubernetes_version"),
     });
-    let digest = Sha256::digest(inputs.to_string().as_bytes());
+    let digest = Sha256::digest(canonical_json(&inputs).to_string().as_bytes());
     hex(&digest[..16])
+}
+
+/// `Properties.LaunchTemplateData` of every `AWS::EC2::LaunchTemplate` resource of a
+/// stack, by logical id, and the declarations (less their `Description`) of the stack
+/// parameters they `Ref`, such as the machine image's SSM parameter and its default.
+fn launch_template_data(stack: &serde_json::Value) -> serde_json::Value {
+    let mut data = serde_json::Map::new();
+    let mut refs = Vec::new();
+    if let Some(resources) = stack
+        .get("Resources")
+        .and_then(serde_json::Value::as_object)
+    {
+        for (id, resource) in resources {
+            if resource.get("Type").and_then(serde_json::Value::as_str)
+                == Some("AWS::EC2::LaunchTemplate")
+            {
+                let properties = resource.get("Properties");
+                let launch = properties.and_then(|p| p.get("LaunchTemplateData"));
+                let launch = launch.cloned().unwrap_or_default();
+                collect_refs(&launch, &mut refs);
+                data.insert(id.clone(), launch);
+            }
+        }
+    }
+    let mut parameters = serde_json::Map::new();
+    let declared = stack
+        .get("Parameters")
+        .and_then(serde_json::Value::as_object);
+    for name in refs {
+        if let Some(serde_json::Value::Object(declaration)) = declared.and_then(|p| p.get(&name)) {
+            let mut declaration = declaration.clone();
+            declaration.remove("Description");
+            parameters.insert(name, serde_json::Value::Object(declaration));
+        }
+    }
+    json!({ "data": data, "parameters": parameters })
+}
+
+/// The targets of every `Ref` in a value.
+fn collect_refs(value: &serde_json::Value, refs: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("Ref", serde_json::Value::String(target)) => refs.push(target.clone()),
+                    _ => collect_refs(inner, refs),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_refs(i, refs)),
+        _ => {}
+    }
+}
+
+/// The same value with every object's keys in sorted order (serde_json keeps insertion
+/// order here), so equal data always serializes to the same text.
+fn canonical_json(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical_json(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(canonical_json).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 fn to_value<T: Serialize>(value: T) -> Value {
