@@ -11,7 +11,7 @@ use crate::diagnostic::explain;
 use crate::diagnostic::{render_all, to_json};
 use crate::git::Repo;
 use crate::plan::KubeConnector;
-use crate::source::{DiskFs, FileId, FileSystem};
+use crate::source::{DiskFs, FileSystem};
 
 /// flotilla describes a fleet of Kubernetes clusters on AWS in a typed language,
 /// checks it, and evaluates it to the full configuration of every cluster.
@@ -565,41 +565,59 @@ fn report(analysis: &Analysis, format: DiagnosticFormat) -> Result<(), String> {
     Ok(())
 }
 
+/// Format every file, even after one fails (unreadable, not UTF-8, a syntax error): each
+/// failure is reported with its file and position, and the exit code is 1 at the end.
 fn fmt(path: &Path, check: bool) -> Result<i32, String> {
     let files = if DiskFs.is_dir(path) {
         DiskFs.flt_files(path)
     } else {
         vec![path.to_path_buf()]
     };
+    if files.is_empty() {
+        print_diagnostics(
+            &crate::source::SourceMap::default(),
+            &[crate::resolve::no_flt_files(path)],
+        );
+        return Ok(1);
+    }
     let mut unformatted = Vec::new();
     let mut failed = false;
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        match crate::format::format_source(FileId(0), &text) {
-            Ok(formatted) => {
-                if formatted != text {
-                    if check {
-                        unformatted.push(file.display().to_string());
-                    } else {
-                        std::fs::write(&file, formatted)
-                            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-                    }
-                }
-            }
-            Err(diagnostics) => {
-                let mut sources = crate::source::SourceMap::default();
-                sources.add(file.display().to_string(), file.clone(), text);
-                let _ = std::io::stderr()
-                    .write_all(render_all(&sources, &diagnostics, false).as_bytes());
-                failed = true;
-            }
+        if let Err(problem) = fmt_file(&file, check, &mut unformatted) {
+            let _ = std::io::stderr().write_all(problem.as_bytes());
+            failed = true;
         }
     }
     for f in &unformatted {
         write_stdout(&format!("{f}\n"))?;
     }
     Ok(i32::from(failed || !unformatted.is_empty()))
+}
+
+/// Format one file, or with `check` note it in `unformatted` if it is not formatted.
+/// `Err` is the report for standard error.
+fn fmt_file(file: &Path, check: bool, unformatted: &mut Vec<String>) -> Result<(), String> {
+    let name = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|e| format!("error: cannot read {name}: {e}\n"))?;
+    let mut sources = crate::source::SourceMap::default();
+    let (id, not_utf8) =
+        crate::resolve::add_source(&mut sources, name.clone(), file.to_path_buf(), bytes);
+    let diagnostics = match not_utf8 {
+        Some(diagnostic) => vec![diagnostic],
+        None => match crate::format::format_source(id, &sources.get(id).text) {
+            Ok(formatted) if formatted == sources.get(id).text => return Ok(()),
+            Ok(_) if check => {
+                unformatted.push(name);
+                return Ok(());
+            }
+            Ok(formatted) => {
+                return std::fs::write(file, formatted)
+                    .map_err(|e| format!("error: cannot write {name}: {e}\n"));
+            }
+            Err(diagnostics) => diagnostics,
+        },
+    };
+    Err(render_all(&sources, &diagnostics, false))
 }
 
 /// `ID=VALUE` arguments as a map.

@@ -46,7 +46,10 @@ pub const CODES: &[(&str, &str)] = &[
         "E0103",
         "Unknown name: not a field of an enclosing block, a `let`, a channel, or an imported name.",
     ),
-    ("E0104", "A name is declared twice in one module."),
+    (
+        "E0104",
+        "A name is declared twice in one module, or a `type` or `enum` takes the name of a builtin type (String, Int, Float, Bool, Duration, Quantity, Secret).",
+    ),
     ("E0105", "Unknown type name."),
     (
         "E0106",
@@ -67,6 +70,10 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "E0113",
         "A type alias (`type NAME = TYPE`) refers back to itself; aliases name existing types and cannot be recursive.",
+    ),
+    (
+        "E0114",
+        "An import alias (`import \"./pools\" as pools`) is used twice in one module: by two imports, or by an import and a `let`, type, enum or channel of the same name. The later one would hide the imported module; give each import its own alias or rename the declaration.",
     ),
     (
         "E0201",
@@ -110,7 +117,10 @@ pub const CODES: &[(&str, &str)] = &[
         "A spread (`...x`) must be a record of the block's own type, or a list of records that the block takes as repeated blocks.",
     ),
     ("E0213", "List elements have different types."),
-    ("E0214", "`null` given for a field that is not optional."),
+    (
+        "E0214",
+        "`null`, or a value that is always null (such as `null ?? null`), where a non-optional value is needed.",
+    ),
     (
         "E0215",
         "A value that cannot be interpolated into a string (a list, a record, or a Secret, which is never turned into plain text).",
@@ -164,7 +174,7 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     (
         "E0504",
-        "A rendered artifact is invalid: malformed YAML/JSON, a CloudFormation template with a missing Type, a dangling Ref/GetAtt or an unused parameter, a manifest without apiVersion/kind/name or with a name that is not DNS-1123, a duplicate object, or a deletions list that removes what the manifests apply.",
+        "A rendered artifact is invalid: malformed YAML/JSON or a mapping with the same key twice; a CloudFormation template with a missing Type, a logical id that is not alphanumeric (at most 255 characters), more than 500 resources or 200 parameters, outputs or mappings, a dangling Ref/GetAtt/DependsOn, an Fn::FindInMap naming no mapping, a Condition or Fn::If naming no condition, or an unused parameter; a manifest without apiVersion/kind/name or with a name that is not DNS-1123, or a duplicate object; a deletions entry that could select too much (a namespaced kind without `namespace`, a cluster-scoped kind with one, an empty `selector` or `labels`, a selector of only negative requirements), that has a name that is not DNS-1123, or that removes what the manifests apply. See \"Validation of rendered output\" in docs/config-set.md.",
     ),
     (
         "E0505",

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 use crate::source::{FileId, SourceMap};
 use crate::span::Span;
@@ -158,14 +159,11 @@ pub fn render(sources: &SourceMap, diagnostic: &Diagnostic, color: bool) -> Stri
         );
         // Underline the part of the span on its first line (at least one caret).
         let line_end = line_start + line_text.len();
-        let boundary = |mut i: usize| {
-            while !file.text.is_char_boundary(i) {
-                i -= 1;
-            }
-            i
-        };
-        let from = boundary((label.span.start as usize).clamp(line_start, line_end));
-        let to = boundary((label.span.end as usize).clamp(from, line_end)).max(from);
+        let from = floor_boundary(
+            &file.text,
+            (label.span.start as usize).clamp(line_start, line_end),
+        );
+        let to = ceil_boundary(&file.text, (label.span.end as usize).clamp(from, line_end));
         let indent = display_width(&file.text[line_start..from]);
         let width = display_width(&file.text[from..to]).max(1);
         let mark = if *primary { "^" } else { "-" };
@@ -227,8 +225,16 @@ pub fn to_json(sources: &SourceMap, diagnostic: &Diagnostic) -> JsonDiagnostic {
     let (file, start, end) = match &diagnostic.primary {
         Some(label) => {
             let f = sources.get(label.file);
-            let start = f.lines.position(&f.text, label.span.start as usize);
-            let end = f.lines.position(&f.text, label.span.end as usize);
+            let start = label.span.start as usize;
+            // A span that ends inside a character (the invalid byte of a file that is
+            // not UTF-8, shown as U+FFFD) covers that character; a line's `\r` is not
+            // part of what is underlined.
+            let mut end = ceil_boundary(&f.text, (label.span.end as usize).max(start));
+            while end > start && f.text.as_bytes().get(end - 1) == Some(&b'\r') {
+                end -= 1;
+            }
+            let start = f.lines.position(&f.text, start);
+            let end = f.lines.position(&f.text, end);
             (
                 Some(f.name.clone()),
                 (start.line, start.column),
@@ -258,8 +264,28 @@ fn prefixed(prefix: &str, message: &str) -> String {
     }
 }
 
+/// Terminal columns `text` takes: wide characters (emoji, CJK) count two, combining
+/// marks none, and a tab four (the rendered line has its tabs expanded to four spaces).
 fn display_width(text: &str) -> usize {
-    text.chars().map(|c| if c == '\t' { 4 } else { 1 }).sum()
+    text.split('\t').map(UnicodeWidthStr::width).sum::<usize>() + 4 * text.matches('\t').count()
+}
+
+/// The largest character boundary at or before `offset`.
+fn floor_boundary(text: &str, offset: usize) -> usize {
+    let mut i = offset.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The smallest character boundary at or after `offset`.
+fn ceil_boundary(text: &str, offset: usize) -> usize {
+    let mut i = offset.min(text.len());
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
 }
 
 const RED: &str = "\x1b[1;31m";

@@ -32,8 +32,9 @@ pub fn import(yaml: &str, options: &ImportOptions) -> Result<String, String> {
         .map_err(|e| format!("production channel: {e}"))?;
     let test_channel =
         channel_name(&options.test_channel).map_err(|e| format!("test channel: {e}"))?;
-    let document: Value =
+    let mut document: Value =
         serde_yaml_ng::from_str(yaml).map_err(|e| format!("invalid YAML: {e}"))?;
+    apply_merge_keys(&mut document)?;
     if !document.is_mapping() {
         return Err(format!(
             "the registry must be a mapping with a `clusters:` list, found {}",
@@ -137,6 +138,16 @@ fn write_cluster(
     let entry: RegistryCluster =
         serde_yaml_ng::from_value(raw.clone()).map_err(|e| e.to_string())?;
     let id = text(&entry.id, "id")?;
+    if !crate::eval::is_dns_label(&id) {
+        // Renaming is the registry owner's call: the id names stacks, directories and
+        // DNS records, and other systems may know the cluster by it.
+        return Err(format!(
+            "`id` `{id}` is not a DNS label, which flotilla requires of cluster ids \
+             (lower-case letters, digits and `-`, starting with a letter, at most 63 \
+             characters; it names stacks, directories and DNS records): give the cluster \
+             an id such as `aws-eu-central-1-prod-checkout` in the registry and import again"
+        ));
+    }
     let environment = environment(&text(&entry.environment, "environment")?)?;
     let channel = match &entry.channel {
         Some(value) => channel_name(&text(value, "channel")?)?.to_string(),
@@ -662,6 +673,52 @@ fn is_decimal(number: &str) -> bool {
 }
 
 // ---- values and text ----------------------------------------------------------------
+
+/// Apply YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`): keys written in a mapping win
+/// over merged ones, earlier merged mappings over later ones. Unlike
+/// `Value::apply_merge`, a merged mapping that itself merges (`<<` inside an anchor)
+/// is applied too rather than left behind as a `<<` key.
+fn apply_merge_keys(document: &mut Value) -> Result<(), String> {
+    let mut stack = vec![document];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Mapping(mapping) => {
+                // Each pass removes one level of nesting from the (finite) merged value.
+                while let Some(merge) = mapping.remove("<<") {
+                    let sources = match merge {
+                        Value::Mapping(source) => vec![source],
+                        Value::Sequence(items) => items
+                            .into_iter()
+                            .map(|item| match item {
+                                Value::Mapping(source) => Ok(source),
+                                other => Err(format!(
+                                    "a merge key `<<` lists {}: it takes mappings (`<<: [*a, *b]`)",
+                                    kind(&other)
+                                )),
+                            })
+                            .collect::<Result<_, _>>()?,
+                        other => {
+                            return Err(format!(
+                                "a merge key `<<` is given {}: it takes a mapping or a list of them (`<<: *defaults`)",
+                                kind(&other)
+                            ));
+                        }
+                    };
+                    for source in sources {
+                        for (key, value) in source {
+                            mapping.entry(key).or_insert(value);
+                        }
+                    }
+                }
+                stack.extend(mapping.values_mut());
+            }
+            Value::Sequence(items) => stack.extend(items),
+            Value::Tagged(tagged) => stack.push(&mut tagged.value),
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// A scalar as text; `field` names it in the error.
 fn text(value: &Value, field: &str) -> Result<String, String> {

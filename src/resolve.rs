@@ -79,10 +79,7 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
         vec![path.to_path_buf()]
     };
     if files.is_empty() {
-        loader.program.diagnostics.push(
-            Diagnostic::error("E0100", format!("no .flt files in `{}`", path.display()))
-                .help("pass a .flt file or a directory that contains some"),
-        );
+        loader.program.diagnostics.push(no_flt_files(path));
     }
     for file in files {
         match loader.load_file(&file) {
@@ -98,7 +95,42 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
     program.roots.sort();
     program.roots.dedup();
     detect_cycles(&mut program);
+    check_import_aliases(&mut program);
     program
+}
+
+/// E0100 for a directory without `.flt` files (`check`, `fmt`, …).
+pub fn no_flt_files(path: &Path) -> Diagnostic {
+    Diagnostic::error("E0100", format!("no .flt files in `{}`", path.display()))
+        .help("pass a .flt file or a directory that contains some")
+}
+
+/// Add a file's bytes to `sources`. Text that is not UTF-8 is kept lossily, so that the
+/// E0009 diagnostic returned with it can show the line, but it is not what the user
+/// wrote and must not be parsed or rewritten.
+pub fn add_source(
+    sources: &mut SourceMap,
+    name: String,
+    path: PathBuf,
+    bytes: Vec<u8>,
+) -> (FileId, Option<Diagnostic>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (sources.add(name, path, text), None),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let file = sources.add(name, path, text);
+            let diagnostic = Diagnostic::error("E0009", "file is not valid UTF-8")
+                // The lossy text holds U+FFFD (three bytes) where the invalid byte was.
+                .at(
+                    file,
+                    Span::new(valid, valid + '\u{FFFD}'.len_utf8()),
+                    "invalid byte here",
+                )
+                .help("save the file as UTF-8");
+            (file, Some(diagnostic))
+        }
+    }
 }
 
 struct Loader<'a> {
@@ -112,6 +144,10 @@ impl Loader<'_> {
         let file = self.program.sources.add(name, path.clone(), text);
         let (ast, diagnostics) = parse(file, &self.program.sources.get(file).text);
         self.program.diagnostics.extend(diagnostics);
+        self.push_module(file, path, ast, is_std)
+    }
+
+    fn push_module(&mut self, file: FileId, path: PathBuf, ast: Module, is_std: bool) -> ModuleId {
         let id = ModuleId(self.program.modules.len() as u32);
         self.program.modules.push(LoadedModule {
             file,
@@ -140,31 +176,20 @@ impl Loader<'_> {
         }
         let bytes = self.fs.read(&path)?;
         let name = path.display().to_string();
-        let text = match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                // Keep the text (lossily) so the diagnostic can show the line, but do
-                // not parse it: the replacement characters are not what the user wrote.
-                let valid = e.utf8_error().valid_up_to();
-                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                let file = self.program.sources.add(name, path.clone(), text);
-                let id = ModuleId(self.program.modules.len() as u32);
-                self.program.modules.push(LoadedModule {
-                    file,
-                    ast: Module::default(),
-                    is_std: false,
-                    imports: HashMap::new(),
-                });
-                self.by_path.insert(path, id);
-                self.program.diagnostics.push(
-                    Diagnostic::error("E0009", "file is not valid UTF-8")
-                        .at(file, Span::new(valid, valid + 1), "invalid byte here")
-                        .help("save the file as UTF-8"),
-                );
-                return Some(id);
+        let (file, not_utf8) = add_source(&mut self.program.sources, name, path.clone(), bytes);
+        let ast = match not_utf8 {
+            // Not parsed: the replacement characters are not what the user wrote.
+            Some(diagnostic) => {
+                self.program.diagnostics.push(diagnostic);
+                Module::default()
+            }
+            None => {
+                let (ast, diagnostics) = parse(file, &self.program.sources.get(file).text);
+                self.program.diagnostics.extend(diagnostics);
+                ast
             }
         };
-        Some(self.add_module(name, path, text, false))
+        Some(self.push_module(file, path, ast, false))
     }
 
     /// Resolve imports breadth-first; newly loaded modules get their imports resolved too.
@@ -226,6 +251,14 @@ impl Loader<'_> {
                             "not a stdlib path",
                         ),
                     )
+                } else if Path::new(&target).has_root() {
+                    // A fleet must mean the same on every machine and in git history.
+                    Err(Diagnostic::error(
+                        "E0101",
+                        format!("import `{target}` is an absolute path"),
+                    )
+                    .at(file, span, "absolute path")
+                    .help("import relative to this file (`./pools.flt`, `../channels`) or from the stdlib (`std/aws`)"))
                 } else {
                     self.load_relative(&dir, &target, file, span)
                 };
@@ -269,6 +302,76 @@ impl Loader<'_> {
                 .help("relative imports are resolved from the importing file's directory; stdlib modules start with `std/`"),
         )
     }
+}
+
+/// E0114: an import alias names the imported module in its importing module only, so
+/// it must not be taken twice there — by a second import or by a declaration (a `let`,
+/// type, enum or channel). Either would silently hide the module (the checker's scope
+/// keeps one name). Two declarations of one name are E0104, reported by the checker.
+fn check_import_aliases(program: &mut Program) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Alias,
+        Declaration,
+    }
+    let mut found = Vec::new();
+    for module in &program.modules {
+        let names = module.ast.items.iter().filter_map(|item| match item {
+            Item::Import(import) => import.alias.as_ref().map(|a| (a, Kind::Alias)),
+            Item::Let(l) => Some((&l.name, Kind::Declaration)),
+            Item::Type(t) => Some((&t.name, Kind::Declaration)),
+            Item::Alias(a) => Some((&a.name, Kind::Declaration)),
+            Item::Enum(e) => Some((&e.name, Kind::Declaration)),
+            Item::Channel(c) => Some((&c.name, Kind::Declaration)),
+            Item::Cluster(_) => None,
+        });
+        // Each name's first occurrence; every later one clashes with it, except a
+        // declaration after a declaration, which is E0104.
+        let mut first: HashMap<&str, (Span, Kind)> = HashMap::new();
+        for (ident, kind) in names {
+            let clash = match first.get(ident.name.as_str()) {
+                None => {
+                    first.insert(&ident.name, (ident.span, kind));
+                    None
+                }
+                Some(&(_, Kind::Declaration)) if kind == Kind::Declaration => None,
+                Some(earlier) => Some(*earlier),
+            };
+            if let Some((first_span, first_kind)) = clash {
+                let name = &ident.name;
+                let (message, first_label, help) = match (first_kind, kind) {
+                    (Kind::Alias, Kind::Alias) => (
+                        format!("import alias `{name}` is declared twice in this module"),
+                        "first declared here",
+                        "give each import its own alias; the second would hide the first module",
+                    ),
+                    (Kind::Alias, Kind::Declaration) => (
+                        format!("`{name}` is declared twice in this module"),
+                        "first declared here, as an import alias",
+                        "rename the declaration or the import alias; the declaration would hide the imported module",
+                    ),
+                    _ => (
+                        format!("`{name}` is declared twice in this module"),
+                        "first declared here",
+                        "rename the import alias or the declaration; the declaration would hide the imported module",
+                    ),
+                };
+                let label = match kind {
+                    Kind::Alias if first_kind == Kind::Declaration => {
+                        "declared again here, as an import alias"
+                    }
+                    _ => "declared again here",
+                };
+                found.push(
+                    Diagnostic::error("E0114", message)
+                        .at(module.file, ident.span, label)
+                        .also(module.file, first_span, first_label)
+                        .help(help),
+                );
+            }
+        }
+    }
+    program.diagnostics.extend(found);
 }
 
 /// Report every import cycle once, at the import that closes it.

@@ -15,11 +15,13 @@ pub trait FileSystem: Send + Sync {
     fn flt_files(&self, dir: &Path) -> Vec<PathBuf>;
 }
 
-/// The real disk.
+/// The real disk. The empty path (what [`normalize`] makes of `sub/..`) is the current
+/// directory.
 pub struct DiskFs;
 
 impl FileSystem for DiskFs {
     fn read(&self, path: &Path) -> Option<Vec<u8>> {
+        let path = on_disk(path);
         if !path.is_file() {
             return None;
         }
@@ -27,28 +29,44 @@ impl FileSystem for DiskFs {
     }
 
     fn is_dir(&self, path: &Path) -> bool {
-        path.is_dir()
+        on_disk(path).is_dir()
     }
 
+    /// `dir` itself is followed if it is a symlink; symlinked directories below it are
+    /// not (a link to `..` or `/` would make the walk endless), symlinked `.flt` files
+    /// are listed. A directory reached twice (a bind mount of its own parent) is
+    /// walked once.
     fn flt_files(&self, dir: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
+            let Some(key) = dir_key(on_disk(&dir)) else {
+                continue;
+            };
+            if !seen.insert(key) {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(on_disk(&dir)) else {
                 continue;
             };
             for entry in entries.flatten() {
-                let path = entry.path();
-                let hidden = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
+                let name = entry.file_name();
+                let hidden = name
+                    .to_str()
                     .is_some_and(|n| n.starts_with('.') || n == "target");
                 if hidden {
                     continue;
                 }
-                if path.is_dir() {
+                // `dir.join` keeps the caller's form of the path (`""` stays relative).
+                let path = dir.join(&name);
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let is_flt = path.extension().is_some_and(|e| e == "flt");
+                if kind.is_dir() {
                     stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "flt") {
+                } else if is_flt && (kind.is_file() || on_disk(&path).is_file()) {
                     out.push(path);
                 }
             }
@@ -56,6 +74,28 @@ impl FileSystem for DiskFs {
         out.sort();
         out
     }
+}
+
+/// The path to hand to the operating system: the empty path is the current directory.
+fn on_disk(path: &Path) -> &Path {
+    if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    }
+}
+
+/// What identifies a directory however it is reached.
+#[cfg(unix)]
+fn dir_key(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn dir_key(dir: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(dir).ok()
 }
 
 /// Files held in memory, keyed by normalised path. Used by tests and the language

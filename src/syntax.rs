@@ -10,7 +10,7 @@ use crate::source::FileId;
 use ast::{Comment, Item, Member, Module};
 
 pub use parser::{DURATION_UNITS, QUANTITY_UNITS};
-pub use scan::{MAX_CONDITIONALS, MAX_NESTING, MAX_OPERATORS};
+pub use scan::{MAX_CONDITIONALS, MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_PREFIX_RUN};
 
 /// Parse one file. Always returns a module (possibly partial) and the problems found.
 /// A syntax error in one declaration does not hide errors in the following ones.
@@ -234,6 +234,41 @@ cluster "foobar" {
             ")".repeat(MAX_NESTING)
         );
         parse_ok(&text);
+    }
+
+    #[test]
+    fn a_byte_order_mark_may_open_a_file() {
+        let m = parse_ok("\u{FEFF}let x = 1\n");
+        assert_eq!(m.items.len(), 1);
+        let (_, diagnostics) = parse(FileId(0), "let x = 1\n\u{FEFF}let y = 2\n");
+        assert_eq!(diagnostics.len(), 1, "only at the start of the file");
+    }
+
+    #[test]
+    fn syntax_errors_point_where_the_text_goes_wrong() {
+        for (text, at) in [
+            ("let x 1", "1"),
+            ("type T { a Int }", "Int"),
+            ("let x = {\"a\" = 1}", "= 1"),
+        ] {
+            let (_, diagnostics) = parse(FileId(0), text);
+            let span = diagnostics[0].primary.as_ref().unwrap().span;
+            assert_eq!(span.start as usize, text.find(at).unwrap(), "{text}");
+            assert!(diagnostics[0].help.is_some(), "{text}: a hint");
+        }
+    }
+
+    #[test]
+    fn an_unclosed_interpolation_is_named_as_such() {
+        for text in ["let x = \"a${y\"\n", "let x = \"a${1 +\nlet y = 2\n"] {
+            let (_, diagnostics) = parse(FileId(0), text);
+            assert_eq!(
+                diagnostics[0].message, "unclosed `${` in a string",
+                "{text}"
+            );
+            let span = diagnostics[0].primary.as_ref().unwrap().span;
+            assert_eq!(span.start as usize, text.find("${").unwrap());
+        }
     }
 
     #[test]

@@ -1,27 +1,18 @@
 //! `flotilla compile` and `flotilla diff` against the small config set in
 //! tests/fixtures/config-min (the shipped config set has its own tests).
 
-use std::collections::BTreeMap;
+#[path = "support/files.rs"]
+mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use files::{read_tree, temp_dir};
 use flotilla::compile::{ConfigSource, compile, write_output};
 use flotilla::diagnostic::to_json;
 use flotilla::source::DiskFs;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config-min");
-
-fn temp_dir(name: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "flotilla-compile-{name}-{}-{n}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A fleet with one channel and one cluster; `pool` is the node pool body.
 fn fleet_source(kubernetes: &str, pool: &str, extra: &str) -> String {
@@ -60,23 +51,6 @@ fn write_fleet(dir: &Path, source: &str) -> PathBuf {
     std::fs::create_dir_all(&fleet).unwrap();
     std::fs::write(fleet.join("main.flt"), source).unwrap();
     fleet
-}
-
-fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
 }
 
 fn fixture_source() -> ConfigSource {

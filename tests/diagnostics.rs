@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use flotilla::analysis::analyze;
-use flotilla::diagnostic::render_all;
+use flotilla::diagnostic::{render_all, to_json};
 use flotilla::source::MemoryFs;
 
 /// A channel and a valid cluster header, so each case only writes what it is about.
@@ -70,6 +70,8 @@ case!(integer_too_large, "E0006", "main.flt" => "let big = 99999999999999999999\
 case!(bad_quantity_unit, "E0007", "main.flt" => cluster("  config_items {\n    coredns_memory_limit = 200MB\n  }\n"));
 case!(bad_duration_literal, "E0007", "main.flt" => pool("    max_size = 3\n    update {\n      force_terminate_after = 0.5ms\n    }\n"));
 case!(file_not_utf8, "E0009", "main.flt" => b"let x = \"caf\xe9\"\n".to_vec());
+// Carets line up under wide characters (two columns) and combining accents (none).
+case!(caret_after_wide_characters, "E0103", "main.flt" => "let x = [\"😀😀\", zzz]\nlet y = [\"e\u{301}e\u{301}\", zzz]\nlet z = [\"日本\", \"😀\" + 1]\n");
 
 // ---- modules and names ------------------------------------------------------------
 
@@ -79,10 +81,12 @@ case!(import_cycle, "E0102",
     "b.flt" => "import \"./a.flt\"\nlet b = 2\n");
 case!(unknown_std_module, "E0109", "main.flt" => "import \"std/asw\"\n");
 case!(unknown_name, "E0103", "main.flt" => "let regions = [\"eu-central-1\"]\nlet first = regoins[0]\n");
+case!(enum_variant_without_its_enum, "E0103", "main.flt" => "let e = test\nlet types = [spot]\n");
 case!(unknown_module_member, "E0103",
     "main.flt" => "import \"./pools.flt\" as pools\nlet x = pools.sytem\n",
     "pools.flt" => "let system = 1\n");
 case!(duplicate_declaration, "E0104", "main.flt" => "let size = 1\nlet size = 2\n");
+case!(builtin_type_redeclared, "E0104", "main.flt" => "type String = Int\nenum Bool {\n  yes,\n  no,\n}\nlet name: String = \"a\"\n");
 case!(unknown_type, "E0105", "main.flt" => "type Team {\n  name: Strng\n}\n");
 case!(duplicate_cluster_id, "E0106", "a.flt" => cluster(""), "b.flt" => cluster("").replace("channel stable", "channel other").replace("channel = stable", "channel = other"));
 case!(duplicate_node_pool, "E0107", "main.flt" => cluster("  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }\n  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }\n"));
@@ -90,6 +94,7 @@ case!(field_set_twice, "E0108", "main.flt" => cluster("  owner = \"team-a\"\n  o
 case!(duplicate_enum_variant, "E0110", "main.flt" => "enum Tier {\n  gold,\n  silver,\n  gold,\n}\n");
 case!(duplicate_type_field, "E0111", "main.flt" => "type Team {\n  name: String\n  name: Int\n}\n");
 case!(invalid_attribute, "E0112", "main.flt" => "type Team {\n  @label size: Int\n}\n");
+case!(two_label_fields, "E0112", "main.flt" => "type Team {\n  @label name: String\n  @label slug: String\n}\n");
 
 // ---- types --------------------------------------------------------------------------
 
@@ -110,6 +115,7 @@ case!(field_access_on_non_record, "E0211", "main.flt" => "let sizes = [1, 2]\nle
 case!(bad_spread, "E0212", "main.flt" => cluster("  ...\"defaults\"\n"));
 case!(mixed_list, "E0213", "main.flt" => "let xs = [1, \"two\", 3]\n");
 case!(null_for_required_field, "E0214", "main.flt" => pool("    max_size = null\n"));
+case!(always_null_value_for_required_field, "E0214", "main.flt" => "let x = null ?? null\nlet y: Int = x\n".to_string() + &pool("    min_size = y\n    max_size = 3\n"));
 case!(secret_interpolated, "E0215", "main.flt" => "let token = secret(\"api-token\", \"s3cr3t\")\nlet header = \"Bearer ${token}\"\n");
 case!(label_field_assigned, "E0217", "main.flt" => pool("    name = \"other\"\n    max_size = 3\n"));
 case!(duplicate_map_key, "E0218", "main.flt" => pool("    max_size = 3\n    labels = { \"team\": \"a\", \"team\": \"b\" }\n"));
@@ -123,8 +129,14 @@ case!(node_pool_name_not_a_dns_label, "E0302", "main.flt" => cluster("  node_poo
 case!(failed_check_unknown_region, "E0302", "main.flt" => cluster("  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n  }\n").replace("\"eu-central-1\"", "\"eu-central-9\""));
 case!(failed_check_unknown_instance_type, "E0302", "main.flt" => pool("    max_size = 3\n").replace("[\"m5.large\"]", "[\"m5.large\", \"m5.hyge\"]"));
 case!(integer_overflow, "E0303", "main.flt" => pool("    max_size = 9223372036854775807 + 1\n"));
+case!(float_overflow, "E0303", "main.flt" => pool("    max_size = if 1.0e300 * 1.0e300 > 0.0 then 3 else 2\n"));
 case!(index_out_of_range, "E0304", "main.flt" => "let sizes = [3, 6]\n".to_string() + &pool("    max_size = sizes[2]\n"));
 case!(cyclic_lets, "E0305", "main.flt" => "let a = b + 1\nlet b = a + 1\n");
+case!(absolute_import, "E0101", "main.flt" => "import \"/etc/fleet\"\n");
+case!(duplicate_import_alias, "E0114",
+    "main.flt" => "import \"./m/q.flt\" as a\nimport \"./m/r.flt\" as a\n",
+    "m/q.flt" => "let q = 1\n",
+    "m/r.flt" => "let r = 2\n");
 case!(cyclic_type_aliases, "E0113", "main.flt" => "type Name = [Names]\ntype Names = {String: Name}\nlet x: Name = []\n");
 case!(cyclic_fields, "E0305", "main.flt" => pool("    min_size = max_size\n    max_size = min_size\n"));
 
@@ -133,6 +145,38 @@ case!(cyclic_fields, "E0305", "main.flt" => pool("    min_size = max_size\n    m
 case!(several_errors_across_files, "E0201",
     "prod.flt" => pool("    max_szie = 3\n"),
     "test.flt" => cluster("").replace("\"c1\"", "\"c2\"").replace(CHANNEL, "").replace("environment = production", "environment = staging"));
+
+/// `--format json` positions: the end column of a span at the end of a CRLF line does
+/// not count the `\r`, and the invalid byte of a file that is not UTF-8 is one column wide.
+#[test]
+fn json_positions_skip_carriage_returns_and_cover_the_invalid_byte() {
+    let mut fs = MemoryFs::new();
+    fs.insert("fleet/crlf.flt", "let a = 1\r\nlet b = \"abc\r\n");
+    fs.insert("fleet/latin1.flt", b"let x = \"caf\xe9\"\n".to_vec());
+    let analysis = analyze(&fs, Path::new("fleet"));
+    let json: Vec<serde_json::Value> = analysis
+        .diagnostics
+        .iter()
+        .map(|d| serde_json::to_value(to_json(&analysis.program.sources, d)).unwrap())
+        .collect();
+    let position = |code: &str| {
+        let d = json
+            .iter()
+            .find(|d| d["code"] == code)
+            .unwrap_or_else(|| panic!("no {code} in {json:?}"));
+        [
+            &d["start_line"],
+            &d["start_column"],
+            &d["end_line"],
+            &d["end_column"],
+        ]
+        .map(|v| v.as_u64().unwrap())
+    };
+    // `"abc` is columns 9 to 12 of line 2; the span ends before the `\r`.
+    assert_eq!(position("E0002"), [2, 9, 2, 13]);
+    // `é` (0xE9 in Latin-1) is column 13.
+    assert_eq!(position("E0009"), [1, 13, 1, 14]);
+}
 
 #[test]
 fn every_reported_code_has_an_explanation() {
@@ -161,9 +205,19 @@ fn long_operator_chains_and_deep_conditionals_are_errors_not_crashes() {
     // At the limits everything works, in a test thread's small stack.
     let chain = format!(
         "let x = 1{}\n",
-        " + 1".repeat(flotilla::syntax::MAX_OPERATORS)
+        " + 1".repeat(flotilla::syntax::MAX_EXPRESSION_DEPTH - 1)
     );
     let (_, codes) = run(&[("main.flt", chain.into_bytes())]);
+    assert!(codes.is_empty(), "{codes:?}");
+    let negations = format!(
+        "let x = {}true\n",
+        "!".repeat(flotilla::syntax::MAX_PREFIX_RUN)
+    );
+    let (_, codes) = run(&[("main.flt", negations.into_bytes())]);
+    assert!(codes.is_empty(), "{codes:?}");
+    // A long flat list of negative numbers is not deep at all.
+    let flat = format!("let x = [{}]\n", "-1, ".repeat(5_000));
+    let (_, codes) = run(&[("main.flt", flat.into_bytes())]);
     assert!(codes.is_empty(), "{codes:?}");
     let ifs = format!(
         "let x = {}0\n",
@@ -176,6 +230,14 @@ fn long_operator_chains_and_deep_conditionals_are_errors_not_crashes() {
         format!("let x = 1{}\n", " + 1".repeat(200_000)),
         format!("let x = {}1\n", "-".repeat(100_000)),
         format!("let x = {}0\n", "if true then 1 else ".repeat(10_000)),
+        format!("let x = {{\"a\": 1}}\nlet y = x{}\n", ".a".repeat(30_000)),
+        format!("let x = [0]\nlet y = x{}\n", "[0]".repeat(200_000)),
+        // `channel` is also a field name: a line starting with it does not begin a new
+        // declaration, so it cannot reset the limits in the middle of an expression.
+        format!(
+            "let x = 1 +\n{}1\n",
+            "channel + 1 + if true then 1 else\n".repeat(300)
+        ),
     ] {
         let (out, codes) = run(&[("main.flt", text.into_bytes())]);
         assert_eq!(

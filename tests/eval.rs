@@ -282,3 +282,121 @@ fn the_design_record_type_snippet_type_checks() {
         analysis.diagnostics
     );
 }
+
+/// Codes reported for a fleet (type errors and evaluation errors alike).
+fn codes(source: &str) -> Vec<&'static str> {
+    let mut fs = MemoryFs::new();
+    fs.insert("fleet/main.flt", format!("{CHANNEL}{source}"));
+    analyze(&fs, Path::new("fleet"))
+        .diagnostics
+        .iter()
+        .map(|d| d.code)
+        .collect()
+}
+
+#[test]
+fn a_value_that_is_always_null_is_a_type_error_not_an_internal_one() {
+    let pool = "  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    min_size = y\n    max_size = 2\n  }\n";
+    let source = format!(
+        "let x = null ?? null\nlet y: Int = x\n{}",
+        cluster("test", pool)
+    );
+    assert_eq!(codes(&source), ["E0214"]);
+    // The same value given a fallback is fine.
+    let fleet = eval(&format!(
+        "let x = null ?? null\nlet y: Int = x ?? 2\n{}",
+        cluster("test", pool)
+    ));
+    assert_eq!(text(&fleet, "node_pools.0.min_size"), "2");
+    // In a branch, the error points at the branch that is null, not at the whole `if`.
+    let mut fs = MemoryFs::new();
+    fs.insert(
+        "fleet/main.flt",
+        "let x = null\nlet y: Int = if true then x else 1\n",
+    );
+    let analysis = analyze(&fs, Path::new("fleet"));
+    let [d] = analysis.diagnostics.as_slice() else {
+        panic!("{:#?}", analysis.diagnostics)
+    };
+    let span = d.primary.as_ref().unwrap().span;
+    assert_eq!((d.code, span.start, span.end), ("E0214", 39, 40));
+}
+
+#[test]
+fn coalescing_chains_over_optionals() {
+    let lets = "let a: Int? = null\nlet b: Int? = 3\nlet n: Int? = null\n\
+                let c: Int = a ?? b ?? 0\nlet d: Int? = a ?? b\nlet e: Int = a ?? n ?? 7\n\
+                let f: Int? = a ?? n\nlet g = a ?? b\nlet h = null ?? 5\nlet t = f == null\n";
+    let fleet = eval(&format!(
+        "{lets}{}",
+        cluster(
+            "test",
+            &format!(
+                "  owner = \"${{c}} ${{d ?? -1}} ${{e}} ${{f ?? -1}} ${{g ?? 0}} ${{h}} ${{t}} ${{b == null}}\"\n{POOL}"
+            )
+        )
+    ));
+    assert_eq!(text(&fleet, "owner"), "3 3 7 -1 3 5 true false");
+    // An optional result still needs a fallback where a value is required.
+    assert_eq!(codes(&format!("{lets}let z: Int = a ?? n\n")), ["E0202"]);
+    assert_eq!(codes(&format!("{lets}let z: Int = g\n")), ["E0202"]);
+    assert_eq!(
+        codes(&format!("{lets}let z: Int = a ?? \"x\"\n")),
+        ["E0202"]
+    );
+}
+
+#[test]
+fn an_assigned_pool_list_and_pool_blocks_combine_in_source_order() {
+    let list = "  node_pools = [NodePool { name = \"zz-${region}\" instance_types = [\"m5.large\"] max_size = 2 }]\n";
+    let names = |fleet: &Fleet| -> Vec<String> {
+        path(&fleet.clusters[0], "node_pools")
+            .as_list()
+            .iter()
+            .map(|p| p.get("name").unwrap().as_str().unwrap().to_string())
+            .collect()
+    };
+    let list_first = eval(&cluster("test", &format!("{list}{POOL}")));
+    assert_eq!(names(&list_first), ["zz-eu-central-1", "w"]);
+    let blocks_first = eval(&cluster("test", &format!("{POOL}{list}")));
+    assert_eq!(names(&blocks_first), ["w", "zz-eu-central-1"]);
+    // Assigning the list twice is still setting a field twice.
+    assert_eq!(
+        codes(&cluster("test", &format!("{list}{POOL}{list}"))),
+        ["E0108"]
+    );
+}
+
+#[test]
+fn float_arithmetic_that_leaves_the_finite_range_overflows() {
+    let pool = |size: &str| {
+        format!(
+            "  node_pool \"w\" {{\n    instance_types = [\"m5.large\"]\n    max_size = if {size} > 0.0 then 3 else 2\n  }}\n"
+        )
+    };
+    assert_eq!(
+        codes(&cluster("test", &pool("1.0e300 * 1.0e300"))),
+        ["E0303"]
+    );
+    assert_eq!(
+        codes(&cluster("test", &pool("-1.0e308 - 1.0e308"))),
+        ["E0303"]
+    );
+    let fleet = eval(&cluster("test", &pool("1.0e300 * 2.0")));
+    assert_eq!(text(&fleet, "node_pools.0.max_size"), "3");
+}
+
+#[test]
+fn int_values_typed_as_float_compare_with_floats() {
+    let lets = "let i = 1\nlet f: Float = i\nlet xs: [Float] = [i]\nlet a: Float? = null\n";
+    let fleet = eval(&format!(
+        "{lets}{}",
+        cluster(
+            "test",
+            &format!(
+                "  owner = \"${{min(f, 2.0)}} ${{max(a ?? i, 0.5)}} ${{xs == [1.0]}} ${{contains(xs, 1.0)}}\"\n{POOL}"
+            )
+        )
+    ));
+    assert_eq!(text(&fleet, "owner"), "1 1 true true");
+}

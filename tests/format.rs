@@ -503,12 +503,18 @@ fn the_deepest_allowed_nesting_formats() {
 fn long_operator_chains_format() {
     let sum = format!(
         "let x = a{}\n",
-        " + a".repeat(flotilla::syntax::MAX_OPERATORS)
+        " + a".repeat(flotilla::syntax::MAX_EXPRESSION_DEPTH - 1)
     );
     assert_eq!(fmt(&sum), sum);
-    let path = format!("let y = a{}\n", ".b[0]".repeat(2_000));
+    let path = format!(
+        "let y = a{}\n",
+        ".b[0]".repeat(flotilla::syntax::MAX_EXPRESSION_DEPTH / 2 - 1)
+    );
     assert_eq!(fmt(&path), path);
-    let negations = format!("let z = {}a\n", "!".repeat(200));
+    let negations = format!(
+        "let z = {}a\n",
+        "!".repeat(flotilla::syntax::MAX_PREFIX_RUN)
+    );
     assert_eq!(fmt(&negations), negations);
 }
 
@@ -1402,5 +1408,89 @@ proptest! {
         if let Ok(formatted) = format_source(FileId(0), &text) {
             prop_assert_eq!(fmt(&formatted), formatted.clone(), "not idempotent; source:\n{}", text);
         }
+    }
+}
+
+// ---- `flotilla fmt` on files -----------------------------------------------------------
+
+fn fmt_temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("flotilla-fmt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn flotilla_fmt(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .arg("fmt")
+        .args(args)
+        .output()
+        .expect("the flotilla binary runs")
+}
+
+/// `a.flt` and `c.flt` are not UTF-8 (the invalid byte at 2:13 and 1:1); `b.flt` is
+/// valid but not formatted. Sorted, `a.flt` comes first.
+fn fleet_with_bad_files(name: &str) -> std::path::PathBuf {
+    let dir = fmt_temp_dir(name);
+    std::fs::write(dir.join("a.flt"), b"let x = 1\nlet y = \"caf\xe9\"\n").unwrap();
+    std::fs::write(dir.join("b.flt"), "let   z =  1\n").unwrap();
+    std::fs::write(dir.join("c.flt"), b"\xff\n").unwrap();
+    dir
+}
+
+#[test]
+fn fmt_formats_every_file_and_reports_each_that_is_not_utf8() {
+    let dir = fleet_with_bad_files("not-utf8");
+    let output = flotilla_fmt(&[dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("b.flt")).unwrap(),
+        "let z = 1\n"
+    );
+    for place in ["a.flt:2:13", "c.flt:1:1"] {
+        assert!(
+            stderr.contains(&format!("{}", dir.join(place).display())),
+            "{place} not in:\n{stderr}"
+        );
+    }
+    assert_eq!(stderr.matches("error[E0009]").count(), 2, "{stderr}");
+    // The files that could not be read as text are left as they were.
+    assert_eq!(
+        std::fs::read(dir.join("a.flt")).unwrap(),
+        b"let x = 1\nlet y = \"caf\xe9\"\n"
+    );
+}
+
+#[test]
+fn fmt_check_lists_unformatted_files_after_one_that_is_not_utf8() {
+    let dir = fleet_with_bad_files("check-not-utf8");
+    let output = flotilla_fmt(&["--check", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", dir.join("b.flt").display())
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("b.flt")).unwrap(),
+        "let   z =  1\n",
+        "--check writes nothing"
+    );
+}
+
+#[test]
+fn fmt_of_a_directory_without_flt_files_is_an_error() {
+    let dir = fmt_temp_dir("empty");
+    std::fs::write(dir.join("notes.txt"), "not source").unwrap();
+    for args in [vec![], vec!["--check"]] {
+        let mut args = args;
+        args.push(dir.to_str().unwrap());
+        let output = flotilla_fmt(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("error[E0100]") && stderr.contains("no .flt files"),
+            "{stderr}"
+        );
     }
 }

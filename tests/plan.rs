@@ -1,24 +1,18 @@
 //! `flotilla plan` against the moto AWS emulator and the loopback Kubernetes API.
 
+#[path = "support/files.rs"]
+mod files;
 #[path = "support/moto.rs"]
 mod moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use files::temp_dir;
 use moto::{Moto, aws_env};
 use serde_json::Value;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config-min");
-
-fn temp_dir(name: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("flotilla-plan-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 const FLEET: &str = r#"channel stable {
   kubernetes_version = "1.31.4"

@@ -513,6 +513,102 @@ fn channel_options_must_be_names() {
     );
 }
 
+// ---- YAML merge keys ---------------------------------------------------------------------
+
+/// A registry whose clusters share fields through anchors and `<<` merge keys.
+const MERGED: &str = "\
+base: &base
+  environment: test
+  region: eu-west-1
+defaults: &defaults
+  <<: *base
+  infrastructure_account: aws:123456789012
+  config_items: {etcd_backup_interval: 30m}
+  node_pools:
+  - {name: w, instance_type: m5.large, min_size: 1, max_size: 3}
+fast: &fast
+  config_items: {etcd_backup_interval: 5m}
+clusters:
+- <<: *defaults
+  id: merged
+  api_server_url: https://merged.example.org
+- <<: *defaults
+  id: overridden
+  api_server_url: https://overridden.example.org
+  region: eu-central-1
+  config_items: {etcd_backup_interval: 1h}
+- <<: [*fast, *defaults]
+  id: listed
+  api_server_url: https://listed.example.org
+";
+
+#[test]
+fn merge_keys_are_applied_before_import() {
+    let fleet = evaluate_clean(MERGED);
+    let interval = |id: &str| at(cluster(&fleet, id), "config_items.etcd_backup_interval").clone();
+    // Merged from `defaults`, which itself merges `base`.
+    let merged = cluster(&fleet, "merged");
+    assert_eq!(interval("merged"), Data::Duration(30 * 60_000));
+    assert_eq!(text(merged, "region"), "eu-west-1");
+    assert_eq!(text(merged, "account"), "123456789012");
+    assert_eq!(text(merged, "environment"), "test");
+    assert_eq!(at(pool(merged, "w"), "max_size").as_int(), Some(3));
+    // Keys written in the cluster win over merged ones.
+    assert_eq!(interval("overridden"), Data::Duration(60 * 60_000));
+    assert_eq!(
+        text(cluster(&fleet, "overridden"), "region"),
+        "eu-central-1"
+    );
+    // In a list of merged mappings the first one that has a key wins.
+    assert_eq!(interval("listed"), Data::Duration(5 * 60_000));
+    assert_eq!(text(cluster(&fleet, "listed"), "region"), "eu-west-1");
+}
+
+#[test]
+fn a_merge_key_that_is_not_a_mapping_is_an_error() {
+    let e = import_err("clusters:\n- <<: 3\n  id: a\n");
+    assert!(
+        e.contains("merge key `<<`") && e.contains("a number"),
+        "{e}"
+    );
+    let e = import_err("clusters:\n- <<: [3]\n  id: a\n");
+    assert!(
+        e.contains("merge key `<<`") && e.contains("a number"),
+        "{e}"
+    );
+}
+
+// ---- cluster ids ----------------------------------------------------------------------------
+
+#[test]
+fn ids_that_are_not_dns_labels_are_rejected_not_renamed() {
+    for id in [
+        "aws:123456789012:eu-central-1:kube-1",
+        "Aws-eu-central-1",
+        "1-cluster",
+        "cluster-",
+        "cluster_1",
+        &"a".repeat(64),
+    ] {
+        let yaml = one_cluster("").replace("aws-eu-west-1-test-a", id);
+        let e = import_err(&yaml);
+        assert!(
+            e.starts_with(&format!(
+                "clusters[0] (id `{id}`): `id` `{id}` is not a DNS label"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("give the cluster an id such as `"), "{e}");
+    }
+    // The longest DNS label is fine.
+    let longest = "a".repeat(63);
+    let source = import_ok(&one_cluster("").replace("aws-eu-west-1-test-a", &longest));
+    assert!(
+        source.contains(&format!("cluster \"{longest}\"")),
+        "{source}"
+    );
+}
+
 mod arbitrary_input {
     use super::*;
     use proptest::prelude::*;

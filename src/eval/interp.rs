@@ -78,6 +78,8 @@ struct PendingBlock<'p> {
 enum Item<'p> {
     Built(Value<'p>),
     Block(PendingBlock<'p>),
+    /// An assigned list (`node_pools = [ … ]`), evaluated with the owning instance.
+    Expr(&'p Expr, Env<'p>),
 }
 
 /// A description placed in a cluster: fields are evaluated once, on demand.
@@ -239,7 +241,9 @@ impl<'p> Evaluator<'p> {
     // ---- records ---------------------------------------------------------------
 
     /// Turn block entries into a description. Spreads are applied first, so entries
-    /// written in the block win over spread ones wherever they appear.
+    /// written in the block win over spread ones wherever they appear. The items of a
+    /// repeated-block field (`node_pool "…" { … }`) come from blocks, spread lists and
+    /// an assigned list (`node_pools = [ … ]`), in source order.
     fn describe(
         &self,
         rid: RecordId,
@@ -299,7 +303,12 @@ impl<'p> Evaluator<'p> {
                     if let Some(Resolution::FieldEntry { field, .. }) =
                         self.resolution(env.file, name.span)
                     {
-                        slots[*field] = Some(Slot::Expr(value, env.clone()));
+                        if def.fields[*field].block_name.is_some() {
+                            let assigned = (position, Item::Expr(value, env.clone()));
+                            items.entry(*field).or_default().push(assigned);
+                        } else {
+                            slots[*field] = Some(Slot::Expr(value, env.clone()));
+                        }
                         entry_spans[*field] = Some(*span);
                     }
                 }
@@ -442,6 +451,15 @@ impl<'p> Evaluator<'p> {
                             p.label.clone(),
                             p.origin,
                         )?),
+                        Item::Expr(expr, env) => {
+                            match self.eval(expr, &own(env), cluster.as_ref())? {
+                                Value::List(list) => {
+                                    out.extend(list.iter().cloned());
+                                    continue;
+                                }
+                                _ => return Err(internal(env.file, expr.span)),
+                            }
+                        }
                     });
                 }
                 Value::List(Rc::new(out))
@@ -937,11 +955,22 @@ impl<'p> Evaluator<'p> {
             }
             (Div, Value::Int(a), Value::Int(b)) => Value::Int(a.checked_div(*b).ok_or_else(of)?),
             (Rem, Value::Int(a), Value::Int(b)) => Value::Int(a.checked_rem(*b).ok_or_else(of)?),
-            (Add, Value::Float(a), Value::Float(b)) => Value::Float(a + b),
-            (Sub, Value::Float(a), Value::Float(b)) => Value::Float(a - b),
-            (Mul, Value::Float(a), Value::Float(b)) => Value::Float(a * b),
             (Div, Value::Float(_), Value::Float(b)) if *b == 0.0 => return Err(zero()),
-            (Div, Value::Float(a), Value::Float(b)) => Value::Float(a / b),
+            (Add | Sub | Mul | Div, Value::Float(a), Value::Float(b)) => {
+                let x = match op {
+                    Add => a + b,
+                    Sub => a - b,
+                    Mul => a * b,
+                    _ => a / b,
+                };
+                // Floats are finite: an infinite or NaN result is an overflow.
+                if !x.is_finite() {
+                    return Err(Diagnostic::error("E0303", "arithmetic overflow")
+                        .at(file, expr.span, "the result is not a finite number")
+                        .help("floats are 64-bit and must stay finite (at most about 1.8e308)"));
+                }
+                Value::Float(x)
+            }
             (Add, Value::Str(a), Value::Str(b)) => Value::Str(format!("{a}{b}").into()),
             (Add, Value::Duration(a), Value::Duration(b)) => {
                 Value::Duration(a.checked_add(*b).ok_or_else(of)?)
@@ -985,6 +1014,7 @@ impl<'p> Evaluator<'p> {
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::Int(a), Value::Int(b)) => a == b,
             (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => *a as f64 == *b,
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::Duration(a), Value::Duration(b)) => a == b,
             (Value::Quantity(a), Value::Quantity(b)) => a.milli == b.milli,
@@ -1062,7 +1092,7 @@ impl<'p> Evaluator<'p> {
             IsDigits => {
                 Value::Bool(!text(0).is_empty() && text(0).bytes().all(|b| b.is_ascii_digit()))
             }
-            IsDnsLabel => Value::Bool(is_dns_label(&text(0))),
+            IsDnsLabel => Value::Bool(super::is_dns_label(&text(0))),
             ToString => Value::Str(self.to_text(&values[0]).into()),
             Base64 => Value::Str(
                 base64::engine::general_purpose::STANDARD
@@ -1221,6 +1251,9 @@ fn compare(l: &Value<'_>, r: &Value<'_>) -> Option<std::cmp::Ordering> {
     match (l, r) {
         (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
         (Value::Float(a), Value::Float(b)) => a.partial_cmp(b),
+        // An Int value where a Float is typed (`let f: Float = some_int`).
+        (Value::Int(a), Value::Float(b)) => (*a as f64).partial_cmp(b),
+        (Value::Float(a), Value::Int(b)) => a.partial_cmp(&(*b as f64)),
         (Value::Str(a), Value::Str(b)) => Some(a.cmp(b)),
         (Value::Duration(a), Value::Duration(b)) => Some(a.cmp(b)),
         (Value::Quantity(a), Value::Quantity(b)) => Some(a.milli.cmp(&b.milli)),
@@ -1321,16 +1354,4 @@ fn visit_children<'p>(expr: &'p Expr, f: &mut dyn FnMut(&'p Expr)) {
         }
         _ => {}
     }
-}
-
-/// RFC 1035 label: a lower-case letter first, then letters, digits and `-`, not ending
-/// in `-`, at most 63 characters.
-fn is_dns_label(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    matches!(bytes.first(), Some(b'a'..=b'z'))
-        && bytes.len() <= 63
-        && !s.ends_with('-')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }

@@ -255,6 +255,64 @@ pub enum ExprKind {
     Paren(Box<Expr>),
 }
 
+impl Expr {
+    /// Calls `f` with each sub-expression, including the values inside a record
+    /// literal's nested blocks.
+    pub fn for_each_child<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
+        fn block<'a>(b: &'a Block, f: &mut impl FnMut(&'a Expr)) {
+            for entry in &b.entries {
+                match entry {
+                    Entry::Field { value, .. } => f(value),
+                    Entry::Spread { expr, .. } => f(expr),
+                    Entry::Block { body, .. } => block(body, f),
+                }
+            }
+        }
+        match &self.kind {
+            ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Bool(_)
+            | ExprKind::Null
+            | ExprKind::UnitNumber { .. }
+            | ExprKind::Name(_) => {}
+            ExprKind::Str(parts) => {
+                for part in parts {
+                    if let StrPart::Interpolation(e) = part {
+                        f(e);
+                    }
+                }
+            }
+            ExprKind::List(items) | ExprKind::Call(_, items) => items.iter().for_each(f),
+            ExprKind::Map(entries) => entries.iter().for_each(|(_, e)| f(e)),
+            ExprKind::Record { body, .. } => block(body, &mut f),
+            ExprKind::Field(base, _) => f(base),
+            ExprKind::Index(base, index) => {
+                f(base);
+                f(index);
+            }
+            ExprKind::Unary(_, e) | ExprKind::Paren(e) => f(e),
+            ExprKind::Binary(_, l, r) => {
+                f(l);
+                f(r);
+            }
+            ExprKind::If(c, t, e) => {
+                f(c);
+                f(t);
+                f(e);
+            }
+            ExprKind::Comprehension {
+                body, iter, filter, ..
+            } => {
+                f(body);
+                f(iter);
+                if let Some(filter) = filter {
+                    f(filter);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum StrPart {
     Text(String),

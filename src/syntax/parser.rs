@@ -7,6 +7,7 @@ use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 
 use super::ast::*;
+use super::scan::MAX_EXPRESSION_DEPTH;
 use crate::diagnostic::Diagnostic;
 use crate::source::FileId;
 use crate::span::Span;
@@ -382,7 +383,18 @@ impl Builder {
             })
             .parse(pairs);
         self.problems.extend(problems.into_inner());
-        result
+        let expr = result?;
+        if depth(&expr) > MAX_EXPRESSION_DEPTH {
+            let span = expr.span;
+            dismantle(expr);
+            return Err(Diagnostic::error(
+                "E0005",
+                format!("expression nested more than {MAX_EXPRESSION_DEPTH} levels deep"),
+            )
+            .at(self.file, span, "this expression")
+            .help("split the expression into several `let` bindings"));
+        }
+        Ok(expr)
     }
 
     fn primary(&mut self, pair: Pair<Rule>) -> Result<Expr> {
@@ -589,6 +601,46 @@ fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
     })
 }
 
+/// Depth of an expression tree, counted without recursion (the tree may be deeper than
+/// the stack allows; that is what this finds out).
+fn depth(expr: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(expr, 1)];
+    while let Some((e, level)) = stack.pop() {
+        deepest = deepest.max(level);
+        e.for_each_child(|child| stack.push((child, level + 1)));
+    }
+    deepest
+}
+
+/// Drop a tree that may be too deep for the recursive `Drop`, one node at a time.
+fn dismantle(expr: Expr) {
+    let mut stack = vec![expr];
+    while let Some(mut e) = stack.pop() {
+        match std::mem::replace(&mut e.kind, ExprKind::Null) {
+            ExprKind::Field(inner, _) | ExprKind::Unary(_, inner) | ExprKind::Paren(inner) => {
+                stack.push(*inner)
+            }
+            ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => stack.extend([*a, *b]),
+            ExprKind::If(a, b, c) => stack.extend([*a, *b, *c]),
+            ExprKind::Comprehension {
+                body, iter, filter, ..
+            } => {
+                stack.extend([*body, *iter]);
+                stack.extend(filter.map(|f| *f));
+            }
+            ExprKind::List(items) | ExprKind::Call(_, items) => stack.extend(items),
+            ExprKind::Map(entries) => stack.extend(entries.into_iter().map(|(_, e)| e)),
+            ExprKind::Str(parts) => stack.extend(parts.into_iter().filter_map(|p| match p {
+                StrPart::Interpolation(e) => Some(e),
+                StrPart::Text(_) => None,
+            })),
+            // Record bodies hold expressions that were each checked on their own.
+            _ => {}
+        }
+    }
+}
+
 fn pratt() -> &'static PrattParser<Rule> {
     static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
     PRATT.get_or_init(|| {
@@ -650,18 +702,13 @@ fn syntax_error(
     error: pest::error::Error<Rule>,
 ) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
-    let at = base
-        + match error.location {
-            InputLocation::Pos(p) => p,
-            InputLocation::Span((s, _)) => s,
-        };
-    let found = describe_found(text, at);
-    let found_span = Span::new(
-        at,
-        at + found.1.max(1).min(text.len().saturating_sub(at).max(1)),
-    );
-    let tokens: Vec<String> = error
-        .parse_attempts()
+    let rule_position = match error.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let attempts = error.parse_attempts();
+    let tokens: Vec<String> = attempts
+        .as_ref()
         .map(|a| {
             a.expected_tokens()
                 .into_iter()
@@ -671,9 +718,23 @@ fn syntax_error(
                 .collect()
         })
         .unwrap_or_default();
-    let (expected, help) = match &error.variant {
-        ErrorVariant::ParsingError { positives, .. } => expected_words(positives, tokens),
-        ErrorVariant::CustomError { message } => (message.clone(), None),
+    // Pest places the error where the last rule failed, which is often the start of
+    // the declaration (`let x 1`); the punctuation it tried further on says where the
+    // text actually went wrong.
+    let token_position = attempts
+        .as_ref()
+        .map(|a| a.max_position)
+        .filter(|&p| p > rule_position && !tokens.is_empty());
+    let at = base + token_position.unwrap_or(rule_position);
+    let found = describe_found(text, at);
+    let found_span = Span::new(
+        at,
+        at + found.1.max(1).min(text.len().saturating_sub(at).max(1)),
+    );
+    let (expected, help) = match (&error.variant, token_position) {
+        (_, Some(_)) => expected_words(&[], tokens),
+        (ErrorVariant::ParsingError { positives, .. }, None) => expected_words(positives, tokens),
+        (ErrorVariant::CustomError { message }, None) => (message.clone(), None),
     };
     let at_line_start = at == 0 || text.as_bytes().get(at - 1) == Some(&b'\n');
     if expected == "valid syntax" && at_line_start {
@@ -692,15 +753,32 @@ fn syntax_error(
             ),
         };
     }
-    let mut d = Diagnostic::error("E0001", format!("expected {expected}, found {}", found.0)).at(
+    let d = Diagnostic::error("E0001", format!("expected {expected}, found {}", found.0)).at(
         file,
         found_span,
         format!("expected {expected}"),
     );
-    if let Some(help) = help {
-        d = d.help(help);
+    d.help(help.unwrap_or_else(|| hint_for(&expected)))
+}
+
+/// A hint for a syntax error that the grammar's expectations do not explain better.
+fn hint_for(expected: &str) -> String {
+    let mentions = |token: &str| expected.contains(token);
+    if mentions("`)`") || mentions("`]`") || mentions("`}`") {
+        "a bracket opened before this point is not closed yet".into()
+    } else if mentions("`then`") || mentions("`else`") {
+        "a conditional is written `if condition then value else other`".into()
+    } else if mentions("`in`") {
+        "a comprehension is written `[item for item in list if condition]`".into()
+    } else if mentions("`:` or `=`") {
+        "bind a name with `let name = value` (or `let name: Type = value`)".into()
+    } else if mentions("`:`") {
+        "declare fields as `name: Type`, and write map entries as `\"key\": value`".into()
+    } else if mentions("`=`") {
+        "set a field with `name = value`".into()
+    } else {
+        "the text up to here is incomplete: look for a missing value, comma or operand".into()
     }
-    d
 }
 
 /// What sits at `at`: a word, a symbol or the end of the file, and its byte length.

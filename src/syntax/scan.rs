@@ -1,7 +1,10 @@
 //! A linear pre-pass over the source text, before the grammar runs. It collects
 //! comments (the grammar skips them), and rejects what would make a recursive
-//! descent parser misbehave: unterminated strings and nesting deeper than
-//! [`MAX_NESTING`] (20,000 nested parentheses must give an error, not a stack overflow).
+//! descent parser misbehave: unterminated strings, nesting deeper than [`MAX_NESTING`]
+//! (20,000 nested parentheses must give an error, not a stack overflow), long runs of
+//! prefix operators and deep `if` chains, which the grammar parses by recursion. Long
+//! chains of binary and postfix operators parse in loops; the parser limits the depth
+//! of the tree they build ([`MAX_EXPRESSION_DEPTH`]).
 
 use crate::diagnostic::Diagnostic;
 use crate::source::FileId;
@@ -13,10 +16,13 @@ use super::ast::Comment;
 /// Real fleet files nest fewer than ten levels.
 pub const MAX_NESTING: usize = 64;
 
-/// Operators in one top-level declaration. Operator chains become trees as deep as
-/// they are long, and every later stage walks them recursively; real declarations
-/// have a few dozen.
-pub const MAX_OPERATORS: usize = 1000;
+/// Depth of one expression's tree. Operator chains become trees as deep as they are
+/// long, and every later stage walks them recursively; real expressions are a few
+/// dozen levels deep.
+pub const MAX_EXPRESSION_DEPTH: usize = 1000;
+
+/// Prefix operators in a row (`!!x`, `- -x`), which the grammar parses by recursion.
+pub const MAX_PREFIX_RUN: usize = 64;
 
 /// `if` expressions in one top-level declaration (each `else if` nests one deeper).
 pub const MAX_CONDITIONALS: usize = 128;
@@ -28,17 +34,27 @@ pub struct Scan {
 }
 
 enum Context {
-    Code { open_braces: usize },
-    Str { start: usize },
+    /// Code at the top level or inside a `${` interpolation that starts at `interpolation`.
+    Code {
+        open_braces: usize,
+        interpolation: Option<usize>,
+    },
+    Str {
+        start: usize,
+    },
 }
 
 pub fn scan(file: FileId, text: &str) -> Scan {
     let bytes = text.as_bytes();
     let mut comments = Vec::new();
     let mut fatal = Vec::new();
-    let mut stack = vec![Context::Code { open_braces: 0 }];
+    let mut stack = vec![Context::Code {
+        open_braces: 0,
+        interpolation: None,
+    }];
     let mut depth = 0usize;
-    let mut operators = 0usize;
+    // `!` and `-` since the last other token (whitespace and comments do not count).
+    let mut prefix_run = 0usize;
     let mut conditionals = 0usize;
     let mut i = 0;
     while i < bytes.len() {
@@ -49,14 +65,18 @@ pub fn scan(file: FileId, text: &str) -> Scan {
             && (i == 0 || bytes[i - 1] == b'\n')
             && starts_declaration(&text[i..])
         {
-            operators = 0;
             conditionals = 0;
         }
         if in_code {
             let comment = b == b'/' && bytes.get(i + 1) == Some(&b'/');
-            let limit = if b"+-*/%<>!&|?".contains(&b) && !comment {
-                operators += 1;
-                (operators > MAX_OPERATORS).then_some("operators")
+            let negation = b == b'!' && bytes.get(i + 1) != Some(&b'=');
+            if b == b'-' || negation {
+                prefix_run += 1;
+            } else if !b.is_ascii_whitespace() && !comment {
+                prefix_run = 0;
+            }
+            let limit = if prefix_run > MAX_PREFIX_RUN {
+                Some("prefix operators in a row")
             } else if b == b'i'
                 && bytes.get(i + 1) == Some(&b'f')
                 && !bytes
@@ -75,7 +95,7 @@ pub fn scan(file: FileId, text: &str) -> Scan {
             }
         }
         match stack.last_mut() {
-            Some(Context::Code { open_braces }) => match b {
+            Some(Context::Code { open_braces, .. }) => match b {
                 b'/' if bytes.get(i + 1) == Some(&b'/') => {
                     let end = text[i..].find('\n').map_or(text.len(), |n| i + n);
                     comments.push(Comment {
@@ -113,7 +133,10 @@ pub fn scan(file: FileId, text: &str) -> Scan {
             Some(Context::Str { start }) => match b {
                 b'\\' => i += 1,
                 b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                    stack.push(Context::Code { open_braces: 0 });
+                    stack.push(Context::Code {
+                        open_braces: 0,
+                        interpolation: Some(i),
+                    });
                     depth += 1;
                     if depth > MAX_NESTING {
                         fatal.push(too_deep(file, i));
@@ -125,8 +148,17 @@ pub fn scan(file: FileId, text: &str) -> Scan {
                     stack.pop();
                 }
                 b'\n' => {
-                    fatal.push(unterminated(file, *start, i));
+                    let start = *start;
                     stack.pop();
+                    // A quote inside `${…}` starts a new string: the likelier mistake
+                    // is the interpolation's missing `}`.
+                    fatal.push(match stack.last() {
+                        Some(Context::Code {
+                            interpolation: Some(at),
+                            ..
+                        }) => unclosed_interpolation(file, *at),
+                        _ => unterminated(file, start, i),
+                    });
                 }
                 _ => {}
             },
@@ -134,35 +166,73 @@ pub fn scan(file: FileId, text: &str) -> Scan {
         }
         i += 1;
     }
-    if let Some(Context::Str { start }) = stack.last()
-        && fatal.is_empty()
-    {
-        fatal.push(unterminated(file, *start, text.len()));
+    if fatal.is_empty() {
+        match stack.last() {
+            Some(Context::Str { start }) => fatal.push(unterminated(file, *start, text.len())),
+            Some(Context::Code {
+                interpolation: Some(at),
+                ..
+            }) => fatal.push(unclosed_interpolation(file, *at)),
+            _ => {}
+        }
     }
     Scan { comments, fatal }
 }
 
+/// Whether a line starts a top-level declaration. `channel` and `cluster` are also
+/// field names, so they count only in a declaration's shape (`channel NAME {`,
+/// `cluster "ID"`), which no expression can continue into.
 fn starts_declaration(line: &str) -> bool {
-    ["import ", "type ", "enum ", "let ", "channel ", "cluster "]
+    if ["import ", "type ", "enum ", "let "]
         .iter()
         .any(|k| line.starts_with(k))
+    {
+        return true;
+    }
+    if let Some(rest) = line.strip_prefix("cluster ") {
+        return rest.trim_start().starts_with('"');
+    }
+    if let Some(rest) = line.strip_prefix("channel ") {
+        let rest = rest.trim_start();
+        let name_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        return name_end > 0 && rest[name_end..].trim_start().starts_with('{');
+    }
+    false
 }
 
 fn too_complex(file: FileId, at: usize, what: &str) -> Diagnostic {
-    let limit = if what == "operators" {
-        MAX_OPERATORS
+    let (message, help) = if what == "`if` expressions" {
+        (
+            format!("declaration has more than {MAX_CONDITIONALS} {what}"),
+            "split the declaration into several `let` bindings",
+        )
     } else {
-        MAX_CONDITIONALS
+        (
+            format!("more than {MAX_PREFIX_RUN} {what}"),
+            "`!!x` is `x` and `- -x` is `x`: drop pairs of them",
+        )
     };
-    Diagnostic::error("E0005", format!("declaration has more than {limit} {what}"))
+    Diagnostic::error("E0005", message)
         .at(file, Span::new(at, at + 1), "limit reached here")
-        .help("split the declaration into several `let` bindings")
+        .help(help)
 }
 
 fn unterminated(file: FileId, start: usize, end: usize) -> Diagnostic {
     Diagnostic::error("E0002", "unterminated string literal")
         .at(file, Span::new(start, end), "this string has no closing `\"`")
         .help("strings end on the line they start; close it with `\"` (write `\\\"` for a quote inside)")
+}
+
+fn unclosed_interpolation(file: FileId, at: usize) -> Diagnostic {
+    Diagnostic::error("E0002", "unclosed `${` in a string")
+        .at(
+            file,
+            Span::new(at, at + 2),
+            "this interpolation has no closing `}`",
+        )
+        .help("close it with `}` before the string's closing `\"`; write `\\${` for a literal `${`")
 }
 
 fn too_deep(file: FileId, at: usize) -> Diagnostic {

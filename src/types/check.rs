@@ -18,6 +18,7 @@ pub(super) fn run(program: &Program) -> Checked {
         let_types: HashMap::new(),
         let_state: HashMap::new(),
         alias_state: Vec::new(),
+        untyped_let: None,
         diagnostics: Vec::new(),
     };
     checker.collect_declarations();
@@ -32,6 +33,11 @@ pub(super) fn run(program: &Program) -> Checked {
         diagnostics: checker.diagnostics,
     }
 }
+
+/// Type names the language defines; declarations cannot take them.
+const BUILTIN_TYPES: [&str; 7] = [
+    "String", "Int", "Float", "Bool", "Duration", "Quantity", "Secret",
+];
 
 #[derive(Clone)]
 enum AliasState {
@@ -53,6 +59,8 @@ struct Checker<'p> {
     let_types: HashMap<(ModuleId, usize), Ty>,
     let_state: HashMap<(ModuleId, usize), LetState>,
     alias_state: Vec<AliasState>,
+    /// The `let` without a type being checked: its name and its value's span.
+    untyped_let: Option<(String, Span)>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -106,6 +114,28 @@ impl<'p> Checker<'p> {
         for module in self.program.module_ids() {
             let m = self.module(module);
             for (item, it) in m.ast.items.iter().enumerate() {
+                // A declaration named like a builtin type would be silently shadowed by it.
+                let type_name = match it {
+                    Item::Type(t) => Some((&t.name, "type")),
+                    Item::Alias(a) => Some((&a.name, "type")),
+                    Item::Enum(e) => Some((&e.name, "enum")),
+                    _ => None,
+                };
+                if let Some((name, keyword)) = type_name
+                    && BUILTIN_TYPES.contains(&name.name.as_str())
+                {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            "E0104",
+                            format!("`{}` is a builtin type and cannot be redeclared", name.name),
+                        )
+                        .at(m.file, name.span, "builtin type name")
+                        .help(format!(
+                            "give the {keyword} another name; builtin types are {}",
+                            BUILTIN_TYPES.join(", ")
+                        )),
+                    );
+                }
                 let site = |name_span| DeclSite {
                     module,
                     file: m.file,
@@ -304,6 +334,7 @@ impl<'p> Checker<'p> {
             };
             let mut fields: Vec<FieldDef> = Vec::new();
             let mut checks = Vec::new();
+            let mut label_at: Option<Span> = None;
             for (member, m) in decl.members.iter().enumerate() {
                 let f = match m {
                     Member::Check(_) => {
@@ -337,7 +368,22 @@ impl<'p> Checker<'p> {
                 };
                 for attr in &f.attributes {
                     match (attr.name.name.as_str(), &attr.argument) {
-                        ("label", None) if def.ty == Ty::String => def.is_label = true,
+                        ("label", None) if def.ty == Ty::String => {
+                            if let Some(first) = label_at {
+                                self.diagnostics.push(
+                                    Diagnostic::error(
+                                        "E0112",
+                                        format!("`{}` has two `@label` fields", decl.name.name),
+                                    )
+                                    .at(site.file, attr.span, "second `@label`")
+                                    .also(site.file, first, "first `@label` here")
+                                    .help("a block has one label, so a type has at most one `@label` field"),
+                                );
+                                continue;
+                            }
+                            label_at = Some(attr.span);
+                            def.is_label = true;
+                        }
                         ("block", Some(name))
                             if matches!(&def.ty, Ty::List(t) if matches!(**t, Ty::Record(_))) =>
                         {
@@ -404,6 +450,7 @@ impl<'p> Checker<'p> {
                 name,
             } => {
                 if alias.is_none() {
+                    // Keep in step with BUILTIN_TYPES.
                     let builtin = match name.name.as_str() {
                         "String" => Some(Ty::String),
                         "Int" => Some(Ty::Int),
@@ -439,12 +486,8 @@ impl<'p> Checker<'p> {
                     Some(Def::Enum(e)) => Ty::Enum(e),
                     Some(Def::TypeAlias(a)) => self.alias_target(a, Some((file, name.span))),
                     _ => {
-                        let mut candidates: Vec<String> = [
-                            "String", "Int", "Float", "Bool", "Duration", "Quantity", "Secret",
-                        ]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect();
+                        let mut candidates: Vec<String> =
+                            BUILTIN_TYPES.iter().map(|s| s.to_string()).collect();
                         if let Some(scope) = self.decls.scopes.get(&module) {
                             candidates.extend(
                                 scope
@@ -568,7 +611,14 @@ impl<'p> Checker<'p> {
                 self.expect(&decl.value, &declared, &scope);
                 declared
             }
-            None => self.infer(&decl.value, None, &scope),
+            None => {
+                let outer = self
+                    .untyped_let
+                    .replace((decl.name.name.clone(), decl.value.span));
+                let ty = self.infer(&decl.value, None, &scope);
+                self.untyped_let = outer;
+                ty
+            }
         };
         self.let_state.insert((module, item), LetState::Done);
         self.let_types.insert((module, item), ty.clone());
@@ -588,6 +638,8 @@ impl<'p> Checker<'p> {
         let record = self.decls.record(rid).clone();
         let inner = scope.with(Frame::Record(rid));
         let mut set: HashMap<usize, Span> = HashMap::new();
+        // Fields given with `name = …` (a subset of `set`).
+        let mut assigned: HashMap<usize, Span> = HashMap::new();
         let mut complete_spread = false;
         let mut labels_seen: HashMap<(usize, String), Span> = HashMap::new();
         // Fields a misspelling probably meant: not reported again as missing.
@@ -637,7 +689,12 @@ impl<'p> Checker<'p> {
                                 record.name, field.name
                             )),
                         );
-                    } else if let Some(first) = set.get(&index) {
+                    } else if let Some(first) = if field.block_name.is_some() {
+                        // Repeated blocks and spread lists add to an assigned list.
+                        assigned.get(&index)
+                    } else {
+                        set.get(&index)
+                    } {
                         let first = *first;
                         self.error(
                             Diagnostic::error(
@@ -650,6 +707,7 @@ impl<'p> Checker<'p> {
                         );
                     }
                     set.insert(index, name.span);
+                    assigned.insert(index, name.span);
                     let ty = field.ty.clone();
                     self.expect(value, &ty, &inner);
                 }
@@ -914,6 +972,17 @@ impl<'p> Checker<'p> {
     }
 
     fn mismatch(&mut self, expr: &Expr, actual: &Ty, expected: &Ty, file: FileId) {
+        if *actual == Ty::Null {
+            // A value that is always null (`let x = null ?? null`) where a value is needed.
+            let d = Diagnostic::error(
+                "E0214",
+                format!("expected {}, found `null`", self.show(expected)),
+            )
+            .at(file, expr.span, "this is always null")
+            .help("only optional types (`T?`) accept null; give a value, or a fallback with `??`");
+            self.error(d);
+            return;
+        }
         let mut d = Diagnostic::error(
             "E0202",
             format!(
@@ -1178,9 +1247,10 @@ impl<'p> Checker<'p> {
                     Ty::Error
                 }
             }
-            ExprKind::Binary(op, lhs, rhs) => {
-                self.binary(expr, *op, lhs, rhs, want.as_ref(), scope)
+            ExprKind::Binary(BinaryOp::Coalesce, lhs, rhs) => {
+                self.coalesce(lhs, rhs, expected, scope)
             }
+            ExprKind::Binary(op, lhs, rhs) => self.binary(expr, *op, lhs, rhs, scope),
             ExprKind::If(cond, then, otherwise) => {
                 self.expect(cond, &Ty::Bool, scope);
                 let t = self.infer(then, expected, scope);
@@ -1211,10 +1281,15 @@ impl<'p> Checker<'p> {
                     );
                     return Ty::Error;
                 }
-                if let Some(x) = expected
-                    && !assignable(&e, x)
-                {
-                    self.mismatch(otherwise, &e, x, file);
+                if let Some(x) = expected {
+                    if !assignable(&e, x) {
+                        self.mismatch(otherwise, &e, x, file);
+                    }
+                    // Point at the branch, not at the whole `if` (reported here, once).
+                    if !assignable(&t, x) {
+                        self.mismatch(then, &t, x, file);
+                        return Ty::Error;
+                    }
                 }
                 t
             }
@@ -1496,6 +1571,10 @@ impl<'p> Checker<'p> {
             );
         }
         let mut d = Diagnostic::error("E0103", format!("unknown name `{}`", ident.name));
+        if let Some(help) = self.variant_help(ident, scope) {
+            self.error(d.at(file, ident.span, "not found in this scope").help(help));
+            return;
+        }
         d = match suggest(&ident.name, candidates.iter().map(String::as_str)) {
             Some(s) => d.at(file, ident.span, format!("did you mean `{s}`?")),
             None => d.at(file, ident.span, "not found in this scope").help(
@@ -1503,6 +1582,49 @@ impl<'p> Checker<'p> {
             ),
         };
         self.error(d);
+    }
+
+    /// Help for an unknown name that is a variant of an enum in scope: how to name it.
+    fn variant_help(&self, ident: &Ident, scope: &Scope) -> Option<String> {
+        let mut enums: Vec<(&str, EnumId)> = self
+            .decls
+            .scopes
+            .get(&scope.module)?
+            .iter()
+            .filter_map(|(name, def)| match def {
+                Def::Enum(e)
+                    if self
+                        .decls
+                        .enum_def(*e)
+                        .variants
+                        .iter()
+                        .any(|v| v.name == ident.name) =>
+                {
+                    Some((name.as_str(), *e))
+                }
+                _ => None,
+            })
+            .collect();
+        enums.sort();
+        enums.dedup_by_key(|(_, e)| *e);
+        let variant = &ident.name;
+        match enums.as_slice() {
+            [] => None,
+            [(name, _)] => Some(match &self.untyped_let {
+                Some((binding, value)) if *value == ident.span => format!(
+                    "`{variant}` is a variant of `{name}`: write `{name}.{variant}`, or give the `let` a type: `let {binding}: {name} = {variant}`"
+                ),
+                _ => format!("`{variant}` is a variant of `{name}`: write `{name}.{variant}`"),
+            }),
+            several => Some(format!(
+                "`{variant}` is a variant of several enums; name one: {}",
+                several
+                    .iter()
+                    .map(|(name, _)| format!("`{name}.{variant}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 
     fn field_access(
@@ -1822,13 +1944,44 @@ impl<'p> Checker<'p> {
         }
     }
 
+    /// `x ?? y`: with `x: T?`, `y` is a `T` (the result is `T`) or a `T?` (the result is
+    /// `T?`, so fallbacks chain: `a ?? b ?? 0`). With `x` always null, the result is `y`.
+    fn coalesce(
+        &mut self,
+        lhs: &'p Expr,
+        rhs: &'p Expr,
+        expected: Option<&Ty>,
+        scope: &Scope,
+    ) -> Ty {
+        let guide = expected.map(|t| t.required().clone().optional());
+        let l = self.infer(lhs, guide.as_ref(), scope);
+        let inner = match l {
+            Ty::Null => return self.infer(rhs, expected, scope),
+            Ty::Error => {
+                self.infer(rhs, guide.as_ref(), scope);
+                return Ty::Error;
+            }
+            Ty::Optional(t) => *t,
+            other => other,
+        };
+        let fallback = inner.clone().optional();
+        let r = self.infer(rhs, Some(&fallback), scope);
+        if !assignable(&r, &fallback) {
+            self.mismatch(rhs, &r, &inner, scope.file);
+            return inner;
+        }
+        match r {
+            Ty::Optional(_) | Ty::Null => fallback,
+            _ => inner,
+        }
+    }
+
     fn binary(
         &mut self,
         expr: &Expr,
         op: BinaryOp,
         lhs: &'p Expr,
         rhs: &'p Expr,
-        want: Option<&Ty>,
         scope: &Scope,
     ) -> Ty {
         let file = scope.file;
@@ -1839,22 +1992,13 @@ impl<'p> Checker<'p> {
                 self.expect(rhs, &Ty::Bool, scope);
                 return Ty::Bool;
             }
-            Coalesce => {
-                let l = self.infer(lhs, want.map(|t| t.clone().optional()).as_ref(), scope);
-                let inner = match &l {
-                    Ty::Optional(t) => (**t).clone(),
-                    Ty::Null => want.cloned().unwrap_or(Ty::Error),
-                    other => other.clone(),
-                };
-                self.expect(rhs, &inner, scope);
-                return inner;
-            }
             _ => {}
         }
         let l = self.infer(lhs, None, scope);
-        // Let the left side guide literals on the right (`x == production`, `d > 5m`).
+        // Let the left side guide literals on the right (`x == production`, `d > 5m`);
+        // an optional one may be compared with `null`.
         let guide = match &l {
-            Ty::Optional(t) => (**t).clone(),
+            Ty::Optional(t) if !matches!(op, Eq | Ne) => (**t).clone(),
             t => t.clone(),
         };
         let r = self.infer(rhs, Some(&guide), scope);
