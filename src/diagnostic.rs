@@ -150,13 +150,6 @@ pub fn render(sources: &SourceMap, diagnostic: &Diagnostic, color: bool) -> Stri
             .next()
             .unwrap_or("")
             .trim_end_matches('\r');
-        let _ = writeln!(
-            out,
-            "{} {} {}",
-            paint.wrap(&format!("{:>gutter$}", start.line), BLUE),
-            paint.wrap("|", BLUE),
-            line_text.replace('\t', "    ")
-        );
         // Underline the part of the span on its first line (at least one caret).
         let line_end = line_start + line_text.len();
         let from = floor_boundary(
@@ -164,7 +157,30 @@ pub fn render(sources: &SourceMap, diagnostic: &Diagnostic, color: bool) -> Stri
             (label.span.start as usize).clamp(line_start, line_end),
         );
         let to = ceil_boundary(&file.text, (label.span.end as usize).clamp(from, line_end));
-        let indent = display_width(&file.text[line_start..from]);
+        // A very long line (generated or minified source) is shown around the span only.
+        let (window_start, to, window_end) = if line_text.chars().count() <= MAX_LINE {
+            (line_start, to, line_end)
+        } else {
+            let to = from + char_prefix(&file.text[from..to], 2 * LINE_CONTEXT);
+            let before = &file.text[line_start..from];
+            let skipped = before.chars().count().saturating_sub(LINE_CONTEXT);
+            let start = line_start + before.char_indices().nth(skipped).map_or(0, |(i, _)| i);
+            (
+                start,
+                to,
+                to + char_prefix(&file.text[to..line_end], LINE_CONTEXT),
+            )
+        };
+        let lead = if window_start > line_start { "…" } else { "" };
+        let tail = if window_end < line_end { "…" } else { "" };
+        let _ = writeln!(
+            out,
+            "{} {} {lead}{}{tail}",
+            paint.wrap(&format!("{:>gutter$}", start.line), BLUE),
+            paint.wrap("|", BLUE),
+            file.text[window_start..window_end].replace('\t', "    ")
+        );
+        let indent = display_width(lead) + display_width(&file.text[window_start..from]);
         let width = display_width(&file.text[from..to]).max(1);
         let mark = if *primary { "^" } else { "-" };
         let underline = format!("{}{}", mark.repeat(width), prefixed(" ", &label.message));
@@ -266,6 +282,17 @@ fn prefixed(prefix: &str, message: &str) -> String {
 
 /// Terminal columns `text` takes: wide characters (emoji, CJK) count two, combining
 /// marks none, and a tab four (the rendered line has its tabs expanded to four spaces).
+/// Source lines up to this many characters are shown whole.
+const MAX_LINE: usize = 400;
+
+/// Characters of a longer line shown on each side of a diagnostic's span.
+const LINE_CONTEXT: usize = 100;
+
+/// Byte length of the first `n` characters of `text`.
+fn char_prefix(text: &str, n: usize) -> usize {
+    text.char_indices().nth(n).map_or(text.len(), |(i, _)| i)
+}
+
 fn display_width(text: &str) -> usize {
     text.split('\t').map(UnicodeWidthStr::width).sum::<usize>() + 4 * text.matches('\t').count()
 }

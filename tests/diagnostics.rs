@@ -248,3 +248,33 @@ fn long_operator_chains_and_deep_conditionals_are_errors_not_crashes() {
         );
     }
 }
+
+#[test]
+fn a_very_long_line_is_shown_around_the_error_only() {
+    let text = format!(
+        "let x = [{}zzz, {}]\n",
+        "1, ".repeat(30_000),
+        "2, ".repeat(30_000)
+    );
+    let (out, codes) = run(&[("main.flt", text.into_bytes())]);
+    assert_eq!(codes, ["E0103"]);
+    let report = &out[out.find("==> diagnostics").unwrap()..];
+    assert!(report.len() < 1_000, "{report}");
+    let lines: Vec<&str> = report.lines().collect();
+    let shown = lines
+        .iter()
+        .position(|l| l.contains(" | ") && l.contains("zzz"))
+        .unwrap();
+    let shown_text = lines[shown].split_once("| ").unwrap().1;
+    assert!(
+        shown_text.starts_with('…') && shown_text.ends_with('…'),
+        "{shown_text}"
+    );
+    assert!(shown_text.contains("1, 1, zzz, 2, 2"), "{shown_text}");
+    let column = |line: &str, pattern: &str| line[..line.find(pattern).unwrap()].chars().count();
+    assert_eq!(
+        column(lines[shown], "zzz"),
+        column(lines[shown + 1], "^^^"),
+        "the caret stays under the name:\n{report}"
+    );
+}
