@@ -208,12 +208,16 @@ impl Renderer<'_> {
             let Some(draft_stack) = self.render_template(&stack_template, draft_stack_ctx) else {
                 continue;
             };
-            let out = format!("cloudformation/node-pool-{name}.json");
-            let Some(draft_stack) = self.cloudformation(&out, &stack_template, &draft_stack) else {
-                continue;
+            // Only the draft's launch template is read; the final stack is validated in
+            // full below, so a draft that parses is not validated twice.
+            let draft_stack: serde_json::Value = match serde_yaml_ng::from_str(&draft_stack) {
+                Ok(parsed) => parsed,
+                Err(_) => {
+                    let out = format!("cloudformation/node-pool-{name}.json");
+                    self.cloudformation(&out, &stack_template, &draft_stack);
+                    continue;
+                }
             };
-            let draft_stack: serde_json::Value =
-                serde_json::from_str(&draft_stack).unwrap_or_default();
             let hash = config_hash(&draft, &launch_template_data(&draft_stack), pool, cluster);
             pool_json["config_hash"] = json!(hash);
             pool_values.push(pool_json);
