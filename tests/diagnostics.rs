@@ -137,6 +137,8 @@ case!(duplicate_import_alias, "E0114",
     "main.flt" => "import \"./m/q.flt\" as a\nimport \"./m/r.flt\" as a\n",
     "m/q.flt" => "let q = 1\n",
     "m/r.flt" => "let r = 2\n");
+case!(misspelt_field_with_enum_value, "E0201", "main.flt" => cluster("  enviroment = test\n"));
+case!(list_field_written_as_block, "E0206", "main.flt" => pool("    taints {\n      key = \"a\"\n      value = \"b\"\n    }\n"));
 case!(cyclic_type_aliases, "E0113", "main.flt" => "type Name = [Names]\ntype Names = {String: Name}\nlet x: Name = []\n");
 case!(cyclic_fields, "E0305", "main.flt" => pool("    min_size = max_size\n    max_size = min_size\n"));
 

@@ -663,10 +663,22 @@ impl<'p> Checker<'p> {
             match entry {
                 Entry::Field { name, value, .. } => {
                     let Some((index, field)) = record.field(&name.name) else {
-                        if let Some(meant) = self.unknown_field(&record, name, file, false) {
-                            misspelt.push(meant);
+                        // Check the value as the field the misspelling probably meant, so
+                        // `enviroment = test` does not also report `test` as unknown.
+                        let meant = self.unknown_field(&record, name, file, false);
+                        let meant_ty = meant
+                            .as_deref()
+                            .and_then(|m| record.field(m))
+                            .map(|(_, f)| f.ty.clone());
+                        match meant_ty {
+                            Some(ty) => {
+                                self.infer(value, Some(&ty), &inner);
+                            }
+                            None => {
+                                self.infer(value, None, &inner);
+                            }
                         }
-                        self.infer(value, None, &inner);
+                        misspelt.extend(meant);
                         continue;
                     };
                     self.resolve(
@@ -802,7 +814,13 @@ impl<'p> Checker<'p> {
                                             self.show(&field.ty)
                                         ),
                                     )
-                                    .help(format!("write `{} = …`", name.name)),
+                                    .help(match &field.block_name {
+                                        Some(block) => format!(
+                                            "write one `{block} {{ … }}` block per item, or `{} = [ … ]`",
+                                            name.name
+                                        ),
+                                        None => format!("write `{} = …`", name.name),
+                                    }),
                                 );
                                 continue;
                             };
