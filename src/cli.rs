@@ -430,8 +430,8 @@ fn execute(command: Command) -> Result<i32, String> {
                 return Ok(1);
             };
             let connector = KubeConnector {
-                endpoints: pairs(&kube_endpoints, "--kube-endpoint")?,
-                contexts: pairs(&kube_contexts, "--kube-context")?,
+                endpoints: pairs(&kube_endpoints, "--kube-endpoint", fleet)?,
+                contexts: pairs(&kube_contexts, "--kube-context", fleet)?,
             };
             let text_of = |c: &crate::eval::Data, f: &str| {
                 c.get(f).and_then(|v| v.as_str()).unwrap_or("").to_string()
@@ -475,8 +475,7 @@ fn execute(command: Command) -> Result<i32, String> {
             ));
             let json = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())? + "\n";
             if let Some(out) = &out {
-                std::fs::write(out, &json)
-                    .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+                write_atomically(out, &json)?;
             }
             let text = match format {
                 DiffFormat::Text => crate::plan::to_text(
@@ -621,17 +620,51 @@ fn fmt_file(file: &Path, check: bool, unformatted: &mut Vec<String>) -> Result<(
 }
 
 /// `ID=VALUE` arguments as a map.
+/// `ID=VALUE` arguments by cluster id. Every id must be a cluster of the fleet and
+/// appear once: a typo must not silently leave a cluster on its default endpoint.
 fn pairs(
     args: &[String],
     flag: &str,
+    fleet: &crate::eval::Fleet,
 ) -> Result<std::collections::BTreeMap<String, String>, String> {
-    args.iter()
-        .map(|a| {
-            a.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| format!("{flag} expects ID=VALUE, got `{a}`"))
+    let mut out = std::collections::BTreeMap::new();
+    for a in args {
+        let (id, value) = a
+            .split_once('=')
+            .ok_or_else(|| format!("{flag} expects ID=VALUE, got `{a}`"))?;
+        if fleet.cluster(id).is_none() {
+            return Err(format!(
+                "{flag} names `{id}`, which is not a cluster of the fleet"
+            ));
+        }
+        if out.insert(id.to_string(), value.to_string()).is_some() {
+            return Err(format!("{flag} gives `{id}` twice"));
+        }
+    }
+    Ok(out)
+}
+
+/// Write `text` to `path` through a temporary file in the same directory, so a reader
+/// (apply, reading a saved plan) never sees half of it.
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{} is not a file name", path.display()))?;
+    let temporary = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = std::fs::File::create(&temporary)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
         })
-        .collect()
+        .and_then(|()| std::fs::rename(&temporary, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot write {}: {e}", path.display())
+    })
 }
 
 /// Write to stdout; a closed pipe (`flotilla eval | head`) is not an error.

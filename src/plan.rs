@@ -146,7 +146,7 @@ pub struct RollStep {
 pub struct RemovePoolStep {
     pub node_pool: String,
     pub stack: String,
-    /// Nodes of the pool, which lose their workloads.
+    /// Instances of the pool's Auto Scaling group, whose pods must move.
     pub nodes: usize,
     pub nodes_by_zone: BTreeMap<String, usize>,
 }
@@ -161,6 +161,8 @@ pub struct Fingerprint {
     pub objects: BTreeMap<String, String>,
     /// Node → config hash label.
     pub nodes: BTreeMap<String, String>,
+    /// SHA-256 over the desired artifacts the steps were computed for.
+    pub desired: String,
     /// SHA-256 over the above.
     pub digest: String,
 }
@@ -309,18 +311,11 @@ pub fn compute(
 
     // Last: the remaining pools have their new nodes before these are drained.
     let removals = observed.removed_pools.iter().map(|removed| {
-        let mut nodes_by_zone = BTreeMap::new();
-        let nodes = observed
-            .nodes
-            .iter()
-            .filter(|n| n.labels.get(POOL_LABEL) == Some(&removed.name))
-            .inspect(|n| *nodes_by_zone.entry(zone_of(n)).or_insert(0) += 1)
-            .count();
         Step::RemovePool(RemovePoolStep {
             node_pool: removed.name.clone(),
             stack: removed.stack.clone(),
-            nodes,
-            nodes_by_zone,
+            nodes: removed.instances_by_zone.values().sum(),
+            nodes_by_zone: removed.instances_by_zone.clone(),
         })
     });
 
@@ -336,7 +331,7 @@ pub fn compute(
         creation,
         blocked,
         steps,
-        fingerprint: fingerprint(observed),
+        fingerprint: fingerprint(observed, &desired_digest(desired)),
     }
 }
 
@@ -428,13 +423,13 @@ fn redact_secret_changes(changes: &mut [FieldChange]) {
     }
 }
 
-fn fingerprint(observed: &Observed) -> Fingerprint {
+fn fingerprint(observed: &Observed, desired: &str) -> Fingerprint {
     let stacks: BTreeMap<String, String> = observed
         .stacks
         .iter()
         .map(|(name, state)| {
             let value = match state {
-                Some(s) => format!("{}@{}", s.state.id, s.state.last_updated),
+                Some(s) => format!("{}@{} {}", s.state.id, s.state.last_updated, s.state.status),
                 None => "absent".into(),
             };
             (name.clone(), value)
@@ -449,12 +444,23 @@ fn fingerprint(observed: &Observed) -> Fingerprint {
                 .and_then(|l| l.pointer("/metadata/resourceVersion"))
                 .and_then(Value::as_str)
                 .unwrap_or("absent");
-            objects.insert(reference.to_string(), version.to_string());
+            objects.insert(object_key(&reference), version.to_string());
         }
     }
     for d in &observed.deletions {
+        if d.found.is_empty() {
+            // A deletion that matched nothing: an object appearing later changes the plan.
+            let e = &d.entry;
+            let selection = e.name.as_deref().or(e.selector.as_deref()).unwrap_or("");
+            let key = format!(
+                "deletion {} {}/{selection}",
+                e.kind,
+                e.namespace.as_deref().unwrap_or("")
+            );
+            objects.insert(key, "absent".into());
+        }
         for (reference, version) in &d.found {
-            objects.insert(reference.to_string(), version.clone());
+            objects.insert(object_key(reference), version.clone());
         }
     }
     let nodes: BTreeMap<String, String> = observed
@@ -467,7 +473,7 @@ fn fingerprint(observed: &Observed) -> Fingerprint {
             )
         })
         .collect();
-    let text = serde_json::to_string(&(&stacks, &objects, &nodes)).unwrap_or_default();
+    let text = serde_json::to_string(&(&stacks, &objects, &nodes, desired)).unwrap_or_default();
     let digest = Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -476,8 +482,31 @@ fn fingerprint(observed: &Observed) -> Fingerprint {
         stacks,
         objects,
         nodes,
+        desired: desired.to_string(),
         digest,
     }
+}
+
+/// An object's identity with its API version, so kinds of different groups differ.
+fn object_key(reference: &ObjectRef) -> String {
+    format!("{} {reference}", reference.api_version)
+}
+
+/// SHA-256 over every desired artifact (path and content), so apply can tell that it
+/// is about to apply exactly what was reviewed.
+fn desired_digest(desired: &Artifacts) -> String {
+    let mut hasher = Sha256::new();
+    for (path, text) in &desired.files {
+        hasher.update((path.len() as u64).to_le_bytes());
+        hasher.update(path.as_bytes());
+        hasher.update((text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Objects named by one deletions entry that exist (with their resourceVersions).
@@ -709,9 +738,30 @@ mod tests {
         assert_eq!(
             plan.fingerprint
                 .objects
-                .get(&kube_dns.to_string())
+                .get(&object_key(&kube_dns))
                 .map(String::as_str),
             Some("12")
         );
+        assert!(
+            plan.fingerprint
+                .objects
+                .iter()
+                .any(|(key, version)| key.starts_with("deletion ") && version == "absent"),
+            "a deletion that matched nothing is part of the fingerprint: {:?}",
+            plan.fingerprint.objects
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_pins_the_desired_artifacts() {
+        let observed = Observed::default();
+        let before = compute("eu-central-1", None, &desired(), &observed).fingerprint;
+        let mut changed = desired();
+        let first = changed.files.keys().next().unwrap().clone();
+        changed.files.get_mut(&first).unwrap().push(' ');
+        let after = compute("eu-central-1", None, &changed, &observed).fingerprint;
+        assert_eq!(before.desired.len(), 64);
+        assert_ne!(before.desired, after.desired);
+        assert_ne!(before.digest, after.digest);
     }
 }

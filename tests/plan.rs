@@ -406,6 +406,16 @@ async fn changing_an_instance_type_plans_that_pools_update_and_roll() {
         steps[1]["outdated_by_zone"],
         serde_json::json!({"eu-central-1a": 2, "eu-central-1b": 1})
     );
+    // The preview's change set is gone again: planning changes nothing.
+    let cfn =
+        aws_sdk_cloudformation::Client::new(&moto::sdk_config(&moto.url, "eu-central-1").await);
+    let left = cfn
+        .list_change_sets()
+        .stack_name("prod-1-node-pool-workers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.summaries().len(), 0, "{:?}", left.summaries());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -432,6 +442,46 @@ async fn a_removed_node_pool_is_planned_for_drain_and_stack_deletion() {
     let other_desired = artifacts(&other_fleet);
     create_stacks(&moto, &other_desired).await;
 
+    // The batch pool runs three instances: they are what the removal drains.
+    let autoscaling =
+        aws_sdk_autoscaling::Client::new(&moto::sdk_config(&moto.url, "eu-central-1").await);
+    let batch_group = |groups: &aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput| {
+        groups
+            .auto_scaling_groups()
+            .iter()
+            .find(|g| {
+                let tagged = |k: &str, v: &str| {
+                    g.tags().iter().any(|t| t.key() == Some(k) && t.value() == Some(v))
+                };
+                tagged("flotilla.io/cluster", "prod-1") && tagged("flotilla.io/node-pool", "batch")
+            })
+            .cloned()
+            .expect("the batch pool's Auto Scaling group")
+    };
+    let groups = autoscaling
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .unwrap();
+    autoscaling
+        .set_desired_capacity()
+        .auto_scaling_group_name(batch_group(&groups).auto_scaling_group_name().unwrap())
+        .desired_capacity(3)
+        .send()
+        .await
+        .unwrap();
+    let groups = autoscaling
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .unwrap();
+    let mut zones = serde_json::Map::new();
+    for instance in batch_group(&groups).instances() {
+        let zone = instance.availability_zone().unwrap().to_string();
+        let count = zones.get(&zone).and_then(Value::as_u64).unwrap_or(0);
+        zones.insert(zone, (count + 1).into());
+    }
+
     write_fleet(&dir, FLEET);
     let output = plan_against(&moto, &api, &fleet);
     assert_eq!(
@@ -441,16 +491,12 @@ async fn a_removed_node_pool_is_planned_for_drain_and_stack_deletion() {
         String::from_utf8_lossy(&output.stderr)
     );
     let plan = json_plan(&output);
-    // bring_up gave the first pool (batch) three nodes in two zones.
     assert_eq!(
         step_names(&plan),
         ["remove pool batch 3 nodes, stack prod-1-node-pool-batch"]
     );
     let step = &plan["clusters"][0]["steps"][0];
-    assert_eq!(
-        step["nodes_by_zone"],
-        serde_json::json!({"eu-central-1a": 2, "eu-central-1b": 1})
-    );
+    assert_eq!(step["nodes_by_zone"], Value::Object(zones.clone()));
     assert!(
         plan["clusters"][0]["fingerprint"]["stacks"]["prod-1-node-pool-batch"]
             .as_str()
@@ -459,8 +505,12 @@ async fn a_removed_node_pool_is_planned_for_drain_and_stack_deletion() {
         "the removed pool's stack is part of the fingerprint"
     );
     let text = plan_against_text(&moto, &api, &fleet);
+    let zones_text: Vec<String> = zones.iter().map(|(z, n)| format!("{z}: {n}")).collect();
     assert!(
-        text.contains("!! Deletions and replacements:\n   ! prod-1: remove node pool batch: drain its 3 nodes (eu-central-1a: 2, eu-central-1b: 1), delete stack prod-1-node-pool-batch"),
+        text.contains(&format!(
+            "!! Deletions and replacements:\n   ! prod-1: remove node pool batch: drain its 3 nodes ({}), delete stack prod-1-node-pool-batch",
+            zones_text.join(", ")
+        )),
         "{text}"
     );
 }
@@ -563,4 +613,23 @@ fn example_fleet_plans_full_creation_as_a_pull_request_comment() {
     // The retired cluster is skipped, and says so.
     assert!(String::from_utf8_lossy(&output.stderr).contains("skipping aws-eu-west-1-prod-legacy"));
     insta::assert_snapshot!(String::from_utf8(output.stdout).unwrap());
+}
+
+#[test]
+fn endpoint_and_context_overrides_must_name_clusters_of_the_fleet() {
+    let moto = Moto::start();
+    let dir = temp_dir("override-typo");
+    let fleet = write_fleet(&dir, FLEET);
+    for args in [
+        ["--kube-endpoint", "prod1=http://127.0.0.1:9"],
+        ["--kube-context", "prod1=admin"],
+    ] {
+        let output = plan(&moto, &fleet, &args);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("names `prod1`, which is not a cluster of the fleet"),
+            "{stderr}"
+        );
+    }
 }

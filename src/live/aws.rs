@@ -209,14 +209,12 @@ impl Cloud for AwsCloud {
                     .build(),
             })
             .collect();
-        // Deterministic name: a plan that is interrupted and run again replaces it.
-        let change_set = format!("flotilla-plan-{}", &crate::render::short_digest(template));
-        let _ = client
-            .delete_change_set()
-            .stack_name(name)
-            .change_set_name(&change_set)
-            .send()
-            .await;
+        // Unique per run, so concurrent plans of one stack do not delete each other's.
+        let change_set = format!(
+            "flotilla-plan-{}-{:08x}",
+            &crate::render::short_digest(template),
+            rand::random::<u32>()
+        );
         let created = client
             .create_change_set()
             .stack_name(name)
@@ -230,65 +228,19 @@ impl Cloud for AwsCloud {
             .await
             .map_err(|e| failure(format!("create change set for {name}"), e))?;
         let id = created.id().unwrap_or(&change_set).to_string();
-        let mut wait = Duration::from_millis(100);
-        let view = loop {
-            let described = client
-                .describe_change_set()
-                .change_set_name(&id)
-                .stack_name(name)
-                .send()
-                .await
-                .map_err(|e| failure(format!("describe change set for {name}"), e))?;
-            match described.status() {
-                Some(ChangeSetStatus::CreateComplete) => {
-                    let changes = described
-                        .changes()
-                        .iter()
-                        .filter_map(|c| c.resource_change())
-                        .map(|rc| ResourceChange {
-                            logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
-                            resource_type: rc.resource_type().unwrap_or_default().to_string(),
-                            action: rc
-                                .action()
-                                .map(|a| a.as_str().to_string())
-                                .unwrap_or_default(),
-                            replacement: rc.replacement().map(|r| r.as_str().to_string()),
-                        })
-                        .collect();
-                    break Ok(ChangeSetView { changes });
-                }
-                Some(ChangeSetStatus::Failed) => {
-                    let reason = described.status_reason().unwrap_or_default();
-                    // An update without changes fails to create; that is "no change".
-                    if reason.contains("didn't contain changes") || reason.contains("No updates") {
-                        break Ok(ChangeSetView::default());
-                    }
-                    break Err(LiveError {
-                        operation: format!("change set for {name}"),
-                        message: reason.to_string(),
-                        retryable: false,
-                    });
-                }
-                _ => {
-                    if wait > Duration::from_secs(20) {
-                        break Err(LiveError {
-                            operation: format!("change set for {name}"),
-                            message: "not ready after waiting about a minute".into(),
-                            retryable: true,
-                        });
-                    }
-                    tokio::time::sleep(wait).await;
-                    wait = wait.saturating_mul(2);
-                }
-            }
-        };
-        let _ = client
+        let view = describe_change_set(&client, name, &id).await;
+        // Always removed again, also when reading it failed: a preview leaves nothing.
+        let deleted = client
             .delete_change_set()
             .change_set_name(&id)
             .stack_name(name)
             .send()
-            .await;
-        view
+            .await
+            .map_err(|e| failure(format!("delete change set {change_set} of {name}"), e));
+        match (view, deleted) {
+            (Ok(view), Ok(_)) => Ok(view),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        }
     }
 
     async fn auto_scaling_groups(
@@ -389,5 +341,72 @@ impl Cloud for AwsCloud {
             .collect();
         instances.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(instances)
+    }
+}
+
+/// Wait for a change set and read all its changes (every page).
+async fn describe_change_set(
+    client: &aws_sdk_cloudformation::Client,
+    name: &str,
+    id: &str,
+) -> LiveResult<ChangeSetView> {
+    let mut wait = Duration::from_millis(100);
+    let mut view = ChangeSetView::default();
+    let mut token: Option<String> = None;
+    loop {
+        let described = client
+            .describe_change_set()
+            .change_set_name(id)
+            .stack_name(name)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| failure(format!("describe change set for {name}"), e))?;
+        match described.status() {
+            Some(ChangeSetStatus::CreateComplete) => {
+                view.changes.extend(
+                    described
+                        .changes()
+                        .iter()
+                        .filter_map(|c| c.resource_change())
+                        .map(|rc| ResourceChange {
+                            logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
+                            resource_type: rc.resource_type().unwrap_or_default().to_string(),
+                            action: rc
+                                .action()
+                                .map(|a| a.as_str().to_string())
+                                .unwrap_or_default(),
+                            replacement: rc.replacement().map(|r| r.as_str().to_string()),
+                        }),
+                );
+                token = described.next_token().map(str::to_string);
+                if token.is_none() {
+                    return Ok(view);
+                }
+            }
+            Some(ChangeSetStatus::Failed) => {
+                let reason = described.status_reason().unwrap_or_default();
+                // An update without changes fails to create; that is "no change".
+                if reason.contains("didn't contain changes") || reason.contains("No updates") {
+                    return Ok(ChangeSetView::default());
+                }
+                return Err(LiveError {
+                    operation: format!("change set for {name}"),
+                    message: reason.to_string(),
+                    retryable: false,
+                });
+            }
+            _ => {
+                if wait > Duration::from_secs(20) {
+                    return Err(LiveError {
+                        operation: format!("change set for {name}"),
+                        message: "not ready after waiting about a minute".into(),
+                        retryable: true,
+                    });
+                }
+                tokio::time::sleep(wait).await;
+                wait = wait.saturating_mul(2);
+            }
+        }
     }
 }

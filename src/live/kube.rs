@@ -27,12 +27,15 @@ pub struct Endpoint {
     pub url: String,
     /// A kubeconfig context for credentials (named after the cluster by default).
     pub context: Option<String>,
+    /// The context was named explicitly, so it must exist.
+    pub context_required: bool,
 }
 
 impl KubeCluster {
     /// Connect to `endpoint`. With a kubeconfig context of that name, its credentials
-    /// (and TLS settings) are used, and the endpoint URL still wins; without one, the
-    /// connection is anonymous.
+    /// (and TLS settings) are used, and the endpoint URL still wins (for tunnels and
+    /// port-forwards). Without one the connection is anonymous, unless the context was
+    /// asked for explicitly (`--kube-context`): then its absence is an error.
     pub async fn connect(endpoint: &Endpoint) -> LiveResult<KubeCluster> {
         let url: http::Uri = endpoint.url.parse().map_err(|e| LiveError {
             operation: format!("connect to {}", endpoint.url),
@@ -56,6 +59,17 @@ impl KubeCluster {
                             retryable: false,
                         })?,
                 )
+            }
+            (Some(context), kubeconfig) if endpoint.context_required => {
+                let why = match kubeconfig {
+                    Ok(_) => "the kubeconfig has no such context".to_string(),
+                    Err(e) => format!("cannot read the kubeconfig: {e}"),
+                };
+                return Err(LiveError {
+                    operation: format!("kubeconfig context {context}"),
+                    message: why,
+                    retryable: false,
+                });
             }
             _ => None,
         };
@@ -222,15 +236,19 @@ impl ClusterApi for KubeCluster {
         namespace: Option<&str>,
         selection: &Selection,
     ) -> LiveResult<Vec<Value>> {
-        // The kind's preferred version in the first group that serves it (core first).
+        // The kind's preferred version in the first group that serves it: core (named
+        // "") first, then alphabetically, so the choice does not vary between runs.
         let discovery = self.discovery().await?;
-        let found = discovery.groups().find_map(|group| {
-            group
-                .resources_by_stability()
-                .into_iter()
-                .find(|(resource, _)| resource.kind == kind)
-                .map(|(resource, _)| resource.api_version)
-        });
+        let found = discovery
+            .groups_alphabetical()
+            .into_iter()
+            .find_map(|group| {
+                group
+                    .resources_by_stability()
+                    .into_iter()
+                    .find(|(resource, _)| resource.kind == kind)
+                    .map(|(resource, _)| resource.api_version)
+            });
         let Some(api_version) = found else {
             // The API does not serve the kind, so no object of it can exist.
             return Ok(Vec::new());

@@ -45,6 +45,8 @@ pub struct ObservedStack {
 pub struct RemovedPool {
     pub name: String,
     pub stack: String,
+    /// The Auto Scaling group's instances per availability zone: the nodes that go.
+    pub instances_by_zone: BTreeMap<String, usize>,
 }
 
 /// A desired object with what the cluster holds and what applying it would give.
@@ -80,18 +82,15 @@ impl Connector for KubeConnector {
         cluster: &str,
         api_server_url: &str,
     ) -> LiveResult<Box<dyn ClusterApi>> {
+        let explicit = self.contexts.get(cluster);
         let endpoint = Endpoint {
             url: self
                 .endpoints
                 .get(cluster)
                 .cloned()
                 .unwrap_or_else(|| api_server_url.to_string()),
-            context: Some(
-                self.contexts
-                    .get(cluster)
-                    .cloned()
-                    .unwrap_or_else(|| cluster.to_string()),
-            ),
+            context: Some(explicit.cloned().unwrap_or_else(|| cluster.to_string())),
+            context_required: explicit.is_some(),
         };
         Ok(Box::new(KubeCluster::connect(&endpoint).await?))
     }
@@ -121,6 +120,7 @@ pub async fn observe(
     let mut observed = Observed::default();
     for (name, _, _) in stacks_of(desired) {
         let state = match cloud.describe_stack(region, &name).await? {
+            Some(state) if !stack_is_usable(&state)? => None,
             Some(state) => {
                 let template = cloud.get_template(region, &name).await?;
                 Some(ObservedStack { state, template })
@@ -153,7 +153,12 @@ pub async fn observe(
         .map(|(artifact, desired)| async move {
             let reference = ObjectRef::of(&desired).ok_or_else(|| invalid(&artifact))?;
             let live = api.get(&reference).await?;
-            let dry_run = Some(api.dry_run_apply(&desired).await?);
+            // Only an update is diffed against the server's dry run. A create is not:
+            // its namespace or its CRD may be created by the same apply.
+            let dry_run = match &live {
+                Some(_) => Some(api.dry_run_apply(&desired).await?),
+                None => None,
+            };
             Ok::<_, LiveError>(ObservedObject {
                 artifact,
                 desired,
@@ -224,6 +229,36 @@ pub async fn observe(
 /// Stack tag CloudFormation puts on the resources it creates.
 const STACK_NAME_TAG: &str = "aws:cloudformation:stack-name";
 
+/// Whether a stack can be compared and updated: `Ok(false)` for a stack that was only
+/// reviewed, never created (`REVIEW_IN_PROGRESS`: creating it is still to do); an error
+/// for every state in which CloudFormation would refuse or undo an update.
+fn stack_is_usable(state: &crate::live::StackState) -> LiveResult<bool> {
+    let problem = match state.status.as_str() {
+        "CREATE_COMPLETE"
+        | "UPDATE_COMPLETE"
+        | "UPDATE_ROLLBACK_COMPLETE"
+        | "IMPORT_COMPLETE"
+        | "IMPORT_ROLLBACK_COMPLETE" => return Ok(true),
+        "REVIEW_IN_PROGRESS" => return Ok(false),
+        "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" => {
+            "its creation failed and was rolled back; CloudFormation cannot update it: delete the stack, then plan again"
+        }
+        "UPDATE_ROLLBACK_FAILED" => {
+            "an update failed and could not be rolled back; continue the rollback (ContinueUpdateRollback), then plan again"
+        }
+        "DELETE_FAILED" => "its deletion failed; finish or undo the deletion, then plan again",
+        status if status.ends_with("_IN_PROGRESS") => {
+            "an operation is running on it; plan again when it has finished"
+        }
+        _ => "flotilla does not know this stack status",
+    };
+    Err(LiveError {
+        operation: format!("describe stack {}", state.name),
+        message: format!("stack is {}: {problem}", state.status),
+        retryable: false,
+    })
+}
+
 /// Pools of this cluster that exist in AWS but are not declared. A pool counts only when
 /// its Auto Scaling group carries the cluster's tags and its stack exists; that stack is
 /// added to `stacks`, so the plan's fingerprint covers it.
@@ -247,16 +282,33 @@ async fn removed_pools(
         let Some(name) = tag(&group.tags, POOL_LABEL) else {
             continue;
         };
-        let stack = tag(&group.tags, STACK_NAME_TAG)
-            .unwrap_or_else(|| format!("{}-node-pool-{name}", desired.cluster));
+        // Only a stack named the way flotilla names pool stacks: a group's tags alone
+        // must never point a deletion at another stack.
+        let stack = format!("{}-node-pool-{name}", desired.cluster);
         if declared.contains(&name.as_str()) || stacks.contains_key(&stack) {
+            continue;
+        }
+        if let Some(tagged) = tag(&group.tags, STACK_NAME_TAG)
+            && tagged != stack
+        {
             continue;
         }
         // A group without a stack was not made by flotilla's stacks: not ours to remove.
         if let Some(state) = cloud.describe_stack(region, &stack).await? {
+            stack_is_usable(&state)?;
             let template = Value::Null;
             stacks.insert(stack.clone(), Some(ObservedStack { state, template }));
-            removed.push(RemovedPool { name, stack });
+            let mut instances_by_zone = BTreeMap::new();
+            for instance in &group.instances {
+                *instances_by_zone
+                    .entry(instance.availability_zone.clone())
+                    .or_insert(0) += 1;
+            }
+            removed.push(RemovedPool {
+                name,
+                stack,
+                instances_by_zone,
+            });
         }
     }
     removed.sort_by(|a, b| a.name.cmp(&b.name));
@@ -424,4 +476,168 @@ pub async fn plan_fleet(
     plan.clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     plan.failures.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::{
+        AutoScalingGroupState, ChangeSetView, GroupInstance, InstanceState, StackState,
+    };
+    use crate::render::{PoolSummary, Summary};
+
+    fn stack(name: &str, status: &str) -> StackState {
+        StackState {
+            name: name.into(),
+            id: format!("arn:{name}"),
+            status: status.into(),
+            last_updated: "2026-11-23T00:00:00Z".into(),
+            parameters: Vec::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_settled_stacks_are_compared_and_failed_ones_stop_the_plan() {
+        for status in [
+            "CREATE_COMPLETE",
+            "UPDATE_COMPLETE",
+            "UPDATE_ROLLBACK_COMPLETE",
+        ] {
+            assert_eq!(stack_is_usable(&stack("s", status)), Ok(true), "{status}");
+        }
+        // Reviewed but never created: still to be created.
+        assert_eq!(
+            stack_is_usable(&stack("s", "REVIEW_IN_PROGRESS")),
+            Ok(false)
+        );
+        for status in [
+            "ROLLBACK_COMPLETE",
+            "ROLLBACK_FAILED",
+            "UPDATE_ROLLBACK_FAILED",
+            "DELETE_FAILED",
+            "DELETE_IN_PROGRESS",
+            "UPDATE_IN_PROGRESS",
+            "CREATE_IN_PROGRESS",
+        ] {
+            let error = stack_is_usable(&stack("s", status)).unwrap_err();
+            assert!(error.message.contains(status), "{error}");
+            assert!(!error.retryable);
+        }
+    }
+
+    /// Stacks and Auto Scaling groups as given; nothing else is asked for.
+    struct Account {
+        stacks: Vec<StackState>,
+        groups: Vec<AutoScalingGroupState>,
+    }
+
+    #[async_trait]
+    impl Cloud for Account {
+        async fn describe_stack(&self, _: &str, name: &str) -> LiveResult<Option<StackState>> {
+            Ok(self.stacks.iter().find(|s| s.name == name).cloned())
+        }
+        async fn get_template(&self, _: &str, _: &str) -> LiveResult<Value> {
+            Ok(Value::Null)
+        }
+        async fn preview_update(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &[(String, ParameterValue)],
+        ) -> LiveResult<ChangeSetView> {
+            unreachable!("removal planning previews nothing")
+        }
+        async fn auto_scaling_groups(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> LiveResult<Vec<AutoScalingGroupState>> {
+            Ok(self.groups.clone())
+        }
+        async fn instances(&self, _: &str, _: &[String]) -> LiveResult<Vec<InstanceState>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn group(pool: &str, stack_tag: Option<&str>, zones: &[&str]) -> AutoScalingGroupState {
+        let mut tags = vec![
+            ("flotilla.io/cluster".to_string(), "prod-1".to_string()),
+            (POOL_LABEL.to_string(), pool.to_string()),
+        ];
+        tags.extend(stack_tag.map(|s| (STACK_NAME_TAG.to_string(), s.to_string())));
+        AutoScalingGroupState {
+            name: format!("asg-{pool}"),
+            min_size: 0,
+            max_size: 10,
+            desired_capacity: zones.len() as i32,
+            tags,
+            instances: zones
+                .iter()
+                .enumerate()
+                .map(|(i, zone)| GroupInstance {
+                    id: format!("i-{pool}-{i}"),
+                    availability_zone: zone.to_string(),
+                    lifecycle_state: "InService".into(),
+                    health_status: "Healthy".into(),
+                    launch_template_version: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_pools_with_a_flotilla_named_stack_are_removed() {
+        let desired = Artifacts {
+            cluster: "prod-1".into(),
+            files: BTreeMap::new(),
+            summary: Summary {
+                node_pools: vec![PoolSummary {
+                    name: "workers".into(),
+                    ..PoolSummary::default()
+                }],
+                ..Summary::default()
+            },
+        };
+        let account = Account {
+            stacks: vec![
+                stack("prod-1-node-pool-batch", "CREATE_COMPLETE"),
+                stack("shared-network", "CREATE_COMPLETE"),
+            ],
+            groups: vec![
+                group("workers", None, &["a"]),
+                group("batch", Some("prod-1-node-pool-batch"), &["a", "a", "b"]),
+                // Tags that point a deletion at a stack flotilla did not name.
+                group("legacy", Some("shared-network"), &["a"]),
+                // A group whose stack does not exist.
+                group("orphan", None, &["a"]),
+            ],
+        };
+        let mut stacks = BTreeMap::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let removed = runtime
+            .block_on(removed_pools(
+                &desired,
+                "eu-central-1",
+                &account,
+                &mut stacks,
+            ))
+            .unwrap();
+        assert_eq!(
+            removed,
+            [RemovedPool {
+                name: "batch".into(),
+                stack: "prod-1-node-pool-batch".into(),
+                instances_by_zone: BTreeMap::from([("a".into(), 2), ("b".into(), 1)]),
+            }]
+        );
+        assert_eq!(
+            stacks.keys().collect::<Vec<_>>(),
+            ["prod-1-node-pool-batch"],
+            "the removed stack joins the fingerprint"
+        );
+    }
 }

@@ -156,76 +156,83 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
             let _ = writeln!(out, "  no changes");
         }
         for step in &c.steps {
-            match step {
-                Step::Delete(d) => {
-                    let _ = writeln!(
-                        out,
-                        "  {} delete  {} ({})",
-                        s.paint("31", "-"),
-                        d.object,
-                        d.phase.replace('_', "-")
-                    );
-                }
-                Step::Stack(st) => {
-                    let (mark, word) = match st.action {
-                        StackAction::Create => (s.paint("32", "+"), "create"),
-                        StackAction::Update => (s.paint("33", "~"), "update"),
-                    };
-                    let _ = writeln!(out, "  {mark} {word}  stack {} ({})", st.stack, st.role);
-                    for ch in &st.changes {
-                        let replace = match ch.replacement.as_deref() {
-                            Some("True") => s.paint("1;31", " REPLACED"),
-                            Some("Conditional") => s.paint("31", " may be replaced"),
-                            _ => String::new(),
-                        };
-                        let _ = writeln!(
-                            out,
-                            "      {} {} ({}){replace}",
-                            ch.action, ch.logical_id, ch.resource_type
-                        );
-                    }
-                }
-                Step::Manifest(m) => {
-                    let (mark, word) = match m.action {
-                        ManifestAction::Create => (s.paint("32", "+"), "create"),
-                        ManifestAction::Update => (s.paint("33", "~"), "update"),
-                    };
-                    let _ = writeln!(out, "  {mark} {word}  {}", m.object);
-                    for ch in &m.changes {
-                        let _ = writeln!(
-                            out,
-                            "      {}: {} → {}",
-                            ch.path,
-                            short(&ch.before),
-                            short(&ch.after)
-                        );
-                    }
-                }
-                Step::Roll(r) => {
-                    let _ = writeln!(
-                        out,
-                        "  {} roll    node pool {}: {} of {} nodes outdated ({})",
-                        s.paint("1;33", "↻"),
-                        r.node_pool,
-                        r.outdated,
-                        r.nodes,
-                        zones(&r.outdated_by_zone)
-                    );
-                }
-                Step::RemovePool(r) => {
-                    let _ = writeln!(
-                        out,
-                        "  {} remove  node pool {}: drain {} nodes ({}), then delete stack {}",
-                        s.paint("1;31", "-"),
-                        r.node_pool,
-                        r.nodes,
-                        zones(&r.nodes_by_zone),
-                        r.stack
-                    );
-                }
-            }
+            out.push_str(&step_text(step, &s));
         }
         out.push('\n');
+    }
+    out
+}
+
+/// One step as the text form shows it: a line, and its changes indented below.
+fn step_text(step: &Step, s: &Style) -> String {
+    let mut out = String::new();
+    match step {
+        Step::Delete(d) => {
+            let _ = writeln!(
+                out,
+                "  {} delete  {} ({})",
+                s.paint("31", "-"),
+                d.object,
+                d.phase.replace('_', "-")
+            );
+        }
+        Step::Stack(st) => {
+            let (mark, word) = match st.action {
+                StackAction::Create => (s.paint("32", "+"), "create"),
+                StackAction::Update => (s.paint("33", "~"), "update"),
+            };
+            let _ = writeln!(out, "  {mark} {word}  stack {} ({})", st.stack, st.role);
+            for ch in &st.changes {
+                let replace = match ch.replacement.as_deref() {
+                    Some("True") => s.paint("1;31", " REPLACED"),
+                    Some("Conditional") => s.paint("31", " may be replaced"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "      {} {} ({}){replace}",
+                    ch.action, ch.logical_id, ch.resource_type
+                );
+            }
+        }
+        Step::Manifest(m) => {
+            let (mark, word) = match m.action {
+                ManifestAction::Create => (s.paint("32", "+"), "create"),
+                ManifestAction::Update => (s.paint("33", "~"), "update"),
+            };
+            let _ = writeln!(out, "  {mark} {word}  {}", m.object);
+            for ch in &m.changes {
+                let _ = writeln!(
+                    out,
+                    "      {}: {} → {}",
+                    ch.path,
+                    short(&ch.before),
+                    short(&ch.after)
+                );
+            }
+        }
+        Step::Roll(r) => {
+            let _ = writeln!(
+                out,
+                "  {} roll    node pool {}: {} of {} nodes outdated ({})",
+                s.paint("1;33", "↻"),
+                r.node_pool,
+                r.outdated,
+                r.nodes,
+                zones(&r.outdated_by_zone)
+            );
+        }
+        Step::RemovePool(r) => {
+            let _ = writeln!(
+                out,
+                "  {} remove  node pool {}: drain {} nodes ({}), then delete stack {}",
+                s.paint("1;31", "-"),
+                r.node_pool,
+                r.nodes,
+                zones(&r.nodes_by_zone),
+                r.stack
+            );
+        }
     }
     out
 }
@@ -307,14 +314,13 @@ pub fn to_markdown(plan: &Plan) -> String {
                 std::collections::BTreeMap::new();
             for step in &c.steps {
                 match step {
-                    Step::Stack(st) => {
-                        let _ = writeln!(body, "  + create  stack {} ({})", st.stack, st.role);
-                    }
                     Step::Manifest(m) => {
                         let component = m.artifact.split('/').nth(1).unwrap_or(&m.artifact);
                         *components.entry(component).or_insert(0) += 1;
                     }
-                    _ => {}
+                    // Stacks (an etcd stack may exist already), deletions and pool
+                    // removals are listed one by one, as in the text form.
+                    other => body.push_str(&step_text(other, &Style { color: false })),
                 }
             }
             let objects: usize = components.values().sum();
