@@ -633,3 +633,28 @@ fn endpoint_and_context_overrides_must_name_clusters_of_the_fleet() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unavailable_api_group_the_plan_does_not_need_does_not_fail_it() {
+    let moto = Moto::start();
+    let api = LoopbackApi::start().unwrap();
+    let dir = temp_dir("broken-group");
+    let fleet = write_fleet(&dir, FLEET);
+    bring_up(&moto, &api, &artifacts(&fleet)).await;
+    api.insert(
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system"}}),
+    )
+    .unwrap();
+    // Like an aggregated API whose backend is down (metrics-server, say).
+    api.add_failure(Failure::new(503).path_prefix("/apis/policy"));
+    let plan = json_plan(&plan_against(&moto, &api, &fleet));
+    assert_eq!(plan["failures"], serde_json::json!([]), "{plan:#}");
+    assert_eq!(step_names(&plan), ["delete Deployment kube-dns"]);
+    // A group the plan needs (Deployments for the deletion) fails it.
+    api.add_failure(Failure::new(503).path_prefix("/apis/apps"));
+    let output = plan_against(&moto, &api, &fleet);
+    assert_eq!(output.status.code(), Some(1));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plan["failures"][0]["cluster"], "prod-1", "{plan:#}");
+}

@@ -1,24 +1,33 @@
-//! [`ClusterApi`] on kube: discovery once per cluster, `DynamicObject` for every kind,
-//! server-side apply with field manager `flotilla`.
+//! [`ClusterApi`] on kube: discovery of only the API groups a plan needs (one broken
+//! aggregated API, say metrics-server, must not fail every plan), `DynamicObject` for
+//! every kind, server-side apply with field manager `flotilla`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::core::GroupVersion;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_group};
 use kube::{Client, Config};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 use super::{ClusterApi, LiveError, LiveResult, NodeState, ObjectRef, Selection, with_retries};
 
 pub const FIELD_MANAGER: &str = "flotilla";
 
+type Resources = Vec<(ApiResource, ApiCapabilities)>;
+
 pub struct KubeCluster {
     client: Client,
-    discovery: OnceCell<Discovery>,
+    /// The resources of each discovered group version (`apps/v1`, `v1`), each queried
+    /// at most once.
+    group_versions: Mutex<HashMap<String, Resources>>,
+    /// Kind → the API version that serves it, for deletions that name only a kind.
+    kinds: Mutex<HashMap<String, Option<String>>>,
 }
 
 /// How to reach one cluster's API server.
@@ -75,6 +84,10 @@ impl KubeCluster {
         };
         let mut config = from_kubeconfig.unwrap_or_else(|| Config::new(url.clone()));
         config.cluster_url = url;
+        // kube's own retry layer waits up to 1,000 s between up to 15 attempts on 429,
+        // 503 and 504: a plan would hang for many minutes on one broken API. Retries
+        // are `with_retries`' job (a few attempts, backoff with jitter).
+        config.default_retry = false;
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(Duration::from_secs(30));
         let client = Client::try_from(config).map_err(|e| LiveError {
@@ -84,22 +97,38 @@ impl KubeCluster {
         })?;
         Ok(KubeCluster {
             client,
-            discovery: OnceCell::new(),
+            group_versions: Mutex::new(HashMap::new()),
+            kinds: Mutex::new(HashMap::new()),
         })
     }
 
-    async fn discovery(&self) -> LiveResult<&Discovery> {
-        self.discovery
-            .get_or_try_init(|| async {
-                with_retries(4, Duration::from_millis(200), || async {
-                    Discovery::new(self.client.clone())
-                        .run()
-                        .await
-                        .map_err(|e| failure("API discovery".into(), e))
-                })
-                .await
-            })
-            .await
+    /// The resources of one group version (`apps/v1`, or `v1` for core); `Ok(None)` when
+    /// the server does not serve it.
+    async fn group_version(&self, api_version: &str) -> LiveResult<Option<Resources>> {
+        if let Some(resources) = self.lock_groups().get(api_version) {
+            return Ok(Some(resources.clone()));
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gv = GroupVersion::gv(group, version);
+        let queried = with_retries(4, Duration::from_millis(200), || async {
+            match pinned_group(&self.client, &gv).await {
+                Ok(group) => Ok(Some(group.recommended_resources())),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+                Err(e) => Err(failure(format!("API discovery of {api_version}"), e)),
+            }
+        })
+        .await?;
+        if let Some(resources) = &queried {
+            self.lock_groups()
+                .insert(api_version.to_string(), resources.clone());
+        }
+        Ok(queried)
+    }
+
+    fn lock_groups(&self) -> std::sync::MutexGuard<'_, HashMap<String, Resources>> {
+        self.group_versions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     async fn resource(
@@ -107,14 +136,61 @@ impl KubeCluster {
         api_version: &str,
         kind: &str,
     ) -> LiveResult<(ApiResource, ApiCapabilities)> {
-        let discovery = self.discovery().await?;
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-        discovery.resolve_gvk(&gvk).ok_or_else(|| LiveError {
+        let served = self
+            .group_version(api_version)
+            .await?
+            .and_then(|resources| resources.into_iter().find(|(r, _)| r.kind == kind));
+        served.ok_or_else(|| LiveError {
             operation: format!("find {api_version} {kind}"),
             message: "the API server does not serve this kind (is its CRD installed?)".into(),
             retryable: false,
         })
+    }
+
+    /// The API version serving `kind` in the first group that has it: core first, then
+    /// the groups alphabetically, each at its preferred version, so the choice does not
+    /// vary between runs. A group that cannot be read before the kind is found is an
+    /// error: it might be the one that serves it.
+    async fn version_of_kind(&self, kind: &str) -> LiveResult<Option<String>> {
+        if let Some(known) = self
+            .kinds
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(kind)
+        {
+            return Ok(known.clone());
+        }
+        let groups = with_retries(4, Duration::from_millis(200), || async {
+            self.client
+                .list_api_groups()
+                .await
+                .map_err(|e| failure("API discovery".into(), e))
+        })
+        .await?;
+        let mut candidates = vec!["v1".to_string()];
+        let mut named: Vec<_> = groups
+            .groups
+            .iter()
+            .filter_map(|g| {
+                let version = g.preferred_version.as_ref().or(g.versions.first())?;
+                Some((g.name.clone(), version.group_version.clone()))
+            })
+            .collect();
+        named.sort();
+        candidates.extend(named.into_iter().map(|(_, gv)| gv));
+        let mut found = None;
+        for api_version in candidates {
+            let served = self.group_version(&api_version).await?;
+            if served.is_some_and(|resources| resources.iter().any(|(r, _)| r.kind == kind)) {
+                found = Some(api_version);
+                break;
+            }
+        }
+        self.kinds
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(kind.to_string(), found.clone());
+        Ok(found)
     }
 
     async fn api(
@@ -236,20 +312,7 @@ impl ClusterApi for KubeCluster {
         namespace: Option<&str>,
         selection: &Selection,
     ) -> LiveResult<Vec<Value>> {
-        // The kind's preferred version in the first group that serves it: core (named
-        // "") first, then alphabetically, so the choice does not vary between runs.
-        let discovery = self.discovery().await?;
-        let found = discovery
-            .groups_alphabetical()
-            .into_iter()
-            .find_map(|group| {
-                group
-                    .resources_by_stability()
-                    .into_iter()
-                    .find(|(resource, _)| resource.kind == kind)
-                    .map(|(resource, _)| resource.api_version)
-            });
-        let Some(api_version) = found else {
+        let Some(api_version) = self.version_of_kind(kind).await? else {
             // The API does not serve the kind, so no object of it can exist.
             return Ok(Vec::new());
         };
