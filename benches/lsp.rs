@@ -2,7 +2,10 @@
 //! receiving the `publishDiagnostics` for that version, on a generated 5,000-line fleet
 //! file. Run with `cargo bench --bench lsp`.
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "../tests/support/jsonrpc.rs"]
+mod jsonrpc;
+
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -14,6 +17,7 @@ use flotilla::resolve::load;
 use flotilla::source::{FileId, MemoryFs};
 use flotilla::syntax::parse;
 use flotilla::types::check;
+use jsonrpc::read_frame;
 use serde_json::{Value, json};
 
 const LINES: usize = 5_000;
@@ -140,26 +144,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(value) = line.strip_prefix("Content-Length: ") {
-            length = value.parse().ok();
-        }
-    }
-    let mut body = vec![0; length?];
-    reader.read_exact(&mut body).ok()?;
-    serde_json::from_slice(&body).ok()
 }
 
 fn file_uri(path: &Path) -> String {

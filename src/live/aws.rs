@@ -149,22 +149,12 @@ impl Cloud for AwsCloud {
             parameters: stack
                 .parameters()
                 .iter()
-                .map(|p| {
-                    (
-                        p.parameter_key().unwrap_or_default().to_string(),
-                        p.parameter_value().unwrap_or_default().to_string(),
-                    )
-                })
+                .map(|p| pair(p.parameter_key(), p.parameter_value()))
                 .collect(),
             tags: stack
                 .tags()
                 .iter()
-                .map(|t| {
-                    (
-                        t.key().unwrap_or_default().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
+                .map(|t| pair(t.key(), t.value()))
                 .collect(),
         }))
     }
@@ -269,16 +259,7 @@ impl Cloud for AwsCloud {
                     min_size: g.min_size().unwrap_or(0),
                     max_size: g.max_size().unwrap_or(0),
                     desired_capacity: g.desired_capacity().unwrap_or(0),
-                    tags: g
-                        .tags()
-                        .iter()
-                        .map(|t| {
-                            (
-                                t.key().unwrap_or_default().to_string(),
-                                t.value().unwrap_or_default().to_string(),
-                            )
-                        })
-                        .collect(),
+                    tags: g.tags().iter().map(|t| pair(t.key(), t.value())).collect(),
                     instances: g
                         .instances()
                         .iter()
@@ -409,4 +390,12 @@ async fn describe_change_set(
             }
         }
     }
+}
+
+/// A key and value the SDK models as optional, as plain strings.
+fn pair(key: Option<&str>, value: Option<&str>) -> (String, String) {
+    (
+        key.unwrap_or_default().to_string(),
+        value.unwrap_or_default().to_string(),
+    )
 }

@@ -71,6 +71,18 @@ fn destructive(cluster: &ClusterPlan) -> Vec<String> {
     out
 }
 
+/// Every destructive step of the plan, with its cluster: shown first in every format.
+fn warnings(plan: &Plan) -> Vec<(&str, String)> {
+    plan.clusters
+        .iter()
+        .flat_map(|c| {
+            destructive(c)
+                .into_iter()
+                .map(move |w| (c.cluster.as_str(), w))
+        })
+        .collect()
+}
+
 fn zones(by_zone: &std::collections::BTreeMap<String, usize>) -> String {
     if by_zone.is_empty() {
         return "none running".into();
@@ -111,15 +123,7 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         },
         plan.failures.len()
     );
-    let warnings: Vec<(String, String)> = plan
-        .clusters
-        .iter()
-        .flat_map(|c| {
-            destructive(c)
-                .into_iter()
-                .map(move |w| (c.cluster.clone(), w))
-        })
-        .collect();
+    let warnings = warnings(plan);
     if !warnings.is_empty() {
         let _ = writeln!(out, "{}", s.paint("1;31", "!! Deletions and replacements:"));
         for (cluster, w) in &warnings {
@@ -247,15 +251,7 @@ pub fn to_markdown(plan: &Plan) -> String {
         if total == 1 { "" } else { "s" },
         plan.failures.len()
     );
-    let warnings: Vec<(String, String)> = plan
-        .clusters
-        .iter()
-        .flat_map(|c| {
-            destructive(c)
-                .into_iter()
-                .map(move |w| (c.cluster.clone(), w))
-        })
-        .collect();
+    let warnings = warnings(plan);
     if !warnings.is_empty() {
         let _ = writeln!(out, "> [!CAUTION]\n> **Deletions and replacements**\n>");
         for (cluster, w) in &warnings {

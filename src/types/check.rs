@@ -18,6 +18,7 @@ pub(super) fn run(program: &Program) -> Checked {
         let_types: HashMap::new(),
         let_state: HashMap::new(),
         alias_state: Vec::new(),
+        declared: HashMap::new(),
         untyped_let: None,
         diagnostics: Vec::new(),
     };
@@ -59,6 +60,9 @@ struct Checker<'p> {
     let_types: HashMap<(ModuleId, usize), Ty>,
     let_state: HashMap<(ModuleId, usize), LetState>,
     alias_state: Vec<AliasState>,
+    /// Each declaring item's name, what it declares, and the name's span, by
+    /// (module, item index); filled by `collect_declarations`.
+    declared: HashMap<(ModuleId, usize), (String, Def, Span)>,
     /// The `let` without a type being checked: its name and its value's span.
     untyped_let: Option<(String, Span)>,
     diagnostics: Vec<Diagnostic>,
@@ -198,6 +202,27 @@ impl<'p> Checker<'p> {
                     }),
                     Item::Import(_) | Item::Let(_) => {}
                 }
+                let def = match it {
+                    Item::Let(l) => Some((&l.name, Def::Let(module, item))),
+                    Item::Type(t) => Some((
+                        &t.name,
+                        Def::Record(RecordId(self.decls.records.len() as u32 - 1)),
+                    )),
+                    Item::Alias(a) => Some((&a.name, Def::TypeAlias(self.decls.aliases.len() - 1))),
+                    Item::Enum(e) => Some((
+                        &e.name,
+                        Def::Enum(EnumId(self.decls.enums.len() as u32 - 1)),
+                    )),
+                    Item::Channel(c) => Some((
+                        &c.name,
+                        Def::Channel(ChannelId(self.decls.channels.len() as u32 - 1)),
+                    )),
+                    Item::Import(_) | Item::Cluster(_) => None,
+                };
+                if let Some((name, def)) = def {
+                    self.declared
+                        .insert((module, item), (name.name.clone(), def, name.span));
+                }
             }
         }
         // Cluster ids are unique across the whole fleet.
@@ -221,59 +246,13 @@ impl<'p> Checker<'p> {
     fn build_scopes(&mut self) {
         let prelude = self.program.prelude;
         let program = self.program;
-        let own = |decls: &Declarations, module: ModuleId| -> Vec<(String, Def, Span)> {
-            let mut out = Vec::new();
-            let m = program.module(module);
-            for (item, it) in m.ast.items.iter().enumerate() {
-                let entry = match it {
-                    Item::Let(l) => {
-                        Some((l.name.name.clone(), Def::Let(module, item), l.name.span))
-                    }
-                    Item::Type(t) => decls
-                        .records
-                        .iter()
-                        .position(|r| r.site.module == module && r.site.item == item)
-                        .map(|i| {
-                            (
-                                t.name.name.clone(),
-                                Def::Record(RecordId(i as u32)),
-                                t.name.span,
-                            )
-                        }),
-                    Item::Alias(a) => decls
-                        .aliases
-                        .iter()
-                        .position(|r| r.site.module == module && r.site.item == item)
-                        .map(|i| (a.name.name.clone(), Def::TypeAlias(i), a.name.span)),
-                    Item::Enum(e) => decls
-                        .enums
-                        .iter()
-                        .position(|r| r.site.module == module && r.site.item == item)
-                        .map(|i| {
-                            (
-                                e.name.name.clone(),
-                                Def::Enum(EnumId(i as u32)),
-                                e.name.span,
-                            )
-                        }),
-                    Item::Channel(c) => decls
-                        .channels
-                        .iter()
-                        .position(|r| r.site.module == module && r.site.item == item)
-                        .map(|i| {
-                            (
-                                c.name.name.clone(),
-                                Def::Channel(ChannelId(i as u32)),
-                                c.name.span,
-                            )
-                        }),
-                    _ => None,
-                };
-                out.extend(entry);
-            }
-            out
+        let declared = &self.declared;
+        let own = |module: ModuleId| -> Vec<(String, Def, Span)> {
+            (0..program.module(module).ast.items.len())
+                .filter_map(|item| declared.get(&(module, item)).cloned())
+                .collect()
         };
-        let prelude_defs = own(&self.decls, prelude);
+        let prelude_defs = own(prelude);
         for module in self.program.module_ids() {
             let m = self.module(module);
             let mut scope: HashMap<String, Def> = HashMap::new();
@@ -292,7 +271,7 @@ impl<'p> Checker<'p> {
                     }
                     None => {
                         for target in targets {
-                            for (name, def, _) in own(&self.decls, *target) {
+                            for (name, def, _) in own(*target) {
                                 scope.insert(name, def);
                             }
                         }
@@ -300,7 +279,7 @@ impl<'p> Checker<'p> {
                 }
             }
             let mut declared: HashMap<String, Span> = HashMap::new();
-            for (name, def, span) in own(&self.decls, module) {
+            for (name, def, span) in own(module) {
                 if let Some(first) = declared.get(&name) {
                     self.diagnostics.push(
                         Diagnostic::error(
