@@ -123,6 +123,7 @@ fn cluster(n: usize) -> (Artifacts, Observed) {
             labels,
             ready: true,
             unschedulable: false,
+            ..Default::default()
         });
     }
     (desired, observed)

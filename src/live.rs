@@ -35,6 +35,15 @@ impl std::fmt::Display for LiveError {
 
 pub type LiveResult<T> = Result<T, LiveError>;
 
+/// A call this backend does not offer yet.
+pub fn unsupported(operation: &str) -> LiveError {
+    LiveError {
+        operation: operation.to_string(),
+        message: "not supported by this backend yet".to_string(),
+        retryable: false,
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StackState {
     pub name: String,
@@ -118,6 +127,100 @@ pub trait Cloud: Send + Sync {
         cluster: &str,
     ) -> LiveResult<Vec<AutoScalingGroupState>>;
     async fn instances(&self, region: &str, ids: &[String]) -> LiveResult<Vec<InstanceState>>;
+
+    // ---- Writes and the account guard (apply). ----
+
+    /// The AWS account the caller's credentials belong to (STS GetCallerIdentity).
+    async fn caller_account(&self, region: &str) -> LiveResult<String>;
+    /// Create a change set of `kind` (always passed explicitly), wait until it is
+    /// ready and return it. A change set that contains no changes is deleted again and
+    /// returned with `empty = true`.
+    async fn create_change_set(
+        &self,
+        region: &str,
+        request: &ChangeSetRequest,
+    ) -> LiveResult<PreparedChangeSet>;
+    /// Start executing a ready change set; the caller waits on [`Cloud::describe_stack`].
+    async fn execute_change_set(
+        &self,
+        region: &str,
+        stack: &str,
+        change_set: &str,
+    ) -> LiveResult<()>;
+    /// The newest events of a stack, newest first, at most `limit`.
+    async fn stack_events(
+        &self,
+        region: &str,
+        stack: &str,
+        limit: usize,
+    ) -> LiveResult<Vec<StackEvent>>;
+    /// Start deleting a stack; the caller waits on [`Cloud::describe_stack`].
+    async fn delete_stack(&self, region: &str, stack: &str) -> LiveResult<()>;
+    /// Set an Auto Scaling group's sizes (UpdateAutoScalingGroup).
+    async fn set_group_size(&self, region: &str, group: &str, size: &GroupSize) -> LiveResult<()>;
+    /// Create or overwrite tags on an Auto Scaling group (not propagated at launch).
+    async fn set_group_tags(
+        &self,
+        region: &str,
+        group: &str,
+        tags: &[(String, String)],
+    ) -> LiveResult<()>;
+    /// Remove tags from an Auto Scaling group.
+    async fn delete_group_tags(&self, region: &str, group: &str, keys: &[String])
+    -> LiveResult<()>;
+    /// Terminate one instance through its group, decrementing desired capacity when
+    /// `decrement` (TerminateInstanceInAutoScalingGroup).
+    async fn terminate_instance(
+        &self,
+        region: &str,
+        instance: &str,
+        decrement: bool,
+    ) -> LiveResult<()>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeSetKind {
+    Create,
+    Update,
+}
+
+/// Everything a change set for one stack needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSetRequest {
+    pub stack: String,
+    pub kind: ChangeSetKind,
+    /// Template body (JSON). Bodies over the inline limit go through `template_url`.
+    pub template: String,
+    /// An `https://` S3 URL of the uploaded template, used instead of the body.
+    pub template_url: Option<String>,
+    pub parameters: Vec<(String, ParameterValue)>,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PreparedChangeSet {
+    /// Change set name or ARN, for [`Cloud::execute_change_set`].
+    pub id: String,
+    pub empty: bool,
+    pub view: ChangeSetView,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StackEvent {
+    /// RFC 3339.
+    pub timestamp: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSize {
+    pub min: i32,
+    pub max: i32,
+    pub desired: i32,
 }
 
 /// Identity of a Kubernetes object.
@@ -150,12 +253,80 @@ impl std::fmt::Display for ObjectRef {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeState {
     pub name: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub taints: Vec<NodeTaint>,
     pub ready: bool,
     pub unschedulable: bool,
+    /// `aws:///<zone>/<instance-id>`; empty when the kubelet has not set it.
+    pub provider_id: String,
+    /// RFC 3339.
+    pub created: String,
+}
+
+impl NodeState {
+    /// The EC2 instance id from the provider id.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.provider_id
+            .rsplit('/')
+            .next()
+            .filter(|id| id.starts_with("i-"))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeTaint {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+/// A pod, as much as draining needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PodState {
+    pub namespace: String,
+    pub name: String,
+    pub node: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Kind of the controlling owner (`ReplicaSet`, `StatefulSet`, `DaemonSet`, `Node`
+    /// for mirror pods …), if any.
+    pub owner_kind: Option<String>,
+    /// Carries `kubernetes.io/config.mirror`: a static pod the kubelet manages.
+    pub mirror: bool,
+    pub ready: bool,
+    /// Succeeded or Failed: nothing left to evict.
+    pub finished: bool,
+    /// RFC 3339.
+    pub created: String,
+}
+
+/// A PodDisruptionBudget and what its status allows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PdbState {
+    pub namespace: String,
+    pub name: String,
+    /// `spec.selector.matchLabels` (matchExpressions are not followed: such a PDB is
+    /// treated as covering no pod for the forced-deletion check, never bypassed by
+    /// eviction, which the API server judges).
+    pub match_labels: std::collections::BTreeMap<String, String>,
+    pub disruptions_allowed: i32,
+    pub current_healthy: i32,
+    pub desired_healthy: i32,
+    pub expected_pods: i32,
+}
+
+/// What the Eviction API answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EvictionOutcome {
+    /// 200/201: the pod is being deleted.
+    Evicted,
+    /// 429: a PodDisruptionBudget does not allow it now; retry later.
+    Blocked(String),
+    /// 404: the pod is already gone.
+    Gone,
 }
 
 /// How to find objects named in a deletions entry.
@@ -182,6 +353,59 @@ pub trait ClusterApi: Send + Sync {
         selection: &Selection,
     ) -> LiveResult<Vec<Value>>;
     async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<NodeState>>;
+
+    // ---- Writes (apply). ----
+
+    /// Server-side apply with field manager `flotilla`; `force` takes ownership of
+    /// fields other managers own. A conflict is an error naming the fields and managers.
+    async fn apply(&self, object: &Value, force: bool) -> LiveResult<Value>;
+    /// Create an object; `Ok(None)` when it already exists (409).
+    async fn create(&self, object: &Value) -> LiveResult<Option<Value>>;
+    /// Replace an object whose `metadata.resourceVersion` is set; `Ok(None)` when the
+    /// object changed since (409): compare-and-swap, for locks and blocks.
+    async fn replace(&self, object: &Value) -> LiveResult<Option<Value>>;
+    /// Delete an object; `Ok(false)` when it was already gone.
+    async fn delete(
+        &self,
+        object: &ObjectRef,
+        propagation_policy: Option<&str>,
+        grace_period_seconds: Option<i64>,
+    ) -> LiveResult<bool>;
+    /// JSON merge patch of a node (labels, annotations, taints, unschedulable).
+    async fn patch_node(&self, name: &str, patch: &Value) -> LiveResult<()>;
+    /// Pods scheduled on a node.
+    async fn pods_on_node(&self, node: &str) -> LiveResult<Vec<PodState>>;
+    /// Every PodDisruptionBudget of the cluster.
+    async fn pdbs(&self) -> LiveResult<Vec<PdbState>>;
+    /// Evict a pod through the Eviction API.
+    async fn evict(&self, namespace: &str, pod: &str) -> LiveResult<EvictionOutcome>;
+    /// Delete a pod directly, bypassing PodDisruptionBudgets (forced drain only).
+    async fn delete_pod(&self, namespace: &str, pod: &str) -> LiveResult<bool>;
+}
+
+/// Time for everything that waits: the real clock, or the simulator's virtual one
+/// (where sleeping advances the simulated world instead of the process).
+#[async_trait]
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    async fn sleep(&self, duration: Duration);
+}
+
+/// The process's own clock.
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
 }
 
 /// Retry `op` on retryable errors with exponential backoff and full jitter.

@@ -595,6 +595,7 @@ mod tests {
             labels,
             ready: true,
             unschedulable: false,
+            ..Default::default()
         }
     }
 

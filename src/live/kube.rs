@@ -371,10 +371,40 @@ impl ClusterApi for KubeCluster {
                         .as_ref()
                         .and_then(|s| s.unschedulable)
                         .unwrap_or(false),
+                    ..Default::default()
                 }
             })
             .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(nodes)
+    }
+
+    // Apply is not wired to this backend yet.
+    async fn apply(&self, _: &Value, _: bool) -> LiveResult<Value> {
+        Err(crate::live::unsupported("apply"))
+    }
+    async fn create(&self, _: &Value) -> LiveResult<Option<Value>> {
+        Err(crate::live::unsupported("create"))
+    }
+    async fn replace(&self, _: &Value) -> LiveResult<Option<Value>> {
+        Err(crate::live::unsupported("replace"))
+    }
+    async fn delete(&self, _: &ObjectRef, _: Option<&str>, _: Option<i64>) -> LiveResult<bool> {
+        Err(crate::live::unsupported("delete"))
+    }
+    async fn patch_node(&self, _: &str, _: &Value) -> LiveResult<()> {
+        Err(crate::live::unsupported("patch_node"))
+    }
+    async fn pods_on_node(&self, _: &str) -> LiveResult<Vec<crate::live::PodState>> {
+        Err(crate::live::unsupported("pods_on_node"))
+    }
+    async fn pdbs(&self) -> LiveResult<Vec<crate::live::PdbState>> {
+        Err(crate::live::unsupported("pdbs"))
+    }
+    async fn evict(&self, _: &str, _: &str) -> LiveResult<crate::live::EvictionOutcome> {
+        Err(crate::live::unsupported("evict"))
+    }
+    async fn delete_pod(&self, _: &str, _: &str) -> LiveResult<bool> {
+        Err(crate::live::unsupported("delete_pod"))
     }
 }

@@ -559,6 +559,49 @@ mod tests {
         async fn instances(&self, _: &str, _: &[String]) -> LiveResult<Vec<InstanceState>> {
             Ok(Vec::new())
         }
+
+        // Apply is not wired to this backend yet.
+        async fn caller_account(&self, _: &str) -> LiveResult<String> {
+            Err(crate::live::unsupported("caller_account"))
+        }
+        async fn create_change_set(
+            &self,
+            _: &str,
+            _: &crate::live::ChangeSetRequest,
+        ) -> LiveResult<crate::live::PreparedChangeSet> {
+            Err(crate::live::unsupported("create_change_set"))
+        }
+        async fn execute_change_set(&self, _: &str, _: &str, _: &str) -> LiveResult<()> {
+            Err(crate::live::unsupported("execute_change_set"))
+        }
+        async fn stack_events(
+            &self,
+            _: &str,
+            _: &str,
+            _: usize,
+        ) -> LiveResult<Vec<crate::live::StackEvent>> {
+            Err(crate::live::unsupported("stack_events"))
+        }
+        async fn delete_stack(&self, _: &str, _: &str) -> LiveResult<()> {
+            Err(crate::live::unsupported("delete_stack"))
+        }
+        async fn set_group_size(
+            &self,
+            _: &str,
+            _: &str,
+            _: &crate::live::GroupSize,
+        ) -> LiveResult<()> {
+            Err(crate::live::unsupported("set_group_size"))
+        }
+        async fn set_group_tags(&self, _: &str, _: &str, _: &[(String, String)]) -> LiveResult<()> {
+            Err(crate::live::unsupported("set_group_tags"))
+        }
+        async fn delete_group_tags(&self, _: &str, _: &str, _: &[String]) -> LiveResult<()> {
+            Err(crate::live::unsupported("delete_group_tags"))
+        }
+        async fn terminate_instance(&self, _: &str, _: &str, _: bool) -> LiveResult<()> {
+            Err(crate::live::unsupported("terminate_instance"))
+        }
     }
 
     fn group(pool: &str, stack_tag: Option<&str>, zones: &[&str]) -> AutoScalingGroupState {
