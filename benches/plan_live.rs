@@ -123,14 +123,7 @@ fn main() {
         .map(|a| ClusterTarget {
             artifacts: a,
             region: "eu-central-1".into(),
-            api_server_url: fleet
-                .cluster(&a.cluster)
-                .unwrap()
-                .get("api_server_url")
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .into(),
+            api_server_url: fleet.cluster(&a.cluster).unwrap().api_server_url.clone(),
             blocked: None,
         })
         .collect();

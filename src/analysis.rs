@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, sort_diagnostics};
 use crate::eval::{Fleet, evaluate};
+use crate::model;
 use crate::resolve::{Program, load};
 use crate::source::FileSystem;
 use crate::types::{Checked, check};
@@ -14,6 +15,8 @@ pub struct Analysis {
     pub checked: Checked,
     /// `None` when parsing or checking found errors (evaluation needs a checked program).
     pub fleet: Option<Fleet>,
+    /// The evaluated fleet as the typed model that later stages read (`None` with `fleet`).
+    pub model: Option<model::Fleet>,
     /// Sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -49,18 +52,21 @@ fn analyze_here(fs: &dyn FileSystem, path: &Path) -> Analysis {
     let checked = check(&program);
     let mut diagnostics = program.diagnostics.clone();
     diagnostics.extend(checked.diagnostics.iter().cloned());
-    let fleet = if diagnostics.iter().any(Diagnostic::is_error) {
-        None
+    let (fleet, model) = if diagnostics.iter().any(Diagnostic::is_error) {
+        (None, None)
     } else {
         let (fleet, problems) = evaluate(&program, &checked);
         diagnostics.extend(problems);
-        Some(fleet)
+        let (model, problems) = model::Fleet::from_evaluated(&program, &fleet);
+        diagnostics.extend(problems);
+        (Some(fleet), Some(model))
     };
     sort_diagnostics(&mut diagnostics);
     Analysis {
         program,
         checked,
         fleet,
+        model,
         diagnostics,
     }
 }

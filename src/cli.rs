@@ -252,7 +252,7 @@ fn execute(command: Command) -> Result<i32, String> {
         } => {
             let analysis = analyze(&DiskFs, &path);
             report(&analysis, DiagnosticFormat::Text)?;
-            let Some(fleet) = analysis.fleet.as_ref().filter(|_| !analysis.has_errors()) else {
+            let Some(fleet) = analysis.model.as_ref().filter(|_| !analysis.has_errors()) else {
                 return Ok(1);
             };
             let value = if clusters.is_empty() {
@@ -263,11 +263,7 @@ fn execute(command: Command) -> Result<i32, String> {
                     match fleet.cluster(id) {
                         Some(c) => selected.push(c),
                         None => {
-                            let known: Vec<&str> = fleet
-                                .clusters
-                                .iter()
-                                .filter_map(|c| c.get("id").and_then(|d| d.as_str()))
-                                .collect();
+                            let known: Vec<&str> = fleet.cluster_ids().collect();
                             return Err(format!(
                                 "no cluster `{id}` in {}; clusters: {}",
                                 path.display(),
@@ -433,34 +429,12 @@ fn execute(command: Command) -> Result<i32, String> {
                 endpoints: pairs(&kube_endpoints, "--kube-endpoint", fleet)?,
                 contexts: pairs(&kube_contexts, "--kube-context", fleet)?,
             };
-            let text_of = |c: &crate::eval::Data, f: &str| {
-                c.get(f).and_then(|v| v.as_str()).unwrap_or("").to_string()
-            };
-            let mut targets = Vec::new();
-            for artifacts in &compilation.artifacts {
-                let Some(cluster) = fleet.cluster(&artifacts.cluster) else {
-                    continue;
-                };
-                let status = text_of(cluster, "lifecycle_status");
-                if status == "decommissioned" || status == "decommission_requested" {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "skipping {}: lifecycle status {status}",
-                        artifacts.cluster
-                    );
-                    continue;
-                }
-                let blocked = cluster
-                    .get("config_items")
-                    .and_then(|c| c.get("cluster_update_block"))
-                    .and_then(|b| b.as_str())
-                    .map(str::to_string);
-                targets.push(crate::plan::ClusterTarget {
-                    artifacts,
-                    region: text_of(cluster, "region"),
-                    api_server_url: text_of(cluster, "api_server_url"),
-                    blocked,
-                });
+            let (targets, retired) = crate::plan::plan_targets(fleet, &compilation.artifacts);
+            for (id, status) in retired {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipping {id}: lifecycle status {status}"
+                );
             }
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|e| format!("cannot start the async runtime: {e}"))?;
@@ -625,7 +599,7 @@ fn fmt_file(file: &Path, check: bool, unformatted: &mut Vec<String>) -> Result<(
 fn pairs(
     args: &[String],
     flag: &str,
-    fleet: &crate::eval::Fleet,
+    fleet: &crate::model::Fleet,
 ) -> Result<std::collections::BTreeMap<String, String>, String> {
     let mut out = std::collections::BTreeMap::new();
     for a in args {

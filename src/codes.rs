@@ -157,6 +157,10 @@ pub const CODES: &[(&str, &str)] = &[
         "`cluster` is read by a default outside of any cluster.",
     ),
     (
+        "E0307",
+        "The evaluated fleet does not fit flotilla's model (src/model.rs): a stdlib field was added, renamed or retyped without updating the model, or a duration is negative. The message names the field.",
+    ),
+    (
         "E0500",
         "`--cluster` names a cluster that the fleet does not declare.",
     ),

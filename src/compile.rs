@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::analysis::analyze;
 use crate::diagnostic::{Diagnostic, sort_diagnostics};
-use crate::eval::{Data, Fleet};
 use crate::git::Repo;
+use crate::model::{Cluster, Fleet};
 use crate::render::{Artifacts, ConfigSet};
 use crate::source::{FileSystem, SourceMap};
 
@@ -34,7 +34,7 @@ pub enum ConfigSource {
 pub struct Compilation {
     /// Fleet sources and templates, for rendering diagnostics.
     pub sources: SourceMap,
-    /// The evaluated fleet (`None` when it has errors).
+    /// The fleet's model (`None` when it has errors).
     pub fleet: Option<Fleet>,
     /// One entry per compiled cluster, sorted by cluster id.
     pub artifacts: Vec<Artifacts>,
@@ -68,7 +68,7 @@ pub fn compile(
     let mut diagnostics = analysis.diagnostics;
     let mut sources = analysis.program.sources;
     let Some(fleet) = analysis
-        .fleet
+        .model
         .filter(|_| !diagnostics.iter().any(Diagnostic::is_error))
     else {
         return Compilation {
@@ -78,26 +78,22 @@ pub fn compile(
             diagnostics,
         };
     };
-    let mut clusters: Vec<&Data> = Vec::new();
+    let mut clusters: Vec<&Cluster> = Vec::new();
     for id in only {
         if fleet.cluster(id).is_none() {
-            let known: Vec<&str> = fleet
-                .clusters
-                .iter()
-                .filter_map(|c| c.get("id").and_then(Data::as_str))
-                .collect();
+            let known: Vec<&str> = fleet.cluster_ids().collect();
             diagnostics.push(
                 Diagnostic::error("E0500", format!("no cluster `{id}` in the fleet"))
                     .help(format!("clusters: {}", known.join(", "))),
             );
         }
     }
-    clusters.extend(fleet.clusters.iter().filter(|c| {
-        only.is_empty()
-            || only
-                .iter()
-                .any(|id| c.get("id").and_then(Data::as_str) == Some(id))
-    }));
+    clusters.extend(
+        fleet
+            .clusters
+            .iter()
+            .filter(|c| only.is_empty() || only.contains(&c.id)),
+    );
 
     // Load each distinct config set once.
     let mut sets: BTreeMap<String, Result<ConfigSet, ()>> = BTreeMap::new();
@@ -105,7 +101,7 @@ pub fn compile(
     for cluster in &clusters {
         let key = match config {
             ConfigSource::Dir(dir) => dir.display().to_string(),
-            ConfigSource::Git { .. } => config_ref(cluster).to_string(),
+            ConfigSource::Git { .. } => cluster.channel.config_ref.clone(),
         };
         if !sets.contains_key(&key) {
             let loaded = load_set(config, cluster, &mut sources)
@@ -168,17 +164,9 @@ pub fn compile(
     }
 }
 
-fn config_ref(cluster: &Data) -> &str {
-    cluster
-        .get("channel")
-        .and_then(|c| c.get("config_ref"))
-        .and_then(Data::as_str)
-        .unwrap_or("")
-}
-
 fn load_set(
     config: &ConfigSource,
-    cluster: &Data,
+    cluster: &Cluster,
     sources: &mut SourceMap,
 ) -> Result<ConfigSet, Vec<Diagnostic>> {
     match config {
@@ -195,7 +183,7 @@ fn load_set(
             ConfigSet::new(dir.display().to_string(), files, sources)
         }
         ConfigSource::Git { repo, path, head } => {
-            let reference = config_ref(cluster);
+            let reference = cluster.channel.config_ref.as_str();
             let relative_to_head = reference
                 .strip_prefix("HEAD")
                 .filter(|rest| rest.is_empty() || rest.starts_with(['~', '^']));
@@ -203,11 +191,7 @@ fn load_set(
                 (Some(rest), Some(head)) => format!("{head}{rest}"),
                 _ => reference.to_string(),
             };
-            let channel = cluster
-                .get("channel")
-                .and_then(|c| c.get("name"))
-                .and_then(Data::as_str)
-                .unwrap_or("");
+            let channel = &cluster.channel.name;
             let fail = |message: String| {
                 vec![Diagnostic::error("E0505", message).help(
                     "fix the channel's config_ref, create the ref, or pass --config-set DIR to use a directory for every cluster",

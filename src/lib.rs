@@ -2,6 +2,7 @@
 //!
 //! The pipeline, one module per stage: [`syntax`] (parse) → [`resolve`] (modules,
 //! imports) → [`types`] (check) → [`eval`] (the evaluated [`eval::Fleet`]) →
+//! [`model`] (the typed [`model::Fleet`], the edge between the front end and the rest) →
 //! [`render`] (one cluster's artifacts from a config set) → [`compile`] (the whole
 //! fleet, in parallel, written atomically).
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod format;
 pub mod git;
 pub mod live;
 pub mod lsp;
+pub mod model;
 pub mod plan;
 pub mod registry;
 pub mod render;

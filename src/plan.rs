@@ -17,7 +17,7 @@ use crate::render::{Artifacts, DeletionEntry};
 
 pub use observe::{
     ClusterTarget, Connector, KubeConnector, Observed, ObservedObject, ObservedStack, observe,
-    plan_fleet,
+    plan_fleet, plan_targets,
 };
 pub use output::{to_markdown, to_text};
 

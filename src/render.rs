@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::diagnostic::Diagnostic;
-use crate::eval::Data;
+use crate::model::{Cluster, NodePool};
 use crate::source::{FileId, SourceMap};
 use crate::span::Span;
 
@@ -125,14 +125,13 @@ impl ConfigSet {
     /// Render and validate every artifact of one evaluated cluster.
     pub fn render(
         &self,
-        cluster: &Data,
+        cluster: &Cluster,
         sources: &SourceMap,
     ) -> Result<Artifacts, Vec<Diagnostic>> {
-        let id = field_str(cluster, "id");
         let mut renderer = Renderer {
             set: self,
             sources,
-            cluster_id: id.clone(),
+            cluster_id: cluster.id.clone(),
             problems: Vec::new(),
         };
         let artifacts = renderer.run(cluster);
@@ -155,21 +154,32 @@ struct Renderer<'a> {
 }
 
 impl Renderer<'_> {
-    fn run(&mut self, cluster: &Data) -> Artifacts {
-        let mut cluster_json = serde_json::to_value(cluster).unwrap_or_default();
-        let pools: Vec<Data> = cluster
-            .get("node_pools")
-            .map(|p| p.as_list().to_vec())
-            .unwrap_or_default();
+    fn run(&mut self, cluster: &Cluster) -> Artifacts {
+        let contexts = serde_json::to_value(cluster).and_then(|cluster_json| {
+            let pools = cluster.node_pools.iter().map(serde_json::to_value);
+            Ok((cluster_json, pools.collect::<Result<Vec<_>, _>>()?))
+        });
+        let (mut cluster_json, draft_pools) = match contexts {
+            Ok(contexts) => contexts,
+            Err(e) => {
+                self.problems.push(Diagnostic::error(
+                    "E0503",
+                    format!(
+                        "cluster `{}` cannot be passed to templates: {e}",
+                        self.cluster_id
+                    ),
+                ));
+                return Artifacts::default();
+            }
+        };
         let mut files = BTreeMap::new();
         let mut summaries = Vec::new();
 
         // Drafts first: each pool's userdata and launch template, rendered with an empty
         // `config_hash`, are part of its config hash.
-        let draft_pools: Vec<serde_json::Value> = pools
-            .iter()
-            .map(|pool| {
-                let mut pool_json = serde_json::to_value(pool).unwrap_or_default();
+        let draft_pools: Vec<serde_json::Value> = draft_pools
+            .into_iter()
+            .map(|mut pool_json| {
                 pool_json["config_hash"] = json!("");
                 pool_json
             })
@@ -177,9 +187,9 @@ impl Renderer<'_> {
         let draft_pools_value = to_value(&draft_pools);
         let mut pool_values = Vec::new();
         let mut userdata_texts = Vec::new();
-        for (pool, draft_pool) in pools.iter().zip(&draft_pools) {
-            let name = field_str(pool, "name");
-            let profile = field_str(pool, "profile");
+        for (pool, draft_pool) in cluster.node_pools.iter().zip(&draft_pools) {
+            let name = pool.name.clone();
+            let profile = pool.profile.clone();
             let mut pool_json = draft_pool.clone();
             let userdata_template = format!("node-pools/{profile}/userdata.yaml.j2");
             let stack_template = format!("node-pools/{profile}/stack.yaml.j2");
@@ -189,7 +199,7 @@ impl Renderer<'_> {
                 .map(String::as_str)
                 .collect();
             if !missing.is_empty() {
-                let d = self.unknown_profile(&name, &profile, &missing);
+                let d = self.unknown_profile(pool, &missing);
                 self.problems.push(d);
                 continue;
             }
@@ -225,8 +235,8 @@ impl Renderer<'_> {
             summaries.push(PoolSummary {
                 name,
                 config_hash: hash,
-                min_size: pool.get("min_size").and_then(Data::as_int).unwrap_or(0),
-                max_size: pool.get("max_size").and_then(Data::as_int).unwrap_or(0),
+                min_size: pool.min_size,
+                max_size: pool.max_size,
             });
         }
         cluster_json["node_pools"] = serde_json::Value::Array(pool_values.clone());
@@ -311,24 +321,23 @@ impl Renderer<'_> {
             match validate::deletions(&text)
                 .and_then(|d| validate::deletions_spare(&d, &objects).map(|()| d))
             {
-                Ok(deletions) => {
-                    let yaml = serde_yaml_ng::to_string(&deletions).unwrap_or_default();
-                    files.insert("deletions.yaml".into(), yaml);
-                }
+                Ok(deletions) => match serde_yaml_ng::to_string(&deletions) {
+                    Ok(yaml) => {
+                        files.insert("deletions.yaml".into(), yaml);
+                    }
+                    Err(e) => self.invalid("deletions.yaml", "deletions.yaml.j2", e.to_string()),
+                },
                 Err(problem) => self.invalid("deletions.yaml", "deletions.yaml.j2", problem),
             }
         }
 
-        let channel = cluster.get("channel");
         Artifacts {
             cluster: self.cluster_id.clone(),
             files,
             summary: Summary {
                 cluster: self.cluster_id.clone(),
-                channel: channel.map(|c| field_str(c, "name")).unwrap_or_default(),
-                config_ref: channel
-                    .map(|c| field_str(c, "config_ref"))
-                    .unwrap_or_default(),
+                channel: cluster.channel.name.clone(),
+                config_ref: cluster.channel.config_ref.clone(),
                 config_set: self.set.origin.clone(),
                 node_pools: summaries,
             },
@@ -446,7 +455,8 @@ impl Renderer<'_> {
 
     /// E0502, pointing at the `profile` field of the pool in the fleet source when it is
     /// written there, else at the pool's label, else at the cluster's id.
-    fn unknown_profile(&self, pool: &str, profile: &str, missing: &[&str]) -> Diagnostic {
+    fn unknown_profile(&self, node_pool: &NodePool, missing: &[&str]) -> Diagnostic {
+        let (pool, profile) = (&node_pool.name, &node_pool.profile);
         let origin = &self.set.origin;
         let message = if missing.len() == 2 {
             format!(
@@ -471,22 +481,19 @@ impl Renderer<'_> {
             ),
         };
         let d = Diagnostic::error("E0502", message).help(help);
-        match locate_pool(self.sources, &self.cluster_id, pool) {
-            Some(PoolSource::Profile(file, span)) => {
-                d.at(file, span, format!("no node-pools/{profile}/ in {origin}"))
-            }
-            Some(PoolSource::Label(file, span)) => d.at(
-                file,
-                span,
+        let source = &node_pool.source;
+        let (span, label) = match (node_pool.profile_span(), source.declared) {
+            (Some(span), _) => (span, format!("no node-pools/{profile}/ in {origin}")),
+            (None, true) => (
+                source.label,
                 format!("this node pool has profile `{profile}`"),
             ),
-            Some(PoolSource::Cluster(file, span)) => d.at(
-                file,
-                span,
+            (None, false) => (
+                source.label,
                 format!("node pool `{pool}` of this cluster has profile `{profile}`"),
             ),
-            None => d,
-        }
+        };
+        d.at(source.file, span, label)
     }
 
     fn cloudformation(&mut self, out: &str, template: &str, text: &str) -> Option<String> {
@@ -523,59 +530,6 @@ impl Renderer<'_> {
         };
         self.problems.push(d);
     }
-}
-
-/// Where a cluster's node pool is written in the fleet source.
-enum PoolSource {
-    /// The pool's `profile = …` value.
-    Profile(FileId, Span),
-    /// The label of the pool's `node_pool "NAME" { … }` block.
-    Label(FileId, Span),
-    /// The cluster's id (the pool comes from a spread or a comprehension).
-    Cluster(FileId, Span),
-}
-
-/// Find a node pool in the parsed fleet files of the source map (the evaluated model
-/// keeps no spans). Only read for an error, so parsing again is cheap enough.
-fn locate_pool(sources: &SourceMap, cluster: &str, pool: &str) -> Option<PoolSource> {
-    use crate::syntax::ast::{Entry, Item};
-    let quoted = format!("\"{cluster}\"");
-    for (file, source) in sources.iter() {
-        if source.path.extension().is_none_or(|e| e != "flt") || !source.text.contains(&quoted) {
-            continue;
-        }
-        let (module, _) = crate::syntax::parse(file, &source.text);
-        for item in &module.items {
-            let Item::Cluster(decl) = item else { continue };
-            if decl.id.value != cluster {
-                continue;
-            }
-            for entry in &decl.body.entries {
-                let Entry::Block {
-                    name,
-                    label: Some(label),
-                    body,
-                    ..
-                } = entry
-                else {
-                    continue;
-                };
-                if name.name != "node_pool" || label.value != pool {
-                    continue;
-                }
-                let profile = body.entries.iter().find_map(|e| match e {
-                    Entry::Field { name, value, .. } if name.name == "profile" => Some(value.span),
-                    _ => None,
-                });
-                return Some(match profile {
-                    Some(span) => PoolSource::Profile(file, span),
-                    None => PoolSource::Label(file, label.span),
-                });
-            }
-            return Some(PoolSource::Cluster(file, decl.id.span));
-        }
-    }
-    None
 }
 
 /// A minijinja error and the minijinja errors it wraps, outermost first.
@@ -646,17 +600,17 @@ fn template_error(
 fn config_hash(
     userdata_without_hash: &str,
     launch_templates: &serde_json::Value,
-    pool: &Data,
-    cluster: &Data,
+    pool: &NodePool,
+    cluster: &Cluster,
 ) -> String {
     let inputs = json!({
         "userdata": userdata_without_hash,
         "launch_templates": launch_templates,
-        "instance_types": pool.get("instance_types"),
-        "capacity_type": pool.get("capacity_type"),
-        "root_volume_size": pool.get("root_volume_size"),
-        "profile": pool.get("profile"),
-        "kubernetes_version": cluster.get("kubernetes_version"),
+        "instance_types": pool.instance_types,
+        "capacity_type": pool.capacity_type,
+        "root_volume_size": pool.root_volume_size,
+        "profile": pool.profile,
+        "kubernetes_version": cluster.kubernetes_version,
     });
     let digest = Sha256::digest(canonical_json(&inputs).to_string().as_bytes());
     hex(&digest[..16])
@@ -741,13 +695,6 @@ fn to_value<T: Serialize>(value: T) -> Value {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn field_str(data: &Data, field: &str) -> String {
-    data.get(field)
-        .and_then(Data::as_str)
-        .unwrap_or("")
-        .to_string()
 }
 
 fn is_blank(text: &str) -> bool {

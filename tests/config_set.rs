@@ -58,12 +58,7 @@ fn cfn_lint_passes_on_every_template_of_the_example_fleet() {
     // One cfn-lint run per region, so region-specific checks use the cluster's region.
     let mut by_region: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for a in &artifacts {
-        let region = fleet
-            .cluster(&a.cluster)
-            .and_then(|c| c.get("region"))
-            .and_then(|r| r.as_str())
-            .unwrap()
-            .to_string();
+        let region = fleet.cluster(&a.cluster).unwrap().region.clone();
         for path in a.files.keys().filter(|p| p.starts_with("cloudformation/")) {
             by_region
                 .entry(region.clone())

@@ -176,6 +176,19 @@ impl std::fmt::Debug for SecretValue {
     }
 }
 
+impl Serialize for Quantity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// Only ever serialized redacted.
+impl Serialize for SecretValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
 impl Serialize for Data {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -185,8 +198,8 @@ impl Serialize for Data {
             Data::Float(x) => s.serialize_f64(*x),
             Data::String(t) | Data::Enum(t) => s.serialize_str(t),
             Data::Duration(ms) => s.serialize_str(&format_duration(*ms)),
-            Data::Quantity(q) => s.serialize_str(&q.to_string()),
-            Data::Secret(secret) => s.serialize_str(&secret.redacted()),
+            Data::Quantity(q) => q.serialize(s),
+            Data::Secret(secret) => secret.serialize(s),
             Data::List(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for item in items {

@@ -18,6 +18,7 @@ use crate::live::kube::{Endpoint, KubeCluster};
 use crate::live::{
     Cloud, ClusterApi, LiveError, LiveResult, NodeState, ObjectRef, ParameterValue, Selection,
 };
+use crate::model::{Cluster, Fleet, LifecycleStatus};
 use crate::render::{Artifacts, Deletions};
 
 /// Live state relevant to one cluster's desired artifacts.
@@ -102,6 +103,38 @@ pub struct ClusterTarget<'a> {
     pub region: String,
     pub api_server_url: String,
     pub blocked: Option<String>,
+}
+
+impl<'a> ClusterTarget<'a> {
+    pub fn new(cluster: &Cluster, artifacts: &'a Artifacts) -> ClusterTarget<'a> {
+        ClusterTarget {
+            artifacts,
+            region: cluster.region.clone(),
+            api_server_url: cluster.api_server_url.clone(),
+            blocked: cluster.config_items.cluster_update_block.clone(),
+        }
+    }
+}
+
+/// What a plan covers: each compiled cluster of `fleet`, except those being retired,
+/// which are listed apart (id and status) so the caller can say why they are left out.
+pub fn plan_targets<'a>(
+    fleet: &'a Fleet,
+    compiled: &'a [Artifacts],
+) -> (Vec<ClusterTarget<'a>>, Vec<(&'a str, LifecycleStatus)>) {
+    let mut targets = Vec::new();
+    let mut retired = Vec::new();
+    for artifacts in compiled {
+        let Some(cluster) = fleet.cluster(&artifacts.cluster) else {
+            continue;
+        };
+        if cluster.lifecycle_status.is_retired() {
+            retired.push((cluster.id.as_str(), cluster.lifecycle_status));
+        } else {
+            targets.push(ClusterTarget::new(cluster, artifacts));
+        }
+    }
+    (targets, retired)
 }
 
 /// Largest template body CloudFormation accepts in a request.

@@ -1,0 +1,200 @@
+//! The typed model: every cluster of the example fleet converts, serializes exactly as
+//! the evaluated data (so templates see the same context), keeps where its clusters and
+//! pools are written, and a stdlib field the model does not follow fails the conversion.
+
+use std::path::Path;
+use std::time::Duration;
+
+use flotilla::analysis::{Analysis, analyze};
+use flotilla::eval::Data;
+use flotilla::model::{CapacityType, Environment, Fleet, LifecycleStatus};
+use flotilla::source::{DiskFs, MemoryFs};
+
+fn example_fleet() -> Analysis {
+    let analysis = analyze(&DiskFs, Path::new("examples/fleet"));
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:#?}",
+        analysis.diagnostics
+    );
+    analysis
+}
+
+#[test]
+fn every_cluster_of_the_example_fleet_converts_and_serializes_as_evaluated() {
+    let analysis = example_fleet();
+    let evaluated = analysis.fleet.as_ref().unwrap();
+    let model = analysis.model.as_ref().unwrap();
+    assert_eq!(model.clusters.len(), evaluated.clusters.len());
+    assert!(model.clusters.len() >= 5, "the example fleet has shrunk");
+    for (typed, data) in model.clusters.iter().zip(&evaluated.clusters) {
+        // Compared as text: key order is part of what templates see.
+        assert_eq!(
+            serde_json::to_string(typed).unwrap(),
+            serde_json::to_string(data).unwrap(),
+            "cluster {}",
+            typed.id
+        );
+    }
+    assert_eq!(
+        serde_json::to_string(&model.channels).unwrap(),
+        serde_json::to_string(&evaluated.channels).unwrap()
+    );
+}
+
+#[test]
+fn the_model_holds_typed_values() {
+    let analysis = example_fleet();
+    let model = analysis.model.as_ref().unwrap();
+    let checkout = model.cluster("aws-eu-central-1-prod-checkout").unwrap();
+    assert_eq!(checkout.environment, Environment::Production);
+    assert_eq!(checkout.lifecycle_status, LifecycleStatus::Ready);
+    assert_eq!(checkout.channel.name, "stable");
+    let worker = checkout
+        .node_pools
+        .iter()
+        .find(|p| p.name == "default-worker")
+        .unwrap();
+    assert_eq!((worker.min_size, worker.max_size), (6, 60));
+    assert_eq!(worker.update.max_surge, 6);
+    // The production default of the stdlib, as a typed duration.
+    assert_eq!(
+        worker.update.force_terminate_after,
+        Duration::from_secs(3 * 24 * 3600)
+    );
+    assert!(
+        checkout
+            .node_pools
+            .iter()
+            .any(|p| p.capacity_type == CapacityType::Spot)
+    );
+}
+
+const FLEET: &str = r#"channel stable {
+  kubernetes_version = "1.31.4"
+  config_ref = "main"
+}
+let shared = [NodePool { name = "shared"  instance_types = ["m5.large"]  max_size = 2 }]
+cluster "c1" {
+  account = "123456789012"
+  region = "eu-central-1"
+  environment = test
+  channel = stable
+  api_server_url = "https://c1.example.org"
+  ...shared
+  node_pool "own" {
+    instance_types = ["m5.large"]
+    max_size = 4
+    profile = "worker-default"
+  }
+}
+"#;
+
+fn memory_fleet() -> Analysis {
+    let mut fs = MemoryFs::new();
+    fs.insert("fleet/main.flt", FLEET);
+    let analysis = analyze(&fs, Path::new("fleet"));
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:#?}",
+        analysis.diagnostics
+    );
+    analysis
+}
+
+#[test]
+fn clusters_and_pools_know_where_they_are_written() {
+    let analysis = memory_fleet();
+    let model = analysis.model.as_ref().unwrap();
+    let cluster = model.cluster("c1").unwrap();
+    let text = |span: flotilla::span::Span| &FLEET[span.range()];
+    assert_eq!(text(cluster.source.label), "\"c1\"");
+    let own = &cluster.node_pools[1];
+    assert_eq!(own.name, "own");
+    assert!(own.source.declared);
+    assert_eq!(text(own.source.label), "\"own\"");
+    assert_eq!(own.profile_span().map(text), Some("\"worker-default\""));
+    // A pool from a spread has no block of its own: it points at its cluster.
+    let shared = &cluster.node_pools[0];
+    assert_eq!(shared.name, "shared");
+    assert!(!shared.source.declared);
+    assert_eq!(shared.source.label, cluster.source.label);
+    assert_eq!(shared.profile_span(), None);
+}
+
+/// The record at `path` (field names; list items by index) inside `data`.
+fn record_at<'a>(data: &'a mut Data, path: &[&str]) -> &'a mut Vec<(String, Data)> {
+    let mut here = data;
+    for part in path {
+        here = match here {
+            Data::List(items) => &mut items[part.parse::<usize>().unwrap()],
+            Data::Record(record) => {
+                &mut record
+                    .fields
+                    .iter_mut()
+                    .find(|(name, _)| name == part)
+                    .unwrap()
+                    .1
+            }
+            other => panic!("no `{part}` in {other:?}"),
+        };
+    }
+    match here {
+        Data::Record(record) => &mut record.fields,
+        other => panic!("not a record: {other:?}"),
+    }
+}
+
+fn convert_with(change: impl Fn(&mut Data)) -> Vec<String> {
+    let analysis = memory_fleet();
+    let mut evaluated = analysis.fleet.clone().unwrap();
+    change(&mut evaluated.clusters[0]);
+    let (model, problems) = Fleet::from_evaluated(&analysis.program, &evaluated);
+    assert!(model.clusters.is_empty(), "the cluster should be left out");
+    problems
+        .iter()
+        .map(|d| format!("{}: {}", d.code, d.message))
+        .collect()
+}
+
+#[test]
+fn a_renamed_stdlib_field_fails_the_conversion() {
+    let problems = convert_with(|cluster| {
+        let update = record_at(cluster, &["node_pools", "1", "update"]);
+        update[0].0 = "max_surge_nodes".into();
+    });
+    assert_eq!(
+        problems,
+        [
+            "E0307: the evaluated fleet does not fit flotilla's model: `UpdateStrategy` has no field `max_surge`, which flotilla reads"
+        ]
+    );
+}
+
+#[test]
+fn a_stdlib_field_the_model_does_not_read_fails_the_conversion() {
+    let problems = convert_with(|cluster| {
+        record_at(cluster, &[]).push(("registry_id".into(), Data::String("r-1".into())));
+    });
+    assert_eq!(
+        problems,
+        [
+            "E0307: the evaluated fleet does not fit flotilla's model: `Cluster` has a field `registry_id` that flotilla does not read"
+        ]
+    );
+}
+
+#[test]
+fn a_retyped_stdlib_field_fails_the_conversion() {
+    let problems = convert_with(|cluster| {
+        let pool = record_at(cluster, &["node_pools", "0"]);
+        let min_size = pool.iter_mut().find(|(n, _)| n == "min_size").unwrap();
+        min_size.1 = Data::String("1".into());
+    });
+    assert_eq!(
+        problems,
+        [
+            "E0307: the evaluated fleet does not fit flotilla's model: `NodePool.min_size` is a String, but flotilla expects an Int"
+        ]
+    );
+}
