@@ -1,5 +1,7 @@
 //! The command line: parse arguments, call the library, print, pick an exit code.
 
+mod apply;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -122,6 +124,25 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Execute the plan: stacks through change sets, manifests by server-side apply,
+    /// deletions, then rolling replacement of outdated nodes (PodDisruptionBudgets
+    /// respected). Without --plan it plans, prints the plan and asks for confirmation.
+    ///
+    /// Exit 0 when every cluster is done, 1 when one failed or was refused (the summary
+    /// says what failed, what was done and what was not started).
+    Apply(apply::ApplyArgs),
+    /// Per cluster and node pool: desired config hash, nodes (total, Ready, outdated),
+    /// Auto Scaling group sizes, the apply in progress and the update block.
+    ///
+    /// `--format json` is stable: a list of {cluster, region, blocked: {by, reason, at} |
+    /// null, rollout: {holder, step, since, expires_at} | null, pools: [{name,
+    /// desired_hash, nodes, ready, outdated, group: {min, desired, max} | null}], error}.
+    Status(apply::StatusArgs),
+    /// Block a cluster's updates (recorded in the cluster; apply refuses it and a running
+    /// rollout stops at its next safe point).
+    Block(apply::BlockArgs),
+    /// Lift a cluster's update block.
+    Unblock(apply::UnblockArgs),
     /// Rewrite .flt files in the canonical layout (comments are kept).
     Fmt {
         /// A .flt file or a directory of them.
@@ -468,6 +489,10 @@ fn execute(command: Command) -> Result<i32, String> {
                 0
             })
         }
+        Command::Apply(args) => apply::apply_command(args),
+        Command::Status(args) => apply::status_command(args),
+        Command::Block(args) => apply::block_command(args),
+        Command::Unblock(args) => apply::unblock_command(args),
         Command::Fmt { path, check } => fmt(&path, check),
         Command::ImportRegistry {
             file,

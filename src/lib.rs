@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod analysis;
+pub mod apply;
 pub mod cli;
 mod codes;
 pub mod compile;

@@ -1,0 +1,830 @@
+//! `apply`, `status`, `block`, `unblock`: compile, pick the world (real endpoints or
+//! the local simulated one), call [`crate::apply`], print.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use super::{ConfigArgs, pairs, print_diagnostics, write_stdout};
+use crate::apply::{
+    self, Block, ClusterReport, ClusterSpec, Options, Outcome, PoolSpec, Progress, Target, World,
+    rfc3339,
+};
+use crate::compile::{Compilation, compile};
+use crate::eval::Data;
+use crate::live::aws::AwsCloud;
+use crate::live::{Clock, Cloud, SystemClock};
+use crate::plan::{ClusterPlan, ClusterTarget, Connector, KubeConnector, Plan, plan_fleet};
+use crate::source::DiskFs;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the clusters live.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub enum WorldKind {
+    /// A simulated world kept under `.flotilla/` next to the fleet, on an accelerated
+    /// clock: no cloud account needed.
+    Local,
+}
+
+/// How to reach the clusters: shared by plan, apply, status, block and unblock.
+#[derive(clap::Args)]
+pub struct Endpoints {
+    /// `local`: the simulated world under `.flotilla/` next to the fleet.
+    #[arg(long, value_enum)]
+    pub world: Option<WorldKind>,
+    /// Send every AWS call here (e.g. a local emulator); `AWS_ENDPOINT_URL` works too.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// Reach a cluster's API server at URL instead of its `api_server_url` (repeatable).
+    #[arg(long = "kube-endpoint", value_name = "ID=URL")]
+    pub kube_endpoints: Vec<String>,
+    /// Use kubeconfig context CTX for a cluster instead of the context named after it.
+    #[arg(long = "kube-context", value_name = "ID=CTX")]
+    pub kube_contexts: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct ApplyArgs {
+    /// A .flt file or a directory of them.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Apply only this cluster (repeatable).
+    #[arg(long = "cluster", value_name = "ID")]
+    pub clusters: Vec<String>,
+    /// Apply this saved plan (`plan --out`); refused if the live state or the compiled
+    /// artifacts moved since it was made.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Take ownership of manifest fields that other field managers own.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// `text` (a summary table) or `json` (one report per cluster).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Logs on standard error as `text` or `json` lines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Clusters of one channel applied at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// How long to wait for another apply's lock on a cluster before refusing.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub lock_wait: u64,
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// A .flt file or a directory of them.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Show only this cluster (repeatable).
+    #[arg(long = "cluster", value_name = "ID")]
+    pub clusters: Vec<String>,
+    /// `text` (a table per cluster) or `json` (stable: see `flotilla status --help`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(clap::Args)]
+pub struct BlockArgs {
+    /// The cluster to block.
+    pub cluster: String,
+    /// A .flt file or a directory of them.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Why (shown to everyone whose apply is refused).
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(clap::Args)]
+pub struct UnblockArgs {
+    /// The cluster to unblock.
+    pub cluster: String,
+    /// A .flt file or a directory of them.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// The clusters of a compilation that apply and plan act on, with what they need.
+struct Clusters<'a> {
+    targets: Vec<ClusterTarget<'a>>,
+    specs: BTreeMap<String, ClusterSpec>,
+}
+
+/// Compile the fleet, or report its diagnostics and return `None`.
+fn compile_fleet(
+    path: &std::path::Path,
+    clusters: &[String],
+    config: &ConfigArgs,
+) -> Result<Option<Compilation>, String> {
+    let source = config.source(path)?;
+    let compilation = compile(&DiskFs, path, &source, clusters);
+    print_diagnostics(&compilation.sources, &compilation.diagnostics);
+    if compilation.fleet.is_none() || compilation.has_errors() {
+        return Ok(None);
+    }
+    Ok(Some(compilation))
+}
+
+fn text(data: &Data, field: &str) -> String {
+    data.get(field)
+        .and_then(Data::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+fn duration(data: Option<&Data>) -> Duration {
+    match data {
+        Some(Data::Duration(ms)) => Duration::from_millis((*ms).max(0) as u64),
+        _ => Duration::ZERO,
+    }
+}
+
+/// What apply needs from one evaluated cluster.
+fn cluster_spec(cluster: &Data) -> ClusterSpec {
+    let pools = cluster
+        .get("node_pools")
+        .map(Data::as_list)
+        .unwrap_or_default()
+        .iter()
+        .map(|pool| {
+            let update = pool.get("update");
+            let int = |field| {
+                update
+                    .and_then(|u| u.get(field))
+                    .and_then(Data::as_int)
+                    .unwrap_or(0)
+                    .max(0) as u32
+            };
+            PoolSpec {
+                name: text(pool, "name"),
+                spot: text(pool, "capacity_type") == "spot",
+                max_surge: int("max_surge"),
+                max_unavailable: int("max_unavailable"),
+                respect_pdbs: !matches!(
+                    update.and_then(|u| u.get("respect_pdbs")),
+                    Some(Data::Bool(false))
+                ),
+                force_terminate_after: duration(
+                    update.and_then(|u| u.get("force_terminate_after")),
+                ),
+                min_pod_age_for_force: duration(
+                    update.and_then(|u| u.get("min_pod_age_for_force")),
+                ),
+                force_delete_interval: duration(
+                    update.and_then(|u| u.get("force_delete_interval")),
+                ),
+            }
+        })
+        .collect();
+    ClusterSpec {
+        id: text(cluster, "id"),
+        account: text(cluster, "account"),
+        region: text(cluster, "region"),
+        api_server_url: text(cluster, "api_server_url"),
+        channel_order: cluster
+            .get("channel")
+            .and_then(|c| c.get("order"))
+            .and_then(Data::as_int)
+            .unwrap_or(0),
+        pools,
+        stack_parameters: BTreeMap::new(),
+    }
+}
+
+/// Plan targets and specs of every compiled cluster that is not being retired.
+fn clusters(compilation: &Compilation) -> Clusters<'_> {
+    let mut out = Clusters {
+        targets: Vec::new(),
+        specs: BTreeMap::new(),
+    };
+    let Some(fleet) = compilation.fleet.as_ref() else {
+        return out;
+    };
+    for artifacts in &compilation.artifacts {
+        let Some(cluster) = fleet.cluster(&artifacts.cluster) else {
+            continue;
+        };
+        let status = text(cluster, "lifecycle_status");
+        if status == "decommissioned" || status == "decommission_requested" {
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping {}: lifecycle status {status}",
+                artifacts.cluster
+            );
+            continue;
+        }
+        let blocked = cluster
+            .get("config_items")
+            .and_then(|c| c.get("cluster_update_block"))
+            .and_then(Data::as_str)
+            .map(str::to_string);
+        let spec = cluster_spec(cluster);
+        out.targets.push(ClusterTarget {
+            artifacts,
+            region: spec.region.clone(),
+            api_server_url: spec.api_server_url.clone(),
+            blocked,
+        });
+        out.specs.insert(spec.id.clone(), spec);
+    }
+    out
+}
+
+/// The real world: AWS through the SDK, clusters through kube.
+pub struct Backend {
+    cloud: Box<dyn Cloud>,
+    connector: Box<dyn Connector>,
+    clock: Box<dyn Clock>,
+}
+
+impl Backend {
+    pub fn open(
+        endpoints: &Endpoints,
+        fleet: &crate::eval::Fleet,
+        _path: &std::path::Path,
+    ) -> Result<Backend, String> {
+        if endpoints.world == Some(WorldKind::Local) {
+            return Err("--world local needs the simulator, which is not built in yet".into());
+        }
+        Ok(Backend {
+            cloud: Box::new(AwsCloud::new(endpoints.aws_endpoint_url.clone())),
+            connector: Box::new(KubeConnector {
+                endpoints: pairs(&endpoints.kube_endpoints, "--kube-endpoint", fleet)?,
+                contexts: pairs(&endpoints.kube_contexts, "--kube-context", fleet)?,
+            }),
+            clock: Box::new(SystemClock),
+        })
+    }
+
+    fn world(&self) -> World<'_> {
+        World {
+            cloud: self.cloud.as_ref(),
+            connector: self.connector.as_ref(),
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    pub async fn plan(&self, targets: &[ClusterTarget<'_>], concurrency: usize) -> Plan {
+        let progress = std::io::stderr().is_terminal();
+        plan_fleet(
+            targets,
+            self.cloud.as_ref(),
+            self.connector.as_ref(),
+            concurrency,
+            progress,
+        )
+        .await
+    }
+
+    /// Keep what changed (the local world's file); nothing for the real world.
+    pub fn save(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Who is applying, for the lock and for blocks: user, host and process.
+fn who() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into());
+    format!("{user}@{host} (pid {})", std::process::id())
+}
+
+pub fn apply_command(args: ApplyArgs) -> Result<i32, String> {
+    init_logs(args.log_format);
+    let Some(compilation) = compile_fleet(&args.path, &args.clusters, &args.config)? else {
+        return Ok(1);
+    };
+    let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
+    let mut clusters = clusters(&compilation);
+    let saved: Option<Plan> = match &args.plan {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let plan: Plan = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not a flotilla plan: {e}", file.display()))?;
+            if plan.version != crate::plan::PLAN_VERSION {
+                return Err(format!(
+                    "{} is a version {} plan; this flotilla reads version {}",
+                    file.display(),
+                    plan.version,
+                    crate::plan::PLAN_VERSION
+                ));
+            }
+            // The saved plan decides which clusters are applied.
+            let named: Vec<&str> = plan.clusters.iter().map(|c| c.cluster.as_str()).collect();
+            for id in &named {
+                if !clusters.specs.contains_key(*id) {
+                    return Err(format!(
+                        "the plan names cluster {id}, which the fleet no longer compiles"
+                    ));
+                }
+            }
+            clusters
+                .targets
+                .retain(|t| named.contains(&t.artifacts.cluster.as_str()));
+            Some(plan)
+        }
+        None => None,
+    };
+    let backend = Backend::open(&args.endpoints, fleet, &args.path)?;
+    let runtime = runtime()?;
+    let fresh = runtime.block_on(backend.plan(&clusters.targets, args.concurrency.max(1) * 2));
+    if !fresh.failures.is_empty() {
+        for failure in &fresh.failures {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}: {}",
+                failure.cluster,
+                failure.error
+            );
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "nothing was applied: the live state of {} cluster(s) could not be read",
+            fresh.failures.len()
+        );
+        return Ok(1);
+    }
+    let plan = match saved {
+        Some(saved) => {
+            let moved = stale(&saved, &fresh);
+            if !moved.is_empty() {
+                let mut message = String::from("the saved plan is stale; nothing was applied:\n");
+                for line in moved {
+                    message.push_str(&format!("  {line}\n"));
+                }
+                message.push_str("plan again and review the new plan");
+                let _ = writeln!(std::io::stderr(), "error: {message}");
+                return Ok(1);
+            }
+            saved
+        }
+        None => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            if matches!(args.format, OutputFormat::Text) {
+                write_stdout(&crate::plan::to_text(&fresh, color))?;
+            }
+            fresh
+        }
+    };
+    if !plan.has_changes() {
+        if matches!(args.format, OutputFormat::Json) {
+            write_stdout("[]\n")?;
+        }
+        let _ = writeln!(std::io::stderr(), "nothing to apply");
+        return Ok(0);
+    }
+    if !args.auto_approve && !confirm(&plan)? {
+        return Ok(1);
+    }
+    let mut options = Options::new(who());
+    options.force_conflicts = args.force_conflicts;
+    options.concurrency = args.concurrency;
+    options.lock.wait = Duration::from_secs(args.lock_wait);
+    let targets: Vec<Target> = plan
+        .clusters
+        .iter()
+        .filter(|c| !c.steps.is_empty())
+        .filter_map(|c| {
+            let artifacts = clusters
+                .targets
+                .iter()
+                .find(|t| t.artifacts.cluster == c.cluster)?
+                .artifacts;
+            Some(Target {
+                plan: c,
+                artifacts,
+                spec: clusters.specs.get(&c.cluster)?,
+            })
+        })
+        .collect();
+    let progress = CliProgress::new(backend.clock.as_ref());
+    let reports = runtime.block_on(apply::apply_fleet(
+        &targets,
+        &backend.world(),
+        &options,
+        &progress,
+    ));
+    progress.finish();
+    backend.save()?;
+    match args.format {
+        OutputFormat::Text => write_stdout(&summary(&reports))?,
+        OutputFormat::Json => write_stdout(
+            &(serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())? + "\n"),
+        )?,
+    }
+    Ok(i32::from(
+        reports.iter().any(|r| r.outcome != Outcome::Done),
+    ))
+}
+
+/// Ask on the terminal; refuse when nobody can answer.
+fn confirm(plan: &Plan) -> Result<bool, String> {
+    if !std::io::stdin().is_terminal() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: standard input is not a terminal, so nobody can confirm this plan; nothing was applied (pass --auto-approve to apply without asking)"
+        );
+        return Ok(false);
+    }
+    let clusters = plan.clusters.iter().filter(|c| !c.steps.is_empty()).count();
+    eprint!("apply these changes to {clusters} cluster(s)? type `yes` to go on: ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| e.to_string())?;
+    if answer.trim() == "yes" {
+        Ok(true)
+    } else {
+        let _ = writeln!(std::io::stderr(), "not confirmed; nothing was applied");
+        Ok(false)
+    }
+}
+
+/// What moved between a saved plan and the live state now, one line per difference.
+fn stale(saved: &Plan, fresh: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for old in &saved.clusters {
+        let Some(new) = fresh.clusters.iter().find(|c| c.cluster == old.cluster) else {
+            out.push(format!("{}: not planned now", old.cluster));
+            continue;
+        };
+        out.extend(moved(old, new));
+    }
+    out
+}
+
+fn moved(old: &ClusterPlan, new: &ClusterPlan) -> Vec<String> {
+    let (a, b) = (&old.fingerprint, &new.fingerprint);
+    if a.digest == b.digest {
+        return Vec::new();
+    }
+    let id = &old.cluster;
+    let mut out = Vec::new();
+    if a.desired != b.desired {
+        out.push(format!(
+            "{id}: the compiled artifacts changed since the plan was made"
+        ));
+    }
+    for (what, before, after) in [
+        ("stack", &a.stacks, &b.stacks),
+        ("object", &a.objects, &b.objects),
+        ("node", &a.nodes, &b.nodes),
+    ] {
+        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        for key in keys {
+            let (x, y) = (before.get(key), after.get(key));
+            if x != y {
+                let show = |v: Option<&String>| v.map_or("absent".to_string(), Clone::clone);
+                out.push(format!(
+                    "{id}: {what} {key}: was {}, is {}",
+                    show(x),
+                    show(y)
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(format!("{id}: the live state changed"));
+    }
+    out
+}
+
+/// One line per cluster, then what failed and what was not started.
+fn summary(reports: &[ClusterReport]) -> String {
+    let mut out = String::from("\n");
+    out.push_str(&format!(
+        "{:<36} {:<8} {:>5} {:>7}\n",
+        "cluster", "result", "done", "pending"
+    ));
+    for r in reports {
+        let outcome = match r.outcome {
+            Outcome::Done => "done",
+            Outcome::Failed => "FAILED",
+            Outcome::Refused => "REFUSED",
+            Outcome::Skipped => "skipped",
+        };
+        out.push_str(&format!(
+            "{:<36} {:<8} {:>5} {:>7}\n",
+            r.cluster,
+            outcome,
+            r.done.len(),
+            r.not_started.len()
+        ));
+    }
+    for r in reports.iter().filter(|r| r.failed.is_some()) {
+        out.push_str(&format!(
+            "\n{}: {}\n",
+            r.cluster,
+            r.failed.as_deref().unwrap_or("")
+        ));
+        for line in &r.details {
+            out.push_str(&format!("    {line}\n"));
+        }
+        if !r.done.is_empty() {
+            out.push_str(&format!("  done: {}\n", r.done.join("; ")));
+        }
+        if !r.not_started.is_empty() {
+            out.push_str(&format!("  not started: {}\n", r.not_started.join("; ")));
+        }
+    }
+    let skipped: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.outcome == Outcome::Skipped)
+        .map(|r| r.cluster.as_str())
+        .collect();
+    if !skipped.is_empty() {
+        out.push_str(&format!(
+            "\nnot started, because an earlier cluster failed: {}\n",
+            skipped.join(", ")
+        ));
+    }
+    out
+}
+
+pub fn status_command(args: StatusArgs) -> Result<i32, String> {
+    let Some(compilation) = compile_fleet(&args.path, &args.clusters, &args.config)? else {
+        return Ok(1);
+    };
+    let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
+    let clusters = clusters(&compilation);
+    let backend = Backend::open(&args.endpoints, fleet, &args.path)?;
+    let world = backend.world();
+    let statuses = runtime()?.block_on(async {
+        let mut out = Vec::new();
+        for target in &clusters.targets {
+            if let Some(spec) = clusters.specs.get(&target.artifacts.cluster) {
+                out.push(apply::status::cluster_status(target.artifacts, spec, &world).await);
+            }
+        }
+        out
+    });
+    backend.save()?;
+    match args.format {
+        OutputFormat::Text => write_stdout(&apply::status::to_text(&statuses))?,
+        OutputFormat::Json => write_stdout(
+            &(serde_json::to_string_pretty(&statuses).map_err(|e| e.to_string())? + "\n"),
+        )?,
+    }
+    Ok(i32::from(statuses.iter().any(|s| s.error.is_some())))
+}
+
+/// Block or unblock one cluster: `reason` set blocks it.
+fn set_block(
+    cluster: &str,
+    path: &std::path::Path,
+    endpoints: &Endpoints,
+    config: &ConfigArgs,
+    reason: Option<String>,
+) -> Result<i32, String> {
+    let Some(compilation) = compile_fleet(path, &[cluster.to_string()], config)? else {
+        return Ok(1);
+    };
+    let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
+    let data = fleet
+        .cluster(cluster)
+        .ok_or_else(|| format!("no cluster `{cluster}` in {}", path.display()))?;
+    let spec = cluster_spec(data);
+    let backend = Backend::open(endpoints, fleet, path)?;
+    let world = backend.world();
+    let message: Result<String, crate::live::LiveError> = runtime()?.block_on(async {
+        apply::check_account(world.cloud, &spec.region, &spec.account).await?;
+        let api = world
+            .connector
+            .connect(&spec.id, &spec.api_server_url)
+            .await?;
+        match reason {
+            Some(reason) => {
+                let block = Block {
+                    by: who(),
+                    reason,
+                    at: rfc3339(world.clock.now_ms()),
+                };
+                apply::set_block(api.as_ref(), &block).await?;
+                Ok(format!("{cluster}: {block}\n"))
+            }
+            None => Ok(if apply::clear_block(api.as_ref()).await? {
+                format!("{cluster}: unblocked\n")
+            } else {
+                format!("{cluster}: was not blocked\n")
+            }),
+        }
+    });
+    backend.save()?;
+    match message {
+        Ok(text) => {
+            write_stdout(&text)?;
+            Ok(0)
+        }
+        Err(e) => Err(format!("{cluster}: {e}")),
+    }
+}
+
+pub fn block_command(args: BlockArgs) -> Result<i32, String> {
+    set_block(
+        &args.cluster,
+        &args.path,
+        &args.endpoints,
+        &args.config,
+        Some(args.reason),
+    )
+}
+
+pub fn unblock_command(args: UnblockArgs) -> Result<i32, String> {
+    set_block(
+        &args.cluster,
+        &args.path,
+        &args.endpoints,
+        &args.config,
+        None,
+    )
+}
+
+/// Logs on standard error, as text or JSON lines; `RUST_LOG`-style filtering is not
+/// needed: apply logs its own steps at info.
+fn init_logs(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Progress on a terminal (a spinner per cluster, saying what is awaited since when in
+/// world time) and a log line per step.
+struct CliProgress<'a> {
+    bars: Option<indicatif::MultiProgress>,
+    clusters: Mutex<BTreeMap<String, indicatif::ProgressBar>>,
+    clock: &'a dyn Clock,
+}
+
+impl<'a> CliProgress<'a> {
+    fn new(clock: &'a dyn Clock) -> CliProgress<'a> {
+        CliProgress {
+            bars: std::io::stderr()
+                .is_terminal()
+                .then(indicatif::MultiProgress::new),
+            clusters: Mutex::new(BTreeMap::new()),
+            clock,
+        }
+    }
+
+    fn bar(&self, cluster: &str) -> Option<indicatif::ProgressBar> {
+        let bars = self.bars.as_ref()?;
+        let mut clusters = self.clusters.lock().ok()?;
+        Some(
+            clusters
+                .entry(cluster.to_string())
+                .or_insert_with(|| {
+                    let bar = bars.add(indicatif::ProgressBar::new_spinner());
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("{spinner} {prefix:36} {msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    bar.set_prefix(cluster.to_string());
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar
+                })
+                .clone(),
+        )
+    }
+
+    fn finish(&self) {
+        if let Ok(clusters) = self.clusters.lock() {
+            for bar in clusters.values() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+fn elapsed(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+impl Progress for CliProgress<'_> {
+    fn step(&self, cluster: &str, step: &str) {
+        tracing::info!(cluster, step, at = %rfc3339(self.clock.now_ms()), "step started");
+        if let Some(bar) = self.bar(cluster) {
+            bar.set_message(step.to_string());
+        }
+    }
+
+    fn waiting(&self, cluster: &str, what: &str, since_ms: i64, now_ms: i64) {
+        if let Some(bar) = self.bar(cluster) {
+            bar.set_message(format!(
+                "waiting for {what} since {} ({})",
+                rfc3339(since_ms),
+                elapsed(now_ms - since_ms)
+            ));
+        }
+    }
+
+    fn done(&self, cluster: &str, step: &str) {
+        tracing::info!(cluster, step, at = %rfc3339(self.clock.now_ms()), "step done");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Fingerprint;
+
+    fn plan_with(fingerprint: Fingerprint) -> Plan {
+        Plan {
+            version: crate::plan::PLAN_VERSION,
+            clusters: vec![ClusterPlan {
+                cluster: "c1".into(),
+                region: "eu-central-1".into(),
+                creation: false,
+                blocked: None,
+                steps: Vec::new(),
+                fingerprint,
+            }],
+            failures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_stale_plan_says_what_moved() {
+        let before = Fingerprint {
+            stacks: BTreeMap::from([("c1".into(), "arn@t1 UPDATE_COMPLETE".into())]),
+            nodes: BTreeMap::from([("n1".into(), "h1".into())]),
+            desired: "d1".into(),
+            digest: "x".into(),
+            ..Fingerprint::default()
+        };
+        let mut after = before.clone();
+        after
+            .stacks
+            .insert("c1".into(), "arn@t2 UPDATE_COMPLETE".into());
+        after.nodes.remove("n1");
+        after.desired = "d2".into();
+        after.digest = "y".into();
+        let lines = stale(&plan_with(before.clone()), &plan_with(after));
+        assert_eq!(
+            lines,
+            [
+                "c1: the compiled artifacts changed since the plan was made",
+                "c1: stack c1: was arn@t1 UPDATE_COMPLETE, is arn@t2 UPDATE_COMPLETE",
+                "c1: node n1: was h1, is absent",
+            ]
+        );
+        assert!(stale(&plan_with(before.clone()), &plan_with(before)).is_empty());
+    }
+}
