@@ -19,38 +19,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::live::{ChangeSetKind, Clock, Cloud, ClusterApi, LiveError};
+use crate::model::Cluster;
 use crate::plan::{ClusterPlan, Connector, StackAction, Step};
 use crate::render::Artifacts;
 
 pub use guard::{Block, LockPolicy, Rollout, check_account, clear_block, read_block, set_block};
 pub use stacks::{StackChange, StackOutcome};
-
-/// What apply needs to know about a cluster besides its artifacts.
-#[derive(Clone, Debug)]
-pub struct ClusterSpec {
-    pub id: String,
-    pub account: String,
-    pub region: String,
-    pub api_server_url: String,
-    /// The channel's rollout order: lower goes first.
-    pub channel_order: i64,
-    pub pools: Vec<PoolSpec>,
-    /// Values of stack parameters a real account needs (VpcId, SubnetIds, …).
-    pub stack_parameters: BTreeMap<String, String>,
-}
-
-/// A node pool's replacement settings, from its `update` block.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PoolSpec {
-    pub name: String,
-    pub spot: bool,
-    pub max_surge: u32,
-    pub max_unavailable: u32,
-    pub respect_pdbs: bool,
-    pub force_terminate_after: Duration,
-    pub min_pod_age_for_force: Duration,
-    pub force_delete_interval: Duration,
-}
 
 /// The doors to the world.
 pub struct World<'a> {
@@ -156,11 +130,11 @@ impl ClusterReport {
     }
 }
 
-/// One cluster to apply: its plan, its artifacts and its spec.
+/// One cluster to apply: its plan, its artifacts and its model.
 pub struct Target<'a> {
     pub plan: &'a ClusterPlan,
     pub artifacts: &'a Artifacts,
-    pub spec: &'a ClusterSpec,
+    pub cluster: &'a Cluster,
 }
 
 /// Apply every cluster of the plan: channel by channel (lowest order first), up to
@@ -174,11 +148,11 @@ pub async fn apply_fleet(
 ) -> Vec<ClusterReport> {
     let mut order: Vec<&Target> = targets.iter().collect();
     order.sort_by(|a, b| {
-        (a.spec.channel_order, &a.spec.id).cmp(&(b.spec.channel_order, &b.spec.id))
+        (a.cluster.channel.order, &a.cluster.id).cmp(&(b.cluster.channel.order, &b.cluster.id))
     });
     let mut reports = Vec::new();
     let mut stopped = false;
-    for channel in order.chunk_by(|a, b| a.spec.channel_order == b.spec.channel_order) {
+    for channel in order.chunk_by(|a, b| a.cluster.channel.order == b.cluster.channel.order) {
         if stopped {
             reports.extend(channel.iter().map(|t| skipped(t)));
             continue;
@@ -195,7 +169,7 @@ pub async fn apply_fleet(
 }
 
 fn skipped(target: &Target) -> ClusterReport {
-    let mut report = ClusterReport::new(&target.spec.id);
+    let mut report = ClusterReport::new(&target.cluster.id);
     report.outcome = Outcome::Skipped;
     report.not_started = target.plan.steps.iter().map(describe).collect();
     report
@@ -251,7 +225,7 @@ pub async fn apply_cluster(
     options: &Options,
     progress: &dyn Progress,
 ) -> ClusterReport {
-    let mut report = ClusterReport::new(&target.spec.id);
+    let mut report = ClusterReport::new(&target.cluster.id);
     let mut steps: Vec<&Step> = target.plan.steps.iter().collect();
     steps.sort_by_key(|s| phase(s)); // stable: the plan's order within a phase
     let mut run = Run {
@@ -273,10 +247,10 @@ pub async fn apply_cluster(
     }
     for (index, step) in steps.iter().enumerate() {
         let name = describe(step);
-        progress.step(&target.spec.id, &name);
+        progress.step(&target.cluster.id, &name);
         match run.execute(step, &name).await {
             Ok(()) => {
-                progress.done(&target.spec.id, &name);
+                progress.done(&target.cluster.id, &name);
                 report.done.push(name);
             }
             Err(error) => {
@@ -303,7 +277,7 @@ impl Run<'_> {
     /// does not exist yet has no API server: its block and lock are checked once the
     /// control plane is up.
     async fn admit(&mut self) -> Result<(), String> {
-        let spec = self.target.spec;
+        let spec = self.target.cluster;
         check_account(self.world.cloud, &spec.region, &spec.account)
             .await
             .map_err(|e| e.message)?;
@@ -319,7 +293,7 @@ impl Run<'_> {
     }
 
     async fn connect_and_lock(&mut self) -> Result<(), String> {
-        let spec = self.target.spec;
+        let spec = self.target.cluster;
         let api = self
             .world
             .connector
@@ -367,8 +341,12 @@ impl Run<'_> {
                                 self.options.api_deadline.as_secs()
                             )));
                         }
-                        self.progress
-                            .waiting(&self.target.spec.id, "the API server", started, now);
+                        self.progress.waiting(
+                            &self.target.cluster.id,
+                            "the API server",
+                            started,
+                            now,
+                        );
                         self.world.clock.sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_secs(30));
                     }
@@ -402,16 +380,17 @@ impl Run<'_> {
                         s.artifact
                     ))
                 })?;
+                let parameters = stack_parameters(self.target.cluster);
                 let change = StackChange {
-                    region: &self.target.spec.region,
-                    cluster: &self.target.spec.id,
+                    region: &self.target.cluster.region,
+                    cluster: &self.target.cluster.id,
                     stack: &s.stack,
                     kind: match s.action {
                         StackAction::Create => ChangeSetKind::Create,
                         StackAction::Update => ChangeSetKind::Update,
                     },
                     template,
-                    parameters: &self.target.spec.stack_parameters,
+                    parameters: &parameters,
                     template_url: None,
                 };
                 stacks::apply_stack(
@@ -455,6 +434,11 @@ impl Run<'_> {
             )),
         }
     }
+}
+
+/// Values for stack parameters that a real account needs and templates cannot default.
+fn stack_parameters(_cluster: &Cluster) -> BTreeMap<String, String> {
+    BTreeMap::new()
 }
 
 /// The object a manifest step names, from the artifact it came from.

@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::World;
 use super::guard::{self, Block, Rollout};
-use super::{ClusterSpec, World};
 use crate::live::LiveResult;
+use crate::model::Cluster;
 use crate::plan::{HASH_LABEL, POOL_LABEL};
 use crate::render::Artifacts;
 
@@ -49,7 +50,7 @@ pub struct GroupSizes {
 /// API server: its pools are shown without nodes.
 pub async fn cluster_status(
     artifacts: &Artifacts,
-    spec: &ClusterSpec,
+    spec: &Cluster,
     world: &World<'_>,
 ) -> ClusterStatus {
     let mut status = ClusterStatus {
@@ -69,7 +70,7 @@ pub async fn cluster_status(
 
 async fn read(
     artifacts: &Artifacts,
-    spec: &ClusterSpec,
+    spec: &Cluster,
     world: &World<'_>,
     status: &mut ClusterStatus,
 ) -> LiveResult<()> {

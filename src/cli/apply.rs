@@ -11,11 +11,9 @@ use clap::ValueEnum;
 
 use super::{ConfigArgs, pairs, print_diagnostics, write_stdout};
 use crate::apply::{
-    self, Block, ClusterReport, ClusterSpec, Options, Outcome, PoolSpec, Progress, Target, World,
-    rfc3339,
+    self, Block, ClusterReport, Options, Outcome, Progress, Target, World, rfc3339,
 };
 use crate::compile::{Compilation, compile};
-use crate::eval::Data;
 use crate::live::aws::AwsCloud;
 use crate::live::{Clock, Cloud, SystemClock};
 use crate::plan::{ClusterPlan, ClusterTarget, Connector, KubeConnector, Plan, plan_fleet};
@@ -140,12 +138,6 @@ pub struct UnblockArgs {
     pub config: ConfigArgs,
 }
 
-/// The clusters of a compilation that apply and plan act on, with what they need.
-struct Clusters<'a> {
-    targets: Vec<ClusterTarget<'a>>,
-    specs: BTreeMap<String, ClusterSpec>,
-}
-
 /// Compile the fleet, or report its diagnostics and return `None`.
 fn compile_fleet(
     path: &std::path::Path,
@@ -161,109 +153,19 @@ fn compile_fleet(
     Ok(Some(compilation))
 }
 
-fn text(data: &Data, field: &str) -> String {
-    data.get(field)
-        .and_then(Data::as_str)
-        .unwrap_or("")
-        .to_string()
-}
-
-fn duration(data: Option<&Data>) -> Duration {
-    match data {
-        Some(Data::Duration(ms)) => Duration::from_millis((*ms).max(0) as u64),
-        _ => Duration::ZERO,
-    }
-}
-
-/// What apply needs from one evaluated cluster.
-fn cluster_spec(cluster: &Data) -> ClusterSpec {
-    let pools = cluster
-        .get("node_pools")
-        .map(Data::as_list)
-        .unwrap_or_default()
-        .iter()
-        .map(|pool| {
-            let update = pool.get("update");
-            let int = |field| {
-                update
-                    .and_then(|u| u.get(field))
-                    .and_then(Data::as_int)
-                    .unwrap_or(0)
-                    .max(0) as u32
-            };
-            PoolSpec {
-                name: text(pool, "name"),
-                spot: text(pool, "capacity_type") == "spot",
-                max_surge: int("max_surge"),
-                max_unavailable: int("max_unavailable"),
-                respect_pdbs: !matches!(
-                    update.and_then(|u| u.get("respect_pdbs")),
-                    Some(Data::Bool(false))
-                ),
-                force_terminate_after: duration(
-                    update.and_then(|u| u.get("force_terminate_after")),
-                ),
-                min_pod_age_for_force: duration(
-                    update.and_then(|u| u.get("min_pod_age_for_force")),
-                ),
-                force_delete_interval: duration(
-                    update.and_then(|u| u.get("force_delete_interval")),
-                ),
-            }
-        })
-        .collect();
-    ClusterSpec {
-        id: text(cluster, "id"),
-        account: text(cluster, "account"),
-        region: text(cluster, "region"),
-        api_server_url: text(cluster, "api_server_url"),
-        channel_order: cluster
-            .get("channel")
-            .and_then(|c| c.get("order"))
-            .and_then(Data::as_int)
-            .unwrap_or(0),
-        pools,
-        stack_parameters: BTreeMap::new(),
-    }
-}
-
-/// Plan targets and specs of every compiled cluster that is not being retired.
-fn clusters(compilation: &Compilation) -> Clusters<'_> {
-    let mut out = Clusters {
-        targets: Vec::new(),
-        specs: BTreeMap::new(),
-    };
+/// Plan targets of every compiled cluster that is not being retired.
+fn targets(compilation: &Compilation) -> Vec<ClusterTarget<'_>> {
     let Some(fleet) = compilation.fleet.as_ref() else {
-        return out;
+        return Vec::new();
     };
-    for artifacts in &compilation.artifacts {
-        let Some(cluster) = fleet.cluster(&artifacts.cluster) else {
-            continue;
-        };
-        let status = text(cluster, "lifecycle_status");
-        if status == "decommissioned" || status == "decommission_requested" {
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipping {}: lifecycle status {status}",
-                artifacts.cluster
-            );
-            continue;
-        }
-        let blocked = cluster
-            .get("config_items")
-            .and_then(|c| c.get("cluster_update_block"))
-            .and_then(Data::as_str)
-            .map(str::to_string);
-        let spec = cluster_spec(cluster);
-        out.targets.push(ClusterTarget {
-            artifacts,
-            region: spec.region.clone(),
-            api_server_url: spec.api_server_url.clone(),
-            blocked,
-        });
-        out.specs.insert(spec.id.clone(), spec);
+    let (targets, retired) = crate::plan::plan_targets(fleet, &compilation.artifacts);
+    for (id, status) in retired {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping {id}: lifecycle status {status}"
+        );
     }
-    out
+    targets
 }
 
 /// The real world: AWS through the SDK, clusters through kube.
@@ -276,7 +178,7 @@ pub struct Backend {
 impl Backend {
     pub fn open(
         endpoints: &Endpoints,
-        fleet: &crate::eval::Fleet,
+        fleet: &crate::model::Fleet,
         _path: &std::path::Path,
     ) -> Result<Backend, String> {
         if endpoints.world == Some(WorldKind::Local) {
@@ -339,7 +241,7 @@ pub fn apply_command(args: ApplyArgs) -> Result<i32, String> {
         return Ok(1);
     };
     let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
-    let mut clusters = clusters(&compilation);
+    let mut targets = targets(&compilation);
     let saved: Option<Plan> = match &args.plan {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -357,22 +259,20 @@ pub fn apply_command(args: ApplyArgs) -> Result<i32, String> {
             // The saved plan decides which clusters are applied.
             let named: Vec<&str> = plan.clusters.iter().map(|c| c.cluster.as_str()).collect();
             for id in &named {
-                if !clusters.specs.contains_key(*id) {
+                if !targets.iter().any(|t| t.artifacts.cluster == *id) {
                     return Err(format!(
                         "the plan names cluster {id}, which the fleet no longer compiles"
                     ));
                 }
             }
-            clusters
-                .targets
-                .retain(|t| named.contains(&t.artifacts.cluster.as_str()));
+            targets.retain(|t| named.contains(&t.artifacts.cluster.as_str()));
             Some(plan)
         }
         None => None,
     };
     let backend = Backend::open(&args.endpoints, fleet, &args.path)?;
     let runtime = runtime()?;
-    let fresh = runtime.block_on(backend.plan(&clusters.targets, args.concurrency.max(1) * 2));
+    let fresh = runtime.block_on(backend.plan(&targets, args.concurrency.max(1) * 2));
     if !fresh.failures.is_empty() {
         for failure in &fresh.failures {
             let _ = writeln!(
@@ -425,26 +325,24 @@ pub fn apply_command(args: ApplyArgs) -> Result<i32, String> {
     options.force_conflicts = args.force_conflicts;
     options.concurrency = args.concurrency;
     options.lock.wait = Duration::from_secs(args.lock_wait);
-    let targets: Vec<Target> = plan
+    let work: Vec<Target> = plan
         .clusters
         .iter()
         .filter(|c| !c.steps.is_empty())
         .filter_map(|c| {
-            let artifacts = clusters
-                .targets
-                .iter()
-                .find(|t| t.artifacts.cluster == c.cluster)?
-                .artifacts;
             Some(Target {
                 plan: c,
-                artifacts,
-                spec: clusters.specs.get(&c.cluster)?,
+                artifacts: targets
+                    .iter()
+                    .find(|t| t.artifacts.cluster == c.cluster)?
+                    .artifacts,
+                cluster: fleet.cluster(&c.cluster)?,
             })
         })
         .collect();
     let progress = CliProgress::new(backend.clock.as_ref());
     let reports = runtime.block_on(apply::apply_fleet(
-        &targets,
+        &work,
         &backend.world(),
         &options,
         &progress,
@@ -592,13 +490,13 @@ pub fn status_command(args: StatusArgs) -> Result<i32, String> {
         return Ok(1);
     };
     let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
-    let clusters = clusters(&compilation);
+    let targets = targets(&compilation);
     let backend = Backend::open(&args.endpoints, fleet, &args.path)?;
     let world = backend.world();
     let statuses = runtime()?.block_on(async {
         let mut out = Vec::new();
-        for target in &clusters.targets {
-            if let Some(spec) = clusters.specs.get(&target.artifacts.cluster) {
+        for target in &targets {
+            if let Some(spec) = fleet.cluster(&target.artifacts.cluster) {
                 out.push(apply::status::cluster_status(target.artifacts, spec, &world).await);
             }
         }
@@ -629,7 +527,7 @@ fn set_block(
     let data = fleet
         .cluster(cluster)
         .ok_or_else(|| format!("no cluster `{cluster}` in {}", path.display()))?;
-    let spec = cluster_spec(data);
+    let spec = data;
     let backend = Backend::open(endpoints, fleet, path)?;
     let world = backend.world();
     let message: Result<String, crate::live::LiveError> = runtime()?.block_on(async {
