@@ -15,7 +15,10 @@ use crate::syntax::parse;
 pub struct ModuleId(pub u32);
 
 /// The stdlib, compiled into the binary so results never depend on an install path.
-pub const STDLIB: &[(&str, &str)] = &[("std/aws", include_str!("../stdlib/std/aws.flt"))];
+pub const STDLIB: &[(&str, &str)] = &[
+    ("std/aws", include_str!("../stdlib/std/aws.flt")),
+    ("std/catalog", include_str!("../stdlib/std/catalog.flt")),
+];
 
 /// The module whose names are in scope everywhere.
 pub const PRELUDE: &str = "std/aws";

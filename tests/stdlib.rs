@@ -1,0 +1,144 @@
+//! The stdlib against the real AWS world: the generated instance type and region catalog,
+//! pod limits per pool, and the checks that keep the outage stories' lessons.
+
+use std::path::Path;
+
+use flotilla::analysis::analyze;
+use flotilla::eval::{Data, Fleet};
+use flotilla::source::MemoryFs;
+
+const CHANNEL: &str =
+    "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"main\"\n}\n";
+
+fn analyze_source(source: &str) -> (Option<Fleet>, Vec<String>) {
+    let mut fs = MemoryFs::new();
+    fs.insert("fleet/main.flt", format!("{CHANNEL}{source}"));
+    let analysis = analyze(&fs, Path::new("fleet"));
+    let messages = analysis
+        .diagnostics
+        .iter()
+        .map(|d| format!("{d:?}"))
+        .collect();
+    (analysis.fleet, messages)
+}
+
+fn cluster(environment: &str, region: &str, body: &str) -> String {
+    format!(
+        "cluster \"c1\" {{\n  account = \"123456789012\"\n  region = \"{region}\"\n  environment = {environment}\n  channel = stable\n  api_server_url = \"https://c1.example.org\"\n{body}}}\n"
+    )
+}
+
+fn pool(name: &str, types: &str, extra: &str) -> String {
+    format!(
+        "  node_pool \"{name}\" {{\n    instance_types = [{types}]\n    max_size = 3\n{extra}  }}\n"
+    )
+}
+
+/// The fleet checks clean; its first cluster.
+fn clean(source: &str) -> Data {
+    let (fleet, messages) = analyze_source(source);
+    assert!(messages.is_empty(), "{messages:#?}");
+    fleet.unwrap().clusters[0].clone()
+}
+
+/// The one error the fleet fails with.
+fn error(source: &str) -> String {
+    let (_, messages) = analyze_source(source);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    messages[0].clone()
+}
+
+fn pool_field(cluster: &Data, index: usize, field: &str) -> serde_json::Value {
+    let pool = &cluster.get("node_pools").unwrap().as_list()[index];
+    serde_json::to_value(pool.get(field).unwrap()).unwrap()
+}
+
+#[test]
+fn current_instance_types_in_a_new_region_check_clean() {
+    let pools = pool("compute", "\"c5a.2xlarge\"", "")
+        + &pool("memory", "\"r7i.4xlarge\"", "")
+        + &pool("graviton", "\"m7g.large\"", "");
+    let c1 = clean(&cluster("production", "ap-south-2", &pools));
+    assert_eq!(pool_field(&c1, 0, "max_pods"), 58);
+    assert_eq!(pool_field(&c1, 1, "max_pods"), 234);
+    assert_eq!(pool_field(&c1, 2, "max_pods"), 29);
+}
+
+#[test]
+fn max_pods_is_the_smallest_limit_of_the_pool_types_and_can_be_overridden() {
+    let pools = pool("small", "\"m5.large\"", "")
+        + &pool("mixed", "\"m5.2xlarge\", \"m5.large\", \"m5.xlarge\"", "")
+        + &pool("pinned", "\"m5.2xlarge\"", "    max_pods = 40\n");
+    let c1 = clean(&cluster("test", "eu-central-1", &pools));
+    assert_eq!(pool_field(&c1, 0, "max_pods"), 29);
+    assert_eq!(pool_field(&c1, 1, "max_pods"), 29);
+    assert_eq!(pool_field(&c1, 2, "max_pods"), 40);
+}
+
+#[test]
+fn a_misspelt_instance_type_fails_with_the_sizes_of_its_family() {
+    let message = error(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", "\"m5.hugex\"", ""),
+    ));
+    assert!(
+        message.contains("unknown instance type `m5.hugex`"),
+        "{message}"
+    );
+    assert!(message.contains("did you mean one of"), "{message}");
+    assert!(message.contains("m5.xlarge"), "{message}");
+    assert!(!message.contains("m5a."), "only the m5 family: {message}");
+}
+
+#[test]
+fn an_unknown_family_names_the_catalog() {
+    let message = error(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", "\"zz9.large\"", ""),
+    ));
+    assert!(
+        message.contains("no instance type family `zz9`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_pool_mixing_arm64_and_x86_fails() {
+    let message = error(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", "\"m7g.large\", \"m5.large\"", ""),
+    ));
+    assert!(message.contains("one CPU architecture"), "{message}");
+    assert!(message.contains("m7g.large is arm64"), "{message}");
+    assert!(message.contains("m5.large is x86_64"), "{message}");
+}
+
+#[test]
+fn a_type_without_a_published_pod_limit_needs_max_pods() {
+    // c7i-flex.12xlarge is in the EC2 API but not in the VPC CNI's table.
+    let types = "\"c7i-flex.12xlarge\"";
+    let message = error(&cluster("test", "eu-central-1", &pool("w", types, "")));
+    assert!(message.contains("set `max_pods`"), "{message}");
+    let c1 = clean(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", types, "    max_pods = 110\n"),
+    ));
+    assert_eq!(pool_field(&c1, 0, "max_pods"), 110);
+}
+
+#[test]
+fn an_unknown_region_fails() {
+    let message = error(&cluster(
+        "test",
+        "eu-middle-1",
+        &pool("w", "\"m5.large\"", ""),
+    ));
+    assert!(
+        message.contains("unknown AWS region `eu-middle-1`"),
+        "{message}"
+    );
+}
