@@ -69,6 +69,8 @@ pub struct ConfigItems {
     #[serde(serialize_with = "duration_text")]
     pub etcd_backup_max_age: Duration,
     pub master_instance_type: String,
+    /// Kubelet `maxPods` on control-plane nodes.
+    pub master_max_pods: i64,
     pub master_node_count: i64,
     pub coredns_memory_limit: Quantity,
     pub coredns_cpu_request: Quantity,
@@ -98,6 +100,8 @@ pub struct NodePool {
     pub root_volume_size: Quantity,
     pub fallback_for: Option<String>,
     pub update: UpdateStrategy,
+    /// Kubelet `maxPods`; the stdlib's checks make it known for every evaluated pool.
+    pub max_pods: i64,
     /// Where the pool is declared: its own `node_pool` block, or (for a pool from a
     /// spread or a comprehension) its cluster's label.
     #[serde(skip)]
@@ -317,6 +321,7 @@ impl ConfigItems {
             etcd_backup_interval: r.duration("etcd_backup_interval")?,
             etcd_backup_max_age: r.duration("etcd_backup_max_age")?,
             master_instance_type: r.string("master_instance_type")?,
+            master_max_pods: r.int("master_max_pods")?,
             master_node_count: r.int("master_node_count")?,
             coredns_memory_limit: r.quantity("coredns_memory_limit")?,
             coredns_cpu_request: r.quantity("coredns_cpu_request")?,
@@ -353,6 +358,7 @@ impl NodePool {
             root_volume_size: r.quantity("root_volume_size")?,
             fallback_for: r.optional_string("fallback_for")?,
             update: UpdateStrategy::from_record(r.record_field("update", "UpdateStrategy")?)?,
+            max_pods: r.int("max_pods")?,
             name,
             source,
         };
