@@ -164,6 +164,67 @@ pub fn compile(
     }
 }
 
+/// The fleet at `path` as of git revision `rev`, compiled; `Ok(None)` when the fleet
+/// does not exist at that revision (its clusters then count as added). Channels pinned
+/// to `HEAD` read the config set as of `rev` too.
+pub fn compile_at_revision(
+    repo: &Repo,
+    rev: &str,
+    path: &Path,
+    config: &ConfigSource,
+) -> Result<Option<Compilation>, String> {
+    let commit = repo.resolve(rev)?;
+    let fs = repo.flt_files_at(&commit)?;
+    let relative = repo.relative(path).ok_or_else(|| {
+        format!(
+            "{} is not inside the repository at {}",
+            path.display(),
+            repo.root.display()
+        )
+    })?;
+    let fleet = repo.root.join(relative);
+    if fs.read(&fleet).is_none() && fs.flt_files(&fleet).is_empty() {
+        return Ok(None);
+    }
+    let config = match config {
+        ConfigSource::Git { repo, path, .. } => ConfigSource::Git {
+            repo: repo.clone(),
+            path: path.clone(),
+            head: Some(commit),
+        },
+        dir => dir.clone(),
+    };
+    Ok(Some(compile(&fs, &fleet, &config, &[])))
+}
+
+/// What `compile` reports: per cluster its channel, config set and file count, per pool
+/// its config hash, then the total.
+pub fn summary(artifacts: &[Artifacts], out: &Path) -> String {
+    let mut text = String::new();
+    for a in artifacts {
+        text.push_str(&format!(
+            "{}  channel {} ({})  {} files\n",
+            a.cluster,
+            a.summary.channel,
+            a.summary.config_set,
+            a.files.len()
+        ));
+        for p in &a.summary.node_pools {
+            text.push_str(&format!(
+                "  node pool {:<24} config hash {}\n",
+                p.name, p.config_hash
+            ));
+        }
+    }
+    let plural = if artifacts.len() == 1 { "" } else { "s" };
+    text.push_str(&format!(
+        "compiled {} cluster{plural} into {}\n",
+        artifacts.len(),
+        out.display()
+    ));
+    text
+}
+
 fn load_set(
     config: &ConfigSource,
     cluster: &Cluster,

@@ -1,0 +1,111 @@
+//! `check` and `eval`: the front end and the model, without templates.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use super::{colour, write_stdout};
+use crate::analysis::{Analysis, analyze};
+use crate::diagnostic::{render_all, to_json};
+use crate::source::DiskFs;
+
+/// Parse and type-check the fleet and run every `check`. Exit 0 when clean, 1 on errors.
+#[derive(clap::Args)]
+pub(super) struct CheckArgs {
+    /// A .flt file or a directory of them (searched recursively).
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// `text` (rustc-style, for people) or `json` (one object per line, for editors and CI).
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    format: DiagnosticFormat,
+}
+
+/// Print the evaluated fleet: every cluster with all defaults filled in.
+#[derive(clap::Args)]
+pub(super) struct EvalArgs {
+    /// A .flt file or a directory of them.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// Print only this cluster (repeatable).
+    #[arg(long = "cluster", value_name = "ID")]
+    clusters: Vec<String>,
+    #[arg(long, value_enum, default_value_t = DataFormat::Yaml)]
+    format: DataFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiagnosticFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DataFormat {
+    Yaml,
+    Json,
+}
+
+pub(super) fn check(args: CheckArgs) -> Result<i32, String> {
+    let analysis = analyze(&DiskFs, &args.path);
+    report(&analysis, args.format)?;
+    Ok(i32::from(analysis.has_errors()))
+}
+
+pub(super) fn eval(args: EvalArgs) -> Result<i32, String> {
+    let analysis = analyze(&DiskFs, &args.path);
+    report(&analysis, DiagnosticFormat::Text)?;
+    let Some(fleet) = analysis.model.as_ref().filter(|_| !analysis.has_errors()) else {
+        return Ok(1);
+    };
+    let value = if args.clusters.is_empty() {
+        serde_json::to_value(fleet)
+    } else {
+        let mut selected = Vec::new();
+        for id in &args.clusters {
+            let cluster = fleet.cluster(id).ok_or_else(|| {
+                let known: Vec<&str> = fleet.cluster_ids().collect();
+                format!(
+                    "no cluster `{id}` in {}; clusters: {}",
+                    args.path.display(),
+                    known.join(", ")
+                )
+            })?;
+            selected.push(cluster);
+        }
+        match selected.as_slice() {
+            [one] => serde_json::to_value(one),
+            all => serde_json::to_value(all),
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let text = match args.format {
+        DataFormat::Json => serde_json::to_string_pretty(&value).map_err(|e| e.to_string())? + "\n",
+        DataFormat::Yaml => serde_yaml_ng::to_string(&value).map_err(|e| e.to_string())?,
+    };
+    write_stdout(&text)?;
+    Ok(0)
+}
+
+fn report(analysis: &Analysis, format: DiagnosticFormat) -> Result<(), String> {
+    let sources = &analysis.program.sources;
+    match format {
+        DiagnosticFormat::Text => {
+            if !analysis.diagnostics.is_empty() {
+                let text = render_all(sources, &analysis.diagnostics, colour(&std::io::stderr()));
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            }
+        }
+        DiagnosticFormat::Json => {
+            let mut text = String::new();
+            for d in &analysis.diagnostics {
+                text.push_str(
+                    &serde_json::to_string(&to_json(sources, d)).map_err(|e| e.to_string())?,
+                );
+                text.push('\n');
+            }
+            write_stdout(&text)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `plan`: compile, observe live state, print the ordered changes.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use super::{ConfigArgs, ReportFormat, colour, pairs, print_diagnostics, write_stdout};
+use crate::compile::compile;
+use crate::plan::{KubeConnector, plan_fleet, plan_targets};
+use crate::source::DiskFs;
+
+/// Compare the compiled fleet with live CloudFormation and Kubernetes state and print
+/// the ordered changes: stacks (with CloudFormation's change-set view), manifests
+/// (field-level, from a server-side dry-run apply), deletions, and node pool rolls.
+///
+/// Exit 0 on success (with --detailed-exitcode: 0 no changes, 2 changes), 1 on errors,
+/// including any cluster whose live state could not be read.
+#[derive(clap::Args)]
+pub(super) struct PlanArgs {
+    /// A .flt file or a directory of them.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// Plan only this cluster (repeatable).
+    #[arg(long = "cluster", value_name = "ID")]
+    clusters: Vec<String>,
+    /// Also save the plan as JSON here (for review and for apply).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// `text` (coloured on a terminal), `markdown` (a pull-request comment) or `json`.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    /// Exit 2 when the plan has changes.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Send every AWS call here (e.g. a local emulator); `AWS_ENDPOINT_URL` works too.
+    #[arg(long, value_name = "URL")]
+    aws_endpoint_url: Option<String>,
+    /// Reach a cluster's API server at URL instead of its `api_server_url` (repeatable).
+    #[arg(long = "kube-endpoint", value_name = "ID=URL")]
+    kube_endpoints: Vec<String>,
+    /// Use kubeconfig context CTX for a cluster instead of the context named after it.
+    #[arg(long = "kube-context", value_name = "ID=CTX")]
+    kube_contexts: Vec<String>,
+    /// Clusters observed at the same time.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+pub(super) fn plan(args: PlanArgs) -> Result<i32, String> {
+    let source = args.config.source(&args.path)?;
+    let compilation = compile(&DiskFs, &args.path, &source, &args.clusters);
+    print_diagnostics(&compilation.sources, &compilation.diagnostics);
+    let (Some(fleet), false) = (compilation.fleet.as_ref(), compilation.has_errors()) else {
+        return Ok(1);
+    };
+    let connector = KubeConnector {
+        endpoints: pairs(&args.kube_endpoints, "--kube-endpoint", fleet)?,
+        contexts: pairs(&args.kube_contexts, "--kube-context", fleet)?,
+    };
+    let (targets, retired) = plan_targets(fleet, &compilation.artifacts);
+    for (id, status) in retired {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping {id}: lifecycle status {status}"
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let cloud = crate::live::aws::AwsCloud::new(args.aws_endpoint_url);
+    let progress = std::io::stderr().is_terminal();
+    let plan = runtime.block_on(plan_fleet(
+        &targets,
+        &cloud,
+        &connector,
+        args.concurrency,
+        progress,
+    ));
+    let json = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())? + "\n";
+    if let Some(out) = &args.out {
+        write_atomically(out, &json)?;
+    }
+    let text = match args.format {
+        ReportFormat::Text => crate::plan::to_text(&plan, colour(&std::io::stdout())),
+        ReportFormat::Markdown => crate::plan::to_markdown(&plan),
+        ReportFormat::Json => json,
+    };
+    write_stdout(&text)?;
+    Ok(if !plan.failures.is_empty() {
+        1
+    } else if args.detailed_exitcode && plan.has_changes() {
+        2
+    } else {
+        0
+    })
+}
+
+/// Write `text` to `path` through a temporary file in the same directory, so a reader
+/// (apply, reading a saved plan) never sees half of it.
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{} is not a file name", path.display()))?;
+    let temporary = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = std::fs::File::create(&temporary)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temporary, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot write {}: {e}", path.display())
+    })
+}

@@ -1,0 +1,130 @@
+//! Commands around the language: `fmt`, `import-registry`, `explain`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{print_diagnostics, write_stdout};
+use crate::diagnostic::{explain as explanation, render_all};
+use crate::source::{DiskFs, FileSystem};
+
+/// Rewrite .flt files in the canonical layout (comments are kept).
+#[derive(clap::Args)]
+pub(super) struct FmtArgs {
+    /// A .flt file or a directory of them.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// Do not write; list files that are not formatted and exit 1 if there are any.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Turn a cluster registry in the reference system's YAML format into .flt source.
+#[derive(clap::Args)]
+pub(super) struct ImportRegistryArgs {
+    /// The registry file (`clusters:` list).
+    file: PathBuf,
+    /// Write the source here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Import path of the channel declarations, written as the first line.
+    #[arg(long, default_value = "../../channels")]
+    channels_import: String,
+    /// Channel for production clusters.
+    #[arg(long, default_value = "stable")]
+    production_channel: String,
+    /// Channel for test clusters.
+    #[arg(long, default_value = "beta")]
+    test_channel: String,
+}
+
+/// Explain an error code, e.g. `flotilla explain E0201`.
+#[derive(clap::Args)]
+pub(super) struct ExplainArgs {
+    code: String,
+}
+
+pub(super) fn import_registry(args: ImportRegistryArgs) -> Result<i32, String> {
+    let file = &args.file;
+    let yaml = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let options = crate::registry::ImportOptions {
+        channels_import: args.channels_import,
+        production_channel: args.production_channel,
+        test_channel: args.test_channel,
+    };
+    let source =
+        crate::registry::import(&yaml, &options).map_err(|e| format!("{}: {e}", file.display()))?;
+    match args.out {
+        Some(out) => std::fs::write(&out, source)
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?,
+        None => write_stdout(&source)?,
+    }
+    Ok(0)
+}
+
+pub(super) fn explain(args: ExplainArgs) -> Result<i32, String> {
+    let code = args.code.to_uppercase();
+    match explanation(&code) {
+        Some(text) => {
+            write_stdout(&format!("{code}: {text}\n"))?;
+            Ok(0)
+        }
+        None => Err(format!("unknown error code `{}`", args.code)),
+    }
+}
+
+/// Format every file, even after one fails (unreadable, not UTF-8, a syntax error): each
+/// failure is reported with its file and position, and the exit code is 1 at the end.
+pub(super) fn fmt(args: FmtArgs) -> Result<i32, String> {
+    let (path, check) = (args.path.as_path(), args.check);
+    let files = if DiskFs.is_dir(path) {
+        DiskFs.flt_files(path)
+    } else {
+        vec![path.to_path_buf()]
+    };
+    if files.is_empty() {
+        print_diagnostics(
+            &crate::source::SourceMap::default(),
+            &[crate::resolve::no_flt_files(path)],
+        );
+        return Ok(1);
+    }
+    let mut unformatted = Vec::new();
+    let mut failed = false;
+    for file in files {
+        if let Err(problem) = fmt_file(&file, check, &mut unformatted) {
+            let _ = std::io::stderr().write_all(problem.as_bytes());
+            failed = true;
+        }
+    }
+    for f in &unformatted {
+        write_stdout(&format!("{f}\n"))?;
+    }
+    Ok(i32::from(failed || !unformatted.is_empty()))
+}
+
+/// Format one file, or with `check` note it in `unformatted` if it is not formatted.
+/// `Err` is the report for standard error.
+fn fmt_file(file: &Path, check: bool, unformatted: &mut Vec<String>) -> Result<(), String> {
+    let name = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|e| format!("error: cannot read {name}: {e}\n"))?;
+    let mut sources = crate::source::SourceMap::default();
+    let (id, not_utf8) =
+        crate::resolve::add_source(&mut sources, name.clone(), file.to_path_buf(), bytes);
+    let diagnostics = match not_utf8 {
+        Some(diagnostic) => vec![diagnostic],
+        None => match crate::format::format_source(id, &sources.get(id).text) {
+            Ok(formatted) if formatted == sources.get(id).text => return Ok(()),
+            Ok(_) if check => {
+                unformatted.push(name);
+                return Ok(());
+            }
+            Ok(formatted) => {
+                return std::fs::write(file, formatted)
+                    .map_err(|e| format!("error: cannot write {name}: {e}\n"));
+            }
+            Err(diagnostics) => diagnostics,
+        },
+    };
+    Err(render_all(&sources, &diagnostics, false))
+}
