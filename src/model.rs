@@ -75,7 +75,8 @@ pub struct ConfigItems {
     pub coredns_memory_limit: Quantity,
     pub coredns_cpu_request: Quantity,
     pub coredns_ndots: i64,
-    pub namespace_pod_quota: i64,
+    /// No pod quota when unset.
+    pub namespace_pod_quota: Option<i64>,
     #[serde(serialize_with = "duration_text")]
     pub cronjob_active_deadline: Duration,
     pub cluster_autoscaler_enabled: bool,
@@ -120,6 +121,8 @@ pub struct UpdateStrategy {
     pub min_pod_age_for_force: Duration,
     #[serde(serialize_with = "duration_text")]
     pub force_delete_interval: Duration,
+    /// Why the pool departs from the stdlib's lessons, when it does.
+    pub reason: Option<String>,
 }
 
 /// A Kubernetes taint on every node of a pool.
@@ -326,7 +329,7 @@ impl ConfigItems {
             coredns_memory_limit: r.quantity("coredns_memory_limit")?,
             coredns_cpu_request: r.quantity("coredns_cpu_request")?,
             coredns_ndots: r.int("coredns_ndots")?,
-            namespace_pod_quota: r.int("namespace_pod_quota")?,
+            namespace_pod_quota: r.optional_int("namespace_pod_quota")?,
             cronjob_active_deadline: r.duration("cronjob_active_deadline")?,
             cluster_autoscaler_enabled: r.bool("cluster_autoscaler_enabled")?,
             cluster_update_block: r.optional_string("cluster_update_block")?,
@@ -376,6 +379,7 @@ impl UpdateStrategy {
             force_terminate_after: r.duration("force_terminate_after")?,
             min_pod_age_for_force: r.duration("min_pod_age_for_force")?,
             force_delete_interval: r.duration("force_delete_interval")?,
+            reason: r.optional_string("reason")?,
         };
         r.finish()?;
         Ok(strategy)

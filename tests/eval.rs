@@ -75,7 +75,8 @@ fn every_default_is_filled_in() {
     );
     assert_eq!(text(&fleet, "lifecycle_status"), "ready");
     assert_eq!(text(&fleet, "config_items.etcd_member_count"), "5");
-    assert_eq!(text(&fleet, "config_items.coredns_memory_limit"), "200Mi");
+    // Sized from the cluster: 256Mi + 2Mi for each of the 4 nodes the pool can reach.
+    assert_eq!(text(&fleet, "config_items.coredns_memory_limit"), "264Mi");
     assert_eq!(text(&fleet, "node_pools.0.min_size"), "1");
     assert_eq!(text(&fleet, "node_pools.0.capacity_type"), "on_demand");
     assert_eq!(text(&fleet, "node_pools.0.root_volume_size"), "50Gi");

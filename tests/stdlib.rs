@@ -142,3 +142,88 @@ fn an_unknown_region_fails() {
         "{message}"
     );
 }
+
+#[test]
+fn ignoring_pdbs_without_a_reason_fails_naming_the_lesson() {
+    let update = "    update {\n      respect_pdbs = false\n    }\n";
+    let message = error(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", "\"m5.large\"", update),
+    ));
+    assert!(
+        message.contains("lesson \\\"drains respect PodDisruptionBudgets\\\""),
+        "{message}"
+    );
+    let with_reason =
+        "    update {\n      respect_pdbs = false\n      reason = \"batch jobs only\"\n    }\n";
+    clean(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", "\"m5.large\"", with_reason),
+    ));
+}
+
+#[test]
+fn early_force_termination_needs_a_reason_below_the_floors() {
+    let update =
+        |after: &str| format!("    update {{\n      force_terminate_after = {after}\n    }}\n");
+    let message = error(&cluster(
+        "production",
+        "eu-central-1",
+        &pool("w", "\"m5.large\"", &update("2h")),
+    ));
+    assert!(
+        message.contains("lesson \\\"no early force-termination\\\""),
+        "{message}"
+    );
+    assert!(message.contains("6h in production"), "{message}");
+    // The floors: 6h in production, 2h in test.
+    clean(&cluster(
+        "production",
+        "eu-central-1",
+        &pool("w", "\"m5.large\"", &update("6h")),
+    ));
+    clean(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", "\"m5.large\"", &update("2h")),
+    ));
+    let message = error(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", "\"m5.large\"", &update("90m")),
+    ));
+    assert!(message.contains("no early force-termination"), "{message}");
+}
+
+#[test]
+fn coredns_memory_grows_with_the_cluster_and_there_is_no_default_pod_quota() {
+    let small = clean(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", "\"m5.large\"", ""),
+    ));
+    let items = small.get("config_items").unwrap();
+    // 256Mi + 2Mi for each of the 3 nodes the pool can reach.
+    assert_eq!(
+        serde_json::to_value(items.get("coredns_memory_limit").unwrap()).unwrap(),
+        "262Mi"
+    );
+    assert_eq!(
+        serde_json::to_value(items.get("namespace_pod_quota").unwrap()).unwrap(),
+        serde_json::Value::Null
+    );
+    let big_pool = "  node_pool \"w\" {\n    instance_types = [\"m5.large\"]\n    max_size = 1000\n  }\n  node_pool \"v\" {\n    instance_types = [\"m5.large\"]\n    max_size = 500\n  }\n";
+    let big = clean(&cluster("test", "eu-central-1", big_pool));
+    assert_eq!(
+        serde_json::to_value(
+            big.get("config_items")
+                .unwrap()
+                .get("coredns_memory_limit")
+                .unwrap()
+        )
+        .unwrap(),
+        "3256Mi"
+    );
+}

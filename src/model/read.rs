@@ -145,6 +145,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    pub(super) fn optional_int(&mut self, field: &'static str) -> Read<Option<i64>> {
+        match self.take(field)? {
+            Data::Int(n) => Ok(Some(*n)),
+            Data::Null => Ok(None),
+            other => Err(self.wrong(field, "an Int or null", other)),
+        }
+    }
+
     pub(super) fn bool(&mut self, field: &'static str) -> Read<bool> {
         match self.take(field)? {
             Data::Bool(b) => Ok(*b),
