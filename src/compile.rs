@@ -104,7 +104,7 @@ pub fn compile(
             ConfigSource::Git { .. } => cluster.channel.config_ref.clone(),
         };
         if !sets.contains_key(&key) {
-            let loaded = load_set(config, cluster, &mut sources)
+            let loaded = load_set(config, path, cluster, &mut sources)
                 .map_err(|problems| diagnostics.extend(problems));
             sets.insert(key.clone(), loaded);
         }
@@ -227,6 +227,7 @@ pub fn summary(artifacts: &[Artifacts], out: &Path) -> String {
 
 fn load_set(
     config: &ConfigSource,
+    fleet: &Path,
     cluster: &Cluster,
     sources: &mut SourceMap,
 ) -> Result<ConfigSet, Vec<Diagnostic>> {
@@ -241,7 +242,8 @@ fn load_set(
                     .help("pass an existing directory to --config-set"),
                 ]
             })?;
-            ConfigSet::new(dir.display().to_string(), files, sources)
+            let set = ConfigSet::new(dir.display().to_string(), files, sources)?;
+            Ok(set.recorded_as(relative_to_fleet(fleet, dir)))
         }
         ConfigSource::Git { repo, path, head } => {
             let reference = cluster.channel.config_ref.as_str();
@@ -291,32 +293,127 @@ fn load_set(
     }
 }
 
+/// A config set directory as seen from the fleet's root (the fleet directory, or the
+/// directory of a fleet file), with `/`: `compile` records the same name whether the
+/// set was given as a relative or an absolute path, from any working directory.
+fn relative_to_fleet(fleet: &Path, set: &Path) -> String {
+    let root = if fleet.is_dir() {
+        fleet
+    } else {
+        fleet.parent().unwrap_or(fleet)
+    };
+    let root = if root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        root
+    };
+    let (Ok(root), Ok(set)) = (std::fs::canonicalize(root), std::fs::canonicalize(set)) else {
+        return set.display().to_string();
+    };
+    let root: Vec<_> = root.components().collect();
+    let set: Vec<_> = set.components().collect();
+    let shared = root.iter().zip(&set).take_while(|(a, b)| a == b).count();
+    let parts: Vec<String> = std::iter::repeat_n("..".to_string(), root.len() - shared)
+        .chain(
+            set[shared..]
+                .iter()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+        )
+        .collect();
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// Bounds on reading a config set directory, so that a wrong `--config-set` (`/`, a home
+/// directory) fails quickly instead of walking and loading everything below it.
+const MAX_SET_ENTRIES: usize = 20_000;
+const MAX_SET_BYTES: u64 = 64 << 20;
+
 /// Every template (`*.j2`) under `dir`, as (relative path with `/`, text), sorted. Other
-/// files (READMEs, pictures) are not part of what renders.
+/// files (READMEs, pictures) are not part of what renders. Symlinked directories are
+/// followed, except one that leads back to a directory being walked (a loop).
 fn read_dir_files(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current)? {
-            let path = entry?.path();
+    let mut walk = SetWalk {
+        root: dir,
+        ancestors: Vec::new(),
+        entries: 0,
+        bytes: 0,
+        files: Vec::new(),
+    };
+    walk.directory(dir)?;
+    walk.files.sort();
+    Ok(walk.files)
+}
+
+struct SetWalk<'a> {
+    root: &'a Path,
+    /// Canonical paths of the directories from the root down to the current one.
+    ancestors: Vec<PathBuf>,
+    entries: usize,
+    bytes: u64,
+    files: Vec<(String, String)>,
+}
+
+impl SetWalk<'_> {
+    fn directory(&mut self, dir: &Path) -> std::io::Result<()> {
+        let canonical = std::fs::canonicalize(dir)?;
+        if self.ancestors.contains(&canonical) {
+            return Err(std::io::Error::other(format!(
+                "{} leads back to {} (a symlink loop); remove the link or point it elsewhere",
+                self.relative(dir),
+                canonical.display()
+            )));
+        }
+        self.ancestors.push(canonical);
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            self.entries += 1;
+            if self.entries > MAX_SET_ENTRIES {
+                return Err(std::io::Error::other(format!(
+                    "more than {MAX_SET_ENTRIES} files and directories; is this the config set directory?"
+                )));
+            }
+            paths.push(entry?.path());
+        }
+        paths.sort();
+        for path in paths {
             if path.is_dir() {
-                stack.push(path);
+                self.directory(&path)?;
             } else if path.extension().is_some_and(|e| e == "j2") {
-                let relative = path.strip_prefix(dir).unwrap_or(&path);
-                let name = relative
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                })?;
-                out.push((name, text));
+                self.template(&path)?;
             }
         }
+        self.ancestors.pop();
+        Ok(())
     }
-    out.sort();
-    Ok(out)
+
+    fn template(&mut self, path: &Path) -> std::io::Result<()> {
+        let with_path =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        self.bytes += std::fs::metadata(path).map_err(with_path)?.len();
+        if self.bytes > MAX_SET_BYTES {
+            return Err(std::io::Error::other(format!(
+                "its templates exceed {} MiB; is this the config set directory?",
+                MAX_SET_BYTES >> 20
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(with_path)?;
+        self.files.push((self.relative(path), text));
+        Ok(())
+    }
+
+    /// `path` relative to the set's root, with `/`.
+    fn relative(&self, path: &Path) -> String {
+        let relative = path.strip_prefix(self.root).unwrap_or(path);
+        relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }
 
 /// Marks a directory as flotilla's output, so it may be replaced as a whole.
@@ -361,6 +458,7 @@ pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> R
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(|e| io("cannot create", &parent, e))?;
+    remove_stale_staging(&parent, &name);
     let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
     let retired = parent.join(format!(".{name}.old-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
@@ -386,6 +484,36 @@ pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> R
     let _ = std::fs::remove_dir_all(&staging);
     let _ = std::fs::remove_dir_all(&retired);
     result
+}
+
+/// Remove the staging directories of `name` that runs killed before they finished left
+/// behind: those whose process is gone. Only staging directories: they hold nothing but
+/// a half-written copy, while an `.old-PID` directory may hold the only previous output.
+fn remove_stale_staging(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.staging-");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && process_is_gone(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether no process `pid` runs. Only answered where `/proc` shows processes; elsewhere
+/// every process counts as running, so nothing of a live run is ever removed.
+fn process_is_gone(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
 }
 
 fn write_tree(root: &Path, artifacts: &[Artifacts]) -> Result<(), String> {

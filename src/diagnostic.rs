@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
+use crate::redact::{self, escape_controls};
 use crate::source::{FileId, SourceMap};
 use crate::span::Span;
 
@@ -112,7 +113,7 @@ pub fn render(sources: &SourceMap, diagnostic: &Diagnostic, color: bool) -> Stri
         out,
         "{}{}",
         paint.wrap(&format!("{word}[{}]", diagnostic.code), tone),
-        paint.wrap(&format!(": {}", diagnostic.message), BOLD)
+        paint.wrap(&format!(": {}", escape_controls(&diagnostic.message)), BOLD)
     );
     let labels: Vec<(&Label, bool)> = diagnostic
         .primary
@@ -138,7 +139,7 @@ pub fn render(sources: &SourceMap, diagnostic: &Diagnostic, color: bool) -> Stri
             out,
             "{pad}{} {}:{}:{}",
             paint.wrap(arrow, BLUE),
-            file.name,
+            escape_controls(&file.name),
             start.line,
             start.column
         );
@@ -173,17 +174,26 @@ pub fn render(sources: &SourceMap, diagnostic: &Diagnostic, color: bool) -> Stri
         };
         let lead = if window_start > line_start { "…" } else { "" };
         let tail = if window_end < line_end { "…" } else { "" };
+        // Shown in three parts so the underline stays under its span after secrets are
+        // hidden and control characters escaped.
+        let secrets = redact::secret_arguments(&file.text);
+        let [before, spanned, after] = [window_start..from, from..to, to..window_end]
+            .map(|part| redact::shown(&file.text, part, &secrets));
         let _ = writeln!(
             out,
             "{} {} {lead}{}{tail}",
             paint.wrap(&format!("{:>gutter$}", start.line), BLUE),
             paint.wrap("|", BLUE),
-            file.text[window_start..window_end].replace('\t', "    ")
+            format!("{before}{spanned}{after}").replace('\t', "    ")
         );
-        let indent = display_width(lead) + display_width(&file.text[window_start..from]);
-        let width = display_width(&file.text[from..to]).max(1);
+        let indent = display_width(lead) + display_width(&before);
+        let width = display_width(&spanned).max(1);
         let mark = if *primary { "^" } else { "-" };
-        let underline = format!("{}{}", mark.repeat(width), prefixed(" ", &label.message));
+        let underline = format!(
+            "{}{}",
+            mark.repeat(width),
+            prefixed(" ", &escape_controls(&label.message))
+        );
         let _ = writeln!(
             out,
             "{pad} {} {}{}",
@@ -196,7 +206,12 @@ pub fn render(sources: &SourceMap, diagnostic: &Diagnostic, color: bool) -> Stri
         if !labels.is_empty() {
             let _ = writeln!(out, "{pad} {}", paint.wrap("|", BLUE));
         }
-        let _ = writeln!(out, "{pad} {} help: {help}", paint.wrap("=", BLUE));
+        let _ = writeln!(
+            out,
+            "{pad} {} help: {}",
+            paint.wrap("=", BLUE),
+            escape_controls(help)
+        );
     }
     out
 }

@@ -24,6 +24,7 @@ pub mod live;
 pub mod lsp;
 pub mod model;
 pub mod plan;
+mod redact;
 pub mod registry;
 pub mod render;
 pub mod resolve;

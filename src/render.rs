@@ -23,6 +23,8 @@ pub use validate::{DeletionEntry, Deletions};
 pub struct ConfigSet {
     /// Where it came from, for messages (`stdlib/config`, `main:stdlib/config`).
     pub origin: String,
+    /// How `summary.json` names it: the same for every way of spelling the same set.
+    recorded_as: String,
     /// Template path (relative to the set) → file in the shared source map.
     templates: BTreeMap<String, FileId>,
     env: Environment<'static>,
@@ -113,12 +115,21 @@ impl ConfigSet {
         }
         if problems.is_empty() {
             Ok(ConfigSet {
+                recorded_as: origin.clone(),
                 origin,
                 templates,
                 env,
             })
         } else {
             Err(problems)
+        }
+    }
+
+    /// Name the set in `summary.json` as `name` instead of its origin.
+    pub fn recorded_as(self, name: String) -> ConfigSet {
+        ConfigSet {
+            recorded_as: name,
+            ..self
         }
     }
 
@@ -338,7 +349,7 @@ impl Renderer<'_> {
                 cluster: self.cluster_id.clone(),
                 channel: cluster.channel.name.clone(),
                 config_ref: cluster.channel.config_ref.clone(),
-                config_set: self.set.origin.clone(),
+                config_set: self.set.recorded_as.clone(),
                 node_pools: summaries,
             },
         }

@@ -456,6 +456,26 @@ fn hover_shows_types_docs_channel_values_and_evaluated_defaults() {
     assert!(client.shutdown().success());
 }
 
+// Hover on a use of a `let` bound to `secret(…)` showed the declaring line with the
+// plain text, also from another file.
+#[test]
+fn hover_never_shows_a_secret_literal() {
+    let dir = TempDir::new("hover-secret");
+    dir.write(
+        "secrets.flt",
+        "let token = secret(\"datadog-api-key\", \"hunter2-plain\")\nlet here = token\n",
+    );
+    let text = "import \"./secrets.flt\"\n\nlet copy = token\n";
+    let path = dir.write("fleet.flt", text);
+    let mut client = Client::start(&dir.0);
+    client.open(&path, text);
+    let hover = client.at("textDocument/hover", &path, position_of(text, "token"));
+    let shown = hover["result"]["contents"]["value"].as_str().unwrap();
+    assert!(shown.contains("let token: Secret = secret(…)"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(client.shutdown().success());
+}
+
 trait MapColumn {
     fn map_column(self, by: usize) -> Self;
 }

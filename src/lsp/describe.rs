@@ -155,7 +155,9 @@ pub(crate) fn field_markdown(analysis: &Analysis, record: RecordId, field: usize
     out
 }
 
-/// Multi-line source shown inline: whitespace runs folded to one space.
+/// Multi-line source shown inline: whitespace runs folded to one space, `secret(…)`
+/// arguments hidden.
 pub(crate) fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let shown = crate::redact::source_line(text);
+    shown.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -370,11 +370,12 @@ fn channel_markdown(analysis: &Analysis, channel: ChannelId) -> String {
                 .text
                 .get(decl.span.range())
                 .unwrap_or("");
+            let source = crate::redact::source_line(source);
             let lines: Vec<&str> = source.lines().collect();
             if lines.len() > MAX_SOURCE_LINES {
                 format!("{}\n  …\n}}", lines[..MAX_SOURCE_LINES].join("\n"))
             } else {
-                source.to_string()
+                source
             }
         }
         _ => format!("channel {}", def.name),

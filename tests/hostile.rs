@@ -1,0 +1,207 @@
+//! Hostile and careless input (issue 11): each test reproduces one way flotilla hung,
+//! aborted, leaked a secret or wrote unstable output, and is named after what broke.
+
+#[path = "support/files.rs"]
+mod files;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use files::{read_tree, temp_dir};
+use flotilla::compile::{Compilation, ConfigSource, compile, write_output};
+use flotilla::source::DiskFs;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config-min");
+
+const FLEET: &str = r#"channel stable {
+  kubernetes_version = "1.31.4"
+  config_ref = "stable"
+}
+
+cluster "prod-1" {
+  account = "123456789012"
+  region = "eu-central-1"
+  environment = production
+  channel = stable
+  api_server_url = "https://${id}.example.org"
+  node_pool "workers" {
+    instance_types = ["m5.large"]
+    max_size = 3
+  }
+}
+"#;
+
+/// `dir/fleet/main.flt` holding `source`.
+fn write_fleet(dir: &Path, source: &str) -> PathBuf {
+    let fleet = dir.join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::write(fleet.join("main.flt"), source).unwrap();
+    fleet
+}
+
+/// A copy of the fixture config set under `dir/config`, with `edit` applied to the text
+/// of the template at `template` (relative to the set).
+fn config_copy(dir: &Path, template: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let set = dir.join("config");
+    for (rel, bytes) in read_tree(Path::new(FIXTURE)) {
+        let path = set.join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let text = if rel == template { edit(text) } else { text };
+        std::fs::write(path, text).unwrap();
+    }
+    set
+}
+
+fn flotilla(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn codes(c: &Compilation) -> Vec<&str> {
+    c.diagnostics.iter().map(|d| d.code).collect()
+}
+
+// ---- config sets: symlink loops -----------------------------------------------------
+
+// Reading a --config-set directory followed a link to its parent forever (11 GB in a
+// minute with two links; 962 errors for one).
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_in_a_config_set_is_one_error() {
+    for links in [1, 2] {
+        let dir = temp_dir("set-loop");
+        let set = config_copy(&dir, "", |t| t);
+        for n in 0..links {
+            std::os::unix::fs::symlink("..", set.join(format!("manifests/up-{n}"))).unwrap();
+        }
+        let fleet = write_fleet(&dir, FLEET);
+        let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
+        assert_eq!(codes(&c), ["E0505"], "{:#?}", c.diagnostics);
+        let message = &c.diagnostics[0].message;
+        assert!(
+            message.contains("manifests/up-0") && message.contains("symlink loop"),
+            "{message}"
+        );
+    }
+}
+
+// A link to a directory elsewhere is still read: only a way back is refused.
+#[cfg(unix)]
+#[test]
+fn a_symlinked_directory_that_is_not_a_loop_is_read() {
+    let dir = temp_dir("set-link");
+    let set = config_copy(&dir, "", |t| t);
+    let elsewhere = dir.join("extra");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(
+        elsewhere.join("cm.yaml.j2"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: linked\n  namespace: kube-system\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, set.join("manifests/linked")).unwrap();
+    let fleet = write_fleet(&dir, FLEET);
+    let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
+    assert!(!c.has_errors(), "{:#?}", c.diagnostics);
+    assert!(
+        c.artifacts[0]
+            .files
+            .contains_key("manifests/linked/cm.yaml")
+    );
+}
+
+// ---- compile output -------------------------------------------------------------------
+
+// summary.json recorded --config-set as typed: a relative and an absolute path gave
+// different bytes for the same input.
+#[test]
+fn summary_names_the_config_set_the_same_for_relative_and_absolute_paths() {
+    let dir = temp_dir("summary-path");
+    let set = config_copy(&dir, "", |t| t);
+    write_fleet(&dir, FLEET);
+    let absolute = set.to_str().unwrap();
+    let mut summaries = Vec::new();
+    for (cwd, fleet_arg, set_arg, out) in [
+        (dir.clone(), "fleet", "config", "out-relative"),
+        (dir.clone(), "fleet", absolute, "out-absolute"),
+        (dir.join("fleet"), ".", "../config", "../out-from-fleet"),
+    ] {
+        let args = ["compile", fleet_arg, "--out", out, "--config-set", set_arg];
+        let output = flotilla(&cwd, &args);
+        assert!(output.status.success(), "{output:?}");
+        summaries.push(std::fs::read(cwd.join(out).join("prod-1/summary.json")).unwrap());
+    }
+    let first = String::from_utf8(summaries[0].clone()).unwrap();
+    assert!(first.contains("\"config_set\": \"../config\""), "{first}");
+    assert!(summaries.iter().all(|s| *s == summaries[0]), "{first}");
+}
+
+// A killed compile left `.OUT.staging-PID` behind for ever.
+#[test]
+fn stale_staging_directories_of_the_output_are_removed() {
+    let dir = temp_dir("stale-staging");
+    let fleet = write_fleet(&dir, FLEET);
+    let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(FIXTURE.into()), &[]);
+    assert!(!c.has_errors(), "{:#?}", c.diagnostics);
+
+    let mut finished = Command::new("true").spawn().unwrap();
+    let gone = finished.id();
+    finished.wait().unwrap();
+    let mut running = Command::new("sleep").arg("60").spawn().unwrap();
+    let stale = dir.join(format!(".out.staging-{gone}"));
+    let live = dir.join(format!(".out.staging-{}", running.id()));
+    let other_output = dir.join(format!(".other.staging-{gone}"));
+    for d in [&stale, &live, &other_output] {
+        std::fs::create_dir_all(d.join("prod-1")).unwrap();
+    }
+
+    write_output(&dir.join("out"), &c.artifacts, true).unwrap();
+    let _ = running.kill();
+    let _ = running.wait();
+    assert!(
+        !stale.exists(),
+        "the dead run's staging directory is removed"
+    );
+    assert!(
+        live.exists(),
+        "a running compile's staging directory is kept"
+    );
+    assert!(
+        other_output.exists(),
+        "another output's staging is not ours"
+    );
+    assert!(dir.join("out/prod-1/summary.json").exists());
+}
+
+// ---- diagnostics ----------------------------------------------------------------------
+
+// Text diagnostics quoted the source line, so a secret literal reached stderr and CI
+// logs; raw ESC and BEL from source reached the terminal.
+#[test]
+fn quoted_source_lines_hide_secrets_and_escape_control_characters() {
+    let dir = temp_dir("quoted-lines");
+    let source = "let token = secret(\"db\", \"hunter2-plain\") + 1\n\
+                  let bell = \"ring\x07\x1b[2J\" + 1\n\
+                  let multi = secret(\n  \"db\",\n  \"hunter3-plain\"\n) + 2\n";
+    std::fs::write(dir.join("main.flt"), source).unwrap();
+    let output = flotilla(&dir, &["check", "main.flt"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains("hunter"), "{stderr}");
+    assert!(!stderr.contains(['\x07', '\x1b']), "{stderr}");
+    // The underline still starts under the span and covers what is shown of it.
+    assert!(
+        stderr
+            .contains("1 | let token = secret(…) + 1\n  |             ^^^^^^^^^^^^^ Secret + Int"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "2 | let bell = \"ring\\u{7}\\u{1b}[2J\" + 1\n  |            ^^^^^^^^^^^^^^^^^^^^^^^^ "
+        ),
+        "{stderr}"
+    );
+}
