@@ -157,3 +157,47 @@ fn example_fleet_checks_cleanly() {
         analysis.diagnostics
     );
 }
+
+/// A StatefulSet's volume claim without a class must get a volume: every cluster has the
+/// EBS CSI driver and exactly one default StorageClass, encrypted gp3, bound in the zone
+/// of the pod's node.
+#[test]
+fn every_cluster_has_a_default_gp3_storage_class() {
+    for a in compile_examples() {
+        let text = &a.files["manifests/15-ebs-csi/ebs-csi.yaml"];
+        let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let kind = |d: &serde_yaml_ng::Value, k: &str| d["kind"].as_str() == Some(k);
+        let defaults: Vec<_> = a
+            .files
+            .values()
+            .flat_map(|t| serde_yaml_ng::Deserializer::from_str(t))
+            .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+            .filter(|d: &serde_yaml_ng::Value| {
+                kind(d, "StorageClass")
+                    && d["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"]
+                        .as_str()
+                        == Some("true")
+            })
+            .collect();
+        assert_eq!(defaults.len(), 1, "{}: one default StorageClass", a.cluster);
+        let class = &defaults[0];
+        assert_eq!(class["metadata"]["name"].as_str(), Some("gp3"));
+        assert_eq!(class["provisioner"].as_str(), Some("ebs.csi.aws.com"));
+        assert_eq!(class["parameters"]["type"].as_str(), Some("gp3"));
+        assert_eq!(class["parameters"]["encrypted"].as_str(), Some("true"));
+        assert_eq!(
+            class["volumeBindingMode"].as_str(),
+            Some("WaitForFirstConsumer")
+        );
+        assert!(docs.iter().any(|d| kind(d, "CSIDriver")), "{}", a.cluster);
+        assert!(
+            docs.iter()
+                .any(|d| kind(d, "DaemonSet")
+                    && d["metadata"]["name"].as_str() == Some("ebs-csi-node")),
+            "{}",
+            a.cluster
+        );
+    }
+}
