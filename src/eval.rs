@@ -11,7 +11,8 @@ use crate::resolve::Program;
 use crate::syntax::ast::Item;
 use crate::types::{ChannelId, Checked};
 
-pub use data::{Data, Quantity, Record, SecretValue, format_duration};
+pub use crate::units::format_duration;
+pub use data::{Data, Quantity, Record, SecretValue};
 
 /// The evaluated fleet: channels and clusters, sorted by name and id.
 #[derive(Clone, Debug, Serialize)]
@@ -64,30 +65,4 @@ pub fn evaluate(program: &Program, checked: &Checked) -> (Fleet, Vec<Diagnostic>
     channels.sort_by_key(|c| key(c, "name"));
     clusters.sort_by_key(|c| key(c, "id"));
     (Fleet { channels, clusters }, diagnostics)
-}
-
-/// `number` `unit` as milliseconds; `None` if not whole or out of range.
-pub fn parse_duration_ms(number: &str, unit: &str) -> Option<i64> {
-    let factor: i128 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    i64::try_from(data::scale_decimal(number, factor)?).ok()
-}
-
-/// The builtin `is_dns_label`: an RFC 1035 label, a lower-case letter first, then
-/// letters, digits and `-`, not ending in `-`, at most 63 characters. The stdlib checks
-/// cluster ids and node pool names with it.
-pub fn is_dns_label(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    matches!(bytes.first(), Some(b'a'..=b'z'))
-        && bytes.len() <= 63
-        && !s.ends_with('-')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }

@@ -470,5 +470,5 @@ fn assigned_fields(body: &Block) -> BTreeMap<String, Span> {
 /// A duration as the language writes it (`3d`, `90s`), as the evaluated data serializes.
 fn duration_text<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
     let ms = i64::try_from(duration.as_millis()).map_err(serde::ser::Error::custom)?;
-    s.serialize_str(&eval::format_duration(ms))
+    s.serialize_str(&crate::units::format_duration(ms))
 }

@@ -13,10 +13,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use crate::eval::{Quantity, format_duration, parse_duration_ms};
+use crate::eval::Quantity;
 use crate::resolve::{PRELUDE, STDLIB};
 use crate::source::FileId;
 use crate::syntax::ast::{Item, Member, TypeExpr, TypeExprKind};
+use crate::units::{format_duration, parse_duration_ms};
 
 /// How imported clusters are wired to channels.
 pub struct ImportOptions {
@@ -138,7 +139,7 @@ fn write_cluster(
     let entry: RegistryCluster =
         serde_yaml_ng::from_value(raw.clone()).map_err(|e| e.to_string())?;
     let id = text(&entry.id, "id")?;
-    if !crate::eval::is_dns_label(&id) {
+    if !crate::dns::is_dns_label(&id) {
         // Renaming is the registry owner's call: the id names stacks, directories and
         // DNS records, and other systems may know the cluster by it.
         return Err(format!(

@@ -13,6 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::diagnostic::Diagnostic;
+use crate::digest::hex;
 use crate::model::{Cluster, NodePool};
 use crate::source::{FileId, SourceMap};
 use crate::span::Span;
@@ -704,10 +705,6 @@ fn to_value<T: Serialize>(value: T) -> Value {
     Value::from(minijinja::value::Serde(value))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn is_blank(text: &str) -> bool {
     text.lines().all(|l| {
         let l = l.trim();
@@ -732,7 +729,7 @@ fn filter_seconds(duration: String) -> Result<i64, minijinja::Error> {
         .find(|c: char| c.is_ascii_alphabetic())
         .unwrap_or(duration.len());
     let (number, unit) = duration.split_at(split);
-    crate::eval::parse_duration_ms(number, unit)
+    crate::units::parse_duration_ms(number, unit)
         .map(|ms| ms / 1000)
         .ok_or_else(|| {
             minijinja::Error::new(
@@ -757,9 +754,4 @@ fn filter_quantity(quantity: &str, unit: i128) -> Result<i64, minijinja::Error> 
     i64::try_from(units).map_err(|_| {
         minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "quantity too large")
     })
-}
-
-/// First 64 bits of the SHA-256 of a text, hex: a short, stable name for content.
-pub fn short_digest(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes())[..8])
 }

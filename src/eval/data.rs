@@ -6,6 +6,8 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+use crate::units::scale_decimal;
+
 /// An evaluated value. Records keep their fields in declaration order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
@@ -117,34 +119,6 @@ impl std::fmt::Display for Quantity {
     }
 }
 
-/// A decimal `number` times `factor`, if the product is a whole number.
-pub fn scale_decimal(number: &str, factor: i128) -> Option<i128> {
-    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-    let scale = 10i128.checked_pow(frac.len() as u32)?;
-    let digits: i128 = format!("{int}{frac}").parse().ok()?;
-    let scaled = digits.checked_mul(factor)?;
-    (scaled % scale == 0).then_some(scaled / scale)
-}
-
-/// Milliseconds as the shortest exact form: `3d`, `8h`, `90s`, `250ms`.
-pub fn format_duration(ms: i64) -> String {
-    const UNITS: [(&str, i64); 4] = [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-    ];
-    if ms == 0 {
-        return "0s".into();
-    }
-    for (unit, size) in UNITS {
-        if ms % size == 0 {
-            return format!("{}{unit}", ms / size);
-        }
-    }
-    format!("{ms}ms")
-}
-
 /// A secret: its plain value is available to renderers but never printed.
 #[derive(Clone, PartialEq)]
 pub struct SecretValue {
@@ -197,7 +171,7 @@ impl Serialize for Data {
             Data::Int(n) => s.serialize_i64(*n),
             Data::Float(x) => s.serialize_f64(*x),
             Data::String(t) | Data::Enum(t) => s.serialize_str(t),
-            Data::Duration(ms) => s.serialize_str(&format_duration(*ms)),
+            Data::Duration(ms) => s.serialize_str(&crate::units::format_duration(*ms)),
             Data::Quantity(q) => q.serialize(s),
             Data::Secret(secret) => secret.serialize(s),
             Data::List(items) => {
@@ -236,13 +210,5 @@ mod tests {
         assert_eq!(q.to_string(), "1610612736");
         assert_eq!(Quantity::parse("250", "m").unwrap().to_string(), "250m");
         assert_eq!(Quantity::parse("0.5", "m"), None);
-    }
-
-    #[test]
-    fn durations_print_in_their_largest_exact_unit() {
-        assert_eq!(format_duration(3 * 86_400_000), "3d");
-        assert_eq!(format_duration(90_000), "90s");
-        assert_eq!(format_duration(36 * 3_600_000), "36h");
-        assert_eq!(format_duration(1_500), "1500ms");
     }
 }

@@ -10,13 +10,14 @@ use std::rc::Rc;
 use base64::Engine as _;
 use sha2::Digest;
 
-use super::data::{Data, Quantity, Record, SecretValue, format_duration};
+use super::data::{Data, Quantity, Record, SecretValue};
 use crate::diagnostic::Diagnostic;
 use crate::resolve::{ModuleId, Program};
 use crate::source::FileId;
 use crate::span::Span;
 use crate::syntax::ast::*;
 use crate::types::{Builtin, ChannelId, Checked, EnumId, RecordId, Resolution, Ty};
+use crate::units::format_duration;
 
 pub(super) type Result<T> = std::result::Result<T, Diagnostic>;
 
@@ -640,7 +641,7 @@ impl<'p> Evaluator<'p> {
                         .help("write e.g. `250m`, `500Mi`, `1.5Gi`"));
                     }
                 },
-                _ => match super::parse_duration_ms(number, unit) {
+                _ => match crate::units::parse_duration_ms(number, unit) {
                     Some(ms) => Value::Duration(ms),
                     None => {
                         return Err(Diagnostic::error(
@@ -1092,7 +1093,7 @@ impl<'p> Evaluator<'p> {
             IsDigits => {
                 Value::Bool(!text(0).is_empty() && text(0).bytes().all(|b| b.is_ascii_digit()))
             }
-            IsDnsLabel => Value::Bool(super::is_dns_label(&text(0))),
+            IsDnsLabel => Value::Bool(crate::dns::is_dns_label(&text(0))),
             ToString => Value::Str(self.to_text(&values[0]).into()),
             Base64 => Value::Str(
                 base64::engine::general_purpose::STANDARD

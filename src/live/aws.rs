@@ -202,7 +202,7 @@ impl Cloud for AwsCloud {
         // Unique per run, so concurrent plans of one stack do not delete each other's.
         let change_set = format!(
             "flotilla-plan-{}-{:08x}",
-            &crate::render::short_digest(template),
+            &crate::digest::short_digest(template),
             rand::random::<u32>()
         );
         let created = client

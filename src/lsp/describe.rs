@@ -4,10 +4,11 @@
 use std::fmt::Write as _;
 
 use crate::analysis::Analysis;
-use crate::eval::{Data, format_duration};
+use crate::eval::Data;
 use crate::span::Span;
 use crate::syntax::ast::{FieldDecl, Item, Member};
 use crate::types::RecordId;
+use crate::units::format_duration;
 
 /// Longest value shown inline; longer ones are cut with `…`.
 const MAX_VALUE_CHARS: usize = 100;

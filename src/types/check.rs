@@ -1386,7 +1386,7 @@ impl<'p> Checker<'p> {
             return Ty::Error;
         }
         if as_duration {
-            if crate::eval::parse_duration_ms(number, unit).is_none() {
+            if crate::units::parse_duration_ms(number, unit).is_none() {
                 self.error(
                     Diagnostic::error("E0007", format!("invalid duration `{number}{unit}`"))
                         .at(
