@@ -134,6 +134,7 @@ fn main() {
             .map(|a| (a.cluster.clone(), api.url()))
             .collect(),
         contexts: Default::default(),
+        timeouts: Default::default(),
     };
     let cloud = AwsCloud::new(Some(moto.url.clone()));
     println!("clusters  concurrency  wall time   per cluster");

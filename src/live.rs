@@ -44,6 +44,78 @@ pub fn unsupported(operation: &str) -> LiveError {
     }
 }
 
+/// How long flotilla waits for AWS and Kubernetes. Every call has a connect and a read
+/// timeout per attempt and an overall deadline that covers its retries; every wait (a
+/// change set becoming ready, a stack settling) has its own deadline. The defaults fail
+/// a plan against a silent endpoint within two minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Per attempt: sending the request and reading the whole answer.
+    pub read: Duration,
+    /// One call, all attempts and backoff included.
+    pub call: Duration,
+    /// One wait for the outside world to settle.
+    pub wait: Duration,
+}
+
+impl Timeouts {
+    /// Calls bounded by `call` (connect and read no longer than it), waits by the default
+    /// or by `call` if that is longer.
+    pub fn with_call_deadline(call: Duration) -> Timeouts {
+        let defaults = Timeouts::default();
+        Timeouts {
+            connect: defaults.connect.min(call),
+            read: defaults.read.min(call),
+            call,
+            wait: defaults.wait.max(call),
+        }
+    }
+}
+
+impl Timeouts {
+    /// From a `--timeout SECONDS` flag: the call deadline when given, else the defaults.
+    pub fn from_seconds(call: Option<u64>) -> Timeouts {
+        call.map(|s| Timeouts::with_call_deadline(Duration::from_secs(s)))
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(30),
+            call: Duration::from_secs(60),
+            wait: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// Seconds of a duration for messages ("within 30 s"), rounded up so a sub-second
+/// bound never reads as 0.
+pub fn seconds(duration: Duration) -> u64 {
+    duration.as_millis().div_ceil(1000) as u64
+}
+
+/// Run one call under `deadline`; when it passes, the call fails as "`service` did not
+/// answer" (retryable: the endpoint may come back).
+pub async fn within<T>(
+    deadline: Duration,
+    service: &str,
+    operation: &str,
+    call: impl Future<Output = LiveResult<T>>,
+) -> LiveResult<T> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(result) => result,
+        Err(_) => Err(LiveError {
+            operation: operation.to_string(),
+            message: format!("{service} did not answer within {} s", seconds(deadline)),
+            retryable: true,
+        }),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StackState {
     pub name: String,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{ConfigArgs, ReportFormat, colour, pairs, print_diagnostics, write_stdout};
 use crate::compile::compile;
+use crate::live::Timeouts;
 use crate::plan::{KubeConnector, plan_fleet, plan_targets};
 use crate::source::DiskFs;
 
@@ -32,8 +33,12 @@ pub(super) struct PlanArgs {
     #[arg(long)]
     detailed_exitcode: bool,
     /// Send every AWS call here (e.g. a local emulator); `AWS_ENDPOINT_URL` works too.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::live::aws::endpoint_url)]
     aws_endpoint_url: Option<String>,
+    /// Fail a cluster when one AWS or Kubernetes call (retries included) has no answer
+    /// after this many seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
     /// Reach a cluster's API server at URL instead of its `api_server_url` (repeatable).
     #[arg(long = "kube-endpoint", value_name = "ID=URL")]
     kube_endpoints: Vec<String>,
@@ -48,6 +53,10 @@ pub(super) struct PlanArgs {
 }
 
 pub(super) fn plan(args: PlanArgs) -> Result<i32, String> {
+    if args.aws_endpoint_url.is_none() {
+        crate::live::aws::check_endpoint_variable()?;
+    }
+    let timeouts = Timeouts::from_seconds(args.timeout);
     let source = args.config.source(&args.path)?;
     let compilation = compile(&DiskFs, &args.path, &source, &args.clusters);
     print_diagnostics(&compilation.sources, &compilation.diagnostics);
@@ -57,6 +66,7 @@ pub(super) fn plan(args: PlanArgs) -> Result<i32, String> {
     let connector = KubeConnector {
         endpoints: pairs(&args.kube_endpoints, "--kube-endpoint", fleet)?,
         contexts: pairs(&args.kube_contexts, "--kube-context", fleet)?,
+        timeouts,
     };
     let (targets, retired) = plan_targets(fleet, &compilation.artifacts);
     for (id, status) in retired {
@@ -67,7 +77,7 @@ pub(super) fn plan(args: PlanArgs) -> Result<i32, String> {
     }
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let cloud = crate::live::aws::AwsCloud::new(args.aws_endpoint_url);
+    let cloud = crate::live::aws::AwsCloud::new(args.aws_endpoint_url).with_timeouts(timeouts);
     let progress = std::io::stderr().is_terminal();
     let plan = runtime.block_on(plan_fleet(
         &targets,

@@ -1,36 +1,70 @@
 //! [`Cloud`] on the AWS SDK. Credentials and region come from the standard chain;
 //! an endpoint URL (flag or `AWS_ENDPOINT_URL`) points every client at an emulator.
+//! Every call has the connect, read and overall deadlines of [`Timeouts`].
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Parameter, TemplateStage,
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag, TemplateStage,
 };
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{
-    AutoScalingGroupState, ChangeSetView, Cloud, GroupInstance, InstanceState, LiveError,
-    LiveResult, ParameterValue, ResourceChange, StackState,
+    AutoScalingGroupState, ChangeSetKind, ChangeSetRequest, ChangeSetView, Cloud, GroupInstance,
+    GroupSize, InstanceState, LiveError, LiveResult, ParameterValue, PreparedChangeSet,
+    ResourceChange, StackEvent, StackState, Timeouts, seconds,
 };
 
 pub struct AwsCloud {
     endpoint: Option<String>,
+    timeouts: Timeouts,
     /// One SDK configuration per region, created on first use.
     configs: Mutex<HashMap<String, SdkConfig>>,
+}
+
+/// Checks an endpoint URL before any call is made: an `http://` or `https://` URL with
+/// a host. (The SDK would otherwise fail every call with an unhelpful message.)
+pub fn endpoint_url(url: &str) -> Result<String, String> {
+    let parsed: http::Uri = url.parse().map_err(|_| {
+        format!("`{url}` is not a URL; expected http://HOST[:PORT] or https://HOST[:PORT]")
+    })?;
+    match (parsed.scheme_str(), parsed.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(url.to_string()),
+        (Some("http" | "https"), _) => Err(format!("`{url}` has no host")),
+        _ => Err(format!(
+            "`{url}` is not an http:// or https:// URL; expected http://HOST[:PORT] or https://HOST[:PORT]"
+        )),
+    }
+}
+
+/// `AWS_ENDPOINT_URL`, when set, checked like the flag.
+pub fn check_endpoint_variable() -> Result<(), String> {
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) => endpoint_url(&url)
+            .map(drop)
+            .map_err(|e| format!("AWS_ENDPOINT_URL: {e}")),
+        Err(_) => Ok(()),
+    }
 }
 
 impl AwsCloud {
     pub fn new(endpoint: Option<String>) -> AwsCloud {
         AwsCloud {
             endpoint,
+            timeouts: Timeouts::default(),
             configs: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn with_timeouts(self, timeouts: Timeouts) -> AwsCloud {
+        AwsCloud { timeouts, ..self }
     }
 
     async fn config(&self, region: &str) -> SdkConfig {
@@ -38,13 +72,23 @@ impl AwsCloud {
         if let Some(c) = configs.get(region) {
             return c.clone();
         }
-        // The SDK retries throttling and 5xx itself (standard mode, with jitter).
+        let timeouts = &self.timeouts;
+        // The SDK retries throttling, 5xx and timed-out attempts itself (standard mode,
+        // with jitter); the operation timeout bounds all of it.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(6)
                     .with_initial_backoff(Duration::from_millis(200)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(timeouts.connect)
+                    .read_timeout(timeouts.read)
+                    .operation_attempt_timeout(timeouts.read)
+                    .operation_timeout(timeouts.call)
+                    .build(),
             );
         if let Some(url) = &self.endpoint {
             loader = loader.endpoint_url(url);
@@ -57,50 +101,170 @@ impl AwsCloud {
     async fn cfn(&self, region: &str) -> aws_sdk_cloudformation::Client {
         aws_sdk_cloudformation::Client::new(&self.config(region).await)
     }
-}
 
-fn failure<E>(operation: String, err: SdkError<E>) -> LiveError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
+    async fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
+        aws_sdk_autoscaling::Client::new(&self.config(region).await)
+    }
+
+    /// A failed SDK call as a [`LiveError`]: the service's code and message, or for
+    /// failures before an answer a short cause. Never the SDK's `Debug` form, which
+    /// dumps the whole request.
+    fn failure<E>(&self, operation: String, err: SdkError<E>) -> LiveError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let silent = |bound| format!("AWS did not answer within {} s", seconds(bound));
+        let (message, retryable) = match &err {
+            SdkError::ServiceError(e) => (
+                match (e.err().code(), e.err().message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    (Some(code), None) => code.to_string(),
+                    (None, _) => format!(
+                        "unexpected answer from AWS (HTTP {})",
+                        e.raw().status().as_u16()
+                    ),
+                },
+                e.raw().status().is_server_error()
+                    || matches!(
+                        e.err().code(),
+                        Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded")
+                    ),
+            ),
+            SdkError::TimeoutError(_) => (silent(self.timeouts.call), true),
+            SdkError::DispatchFailure(e) if e.is_timeout() => (silent(self.timeouts.read), true),
+            SdkError::DispatchFailure(e) => (
+                format!("cannot reach AWS: {}", error_chain(&err)),
+                e.is_io() || e.is_other(),
+            ),
+            SdkError::ResponseError(_) => (
+                format!("unreadable answer from AWS: {}", error_chain(&err)),
+                true,
+            ),
+            _ => (
+                format!("cannot send the request: {}", error_chain(&err)),
+                false,
+            ),
+        };
+        LiveError {
+            operation,
+            message,
+            retryable,
         }
-        SdkError::ServiceError(e) => {
-            e.raw().status().is_server_error()
-                || matches!(
-                    e.err().code(),
-                    Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded")
-                )
+    }
+
+    /// Wait (with backoff, up to the wait deadline) until a change set is created, and
+    /// read all its changes (every page).
+    async fn wait_for_change_set(
+        &self,
+        client: &aws_sdk_cloudformation::Client,
+        stack: &str,
+        id: &str,
+    ) -> LiveResult<ChangeSetOutcome> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        let mut view = ChangeSetView::default();
+        let mut token: Option<String> = None;
+        loop {
+            let described = client
+                .describe_change_set()
+                .change_set_name(id)
+                .stack_name(stack)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| self.failure(format!("describe change set for {stack}"), e))?;
+            match described.status() {
+                Some(ChangeSetStatus::CreateComplete) => {
+                    view.changes.extend(
+                        described
+                            .changes()
+                            .iter()
+                            .filter_map(|c| c.resource_change())
+                            .map(|rc| ResourceChange {
+                                logical_id: rc
+                                    .logical_resource_id()
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                resource_type: rc.resource_type().unwrap_or_default().to_string(),
+                                action: rc
+                                    .action()
+                                    .map(|a| a.as_str().to_string())
+                                    .unwrap_or_default(),
+                                replacement: rc.replacement().map(|r| r.as_str().to_string()),
+                            }),
+                    );
+                    token = described.next_token().map(str::to_string);
+                    if token.is_none() {
+                        return Ok(ChangeSetOutcome::Ready(view));
+                    }
+                }
+                Some(ChangeSetStatus::Failed) => {
+                    let reason = described.status_reason().unwrap_or_default();
+                    // An update without changes fails to create; that is "no change".
+                    if reason.contains("didn't contain changes") || reason.contains("No updates") {
+                        return Ok(ChangeSetOutcome::NoChanges);
+                    }
+                    return Ok(ChangeSetOutcome::Failed(reason.to_string()));
+                }
+                _ => {
+                    if started.elapsed() + pause > self.timeouts.wait {
+                        return Err(LiveError {
+                            operation: format!("change set for {stack}"),
+                            message: format!("not ready after {} s", seconds(self.timeouts.wait)),
+                            retryable: true,
+                        });
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
         }
-        _ => false,
-    };
-    let message = match err.as_service_error() {
-        Some(e) => format!(
-            "{}: {}",
-            e.code().unwrap_or("error"),
-            e.message().unwrap_or("no message")
-        ),
-        None => aws_smithy_error_chain(&err),
-    };
-    LiveError {
-        operation,
-        message,
-        retryable,
+    }
+
+    async fn delete_change_set(
+        &self,
+        client: &aws_sdk_cloudformation::Client,
+        stack: &str,
+        id: &str,
+    ) -> LiveResult<()> {
+        client
+            .delete_change_set()
+            .change_set_name(id)
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| self.failure(format!("delete change set {id} of {stack}"), e))?;
+        Ok(())
     }
 }
 
-/// The error with its sources, which hold the useful part for connection failures.
-fn aws_smithy_error_chain(err: &dyn std::error::Error) -> String {
+/// An error with its sources (their `Display` forms), which hold the useful part of
+/// connection failures, without the request dumps some of them quote.
+fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
         source = s.source();
     }
-    text
+    without_dumps(&text)
+}
+
+/// The smithy runtime quotes whole requests in backticks (`` `Request { body: SdkBody
+/// .. }` ``): a quoted part that is a `Debug` dump becomes `…`.
+fn without_dumps(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| match i % 2 == 1 && part.contains(" { ") {
+            true => "…",
+            false => part,
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 #[async_trait]
@@ -119,7 +283,7 @@ impl Cloud for AwsCloud {
                 if missing {
                     return Ok(None);
                 }
-                return Err(failure(format!("describe stack {name}"), err));
+                return Err(self.failure(format!("describe stack {name}"), err));
             }
         };
         let Some(stack) = out.stacks().first() else {
@@ -167,7 +331,7 @@ impl Cloud for AwsCloud {
             .template_stage(TemplateStage::Original)
             .send()
             .await
-            .map_err(|e| failure(format!("get template of {name}"), e))?;
+            .map_err(|e| self.failure(format!("get template of {name}"), e))?;
         let body = out.template_body().unwrap_or_default();
         serde_json::from_str(body)
             .or_else(|_| serde_yaml_ng::from_str(body))
@@ -186,19 +350,6 @@ impl Cloud for AwsCloud {
         parameters: &[(String, ParameterValue)],
     ) -> LiveResult<ChangeSetView> {
         let client = self.cfn(region).await;
-        let parameters: Vec<Parameter> = parameters
-            .iter()
-            .map(|(key, value)| match value {
-                ParameterValue::UsePrevious => Parameter::builder()
-                    .parameter_key(key)
-                    .use_previous_value(true)
-                    .build(),
-                ParameterValue::Value(v) => Parameter::builder()
-                    .parameter_key(key)
-                    .parameter_value(v)
-                    .build(),
-            })
-            .collect();
         // Unique per run, so concurrent plans of one stack do not delete each other's.
         let change_set = format!(
             "flotilla-plan-{}-{:08x}",
@@ -211,24 +362,24 @@ impl Cloud for AwsCloud {
             .change_set_name(&change_set)
             .change_set_type(ChangeSetType::Update)
             .template_body(template)
-            .set_parameters(Some(parameters))
+            .set_parameters(Some(self::parameters(parameters)))
             .capabilities(Capability::CapabilityIam)
             .capabilities(Capability::CapabilityNamedIam)
             .send()
             .await
-            .map_err(|e| failure(format!("create change set for {name}"), e))?;
+            .map_err(|e| self.failure(format!("create change set for {name}"), e))?;
         let id = created.id().unwrap_or(&change_set).to_string();
-        let view = describe_change_set(&client, name, &id).await;
+        let outcome = self.wait_for_change_set(&client, name, &id).await;
         // Always removed again, also when reading it failed: a preview leaves nothing.
-        let deleted = client
-            .delete_change_set()
-            .change_set_name(&id)
-            .stack_name(name)
-            .send()
-            .await
-            .map_err(|e| failure(format!("delete change set {change_set} of {name}"), e));
-        match (view, deleted) {
-            (Ok(view), Ok(_)) => Ok(view),
+        let deleted = self.delete_change_set(&client, name, &id).await;
+        match (outcome, deleted) {
+            (Ok(ChangeSetOutcome::Ready(view)), Ok(())) => Ok(view),
+            (Ok(ChangeSetOutcome::NoChanges), Ok(())) => Ok(ChangeSetView::default()),
+            (Ok(ChangeSetOutcome::Failed(reason)), _) => Err(LiveError {
+                operation: format!("change set for {name}"),
+                message: reason,
+                retryable: false,
+            }),
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         }
     }
@@ -238,7 +389,7 @@ impl Cloud for AwsCloud {
         region: &str,
         cluster: &str,
     ) -> LiveResult<Vec<AutoScalingGroupState>> {
-        let client = aws_sdk_autoscaling::Client::new(&self.config(region).await);
+        let client = self.autoscaling(region).await;
         let filter = aws_sdk_autoscaling::types::Filter::builder()
             .name("tag:flotilla.io/cluster")
             .values(cluster)
@@ -252,7 +403,9 @@ impl Cloud for AwsCloud {
                 .set_next_token(token.clone())
                 .send()
                 .await
-                .map_err(|e| failure(format!("describe auto scaling groups of {cluster}"), e))?;
+                .map_err(|e| {
+                    self.failure(format!("describe auto scaling groups of {cluster}"), e)
+                })?;
             for g in out.auto_scaling_groups() {
                 groups.push(AutoScalingGroupState {
                     name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
@@ -301,7 +454,7 @@ impl Cloud for AwsCloud {
             .set_instance_ids(Some(ids.to_vec()))
             .send()
             .await
-            .map_err(|e| failure("describe instances".into(), e))?;
+            .map_err(|e| self.failure("describe instances".into(), e))?;
         let mut instances: Vec<InstanceState> = out
             .reservations()
             .iter()
@@ -324,110 +477,268 @@ impl Cloud for AwsCloud {
         Ok(instances)
     }
 
-    // Apply is not wired to this backend yet.
-    async fn caller_account(&self, _: &str) -> LiveResult<String> {
-        Err(crate::live::unsupported("caller_account"))
+    async fn caller_account(&self, region: &str) -> LiveResult<String> {
+        let client = aws_sdk_sts::Client::new(&self.config(region).await);
+        let operation = "ask STS who the credentials belong to (GetCallerIdentity)";
+        let out = client
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| self.failure(operation.into(), e))?;
+        out.account().map(str::to_string).ok_or_else(|| LiveError {
+            operation: operation.into(),
+            message: "STS answered without an account".into(),
+            retryable: false,
+        })
     }
+
     async fn create_change_set(
         &self,
-        _: &str,
-        _: &crate::live::ChangeSetRequest,
-    ) -> LiveResult<crate::live::PreparedChangeSet> {
-        Err(crate::live::unsupported("create_change_set"))
+        region: &str,
+        request: &ChangeSetRequest,
+    ) -> LiveResult<PreparedChangeSet> {
+        let client = self.cfn(region).await;
+        let stack = &request.stack;
+        let name = format!(
+            "flotilla-apply-{}-{:08x}",
+            crate::render::short_digest(&request.template),
+            rand::random::<u32>()
+        );
+        let kind = match request.kind {
+            ChangeSetKind::Create => ChangeSetType::Create,
+            ChangeSetKind::Update => ChangeSetType::Update,
+        };
+        let tags = request
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let mut create = client
+            .create_change_set()
+            .stack_name(stack)
+            .change_set_name(&name)
+            .change_set_type(kind)
+            .set_parameters(Some(parameters(&request.parameters)))
+            .set_tags(Some(tags))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam);
+        create = match &request.template_url {
+            Some(url) => create.template_url(url),
+            None => create.template_body(&request.template),
+        };
+        let created = create
+            .send()
+            .await
+            .map_err(|e| self.failure(format!("create change set for {stack}"), e))?;
+        let id = created.id().unwrap_or(&name).to_string();
+        match self.wait_for_change_set(&client, stack, &id).await? {
+            ChangeSetOutcome::Ready(view) => Ok(PreparedChangeSet {
+                id,
+                empty: false,
+                view,
+            }),
+            ChangeSetOutcome::NoChanges => {
+                self.delete_change_set(&client, stack, &id).await?;
+                Ok(PreparedChangeSet {
+                    id,
+                    empty: true,
+                    view: ChangeSetView::default(),
+                })
+            }
+            ChangeSetOutcome::Failed(reason) => Err(LiveError {
+                operation: format!("change set {name} for {stack}"),
+                message: format!("CloudFormation could not create it: {reason}"),
+                retryable: false,
+            }),
+        }
     }
-    async fn execute_change_set(&self, _: &str, _: &str, _: &str) -> LiveResult<()> {
-        Err(crate::live::unsupported("execute_change_set"))
+
+    async fn execute_change_set(
+        &self,
+        region: &str,
+        stack: &str,
+        change_set: &str,
+    ) -> LiveResult<()> {
+        self.cfn(region)
+            .await
+            .execute_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .send()
+            .await
+            .map_err(|e| self.failure(format!("execute change set of {stack}"), e))?;
+        Ok(())
     }
+
     async fn stack_events(
         &self,
-        _: &str,
-        _: &str,
-        _: usize,
-    ) -> LiveResult<Vec<crate::live::StackEvent>> {
-        Err(crate::live::unsupported("stack_events"))
+        region: &str,
+        stack: &str,
+        limit: usize,
+    ) -> LiveResult<Vec<StackEvent>> {
+        let client = self.cfn(region).await;
+        let mut events = Vec::new();
+        let mut token: Option<String> = None;
+        // CloudFormation answers newest first, a page at a time.
+        while events.len() < limit {
+            let out = client
+                .describe_stack_events()
+                .stack_name(stack)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| self.failure(format!("describe events of stack {stack}"), e))?;
+            events.extend(out.stack_events().iter().map(|e| {
+                StackEvent {
+                    timestamp: e.timestamp().map(|t| t.to_string()).unwrap_or_default(),
+                    logical_id: e.logical_resource_id().unwrap_or_default().to_string(),
+                    resource_type: e.resource_type().unwrap_or_default().to_string(),
+                    status: e
+                        .resource_status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    reason: e.resource_status_reason().map(str::to_string),
+                }
+            }));
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        events.truncate(limit);
+        Ok(events)
     }
-    async fn delete_stack(&self, _: &str, _: &str) -> LiveResult<()> {
-        Err(crate::live::unsupported("delete_stack"))
+
+    async fn delete_stack(&self, region: &str, stack: &str) -> LiveResult<()> {
+        self.cfn(region)
+            .await
+            .delete_stack()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| self.failure(format!("delete stack {stack}"), e))?;
+        Ok(())
     }
-    async fn set_group_size(&self, _: &str, _: &str, _: &crate::live::GroupSize) -> LiveResult<()> {
-        Err(crate::live::unsupported("set_group_size"))
+
+    async fn set_group_size(&self, region: &str, group: &str, size: &GroupSize) -> LiveResult<()> {
+        self.autoscaling(region)
+            .await
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .min_size(size.min)
+            .max_size(size.max)
+            .desired_capacity(size.desired)
+            .send()
+            .await
+            .map_err(|e| {
+                let GroupSize { min, max, desired } = size;
+                let operation =
+                    format!("resize group {group} to min {min}, desired {desired}, max {max}");
+                self.failure(operation, e)
+            })?;
+        Ok(())
     }
-    async fn set_group_tags(&self, _: &str, _: &str, _: &[(String, String)]) -> LiveResult<()> {
-        Err(crate::live::unsupported("set_group_tags"))
+
+    async fn set_group_tags(
+        &self,
+        region: &str,
+        group: &str,
+        tags: &[(String, String)],
+    ) -> LiveResult<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let tags = tags
+            .iter()
+            .map(|(key, value)| group_tag(group, key).value(value).build())
+            .collect();
+        self.autoscaling(region)
+            .await
+            .create_or_update_tags()
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| self.failure(format!("tag group {group}"), e))?;
+        Ok(())
     }
-    async fn delete_group_tags(&self, _: &str, _: &str, _: &[String]) -> LiveResult<()> {
-        Err(crate::live::unsupported("delete_group_tags"))
+
+    async fn delete_group_tags(
+        &self,
+        region: &str,
+        group: &str,
+        keys: &[String],
+    ) -> LiveResult<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let tags = keys
+            .iter()
+            .map(|key| group_tag(group, key).build())
+            .collect();
+        self.autoscaling(region)
+            .await
+            .delete_tags()
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| {
+                self.failure(
+                    format!("remove tags {} from group {group}", keys.join(", ")),
+                    e,
+                )
+            })?;
+        Ok(())
     }
-    async fn terminate_instance(&self, _: &str, _: &str, _: bool) -> LiveResult<()> {
-        Err(crate::live::unsupported("terminate_instance"))
+
+    async fn terminate_instance(
+        &self,
+        region: &str,
+        instance: &str,
+        decrement: bool,
+    ) -> LiveResult<()> {
+        self.autoscaling(region)
+            .await
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance)
+            .should_decrement_desired_capacity(decrement)
+            .send()
+            .await
+            .map_err(|e| self.failure(format!("terminate instance {instance}"), e))?;
+        Ok(())
     }
 }
 
-/// Wait for a change set and read all its changes (every page).
-async fn describe_change_set(
-    client: &aws_sdk_cloudformation::Client,
-    name: &str,
-    id: &str,
-) -> LiveResult<ChangeSetView> {
-    let mut wait = Duration::from_millis(100);
-    let mut view = ChangeSetView::default();
-    let mut token: Option<String> = None;
-    loop {
-        let described = client
-            .describe_change_set()
-            .change_set_name(id)
-            .stack_name(name)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| failure(format!("describe change set for {name}"), e))?;
-        match described.status() {
-            Some(ChangeSetStatus::CreateComplete) => {
-                view.changes.extend(
-                    described
-                        .changes()
-                        .iter()
-                        .filter_map(|c| c.resource_change())
-                        .map(|rc| ResourceChange {
-                            logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
-                            resource_type: rc.resource_type().unwrap_or_default().to_string(),
-                            action: rc
-                                .action()
-                                .map(|a| a.as_str().to_string())
-                                .unwrap_or_default(),
-                            replacement: rc.replacement().map(|r| r.as_str().to_string()),
-                        }),
-                );
-                token = described.next_token().map(str::to_string);
-                if token.is_none() {
-                    return Ok(view);
-                }
-            }
-            Some(ChangeSetStatus::Failed) => {
-                let reason = described.status_reason().unwrap_or_default();
-                // An update without changes fails to create; that is "no change".
-                if reason.contains("didn't contain changes") || reason.contains("No updates") {
-                    return Ok(ChangeSetView::default());
-                }
-                return Err(LiveError {
-                    operation: format!("change set for {name}"),
-                    message: reason.to_string(),
-                    retryable: false,
-                });
-            }
-            _ => {
-                if wait > Duration::from_secs(20) {
-                    return Err(LiveError {
-                        operation: format!("change set for {name}"),
-                        message: "not ready after waiting about a minute".into(),
-                        retryable: true,
-                    });
-                }
-                tokio::time::sleep(wait).await;
-                wait = wait.saturating_mul(2);
-            }
-        }
-    }
+/// A tag of an Auto Scaling group, never copied to the instances it launches.
+fn group_tag(group: &str, key: &str) -> aws_sdk_autoscaling::types::builders::TagBuilder {
+    aws_sdk_autoscaling::types::Tag::builder()
+        .resource_id(group)
+        .resource_type("auto-scaling-group")
+        .key(key)
+        .propagate_at_launch(false)
+}
+
+fn parameters(values: &[(String, ParameterValue)]) -> Vec<Parameter> {
+    values
+        .iter()
+        .map(|(key, value)| match value {
+            ParameterValue::UsePrevious => Parameter::builder()
+                .parameter_key(key)
+                .use_previous_value(true)
+                .build(),
+            ParameterValue::Value(v) => Parameter::builder()
+                .parameter_key(key)
+                .parameter_value(v)
+                .build(),
+        })
+        .collect()
+}
+
+/// How a change set ended up.
+enum ChangeSetOutcome {
+    Ready(ChangeSetView),
+    /// CloudFormation found nothing to change (the change set FAILED saying so).
+    NoChanges,
+    Failed(String),
 }
 
 /// A key and value the SDK models as optional, as plain strings.
@@ -436,4 +747,37 @@ fn pair(key: Option<&str>, value: Option<&str>) -> (String, String) {
         key.unwrap_or_default().to_string(),
         value.unwrap_or_default().to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_dumps_are_cut_from_messages() {
+        let raw = "failed to apply endpoint `localhost:4566` to request `Request { body: SdkBody { inner: Once(Some(b\"Action=DescribeStacks\")) }, headers: {} }`: endpoint must contain scheme";
+        assert_eq!(
+            without_dumps(raw),
+            "failed to apply endpoint `localhost:4566` to request `…`: endpoint must contain scheme"
+        );
+    }
+
+    #[test]
+    fn endpoint_urls_must_be_http_or_https_with_a_host() {
+        for good in [
+            "http://127.0.0.1:4566",
+            "https://cloudformation.example.org",
+        ] {
+            assert_eq!(endpoint_url(good), Ok(good.to_string()));
+        }
+        for (bad, why) in [
+            ("localhost:4566", "not an http:// or https:// URL"),
+            ("ftp://example.org", "not an http:// or https:// URL"),
+            ("not a url", "is not a URL"),
+            ("http://", "is not a URL"),
+        ] {
+            let error = endpoint_url(bad).unwrap_err();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+    }
 }

@@ -3,19 +3,27 @@
 //! every kind, server-side apply with field manager `flotilla`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams,
+    PropagationPolicy,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersion;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_group};
 use kube::{Client, Config};
 use serde_json::Value;
 
-use super::{ClusterApi, LiveError, LiveResult, NodeState, ObjectRef, Selection, with_retries};
+use super::{
+    ClusterApi, EvictionOutcome, LiveError, LiveResult, NodeState, NodeTaint, ObjectRef, PdbState,
+    PodState, Selection, Timeouts, with_retries, within,
+};
 
 pub const FIELD_MANAGER: &str = "flotilla";
 
@@ -28,6 +36,7 @@ pub struct KubeCluster {
     group_versions: Mutex<HashMap<String, Resources>>,
     /// Kind → the API version that serves it, for deletions that name only a kind.
     kinds: Mutex<HashMap<String, Option<String>>>,
+    timeouts: Timeouts,
 }
 
 /// How to reach one cluster's API server.
@@ -38,6 +47,7 @@ pub struct Endpoint {
     pub context: Option<String>,
     /// The context was named explicitly, so it must exist.
     pub context_required: bool,
+    pub timeouts: Timeouts,
 }
 
 impl KubeCluster {
@@ -88,8 +98,9 @@ impl KubeCluster {
         // 503 and 504: a plan would hang for many minutes on one broken API. Retries
         // are `with_retries`' job (a few attempts, backoff with jitter).
         config.default_retry = false;
-        config.connect_timeout = Some(Duration::from_secs(10));
-        config.read_timeout = Some(Duration::from_secs(30));
+        config.connect_timeout = Some(endpoint.timeouts.connect);
+        config.read_timeout = Some(endpoint.timeouts.read);
+        config.write_timeout = Some(endpoint.timeouts.read);
         let client = Client::try_from(config).map_err(|e| LiveError {
             operation: format!("connect to {}", endpoint.url),
             message: e.to_string(),
@@ -99,7 +110,19 @@ impl KubeCluster {
             client,
             group_versions: Mutex::new(HashMap::new()),
             kinds: Mutex::new(HashMap::new()),
+            timeouts: endpoint.timeouts,
         })
+    }
+
+    /// One call: retried with backoff on retryable errors, all attempts within the
+    /// call deadline.
+    async fn call<T, F, Fut>(&self, operation: &str, op: F) -> LiveResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = LiveResult<T>>,
+    {
+        let retried = with_retries(ATTEMPTS, BASE, op);
+        within(self.timeouts.call, "Kubernetes", operation, retried).await
     }
 
     /// The resources of one group version (`apps/v1`, or `v1` for core); `Ok(None)` when
@@ -110,14 +133,16 @@ impl KubeCluster {
         }
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let gv = GroupVersion::gv(group, version);
-        let queried = with_retries(4, Duration::from_millis(200), || async {
-            match pinned_group(&self.client, &gv).await {
-                Ok(group) => Ok(Some(group.recommended_resources())),
-                Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
-                Err(e) => Err(failure(format!("API discovery of {api_version}"), e)),
-            }
-        })
-        .await?;
+        let operation = format!("API discovery of {api_version}");
+        let queried = self
+            .call(&operation, || async {
+                match pinned_group(&self.client, &gv).await {
+                    Ok(group) => Ok(Some(group.recommended_resources())),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+                    Err(e) => Err(failure(operation.clone(), e)),
+                }
+            })
+            .await?;
         if let Some(resources) = &queried {
             self.lock_groups()
                 .insert(api_version.to_string(), resources.clone());
@@ -160,13 +185,14 @@ impl KubeCluster {
         {
             return Ok(known.clone());
         }
-        let groups = with_retries(4, Duration::from_millis(200), || async {
-            self.client
-                .list_api_groups()
-                .await
-                .map_err(|e| failure("API discovery".into(), e))
-        })
-        .await?;
+        let groups = self
+            .call("API discovery", || async {
+                self.client
+                    .list_api_groups()
+                    .await
+                    .map_err(|e| failure("API discovery".into(), e))
+            })
+            .await?;
         let mut candidates = vec!["v1".to_string()];
         let mut named: Vec<_> = groups
             .groups
@@ -191,6 +217,27 @@ impl KubeCluster {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(kind.to_string(), found.clone());
         Ok(found)
+    }
+
+    /// An object's identity and the API serving it.
+    async fn api_of(
+        &self,
+        object: &Value,
+        verb: &str,
+    ) -> LiveResult<(ObjectRef, Api<DynamicObject>)> {
+        let reference = ObjectRef::of(object).ok_or_else(|| LiveError {
+            operation: verb.to_string(),
+            message: "object without apiVersion, kind or metadata.name".into(),
+            retryable: false,
+        })?;
+        let api = self
+            .api(
+                &reference.api_version,
+                &reference.kind,
+                reference.namespace.as_deref(),
+            )
+            .await?;
+        Ok((reference, api))
     }
 
     async fn api(
@@ -269,40 +316,31 @@ impl ClusterApi for KubeCluster {
             )
             .await?;
         let operation = format!("GET {object}");
-        let found = with_retries(ATTEMPTS, BASE, || async {
-            match api.get(&object.name).await {
-                Ok(o) => Ok(Some(o)),
-                Err(e) if is_not_found(&e) => Ok(None),
-                Err(e) => Err(failure(operation.clone(), e)),
-            }
-        })
-        .await?;
+        let found = self
+            .call(&operation, || async {
+                match api.get(&object.name).await {
+                    Ok(o) => Ok(Some(o)),
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) => Err(failure(operation.clone(), e)),
+                }
+            })
+            .await?;
         found
             .map(|o| to_value(o, &object.api_version, &object.kind))
             .transpose()
     }
 
     async fn dry_run_apply(&self, object: &Value) -> LiveResult<Value> {
-        let reference = ObjectRef::of(object).ok_or_else(|| LiveError {
-            operation: "server-side apply".into(),
-            message: "object without apiVersion, kind or metadata.name".into(),
-            retryable: false,
-        })?;
-        let api = self
-            .api(
-                &reference.api_version,
-                &reference.kind,
-                reference.namespace.as_deref(),
-            )
-            .await?;
+        let (reference, api) = self.api_of(object, "dry-run apply").await?;
         let params = PatchParams::apply(FIELD_MANAGER).dry_run();
         let operation = format!("dry-run apply {reference}");
-        let applied = with_retries(ATTEMPTS, BASE, || async {
-            api.patch(&reference.name, &params, &Patch::Apply(object))
-                .await
-                .map_err(|e| failure(operation.clone(), e))
-        })
-        .await?;
+        let applied = self
+            .call(&operation, || async {
+                api.patch(&reference.name, &params, &Patch::Apply(object))
+                    .await
+                    .map_err(|e| failure(operation.clone(), e))
+            })
+            .await?;
         to_value(applied, &reference.api_version, &reference.kind)
     }
 
@@ -330,12 +368,13 @@ impl ClusterApi for KubeCluster {
             }
             Selection::Labels(selector) => {
                 let operation = format!("LIST {kind} {selector}");
-                let list = with_retries(ATTEMPTS, BASE, || async {
-                    api.list(&ListParams::default().labels(selector))
-                        .await
-                        .map_err(|e| failure(operation.clone(), e))
-                })
-                .await?;
+                let list = self
+                    .call(&operation, || async {
+                        api.list(&ListParams::default().labels(selector))
+                            .await
+                            .map_err(|e| failure(operation.clone(), e))
+                    })
+                    .await?;
                 list.items
                     .into_iter()
                     .map(|o| to_value(o, api_version, kind))
@@ -347,64 +386,326 @@ impl ClusterApi for KubeCluster {
     async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<NodeState>> {
         let api: Api<Node> = Api::all(self.client.clone());
         let operation = format!("LIST nodes {label_selector}");
-        let list = with_retries(ATTEMPTS, BASE, || async {
-            api.list(&ListParams::default().labels(label_selector))
-                .await
-                .map_err(|e| failure(operation.clone(), e))
-        })
-        .await?;
-        let mut nodes: Vec<NodeState> = list
-            .items
-            .into_iter()
-            .map(|n| {
-                let ready = n
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                NodeState {
-                    name: n.metadata.name.clone().unwrap_or_default(),
-                    labels: n.metadata.labels.clone().unwrap_or_default(),
-                    ready,
-                    unschedulable: n
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.unschedulable)
-                        .unwrap_or(false),
-                    ..Default::default()
-                }
+        let list = self
+            .call(&operation, || async {
+                api.list(&ListParams::default().labels(label_selector))
+                    .await
+                    .map_err(|e| failure(operation.clone(), e))
             })
-            .collect();
+            .await?;
+        let mut nodes: Vec<NodeState> = list.items.into_iter().map(node_state).collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(nodes)
     }
 
-    // Apply is not wired to this backend yet.
-    async fn apply(&self, _: &Value, _: bool) -> LiveResult<Value> {
-        Err(crate::live::unsupported("apply"))
+    async fn apply(&self, object: &Value, force: bool) -> LiveResult<Value> {
+        let (reference, api) = self.api_of(object, "server-side apply").await?;
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            params = params.force();
+        }
+        let operation = format!("apply {reference}");
+        let applied = self
+            .call(&operation, || async {
+                api.patch(&reference.name, &params, &Patch::Apply(object))
+                    .await
+                    .map_err(|e| match &e {
+                        kube::Error::Api(status) if status.code == 409 => LiveError {
+                            operation: operation.clone(),
+                            message: conflict_message(status),
+                            retryable: false,
+                        },
+                        _ => failure(operation.clone(), e),
+                    })
+            })
+            .await?;
+        to_value(applied, &reference.api_version, &reference.kind)
     }
-    async fn create(&self, _: &Value) -> LiveResult<Option<Value>> {
-        Err(crate::live::unsupported("create"))
+
+    async fn create(&self, object: &Value) -> LiveResult<Option<Value>> {
+        let (reference, api) = self.api_of(object, "create").await?;
+        let operation = format!("create {reference}");
+        let body = dynamic(object, &operation)?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let created = self
+            .call(&operation, || async {
+                match api.create(&params, &body).await {
+                    Ok(o) => Ok(Some(o)),
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+                    Err(e) => Err(failure(operation.clone(), e)),
+                }
+            })
+            .await?;
+        created
+            .map(|o| to_value(o, &reference.api_version, &reference.kind))
+            .transpose()
     }
-    async fn replace(&self, _: &Value) -> LiveResult<Option<Value>> {
-        Err(crate::live::unsupported("replace"))
+
+    async fn replace(&self, object: &Value) -> LiveResult<Option<Value>> {
+        let (reference, api) = self.api_of(object, "replace").await?;
+        let operation = format!("replace {reference}");
+        if object.pointer("/metadata/resourceVersion").is_none() {
+            return Err(LiveError {
+                operation,
+                message: "no metadata.resourceVersion: a replace must name the version it replaces"
+                    .into(),
+                retryable: false,
+            });
+        }
+        let body = dynamic(object, &operation)?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let replaced = self
+            .call(&operation, || async {
+                match api.replace(&reference.name, &params, &body).await {
+                    Ok(o) => Ok(Some(o)),
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+                    Err(e) => Err(failure(operation.clone(), e)),
+                }
+            })
+            .await?;
+        replaced
+            .map(|o| to_value(o, &reference.api_version, &reference.kind))
+            .transpose()
     }
-    async fn delete(&self, _: &ObjectRef, _: Option<&str>, _: Option<i64>) -> LiveResult<bool> {
-        Err(crate::live::unsupported("delete"))
+
+    async fn delete(
+        &self,
+        object: &ObjectRef,
+        propagation_policy: Option<&str>,
+        grace_period_seconds: Option<i64>,
+    ) -> LiveResult<bool> {
+        let operation = format!("DELETE {object}");
+        let invalid = |message: String| LiveError {
+            operation: operation.clone(),
+            message,
+            retryable: false,
+        };
+        let propagation_policy = propagation_policy
+            .map(|policy| match policy {
+                "Orphan" => Ok(PropagationPolicy::Orphan),
+                "Background" => Ok(PropagationPolicy::Background),
+                "Foreground" => Ok(PropagationPolicy::Foreground),
+                other => Err(invalid(format!(
+                    "propagation policy `{other}` is not Orphan, Background or Foreground"
+                ))),
+            })
+            .transpose()?;
+        let grace_period_seconds = grace_period_seconds
+            .map(|s| {
+                u32::try_from(s).map_err(|_| invalid(format!("grace period {s} s is out of range")))
+            })
+            .transpose()?;
+        let params = DeleteParams {
+            propagation_policy,
+            grace_period_seconds,
+            ..DeleteParams::default()
+        };
+        let api = self
+            .api(
+                &object.api_version,
+                &object.kind,
+                object.namespace.as_deref(),
+            )
+            .await?;
+        self.call(&operation, || async {
+            match api.delete(&object.name, &params).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_not_found(&e) => Ok(false),
+                Err(e) => Err(failure(operation.clone(), e)),
+            }
+        })
+        .await
     }
-    async fn patch_node(&self, _: &str, _: &Value) -> LiveResult<()> {
-        Err(crate::live::unsupported("patch_node"))
+
+    async fn patch_node(&self, name: &str, patch: &Value) -> LiveResult<()> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let operation = format!("patch node {name}");
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        self.call(&operation, || async {
+            api.patch(name, &params, &Patch::Merge(patch))
+                .await
+                .map_err(|e| failure(operation.clone(), e))
+        })
+        .await?;
+        Ok(())
     }
-    async fn pods_on_node(&self, _: &str) -> LiveResult<Vec<crate::live::PodState>> {
-        Err(crate::live::unsupported("pods_on_node"))
+
+    async fn pods_on_node(&self, node: &str) -> LiveResult<Vec<PodState>> {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let operation = format!("LIST pods on node {node}");
+        let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
+        let list = self
+            .call(&operation, || async {
+                api.list(&params)
+                    .await
+                    .map_err(|e| failure(operation.clone(), e))
+            })
+            .await?;
+        Ok(list.items.into_iter().map(pod_state).collect())
     }
-    async fn pdbs(&self) -> LiveResult<Vec<crate::live::PdbState>> {
-        Err(crate::live::unsupported("pdbs"))
+
+    async fn pdbs(&self) -> LiveResult<Vec<PdbState>> {
+        let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());
+        let operation = "LIST poddisruptionbudgets";
+        let list = self
+            .call(operation, || async {
+                api.list(&ListParams::default())
+                    .await
+                    .map_err(|e| failure(operation.into(), e))
+            })
+            .await?;
+        Ok(list.items.into_iter().map(pdb_state).collect())
     }
-    async fn evict(&self, _: &str, _: &str) -> LiveResult<crate::live::EvictionOutcome> {
-        Err(crate::live::unsupported("evict"))
+
+    async fn evict(&self, namespace: &str, pod: &str) -> LiveResult<EvictionOutcome> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let operation = format!("evict pod {namespace}/{pod}");
+        // A 429 is the budget's answer, not throttling: it goes back to the caller,
+        // whose backoff decides when to ask again.
+        self.call(&operation, || async {
+            match api.evict(pod, &EvictParams::default()).await {
+                Ok(_) => Ok(EvictionOutcome::Evicted),
+                Err(kube::Error::Api(status)) if status.code == 429 => {
+                    Ok(EvictionOutcome::Blocked(status.message.clone()))
+                }
+                Err(e) if is_not_found(&e) => Ok(EvictionOutcome::Gone),
+                Err(e) => Err(failure(operation.clone(), e)),
+            }
+        })
+        .await
     }
-    async fn delete_pod(&self, _: &str, _: &str) -> LiveResult<bool> {
-        Err(crate::live::unsupported("delete_pod"))
+
+    async fn delete_pod(&self, namespace: &str, pod: &str) -> LiveResult<bool> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let operation = format!("DELETE pod {namespace}/{pod}");
+        self.call(&operation, || async {
+            match api.delete(pod, &DeleteParams::default()).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_not_found(&e) => Ok(false),
+                Err(e) => Err(failure(operation.clone(), e)),
+            }
+        })
+        .await
     }
+}
+
+fn node_state(node: Node) -> NodeState {
+    let meta = node.metadata;
+    let spec = node.spec.unwrap_or_default();
+    let conditions = node.status.and_then(|s| s.conditions).unwrap_or_default();
+    NodeState {
+        name: meta.name.unwrap_or_default(),
+        labels: meta.labels.unwrap_or_default(),
+        annotations: meta.annotations.unwrap_or_default(),
+        taints: spec
+            .taints
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| NodeTaint {
+                key: t.key,
+                value: t.value,
+                effect: t.effect,
+            })
+            .collect(),
+        ready: condition_true(conditions.iter().map(|c| (&c.type_, &c.status)), "Ready"),
+        unschedulable: spec.unschedulable.unwrap_or(false),
+        provider_id: spec.provider_id.unwrap_or_default(),
+        created: meta
+            .creation_timestamp
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// A 409 from server-side apply: which fields, owned by which managers.
+fn conflict_message(status: &kube::core::Status) -> String {
+    let causes: Vec<String> = status
+        .details
+        .iter()
+        .flat_map(|d| &d.causes)
+        .map(|c| match c.field.as_str() {
+            "" => c.message.clone(),
+            field => format!("{field} ({})", c.message),
+        })
+        .collect();
+    let what = match causes.as_slice() {
+        [] => status.message.clone(),
+        causes => format!("fields owned by other managers: {}", causes.join("; ")),
+    };
+    format!("{what}; apply with force to take them over")
+}
+
+/// An object as kube's dynamic type, for create and replace.
+fn dynamic(object: &Value, operation: &str) -> LiveResult<DynamicObject> {
+    serde_json::from_value(object.clone()).map_err(|e| LiveError {
+        operation: operation.to_string(),
+        message: format!("not a Kubernetes object: {e}"),
+        retryable: false,
+    })
+}
+
+fn pod_state(pod: Pod) -> PodState {
+    let meta = pod.metadata;
+    let status = pod.status.unwrap_or_default();
+    let annotations = meta.annotations.unwrap_or_default();
+    let phase = status.phase.unwrap_or_default();
+    PodState {
+        namespace: meta.namespace.unwrap_or_default(),
+        name: meta.name.unwrap_or_default(),
+        node: pod.spec.and_then(|s| s.node_name).unwrap_or_default(),
+        labels: meta.labels.unwrap_or_default(),
+        owner_kind: meta
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.kind),
+        mirror: annotations.contains_key("kubernetes.io/config.mirror"),
+        ready: condition_true(
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .map(|c| (&c.type_, &c.status)),
+            "Ready",
+        ),
+        finished: phase == "Succeeded" || phase == "Failed",
+        created: meta
+            .creation_timestamp
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn pdb_state(pdb: PodDisruptionBudget) -> PdbState {
+    let status = pdb.status.unwrap_or_default();
+    PdbState {
+        namespace: pdb.metadata.namespace.unwrap_or_default(),
+        name: pdb.metadata.name.unwrap_or_default(),
+        match_labels: pdb
+            .spec
+            .and_then(|s| s.selector)
+            .and_then(|s| s.match_labels)
+            .unwrap_or_default(),
+        disruptions_allowed: status.disruptions_allowed,
+        current_healthy: status.current_healthy,
+        desired_healthy: status.desired_healthy,
+        expected_pods: status.expected_pods,
+    }
+}
+
+fn condition_true<'a>(
+    mut conditions: impl Iterator<Item = (&'a String, &'a String)>,
+    kind: &str,
+) -> bool {
+    conditions.any(|(t, s)| t == kind && s == "True")
 }

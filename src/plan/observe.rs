@@ -17,6 +17,7 @@ use super::{
 use crate::live::kube::{Endpoint, KubeCluster};
 use crate::live::{
     Cloud, ClusterApi, LiveError, LiveResult, NodeState, ObjectRef, ParameterValue, Selection,
+    Timeouts,
 };
 use crate::model::{Cluster, Fleet, LifecycleStatus};
 use crate::render::{Artifacts, Deletions};
@@ -74,6 +75,7 @@ pub struct KubeConnector {
     pub endpoints: BTreeMap<String, String>,
     /// Cluster id → kubeconfig context, replacing the cluster id as context name.
     pub contexts: BTreeMap<String, String>,
+    pub timeouts: Timeouts,
 }
 
 #[async_trait]
@@ -92,6 +94,7 @@ impl Connector for KubeConnector {
                 .unwrap_or_else(|| api_server_url.to_string()),
             context: Some(explicit.cloned().unwrap_or_else(|| cluster.to_string())),
             context_required: explicit.is_some(),
+            timeouts: self.timeouts,
         };
         Ok(Box::new(KubeCluster::connect(&endpoint).await?))
     }

@@ -1,5 +1,6 @@
 //! A moto server (the AWS emulator) on a free loopback port, stopped on drop.
 //! `scripts/test` installs it into .venv; the test fails with instructions otherwise.
+#![allow(dead_code)] // each test binary uses its own part of it
 
 use std::net::TcpListener;
 use std::path::PathBuf;
