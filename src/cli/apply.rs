@@ -15,7 +15,7 @@ use crate::apply::{
 };
 use crate::compile::{Compilation, compile};
 use crate::live::aws::AwsCloud;
-use crate::live::{Clock, Cloud, SystemClock};
+use crate::live::{Clock, Cloud, SystemClock, Timeouts};
 use crate::plan::{ClusterPlan, ClusterTarget, Connector, KubeConnector, Plan, plan_fleet};
 use crate::source::DiskFs;
 
@@ -46,8 +46,12 @@ pub struct Endpoints {
     #[arg(long, value_enum)]
     pub world: Option<WorldKind>,
     /// Send every AWS call here (e.g. a local emulator); `AWS_ENDPOINT_URL` works too.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::live::aws::endpoint_url)]
     pub aws_endpoint_url: Option<String>,
+    /// Fail a cluster when one AWS or Kubernetes call (retries included) has no answer
+    /// after this many seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
     /// Reach a cluster's API server at URL instead of its `api_server_url` (repeatable).
     #[arg(long = "kube-endpoint", value_name = "ID=URL")]
     pub kube_endpoints: Vec<String>,
@@ -184,11 +188,24 @@ impl Backend {
         if endpoints.world == Some(WorldKind::Local) {
             return Err("--world local needs the simulator, which is not built in yet".into());
         }
+        if let (None, Ok(url)) = (
+            &endpoints.aws_endpoint_url,
+            std::env::var("AWS_ENDPOINT_URL"),
+        ) {
+            crate::live::aws::endpoint_url(&url).map_err(|e| format!("AWS_ENDPOINT_URL: {e}"))?;
+        }
+        let timeouts = endpoints
+            .timeout
+            .map(|s| Timeouts::with_call_deadline(Duration::from_secs(s)))
+            .unwrap_or_default();
         Ok(Backend {
-            cloud: Box::new(AwsCloud::new(endpoints.aws_endpoint_url.clone())),
+            cloud: Box::new(
+                AwsCloud::new(endpoints.aws_endpoint_url.clone()).with_timeouts(timeouts),
+            ),
             connector: Box::new(KubeConnector {
                 endpoints: pairs(&endpoints.kube_endpoints, "--kube-endpoint", fleet)?,
                 contexts: pairs(&endpoints.kube_contexts, "--kube-context", fleet)?,
+                timeouts,
             }),
             clock: Box::new(SystemClock),
         })
