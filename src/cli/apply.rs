@@ -188,16 +188,10 @@ impl Backend {
         if endpoints.world == Some(WorldKind::Local) {
             return Err("--world local needs the simulator, which is not built in yet".into());
         }
-        if let (None, Ok(url)) = (
-            &endpoints.aws_endpoint_url,
-            std::env::var("AWS_ENDPOINT_URL"),
-        ) {
-            crate::live::aws::endpoint_url(&url).map_err(|e| format!("AWS_ENDPOINT_URL: {e}"))?;
+        if endpoints.aws_endpoint_url.is_none() {
+            crate::live::aws::check_endpoint_variable()?;
         }
-        let timeouts = endpoints
-            .timeout
-            .map(|s| Timeouts::with_call_deadline(Duration::from_secs(s)))
-            .unwrap_or_default();
+        let timeouts = Timeouts::from_seconds(endpoints.timeout);
         Ok(Backend {
             cloud: Box::new(
                 AwsCloud::new(endpoints.aws_endpoint_url.clone()).with_timeouts(timeouts),
