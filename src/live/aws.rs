@@ -501,7 +501,7 @@ impl Cloud for AwsCloud {
         let stack = &request.stack;
         let name = format!(
             "flotilla-apply-{}-{:08x}",
-            crate::render::short_digest(&request.template),
+            crate::digest::short_digest(&request.template),
             rand::random::<u32>()
         );
         let kind = match request.kind {
