@@ -644,3 +644,46 @@ mod arbitrary_input {
         }
     }
 }
+
+/// Issue 11 item 10: `--out` silently replaced an existing file.
+#[test]
+fn out_refuses_to_overwrite_an_existing_file_without_force() {
+    let dir = std::env::temp_dir().join(format!("flotilla-registry-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("clusters.flt");
+    std::fs::write(&out, "// hand-written, keep\n").unwrap();
+    let run = |force: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"));
+        command
+            .arg("import-registry")
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/registry/registry.yaml"),
+            )
+            .arg("--out")
+            .arg(&out);
+        if force {
+            command.arg("--force");
+        }
+        command.output().unwrap()
+    };
+    let refused = run(false);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("already exists; pass --force"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "// hand-written, keep\n"
+    );
+    let forced = run(true);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("cluster \"")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

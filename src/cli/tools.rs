@@ -23,9 +23,13 @@ pub(super) struct FmtArgs {
 pub(super) struct ImportRegistryArgs {
     /// The registry file (`clusters:` list).
     file: PathBuf,
-    /// Write the source here instead of standard output.
+    /// Write the source here instead of standard output (never over an existing file
+    /// unless `--force`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Let `--out` replace an existing file.
+    #[arg(long, requires = "out")]
+    force: bool,
     /// Import path of the channel declarations, written as the first line.
     #[arg(long, default_value = "../../channels")]
     channels_import: String,
@@ -35,6 +39,30 @@ pub(super) struct ImportRegistryArgs {
     /// Channel for test clusters.
     #[arg(long, default_value = "beta")]
     test_channel: String,
+}
+
+/// Write `text` to `path`; an existing file is replaced only with `force` (checked by
+/// the create itself, so a file appearing meanwhile is not overwritten either).
+fn write_new(path: &std::path::Path, text: &str, force: bool) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let cannot = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => format!(
+            "{} already exists; pass --force to overwrite it",
+            path.display()
+        ),
+        _ => format!("cannot write {}: {e}", path.display()),
+    };
+    options
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(cannot)
 }
 
 /// Explain an error code, e.g. `flotilla explain E0201`.
@@ -55,8 +83,7 @@ pub(super) fn import_registry(args: ImportRegistryArgs) -> Result<i32, String> {
     let source =
         crate::registry::import(&yaml, &options).map_err(|e| format!("{}: {e}", file.display()))?;
     match args.out {
-        Some(out) => std::fs::write(&out, source)
-            .map_err(|e| format!("cannot write {}: {e}", out.display()))?,
+        Some(out) => write_new(&out, &source, args.force)?,
         None => write_stdout(&source)?,
     }
     Ok(0)
