@@ -67,6 +67,8 @@ impl ConfigSet {
     ) -> Result<ConfigSet, Vec<Diagnostic>> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Nested loops get around minijinja's per-`range` cap: bound the whole render.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_debug(true);
         // minijinja would JSON-escape every value in `.yaml` templates; authors quote
         // explicitly with `| tojson` instead, so text in userdata stays as written.
@@ -152,6 +154,36 @@ impl ConfigSet {
         } else {
             Err(renderer.problems)
         }
+    }
+}
+
+/// Instructions one template render may run: the shipped config set needs far less;
+/// a template that loops without end fails within seconds, naming its line.
+const TEMPLATE_FUEL: u64 = 20_000_000;
+
+/// Largest text one template may render: far above any artifact AWS or Kubernetes
+/// accepts, far below what would exhaust memory.
+const MAX_RENDERED_BYTES: usize = 16 << 20;
+
+/// A template's output, refused beyond [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct BoundedOutput {
+    text: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("rendered output too large"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -370,9 +402,28 @@ impl Renderer<'_> {
     }
 
     fn render_template(&mut self, name: &str, ctx: Value) -> Option<String> {
-        let result = self.set.env.get_template(name).and_then(|t| t.render(ctx));
+        let mut output = BoundedOutput::default();
+        let result = self
+            .set
+            .env
+            .get_template(name)
+            .and_then(|t| t.render_captured_to(ctx, &mut output));
         match result {
-            Ok(text) => Some(text),
+            Ok(_) => match String::from_utf8(output.text) {
+                Ok(text) => Some(text),
+                Err(_) => {
+                    self.invalid(name, name, "the rendered text is not UTF-8".into());
+                    None
+                }
+            },
+            Err(_) if output.overflowed => {
+                self.invalid(
+                    name.trim_end_matches(".j2"),
+                    name,
+                    format!("the rendered text exceeds {} MiB", MAX_RENDERED_BYTES >> 20),
+                );
+                None
+            }
             Err(e) => {
                 let d = self.render_error(name, &e);
                 self.push_merged(d);
@@ -599,6 +650,9 @@ fn template_error(
     let help = match cause.kind() {
         minijinja::ErrorKind::UndefinedError => {
             "templates see only `cluster`, `node_pools`, and in node-pool templates `pool` and `userdata` (docs/config-set.md)"
+        }
+        minijinja::ErrorKind::OutOfFuel => {
+            "the template does too much work (a loop without end, or nested loops over large ranges)"
         }
         _ => "see docs/config-set.md for the template contract",
     };

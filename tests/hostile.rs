@@ -205,3 +205,45 @@ fn quoted_source_lines_hide_secrets_and_escape_control_characters() {
         "{stderr}"
     );
 }
+
+// ---- templates --------------------------------------------------------------------------
+
+const MANIFEST: &str = "manifests/10-coredns/configmap.yaml.j2";
+
+// Nested `range` loops got around minijinja's per-range cap: a template ran for ever.
+#[test]
+fn a_template_that_loops_for_ever_fails_naming_its_line() {
+    let dir = temp_dir("template-fuel");
+    let set = config_copy(&dir, MANIFEST, |_| {
+        "# endless\n{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}\n".into()
+    });
+    let fleet = write_fleet(&dir, FLEET);
+    let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
+    assert_eq!(codes(&c), ["E0503"], "{:#?}", c.diagnostics);
+    let json = flotilla::diagnostic::to_json(&c.sources, &c.diagnostics[0]);
+    assert!(json.file.unwrap().ends_with(MANIFEST));
+    assert_eq!(json.start_line, 2);
+    assert!(
+        c.diagnostics[0].message.contains("fuel"),
+        "{:#?}",
+        c.diagnostics
+    );
+}
+
+// Template output had no size limit: under a memory limit the process aborted.
+#[test]
+fn a_template_that_renders_too_much_is_a_clear_error() {
+    let dir = temp_dir("template-size");
+    let set = config_copy(&dir, MANIFEST, |_| {
+        "{% for a in range(100000) %}{{ \"x\" * 1000 }}{% endfor %}\n".into()
+    });
+    let fleet = write_fleet(&dir, FLEET);
+    let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
+    assert_eq!(codes(&c), ["E0504"], "{:#?}", c.diagnostics);
+    let message = &c.diagnostics[0].message;
+    assert!(
+        message.contains("manifests/10-coredns/configmap.yaml")
+            && message.contains("exceeds 16 MiB"),
+        "{message}"
+    );
+}
