@@ -35,9 +35,25 @@ pub(crate) fn spawn_reader(input: impl Read + Send + 'static) -> Receiver<Incomi
 }
 
 fn read_loop(mut input: impl BufRead, sender: &Sender<Incoming>) {
+    // Bytes of a frame that claimed too long a body: the start of the next frame.
+    let mut pending: Vec<u8> = Vec::new();
     loop {
-        let incoming = match read_frame(&mut input) {
-            Ok(Some(Ok(body))) => decode(&body),
+        let mut source = (&pending[..]).chain(&mut input);
+        let frame = read_frame(&mut source);
+        let left = source.into_inner().0.to_vec();
+        pending = left;
+        let incoming = match frame {
+            Ok(Some(Ok(body))) => match next_header(&body) {
+                // A body that is not JSON but holds a header: its Content-Length was too
+                // large. Its own part is decoded; the rest is read again as a frame.
+                Some(at) if serde_json::from_slice::<Value>(&body).is_err() => {
+                    let mut rest = body[at..].to_vec();
+                    rest.extend_from_slice(&pending);
+                    pending = rest;
+                    decode(&body[..at])
+                }
+                _ => decode(&body),
+            },
             Ok(Some(Err(problem))) => Incoming::Malformed {
                 id: None,
                 code: ErrorCode::ParseError,
@@ -57,6 +73,14 @@ fn read_loop(mut input: impl BufRead, sender: &Sender<Incoming>) {
     }
 }
 
+const HEADER: &[u8] = b"content-length:";
+
+/// Where a `Content-Length` header starts in `bytes` after their first byte.
+fn next_header(bytes: &[u8]) -> Option<usize> {
+    (1..bytes.len().saturating_sub(HEADER.len() - 1))
+        .find(|&at| bytes[at..at + HEADER.len()].eq_ignore_ascii_case(HEADER))
+}
+
 /// One frame's body, `Err` for a broken header, `None` at end of input.
 fn read_frame(input: &mut impl BufRead) -> io::Result<Option<Result<Vec<u8>, String>>> {
     let mut length: Option<Result<usize, String>> = None;
@@ -69,6 +93,11 @@ fn read_frame(input: &mut impl BufRead) -> io::Result<Option<Result<Vec<u8>, Str
             .read_until(b'\n', &mut line)?;
         if read == 0 {
             return Ok(None);
+        }
+        // The rest of a frame whose Content-Length was too small, then the next
+        // header: resynchronise on the header.
+        if let Some(at) = next_header(&line) {
+            line.drain(..at);
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
@@ -212,6 +241,43 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid Content-Length")
         );
+    }
+
+    /// Every message the reader hands on, as a body or an error.
+    fn incoming(input: &str) -> Vec<Result<String, String>> {
+        let (sender, receiver) = channel();
+        read_loop(io::Cursor::new(input.as_bytes().to_vec()), &sender);
+        drop(sender);
+        receiver
+            .iter()
+            .map(|m| match m {
+                Incoming::Message(m) => Ok(serde_json::to_string(&m).unwrap()),
+                Incoming::Malformed { message, .. } => Err(message),
+            })
+            .collect()
+    }
+
+    // After a bad Content-Length the server lost its place and dropped later messages.
+    #[test]
+    fn a_bad_content_length_loses_only_its_own_frame() {
+        let note = r#"{"jsonrpc":"2.0","method":"n"}"#;
+        let next = format!("Content-Length: {}\r\n\r\n{note}", note.len());
+        for first in [
+            format!("Content-Length: x\r\n\r\n{note}"),
+            format!("Content-Length: 5\r\n\r\n{note}"),
+            format!("Content-Length: {}\r\n\r\n{note}", note.len() + 20),
+        ] {
+            let got = incoming(&format!("{first}{next}{next}"));
+            // The two frames after the broken one both arrive, whole.
+            let last_two = &got[got.len().saturating_sub(2)..];
+            assert!(
+                last_two.len() == 2
+                    && last_two
+                        .iter()
+                        .all(|m| m.as_ref().is_ok_and(|m| m.contains(r#""method":"n""#))),
+                "{first:?}: {got:?}"
+            );
+        }
     }
 
     #[test]
