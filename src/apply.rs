@@ -8,6 +8,7 @@
 //! apply that was killed and is run again continues where the world says it is.
 
 mod guard;
+pub mod roll;
 mod stacks;
 pub mod status;
 

@@ -30,6 +30,7 @@ mod redact;
 pub mod registry;
 pub mod render;
 pub mod resolve;
+pub mod sim;
 pub mod source;
 pub mod span;
 pub mod syntax;

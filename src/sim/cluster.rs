@@ -1,0 +1,755 @@
+//! The simulated Kubernetes side of one cluster: nodes that join as their instances
+//! boot, pods their controllers keep re-creating and the scheduler places,
+//! PodDisruptionBudgets judged as the Eviction API does, and a plain object store for
+//! manifests, locks and blocks.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{SimCluster, SimWorld, ZONE_LABEL, rfc3339};
+use crate::live::{
+    ClusterApi, EvictionOutcome, LiveError, LiveResult, NodeState, NodeTaint, ObjectRef, PdbState,
+    PodState, Selection,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+/// A controller and its pod template, as much as scheduling and draining need.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    pub name: String,
+    pub kind: WorkloadKind,
+    /// Ignored for DaemonSets (one pod per node).
+    #[serde(default)]
+    pub replicas: u32,
+    /// Pod labels; default `app: <name>`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Node pool the pods are pinned to (a node selector); any pool when absent.
+    #[serde(default)]
+    pub pool: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdbSpec {
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    pub name: String,
+    pub selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub min_available: Option<i32>,
+    #[serde(default)]
+    pub max_unavailable: Option<i32>,
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    /// Owning workload's name; the node's name for mirror pods.
+    pub owner: String,
+    pub kind: Option<WorkloadKind>,
+    pub labels: BTreeMap<String, String>,
+    pub node: Option<String>,
+    pub created_ms: i64,
+    /// Ready from then on (while its node is Ready); `None` while Pending.
+    pub ready_ms: Option<i64>,
+}
+
+impl Pod {
+    fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub region: String,
+    pub nodes: BTreeMap<String, NodeState>,
+    /// By `namespace/name`.
+    pub pods: BTreeMap<String, Pod>,
+    pub workloads: Vec<WorkloadSpec>,
+    pub pdbs: Vec<PdbSpec>,
+    /// Other objects (manifests, locks, blocks) by [`object_key`].
+    pub objects: BTreeMap<String, Value>,
+    /// StatefulSet pod → the zone its volume lives in.
+    pub volume_zones: BTreeMap<String, String>,
+    resource_version: u64,
+    next_pod: u64,
+}
+
+impl Cluster {
+    pub fn new(region: &str) -> Cluster {
+        Cluster {
+            region: region.to_string(),
+            ..Cluster::default()
+        }
+    }
+
+    fn pod_ready(&self, pod: &Pod, now: i64) -> bool {
+        pod.ready_ms.is_some_and(|t| t <= now)
+            && pod
+                .node
+                .as_ref()
+                .and_then(|n| self.nodes.get(n))
+                .is_some_and(|n| n.ready)
+    }
+
+    /// A PDB's status as the disruption controller computes it.
+    pub fn pdb_state(&self, pdb: &PdbSpec, now: i64) -> PdbState {
+        let covered: Vec<&Pod> = self
+            .pods
+            .values()
+            .filter(|p| p.namespace == pdb.namespace && matches(&pdb.selector, &p.labels))
+            .collect();
+        let expected = covered.len() as i32;
+        let healthy = covered.iter().filter(|p| self.pod_ready(p, now)).count() as i32;
+        let desired = match (pdb.min_available, pdb.max_unavailable) {
+            (Some(min), _) => min,
+            (None, Some(max)) => (expected - max).max(0),
+            (None, None) => expected,
+        };
+        PdbState {
+            namespace: pdb.namespace.clone(),
+            name: pdb.name.clone(),
+            match_labels: pdb.selector.clone(),
+            disruptions_allowed: (healthy - desired).max(0),
+            current_healthy: healthy,
+            desired_healthy: desired,
+            expected_pods: expected,
+        }
+    }
+
+    fn pod_state(&self, pod: &Pod, now: i64) -> PodState {
+        let owner_kind = match pod.kind {
+            Some(WorkloadKind::Deployment) => "ReplicaSet",
+            Some(WorkloadKind::StatefulSet) => "StatefulSet",
+            Some(WorkloadKind::DaemonSet) => "DaemonSet",
+            None => "Node",
+        };
+        PodState {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            node: pod.node.clone().unwrap_or_default(),
+            labels: pod.labels.clone(),
+            owner_kind: Some(owner_kind.to_string()),
+            mirror: pod.kind.is_none(),
+            ready: self.pod_ready(pod, now),
+            finished: false,
+            created: rfc3339(pod.created_ms),
+        }
+    }
+}
+
+fn matches(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn workload_labels(w: &WorkloadSpec) -> BTreeMap<String, String> {
+    if w.labels.is_empty() {
+        BTreeMap::from([("app".to_string(), w.name.clone())])
+    } else {
+        w.labels.clone()
+    }
+}
+
+/// Nodes follow instances; controllers and the scheduler follow nodes.
+pub(super) fn settle(world: &mut SimWorld) {
+    let now = world.now_ms;
+    let mut booted: BTreeMap<String, Vec<super::Instance>> = BTreeMap::new();
+    for r in world.regions.values() {
+        for i in r.instances.values() {
+            if !i.terminated && i.booted(now) {
+                booted.entry(i.cluster.clone()).or_default().push(i.clone());
+            }
+        }
+    }
+    for (id, instances) in &booted {
+        if !world.clusters.contains_key(id) {
+            let region = world
+                .regions
+                .iter()
+                .find(|(_, r)| r.instances.contains_key(&instances[0].id))
+                .map(|(name, _)| name.clone())
+                .unwrap_or_default();
+            world.clusters.insert(id.clone(), Cluster::new(&region));
+        }
+    }
+    let settings = world.settings.clone();
+    for (id, cluster) in &mut world.clusters {
+        let instances = booted.get(id).map(Vec::as_slice).unwrap_or_default();
+        join_and_leave(cluster, instances);
+        run_controllers(cluster, &settings, now);
+        schedule(cluster, &settings, now);
+    }
+}
+
+fn join_and_leave(cluster: &mut Cluster, instances: &[super::Instance]) {
+    let names: BTreeMap<String, &super::Instance> =
+        instances.iter().map(|i| (i.node_name(), i)).collect();
+    cluster.nodes.retain(|name, _| names.contains_key(name));
+    for (name, instance) in names {
+        cluster.nodes.entry(name.clone()).or_insert_with(|| {
+            let mut labels = instance.node_labels.clone();
+            labels.insert(ZONE_LABEL.to_string(), instance.zone.clone());
+            labels.insert("kubernetes.io/hostname".to_string(), name.clone());
+            NodeState {
+                name,
+                labels,
+                annotations: BTreeMap::new(),
+                taints: Vec::new(),
+                ready: !instance.never_ready,
+                unschedulable: false,
+                provider_id: format!("aws:///{}/{}", instance.zone, instance.id),
+                created: rfc3339(instance.boot_done_ms),
+            }
+        });
+    }
+    // Pods of nodes that left are gone with them.
+    let nodes = &cluster.nodes;
+    cluster
+        .pods
+        .retain(|_, p| p.node.as_ref().is_none_or(|n| nodes.contains_key(n)));
+}
+
+fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) {
+    let mut wanted: Vec<Pod> = Vec::new();
+    let pod = |namespace: &str, name: String, owner: &str, kind, labels, node| Pod {
+        namespace: namespace.to_string(),
+        name,
+        owner: owner.to_string(),
+        kind,
+        labels,
+        node,
+        created_ms: now,
+        ready_ms: None,
+    };
+    for node in cluster.nodes.values() {
+        if settings.mirror_pods {
+            let name = format!("static-proxy-{}", node.name);
+            let labels = BTreeMap::from([("component".to_string(), "static-proxy".to_string())]);
+            wanted.push(pod(
+                "kube-system",
+                name,
+                &node.name,
+                None,
+                labels,
+                Some(node.name.clone()),
+            ));
+        }
+    }
+    for w in &cluster.workloads {
+        let labels = workload_labels(w);
+        match w.kind {
+            WorkloadKind::DaemonSet => {
+                for node in cluster.nodes.values() {
+                    if w.pool
+                        .as_ref()
+                        .is_none_or(|p| node.labels.get(super::POOL_LABEL) == Some(p))
+                    {
+                        let name = format!("{}-{}", w.name, node.name);
+                        wanted.push(pod(
+                            &w.namespace,
+                            name,
+                            &w.name,
+                            Some(w.kind),
+                            labels.clone(),
+                            Some(node.name.clone()),
+                        ));
+                    }
+                }
+            }
+            WorkloadKind::StatefulSet => {
+                for ordinal in 0..w.replicas {
+                    let name = format!("{}-{ordinal}", w.name);
+                    wanted.push(pod(
+                        &w.namespace,
+                        name,
+                        &w.name,
+                        Some(w.kind),
+                        labels.clone(),
+                        None,
+                    ));
+                }
+            }
+            WorkloadKind::Deployment => {
+                let have = cluster
+                    .pods
+                    .values()
+                    .filter(|p| {
+                        p.kind == Some(w.kind) && p.owner == w.name && p.namespace == w.namespace
+                    })
+                    .count() as u32;
+                for _ in have..w.replicas {
+                    cluster.next_pod += 1;
+                    let name = format!("{}-{:05x}", w.name, cluster.next_pod);
+                    wanted.push(pod(
+                        &w.namespace,
+                        name,
+                        &w.name,
+                        Some(w.kind),
+                        labels.clone(),
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    for p in wanted {
+        let key = p.key();
+        cluster.pods.entry(key).or_insert(p);
+    }
+    // Pods placed on a node from creation (DaemonSet, mirror) start right away.
+    let startup = settings.pod_startup_seconds as i64 * 1000;
+    for p in cluster.pods.values_mut() {
+        if p.node.is_some() && p.ready_ms.is_none() {
+            p.ready_ms = Some(now + startup);
+        }
+    }
+}
+
+/// Place Pending pods: Ready, schedulable nodes of their pool with room; a
+/// StatefulSet pod only in its volume's zone; untainted nodes before
+/// `PreferNoSchedule` ones, then the least loaded.
+fn schedule(cluster: &mut Cluster, settings: &super::Settings, now: i64) {
+    let pending: Vec<String> = cluster
+        .pods
+        .iter()
+        .filter(|(_, p)| p.node.is_none())
+        .map(|(k, _)| k.clone())
+        .collect();
+    if pending.is_empty() {
+        return;
+    }
+    let mut load: BTreeMap<String, usize> = cluster.nodes.keys().map(|n| (n.clone(), 0)).collect();
+    for p in cluster.pods.values() {
+        if let Some(n) = &p.node {
+            *load.entry(n.clone()).or_insert(0) += 1;
+        }
+    }
+    let pools: BTreeMap<String, Option<String>> = cluster
+        .workloads
+        .iter()
+        .map(|w| (format!("{}/{}", w.namespace, w.name), w.pool.clone()))
+        .collect();
+    for key in pending {
+        let p = &cluster.pods[&key];
+        let pool = pools
+            .get(&format!("{}/{}", p.namespace, p.owner))
+            .cloned()
+            .flatten();
+        let zone = cluster.volume_zones.get(&key).cloned();
+        let best = cluster
+            .nodes
+            .values()
+            .filter(|n| n.ready && !n.unschedulable)
+            .filter(|n| {
+                !n.taints
+                    .iter()
+                    .any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+            })
+            .filter(|n| {
+                pool.as_ref()
+                    .is_none_or(|p| n.labels.get(super::POOL_LABEL) == Some(p))
+            })
+            .filter(|n| {
+                zone.as_ref()
+                    .is_none_or(|z| n.labels.get(ZONE_LABEL) == Some(z))
+            })
+            .filter(|n| load[&n.name] < settings.pods_per_node)
+            .min_by_key(|n| {
+                let avoided = n.taints.iter().any(|t| t.effect == "PreferNoSchedule");
+                (avoided, load[&n.name], n.name.clone())
+            })
+            .map(|n| (n.name.clone(), n.labels.get(ZONE_LABEL).cloned()));
+        let Some((node, node_zone)) = best else {
+            continue;
+        };
+        *load.entry(node.clone()).or_insert(0) += 1;
+        if p.kind == Some(WorkloadKind::StatefulSet) && zone.is_none() {
+            cluster
+                .volume_zones
+                .insert(key.clone(), node_zone.unwrap_or_default());
+        }
+        if let Some(p) = cluster.pods.get_mut(&key) {
+            p.node = Some(node);
+            p.ready_ms = Some(now + settings.pod_startup_seconds as i64 * 1000);
+        }
+    }
+}
+
+/// `apiVersion/kind/namespace/name`.
+fn object_key(r: &ObjectRef) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        r.api_version,
+        r.kind,
+        r.namespace.as_deref().unwrap_or(""),
+        r.name
+    )
+}
+
+fn not_found(operation: String, what: &str) -> LiveError {
+    LiveError {
+        operation,
+        message: format!("404 Not Found: {what}"),
+        retryable: false,
+    }
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+fn node_object(node: &NodeState) -> Value {
+    json!({
+        "metadata": { "labels": node.labels, "annotations": node.annotations },
+        "spec": { "unschedulable": node.unschedulable, "taints": node.taints.iter().map(|t| json!({
+            "key": t.key, "value": t.value, "effect": t.effect,
+        })).collect::<Vec<_>>() },
+    })
+}
+
+fn apply_node_object(node: &mut NodeState, object: &Value) -> Result<(), String> {
+    let strings = |pointer: &str| -> Result<BTreeMap<String, String>, String> {
+        match object.pointer(pointer) {
+            None | Some(Value::Null) => Ok(BTreeMap::new()),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("{pointer}: {e}")),
+        }
+    };
+    node.labels = strings("/metadata/labels")?;
+    node.annotations = strings("/metadata/annotations")?;
+    node.unschedulable = object
+        .pointer("/spec/unschedulable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    node.taints = match object.pointer("/spec/taints") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(taints)) => taints
+            .iter()
+            .map(|t| {
+                Ok(NodeTaint {
+                    key: t
+                        .get("key")
+                        .and_then(Value::as_str)
+                        .ok_or("a taint without key")?
+                        .to_string(),
+                    value: t.get("value").and_then(Value::as_str).map(str::to_string),
+                    effect: t
+                        .get("effect")
+                        .and_then(Value::as_str)
+                        .ok_or("a taint without effect")?
+                        .to_string(),
+                })
+            })
+            .collect::<Result<_, &str>>()?,
+        Some(_) => return Err("spec.taints must be a list".into()),
+    };
+    Ok(())
+}
+
+/// Does `labels` satisfy a selector of `k=v`, `k!=v`, `k` and `!k` terms?
+fn selects(selector: &str, labels: &BTreeMap<String, String>) -> bool {
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            if let Some((k, v)) = term.split_once("!=") {
+                labels.get(k.trim()).map(String::as_str) != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once('=') {
+                let v = v.trim_start_matches('=');
+                labels.get(k.trim()).map(String::as_str) == Some(v.trim())
+            } else if let Some(k) = term.strip_prefix('!') {
+                !labels.contains_key(k.trim())
+            } else {
+                labels.contains_key(term)
+            }
+        })
+}
+
+impl SimCluster {
+    /// Run `f` on this cluster after the call gate; a cluster that does not exist
+    /// answers as an unreachable API server would.
+    fn call<R>(
+        &self,
+        operation: &str,
+        mutating: bool,
+        f: impl FnOnce(&mut Cluster, i64) -> LiveResult<R>,
+    ) -> LiveResult<R> {
+        let mut world = self.world.lock();
+        world.admit(operation)?;
+        let now = world.now_ms;
+        let cluster = world
+            .clusters
+            .get_mut(&self.cluster)
+            .ok_or_else(|| LiveError {
+                operation: operation.to_string(),
+                message: format!(
+                    "cluster {} has no API server (connection refused)",
+                    self.cluster
+                ),
+                retryable: true,
+            })?;
+        let result = f(cluster, now)?;
+        if mutating {
+            world.mutated();
+        }
+        Ok(result)
+    }
+}
+
+fn stamp(cluster: &mut Cluster, object: &Value) -> Value {
+    cluster.resource_version += 1;
+    let mut object = object.clone();
+    merge_patch(
+        &mut object,
+        &json!({ "metadata": { "resourceVersion": cluster.resource_version.to_string() } }),
+    );
+    object
+}
+
+fn reference(operation: &str, object: &Value) -> LiveResult<ObjectRef> {
+    ObjectRef::of(object).ok_or_else(|| LiveError {
+        operation: operation.to_string(),
+        message: "422 Unprocessable Entity: apiVersion, kind and metadata.name are required".into(),
+        retryable: false,
+    })
+}
+
+#[async_trait]
+impl ClusterApi for SimCluster {
+    async fn get(&self, object: &ObjectRef) -> LiveResult<Option<Value>> {
+        self.call(&format!("GET {object}"), false, |c, _| {
+            Ok(c.objects.get(&object_key(object)).cloned())
+        })
+    }
+
+    async fn dry_run_apply(&self, object: &Value) -> LiveResult<Value> {
+        self.call("dry-run apply", false, |c, _| {
+            let r = reference("dry-run apply", object)?;
+            let mut result = c
+                .objects
+                .get(&object_key(&r))
+                .cloned()
+                .unwrap_or(Value::Null);
+            merge_patch(&mut result, object);
+            Ok(result)
+        })
+    }
+
+    async fn find(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        selection: &Selection,
+    ) -> LiveResult<Vec<Value>> {
+        self.call(&format!("LIST {kind}"), false, |c, _| {
+            Ok(c.objects
+                .values()
+                .filter(|o| {
+                    let Some(r) = ObjectRef::of(o) else {
+                        return false;
+                    };
+                    let labels: BTreeMap<String, String> = o
+                        .pointer("/metadata/labels")
+                        .and_then(|l| serde_json::from_value(l.clone()).ok())
+                        .unwrap_or_default();
+                    r.kind == kind
+                        && namespace.is_none_or(|ns| r.namespace.as_deref() == Some(ns))
+                        && match selection {
+                            Selection::Name(name) => &r.name == name,
+                            Selection::Labels(selector) => selects(selector, &labels),
+                        }
+                })
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<NodeState>> {
+        self.call("LIST nodes", false, |c, _| {
+            Ok(c.nodes
+                .values()
+                .filter(|n| selects(label_selector, &n.labels))
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn apply(&self, object: &Value, _force: bool) -> LiveResult<Value> {
+        self.call("server-side apply", true, |c, _| {
+            let key = object_key(&reference("server-side apply", object)?);
+            let mut merged = c.objects.get(&key).cloned().unwrap_or(Value::Null);
+            merge_patch(&mut merged, object);
+            let stored = stamp(c, &merged);
+            c.objects.insert(key, stored.clone());
+            Ok(stored)
+        })
+    }
+
+    async fn create(&self, object: &Value) -> LiveResult<Option<Value>> {
+        self.call("create", true, |c, _| {
+            let key = object_key(&reference("create", object)?);
+            if c.objects.contains_key(&key) {
+                return Ok(None);
+            }
+            let stored = stamp(c, object);
+            c.objects.insert(key, stored.clone());
+            Ok(Some(stored))
+        })
+    }
+
+    async fn replace(&self, object: &Value) -> LiveResult<Option<Value>> {
+        self.call("replace", true, |c, _| {
+            let r = reference("replace", object)?;
+            let key = object_key(&r);
+            let version = |o: &Value| o.pointer("/metadata/resourceVersion").cloned();
+            let current = c
+                .objects
+                .get(&key)
+                .ok_or_else(|| not_found(format!("replace {r}"), &r.to_string()))?;
+            if version(current) != version(object) {
+                return Ok(None);
+            }
+            let stored = stamp(c, object);
+            c.objects.insert(key, stored.clone());
+            Ok(Some(stored))
+        })
+    }
+
+    async fn delete(
+        &self,
+        object: &ObjectRef,
+        _propagation_policy: Option<&str>,
+        _grace_period_seconds: Option<i64>,
+    ) -> LiveResult<bool> {
+        self.call(&format!("DELETE {object}"), true, |c, _| {
+            Ok(c.objects.remove(&object_key(object)).is_some())
+        })
+    }
+
+    async fn patch_node(&self, name: &str, patch: &Value) -> LiveResult<()> {
+        let operation = format!("PATCH node {name}");
+        self.call(&operation, true, |c, _| {
+            let node = c
+                .nodes
+                .get_mut(name)
+                .ok_or_else(|| not_found(operation.clone(), &format!("node {name}")))?;
+            let mut object = node_object(node);
+            merge_patch(&mut object, patch);
+            apply_node_object(node, &object).map_err(|message| LiveError {
+                operation: operation.clone(),
+                message: format!("422 Unprocessable Entity: {message}"),
+                retryable: false,
+            })
+        })
+    }
+
+    async fn pods_on_node(&self, node: &str) -> LiveResult<Vec<PodState>> {
+        self.call(&format!("LIST pods on {node}"), false, |c, now| {
+            Ok(c.pods
+                .values()
+                .filter(|p| p.node.as_deref() == Some(node))
+                .map(|p| c.pod_state(p, now))
+                .collect())
+        })
+    }
+
+    async fn pdbs(&self) -> LiveResult<Vec<PdbState>> {
+        self.call("LIST poddisruptionbudgets", false, |c, now| {
+            Ok(c.pdbs.iter().map(|p| c.pdb_state(p, now)).collect())
+        })
+    }
+
+    async fn evict(&self, namespace: &str, pod: &str) -> LiveResult<EvictionOutcome> {
+        let operation = format!("evict pod {namespace}/{pod}");
+        let mut world = self.world.lock();
+        world.admit(&operation)?;
+        let now = world.now_ms;
+        let Some(c) = world.clusters.get_mut(&self.cluster) else {
+            return Err(not_found(operation, &format!("cluster {}", self.cluster)));
+        };
+        let key = format!("{namespace}/{pod}");
+        let Some(p) = c.pods.get(&key) else {
+            return Ok(EvictionOutcome::Gone);
+        };
+        let covering: Vec<PdbState> = c
+            .pdbs
+            .iter()
+            .filter(|b| b.namespace == namespace && matches(&b.selector, &p.labels))
+            .map(|b| c.pdb_state(b, now))
+            .collect();
+        if covering.len() > 1 {
+            return Err(LiveError {
+                operation,
+                message: "500 Internal Server Error: This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into(),
+                retryable: false,
+            });
+        }
+        let ready = c.pod_ready(p, now);
+        if let Some(budget) = covering.first() {
+            // A Ready pod needs an allowed disruption; an unready one only needs the
+            // budget to be met already (the IfHealthyBudget policy).
+            let allowed = if ready {
+                budget.disruptions_allowed >= 1
+            } else {
+                budget.current_healthy >= budget.desired_healthy
+            };
+            if !allowed {
+                world.stats.evictions_blocked += 1;
+                return Ok(EvictionOutcome::Blocked(format!(
+                    "Cannot evict pod as it would violate the pod's disruption budget {}/{} (needs {} healthy, has {})",
+                    budget.namespace, budget.name, budget.desired_healthy, budget.current_healthy
+                )));
+            }
+        }
+        c.pods.remove(&key);
+        world.stats.evictions += 1;
+        world.mutated();
+        Ok(EvictionOutcome::Evicted)
+    }
+
+    async fn delete_pod(&self, namespace: &str, pod: &str) -> LiveResult<bool> {
+        let key = format!("{namespace}/{pod}");
+        let removed = self.call(&format!("DELETE pod {key}"), true, |c, _| {
+            Ok(c.pods.remove(&key).is_some())
+        })?;
+        if removed {
+            self.world.with(|w| w.stats.forced_deletions += 1);
+        }
+        Ok(removed)
+    }
+}
