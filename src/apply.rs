@@ -8,6 +8,8 @@
 //! apply that was killed and is run again continues where the world says it is.
 
 mod guard;
+pub mod local;
+pub(crate) mod nodes;
 pub mod roll;
 mod stacks;
 pub mod status;
@@ -27,9 +29,24 @@ use crate::render::Artifacts;
 pub use guard::{Block, LockPolicy, Rollout, check_account, clear_block, read_block, set_block};
 pub use stacks::{StackChange, StackOutcome};
 
+/// The cloud as each account's credentials see it.
+pub trait Accounts: Send + Sync {
+    fn cloud(&self, account: &str) -> &dyn Cloud;
+}
+
+/// One set of credentials for every account: the account guard fails the clusters of
+/// other accounts.
+pub struct SameCredentials(pub Box<dyn Cloud>);
+
+impl Accounts for SameCredentials {
+    fn cloud(&self, _: &str) -> &dyn Cloud {
+        self.0.as_ref()
+    }
+}
+
 /// The doors to the world.
 pub struct World<'a> {
-    pub cloud: &'a dyn Cloud,
+    pub accounts: &'a dyn Accounts,
     pub connector: &'a dyn Connector,
     pub clock: &'a dyn Clock,
 }
@@ -69,6 +86,8 @@ pub trait Progress: Send + Sync {
     fn step(&self, cluster: &str, step: &str);
     /// `what` has been awaited since `since_ms` (world clock; simulated in a local world).
     fn waiting(&self, cluster: &str, what: &str, since_ms: i64, now_ms: i64);
+    /// Something worth telling while a step runs (a node cordoned, a pod evicted).
+    fn note(&self, cluster: &str, message: &str);
     /// A step finished.
     fn done(&self, cluster: &str, step: &str);
 }
@@ -218,6 +237,7 @@ struct Run<'a> {
     progress: &'a dyn Progress,
     api: Option<Box<dyn ClusterApi>>,
     lock: Option<guard::Lock>,
+    parameters: Option<BTreeMap<String, String>>,
 }
 
 pub async fn apply_cluster(
@@ -236,6 +256,7 @@ pub async fn apply_cluster(
         progress,
         api: None,
         lock: None,
+        parameters: None,
     };
     let refuse = |mut report: ClusterReport, why: String| {
         report.outcome = Outcome::Refused;
@@ -263,6 +284,20 @@ pub async fn apply_cluster(
             }
         }
     }
+    if report.outcome == Outcome::Done {
+        let created = created_pools(&steps);
+        if !created.is_empty() {
+            let step = format!("wait for the nodes of {}", created.join(", "));
+            progress.step(&target.cluster.id, &step);
+            match run.wait_for_nodes(&created).await {
+                Ok(()) => report.done.push(step),
+                Err(error) => {
+                    report.outcome = Outcome::Failed;
+                    report.failed = Some(format!("{step}: {}", error.message));
+                }
+            }
+        }
+    }
     if let (Some(lock), Some(api)) = (run.lock.take(), run.api.as_deref())
         && let Err(e) = lock.release(api).await
     {
@@ -273,13 +308,79 @@ pub async fn apply_cluster(
     report
 }
 
+/// Node pools whose stacks this apply creates.
+fn created_pools(steps: &[&Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Stack(s) if s.action == StackAction::Create => {
+                s.role.strip_prefix("node-pool/").map(str::to_string)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 impl Run<'_> {
+    /// A created pool is done when its minimum number of nodes is Ready.
+    async fn wait_for_nodes(&mut self, pools: &[String]) -> Result<(), StepError> {
+        let cluster = self.target.cluster;
+        let wanted: Vec<(&str, usize)> = cluster
+            .node_pools
+            .iter()
+            .filter(|p| pools.contains(&p.name))
+            .map(|p| (p.name.as_str(), p.min_size.max(0) as usize))
+            .collect();
+        let started = self.world.clock.now_ms();
+        let mut pause = Duration::from_secs(10);
+        loop {
+            let nodes = self.api().await?.nodes(crate::plan::POOL_LABEL).await;
+            let missing: Vec<String> = match &nodes {
+                Ok(nodes) => wanted
+                    .iter()
+                    .filter_map(|(pool, min)| {
+                        let ready = nodes
+                            .iter()
+                            .filter(|n| {
+                                n.ready
+                                    && n.labels.get(crate::plan::POOL_LABEL).map(String::as_str)
+                                        == Some(*pool)
+                            })
+                            .count();
+                        (ready < *min).then(|| format!("{pool} ({ready} of {min} Ready)"))
+                    })
+                    .collect(),
+                Err(e) if e.retryable => vec![e.to_string()],
+                Err(e) => return Err(StepError::live(e.clone())),
+            };
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let now = self.world.clock.now_ms();
+            if now - started >= self.options.api_deadline.as_millis() as i64 {
+                return Err(StepError::new(format!(
+                    "nodes not Ready after {} s: {}",
+                    self.options.api_deadline.as_secs(),
+                    missing.join(", ")
+                )));
+            }
+            let what = format!("nodes of {}", missing.join(", "));
+            self.progress.waiting(&cluster.id, &what, started, now);
+            self.world.clock.sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    fn cloud(&self) -> &dyn Cloud {
+        self.world.accounts.cloud(&self.target.cluster.account)
+    }
+
     /// Account guard, update block, lock — before anything is changed. A cluster that
     /// does not exist yet has no API server: its block and lock are checked once the
     /// control plane is up.
     async fn admit(&mut self) -> Result<(), String> {
         let spec = self.target.cluster;
-        check_account(self.world.cloud, &spec.region, &spec.account)
+        check_account(self.cloud(), &spec.region, &spec.account)
             .await
             .map_err(|e| e.message)?;
         if let Some(reason) = &self.target.plan.blocked {
@@ -366,6 +467,38 @@ impl Run<'_> {
         Ok(api)
     }
 
+    /// Values for the stack parameters a real account needs and templates cannot
+    /// default (VPC, subnets), looked up by tag once per cluster. A failed lookup leaves
+    /// them unset: a stack that needs one then fails before anything is sent.
+    async fn stack_parameters(&mut self) -> BTreeMap<String, String> {
+        if self.parameters.is_none() {
+            let cluster = self.target.cluster;
+            let found = self
+                .cloud()
+                .tagged_parameters(&cluster.region, &cluster.id)
+                .await
+                .unwrap_or_default();
+            self.parameters = Some(found.into_iter().collect());
+        }
+        self.parameters.clone().unwrap_or_default()
+    }
+
+    /// The rolling engine's view of this cluster (after [`Run::api`] connected).
+    fn nodes(&self) -> Result<nodes::NodeWork<'_>, StepError> {
+        let cluster = self.target.cluster;
+        Ok(nodes::NodeWork {
+            cloud: self.cloud(),
+            clock: self.world.clock,
+            api: self
+                .api
+                .as_deref()
+                .ok_or_else(|| StepError::new("not connected to the API server".into()))?,
+            lock: self.lock.as_ref(),
+            progress: self.progress,
+            cluster,
+        })
+    }
+
     async fn execute(&mut self, step: &Step, name: &str) -> Result<(), StepError> {
         if let (Some(lock), Some(api)) = (self.lock.as_ref(), self.api.as_deref()) {
             lock.renew(api, self.world.clock, name)
@@ -381,7 +514,7 @@ impl Run<'_> {
                         s.artifact
                     ))
                 })?;
-                let parameters = stack_parameters(self.target.cluster);
+                let parameters = self.stack_parameters().await;
                 let change = StackChange {
                     region: &self.target.cluster.region,
                     cluster: &self.target.cluster.id,
@@ -395,7 +528,7 @@ impl Run<'_> {
                     template_url: None,
                 };
                 stacks::apply_stack(
-                    self.world.cloud,
+                    self.cloud(),
                     self.world.clock,
                     self.progress,
                     &change,
@@ -430,16 +563,28 @@ impl Run<'_> {
                 .map_err(StepError::live)?;
                 Ok(())
             }
-            Step::Roll(_) | Step::RemovePool(_) => Err(StepError::new(
-                "node rolls need the rolling engine, which is not wired in yet".into(),
-            )),
+            Step::Roll(r) => {
+                let cluster = self.target.cluster;
+                let pool = cluster
+                    .node_pools
+                    .iter()
+                    .find(|p| p.name == r.node_pool)
+                    .ok_or_else(|| {
+                        StepError::new(format!(
+                            "the plan rolls node pool {}, which the fleet no longer declares",
+                            r.node_pool
+                        ))
+                    })?;
+                self.api().await?;
+                self.nodes()?.roll(pool, r).await
+            }
+            Step::RemovePool(r) => {
+                self.api().await?;
+                let deadline = self.options.stack_deadline;
+                self.nodes()?.remove(r, deadline).await
+            }
         }
     }
-}
-
-/// Values for stack parameters that a real account needs and templates cannot default.
-fn stack_parameters(_cluster: &Cluster) -> BTreeMap<String, String> {
-    BTreeMap::new()
 }
 
 /// The object a manifest step names, from the artifact it came from.

@@ -58,6 +58,10 @@ enum Command {
     Block(apply::BlockArgs),
     /// Lift a cluster's update block.
     Unblock(apply::UnblockArgs),
+    /// Predict a cluster's rollout on a simulated world: waves per pool and zone,
+    /// evictions held up by PodDisruptionBudgets and for how long, forced deletions, and
+    /// the duration against its lower bound. Exit 1 when a roll would not finish.
+    Simulate(apply::SimulateArgs),
     Fmt(tools::FmtArgs),
     ImportRegistry(tools::ImportRegistryArgs),
     Explain(tools::ExplainArgs),
@@ -85,6 +89,7 @@ pub fn run() -> i32 {
         Command::Status(args) => apply::status_command(args),
         Command::Block(args) => apply::block_command(args),
         Command::Unblock(args) => apply::unblock_command(args),
+        Command::Simulate(args) => apply::simulate_command(args),
         Command::Fmt(args) => tools::fmt(args),
         Command::ImportRegistry(args) => tools::import_registry(args),
         Command::Explain(args) => tools::explain(args),

@@ -248,6 +248,16 @@ pub trait Cloud: Send + Sync {
         instance: &str,
         decrement: bool,
     ) -> LiveResult<()>;
+    /// Stack parameter values found by tag in the account: the network resources tagged
+    /// `flotilla.io/cluster=<cluster>` (`VpcId`, `SubnetIds`, `PublicSubnetIds`), so
+    /// stacks get them without prompts. Backends that cannot look them up say so.
+    async fn tagged_parameters(
+        &self,
+        _region: &str,
+        _cluster: &str,
+    ) -> LiveResult<Vec<(String, String)>> {
+        Err(unsupported("look up the cluster's network by tag"))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -311,3 +311,104 @@ pub async fn read_rollout(api: &dyn ClusterApi, now_ms: i64) -> LiveResult<Optio
         expires_at: annotation(&object, EXPIRES_AT).unwrap_or("").into(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{SimHandle, WorldDescription};
+
+    fn world() -> SimHandle {
+        let description = WorldDescription::parse(
+            "world.yaml",
+            "clusters:\n  kube-1:\n    region: eu-central-1\n    pools:\n      - { name: workers, size: 2 }\n",
+        )
+        .unwrap();
+        SimHandle::new(description.build())
+    }
+
+    fn policy(holder: &str, wait_s: u64) -> LockPolicy {
+        LockPolicy {
+            holder: holder.into(),
+            ttl: Duration::from_secs(600),
+            wait: Duration::from_secs(wait_s),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_apply_waits_then_refuses_and_takes_over_an_expired_lock() {
+        let sim = world();
+        let api = sim.cluster("kube-1");
+        let first = acquire(&api, &sim, &policy("alice", 0))
+            .await
+            .unwrap()
+            .unwrap();
+        first
+            .renew(&api, &sim, "roll node pool workers")
+            .await
+            .unwrap();
+
+        let started = sim.now_ms();
+        let held = acquire(&api, &sim, &policy("bob", 60)).await.unwrap();
+        let Err(held) = held else {
+            panic!("two holders at once")
+        };
+        assert_eq!(held.holder, "alice");
+        assert!(
+            sim.now_ms() - started >= 60_000,
+            "bob waited before refusing"
+        );
+
+        let rollout = read_rollout(&api, sim.now_ms()).await.unwrap().unwrap();
+        assert_eq!(rollout.step, "roll node pool workers");
+        assert_eq!(rollout.holder, "alice");
+
+        // Alice's process dies; once the lock expires, bob takes it over and alice,
+        // should she come back, learns that she lost it.
+        sim.sleep(Duration::from_secs(601)).await;
+        let second = acquire(&api, &sim, &policy("bob", 0))
+            .await
+            .unwrap()
+            .unwrap();
+        let lost = first.renew(&api, &sim, "x").await.unwrap_err();
+        assert!(lost.message.contains("bob"), "{lost}");
+        first.release(&api).await.unwrap();
+        assert_eq!(
+            read_rollout(&api, sim.now_ms())
+                .await
+                .unwrap()
+                .unwrap()
+                .holder,
+            "bob",
+            "releasing a lost lock leaves the new holder's"
+        );
+        second.release(&api).await.unwrap();
+        assert_eq!(read_rollout(&api, sim.now_ms()).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_block_names_who_why_and_when_and_a_failed_read_is_not_unblocked() {
+        let sim = world();
+        let api = sim.cluster("kube-1");
+        assert_eq!(read_block(&api).await.unwrap(), None);
+        let block = Block {
+            by: "carol".into(),
+            reason: "incident 42".into(),
+            at: "2026-12-06T22:00:00Z".into(),
+        };
+        set_block(&api, &block).await.unwrap();
+        let again = Block {
+            reason: "incident 43".into(),
+            ..block.clone()
+        };
+        set_block(&api, &again).await.unwrap();
+        assert_eq!(read_block(&api).await.unwrap(), Some(again));
+
+        sim.with(|w| w.faults.api_error_rate = 1.0);
+        assert!(read_block(&api).await.is_err());
+        sim.with(|w| w.faults.api_error_rate = 0.0);
+
+        assert!(clear_block(&api).await.unwrap());
+        assert!(!clear_block(&api).await.unwrap());
+        assert_eq!(read_block(&api).await.unwrap(), None);
+    }
+}

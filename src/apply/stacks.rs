@@ -56,8 +56,8 @@ fn parameters(
             out.push((key.clone(), ParameterValue::UsePrevious));
         } else if spec.get("Default").is_none() {
             return Err(StepError::new(format!(
-                "stack {}: parameter `{key}` has no value; set it on the cluster (see `network` in stdlib/std/aws.flt) or tag the resource so it can be looked up",
-                change.stack
+                "stack {}: parameter `{key}` has no value and no default; tag the resource `flotilla.io/cluster={}` in the account so it can be looked up",
+                change.stack, change.cluster
             )));
         }
     }
@@ -134,6 +134,30 @@ pub async fn apply_stack(
     )
     .await?;
     Ok(StackOutcome::Changed)
+}
+
+/// Delete a stack and wait until it is gone.
+pub async fn delete_stack(
+    cloud: &dyn Cloud,
+    clock: &dyn Clock,
+    progress: &dyn Progress,
+    change: &StackChange<'_>,
+    deadline: Duration,
+) -> Result<(), StepError> {
+    cloud
+        .delete_stack(change.region, change.stack)
+        .await
+        .map_err(StepError::live)?;
+    wait(
+        cloud,
+        clock,
+        progress,
+        change,
+        "deletion",
+        deadline,
+        Settled::Gone,
+    )
+    .await
 }
 
 #[derive(Clone, Copy, PartialEq)]

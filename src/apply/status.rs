@@ -74,13 +74,10 @@ async fn read(
     world: &World<'_>,
     status: &mut ClusterStatus,
 ) -> LiveResult<()> {
-    guard::check_account(world.cloud, &spec.region, &spec.account).await?;
-    let groups = world
-        .cloud
-        .auto_scaling_groups(&spec.region, &spec.id)
-        .await?;
-    let exists = world
-        .cloud
+    let cloud = world.accounts.cloud(&spec.account);
+    guard::check_account(cloud, &spec.region, &spec.account).await?;
+    let groups = cloud.auto_scaling_groups(&spec.region, &spec.id).await?;
+    let exists = cloud
         .describe_stack(&spec.region, &spec.id)
         .await?
         .is_some();
@@ -152,7 +149,7 @@ pub fn to_text(statuses: &[ClusterStatus]) -> String {
         }
         let _ = writeln!(
             out,
-            "  {:<24} {:<18} {:>5} {:>5} {:>8}  group min/desired/max",
+            "  {:<24} {:<34} {:>5} {:>5} {:>8}  group min/desired/max",
             "node pool", "config hash", "nodes", "ready", "outdated"
         );
         for p in &s.pools {
@@ -161,7 +158,7 @@ pub fn to_text(statuses: &[ClusterStatus]) -> String {
             });
             let _ = writeln!(
                 out,
-                "  {:<24} {:<18} {:>5} {:>5} {:>8}  {group}",
+                "  {:<24} {:<34} {:>5} {:>5} {:>8}  {group}",
                 p.name, p.desired_hash, p.nodes, p.ready, p.outdated
             );
         }

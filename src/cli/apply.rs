@@ -10,13 +10,16 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use super::{ConfigArgs, pairs, print_diagnostics, write_stdout};
+use crate::apply::local::{LocalAccounts, LocalWorld};
 use crate::apply::{
-    self, Block, ClusterReport, Options, Outcome, Progress, Target, World, rfc3339,
+    self, Accounts, Block, ClusterReport, Options, Outcome, Progress, SameCredentials, Target,
+    World, rfc3339,
 };
 use crate::compile::{Compilation, compile};
 use crate::live::aws::AwsCloud;
-use crate::live::{Clock, Cloud, SystemClock, Timeouts};
+use crate::live::{Clock, SystemClock, Timeouts};
 use crate::plan::{ClusterPlan, ClusterTarget, Connector, KubeConnector, Plan, plan_fleet};
+use crate::sim::{PlannedRoll, WorldDescription, predict};
 use crate::source::DiskFs;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -142,6 +145,24 @@ pub struct UnblockArgs {
     pub config: ConfigArgs,
 }
 
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// A .flt file or a directory of them.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The cluster whose rollout to predict.
+    #[arg(long)]
+    pub cluster: String,
+    /// `local` (the world under `.flotilla/` next to the fleet) or a world description
+    /// file (YAML or JSON; fields documented in `flotilla::sim::WorldDescription`).
+    #[arg(long, value_name = "local|FILE", default_value = "local")]
+    pub world: String,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
 /// Compile the fleet, or report its diagnostics and return `None`.
 fn compile_fleet(
     path: &std::path::Path,
@@ -172,62 +193,105 @@ fn targets(compilation: &Compilation) -> Vec<ClusterTarget<'_>> {
     targets
 }
 
-/// The real world: AWS through the SDK, clusters through kube.
+/// The world the commands act on: AWS and kube, or the local simulated world.
 pub struct Backend {
-    cloud: Box<dyn Cloud>,
+    accounts: Box<dyn Accounts>,
     connector: Box<dyn Connector>,
     clock: Box<dyn Clock>,
+    local: Option<LocalWorld>,
 }
 
 impl Backend {
     pub fn open(
         endpoints: &Endpoints,
         fleet: &crate::model::Fleet,
-        _path: &std::path::Path,
+        path: &std::path::Path,
     ) -> Result<Backend, String> {
         if endpoints.world == Some(WorldKind::Local) {
-            return Err("--world local needs the simulator, which is not built in yet".into());
+            let local = LocalWorld::open(path)?;
+            let accounts =
+                LocalAccounts::new(&local, fleet.clusters.iter().map(|c| c.account.as_str()));
+            return Ok(Backend {
+                accounts: Box::new(accounts),
+                connector: Box::new(local.connector()),
+                clock: Box::new(local.clock()),
+                local: Some(local),
+            });
         }
         if endpoints.aws_endpoint_url.is_none() {
             crate::live::aws::check_endpoint_variable()?;
         }
         let timeouts = Timeouts::from_seconds(endpoints.timeout);
         Ok(Backend {
-            cloud: Box::new(
+            accounts: Box::new(SameCredentials(Box::new(
                 AwsCloud::new(endpoints.aws_endpoint_url.clone()).with_timeouts(timeouts),
-            ),
+            ))),
             connector: Box::new(KubeConnector {
                 endpoints: pairs(&endpoints.kube_endpoints, "--kube-endpoint", fleet)?,
                 contexts: pairs(&endpoints.kube_contexts, "--kube-context", fleet)?,
                 timeouts,
             }),
             clock: Box::new(SystemClock),
+            local: None,
         })
     }
 
     fn world(&self) -> World<'_> {
         World {
-            cloud: self.cloud.as_ref(),
+            accounts: self.accounts.as_ref(),
             connector: self.connector.as_ref(),
             clock: self.clock.as_ref(),
         }
     }
 
-    pub async fn plan(&self, targets: &[ClusterTarget<'_>], concurrency: usize) -> Plan {
+    /// Plan every target, each through its account's credentials.
+    pub async fn plan(
+        &self,
+        fleet: &crate::model::Fleet,
+        targets: &[ClusterTarget<'_>],
+        concurrency: usize,
+    ) -> Plan {
         let progress = std::io::stderr().is_terminal();
-        plan_fleet(
-            targets,
-            self.cloud.as_ref(),
-            self.connector.as_ref(),
-            concurrency,
-            progress,
-        )
-        .await
+        let mut by_account: BTreeMap<&str, Vec<ClusterTarget>> = BTreeMap::new();
+        for t in targets {
+            if let Some(cluster) = fleet.cluster(&t.artifacts.cluster) {
+                by_account
+                    .entry(cluster.account.as_str())
+                    .or_default()
+                    .push(ClusterTarget::new(cluster, t.artifacts));
+            }
+        }
+        let mut plan = Plan {
+            version: crate::plan::PLAN_VERSION,
+            ..Plan::default()
+        };
+        for (account, targets) in by_account {
+            let part = plan_fleet(
+                &targets,
+                self.accounts.cloud(account),
+                self.connector.as_ref(),
+                concurrency,
+                progress,
+            )
+            .await;
+            plan.clusters.extend(part.clusters);
+            plan.failures.extend(part.failures);
+        }
+        plan.clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        plan.failures.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        plan
     }
 
-    /// Keep what changed (the local world's file); nothing for the real world.
+    /// Keep what changed: the local world's file (with the sample application in every
+    /// cluster that has come up); nothing for the real world.
     pub fn save(&self) -> Result<(), String> {
-        Ok(())
+        match &self.local {
+            Some(local) => {
+                local.seed_sample_apps();
+                local.save()
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -283,7 +347,7 @@ pub fn apply_command(args: ApplyArgs) -> Result<i32, String> {
     };
     let backend = Backend::open(&args.endpoints, fleet, &args.path)?;
     let runtime = runtime()?;
-    let fresh = runtime.block_on(backend.plan(&targets, args.concurrency.max(1) * 2));
+    let fresh = runtime.block_on(backend.plan(fleet, &targets, args.concurrency.max(1) * 2));
     if !fresh.failures.is_empty() {
         for failure in &fresh.failures {
             let _ = writeln!(
@@ -476,10 +540,10 @@ fn summary(reports: &[ClusterReport]) -> String {
             out.push_str(&format!("    {line}\n"));
         }
         if !r.done.is_empty() {
-            out.push_str(&format!("  done: {}\n", r.done.join("; ")));
+            out.push_str(&format!("  done: {}\n", brief(&r.done)));
         }
         if !r.not_started.is_empty() {
-            out.push_str(&format!("  not started: {}\n", r.not_started.join("; ")));
+            out.push_str(&format!("  not started: {}\n", brief(&r.not_started)));
         }
     }
     let skipped: Vec<&str> = reports
@@ -494,6 +558,20 @@ fn summary(reports: &[ClusterReport]) -> String {
         ));
     }
     out
+}
+
+/// Steps in a line: every stack, deletion and node step by name, manifests counted.
+fn brief(steps: &[String]) -> String {
+    let manifests = steps.iter().filter(|s| s.starts_with("apply ")).count();
+    let mut parts: Vec<String> = steps
+        .iter()
+        .filter(|s| !s.starts_with("apply "))
+        .cloned()
+        .collect();
+    if manifests > 0 {
+        parts.push(format!("apply {manifests} manifest object(s)"));
+    }
+    parts.join("; ")
 }
 
 pub fn status_command(args: StatusArgs) -> Result<i32, String> {
@@ -542,7 +620,12 @@ fn set_block(
     let backend = Backend::open(endpoints, fleet, path)?;
     let world = backend.world();
     let message: Result<String, crate::live::LiveError> = runtime()?.block_on(async {
-        apply::check_account(world.cloud, &spec.region, &spec.account).await?;
+        apply::check_account(
+            world.accounts.cloud(&spec.account),
+            &spec.region,
+            &spec.account,
+        )
+        .await?;
         let api = world
             .connector
             .connect(&spec.id, &spec.api_server_url)
@@ -668,7 +751,11 @@ fn elapsed(ms: i64) -> String {
 
 impl Progress for CliProgress<'_> {
     fn step(&self, cluster: &str, step: &str) {
-        tracing::info!(cluster, step, at = %rfc3339(self.clock.now_ms()), "step started");
+        if step.starts_with("apply ") {
+            tracing::debug!(cluster, step, at = %rfc3339(self.clock.now_ms()), "step started");
+        } else {
+            tracing::info!(cluster, step, at = %rfc3339(self.clock.now_ms()), "step started");
+        }
         if let Some(bar) = self.bar(cluster) {
             bar.set_message(step.to_string());
         }
@@ -684,9 +771,107 @@ impl Progress for CliProgress<'_> {
         }
     }
 
-    fn done(&self, cluster: &str, step: &str) {
-        tracing::info!(cluster, step, at = %rfc3339(self.clock.now_ms()), "step done");
+    fn note(&self, cluster: &str, message: &str) {
+        if message.starts_with("FORCED") {
+            tracing::warn!(cluster, at = %rfc3339(self.clock.now_ms()), "{message}");
+        } else {
+            tracing::info!(cluster, at = %rfc3339(self.clock.now_ms()), "{message}");
+        }
+        if let Some(bar) = self.bar(cluster) {
+            bar.set_message(message.to_string());
+        }
     }
+
+    fn done(&self, cluster: &str, step: &str) {
+        if step.starts_with("apply ") {
+            tracing::debug!(cluster, step, at = %rfc3339(self.clock.now_ms()), "step done");
+        } else {
+            tracing::info!(cluster, step, at = %rfc3339(self.clock.now_ms()), "step done");
+        }
+    }
+}
+
+/// Predict the rollout of the cluster's outdated pools on a copy of a simulated world:
+/// each pool's stack update is assumed done (new instances boot with the new config
+/// hash), then the rolling engine runs with the pool's settings.
+pub fn simulate_command(args: SimulateArgs) -> Result<i32, String> {
+    let Some(compilation) = compile_fleet(
+        &args.path,
+        std::slice::from_ref(&args.cluster),
+        &args.config,
+    )?
+    else {
+        return Ok(1);
+    };
+    let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
+    let cluster = fleet
+        .cluster(&args.cluster)
+        .ok_or_else(|| format!("no cluster `{}` in {}", args.cluster, args.path.display()))?;
+    let artifacts = compilation
+        .artifacts
+        .iter()
+        .find(|a| a.cluster == cluster.id)
+        .ok_or_else(|| format!("cluster `{}` was not compiled", cluster.id))?;
+    let mut world = if args.world == "local" {
+        LocalWorld::open(&args.path)?.handle().snapshot()
+    } else {
+        let text = std::fs::read_to_string(&args.world)
+            .map_err(|e| format!("cannot read {}: {e}", args.world))?;
+        WorldDescription::parse(&args.world, &text)
+            .map_err(|e| e.to_string())?
+            .build()
+    };
+    let mut rolls = Vec::new();
+    for pool in &artifacts.summary.node_pools {
+        let Some(declared) = cluster.node_pools.iter().find(|p| p.name == pool.name) else {
+            continue;
+        };
+        let groups: Vec<String> = world
+            .regions
+            .get(&cluster.region)
+            .map(|region| {
+                region
+                    .groups
+                    .values()
+                    .filter(|g| g.cluster == cluster.id)
+                    .filter(|g| {
+                        g.tags
+                            .iter()
+                            .any(|(k, v)| k == crate::plan::POOL_LABEL && v == &pool.name)
+                    })
+                    .map(|g| g.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if groups.is_empty() {
+            continue; // a new pool: created, not rolled
+        }
+        for group in &groups {
+            world.change_pool_config(&cluster.region, group, &pool.config_hash);
+        }
+        rolls.push(PlannedRoll {
+            cluster: cluster.id.clone(),
+            region: cluster.region.clone(),
+            spec: crate::apply::nodes::roll_spec(declared, &pool.config_hash),
+        });
+    }
+    if rolls.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{}: the world has no node pool of this cluster to roll",
+            cluster.id
+        );
+    }
+    let prediction = runtime()?.block_on(predict(&world, &rolls));
+    match args.format {
+        OutputFormat::Text => write_stdout(&prediction.to_text())?,
+        OutputFormat::Json => write_stdout(
+            &(serde_json::to_string_pretty(&prediction).map_err(|e| e.to_string())? + "\n"),
+        )?,
+    }
+    Ok(i32::from(
+        prediction.pools.iter().any(|p| p.failure.is_some()),
+    ))
 }
 
 #[cfg(test)]

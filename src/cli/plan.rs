@@ -1,12 +1,11 @@
 //! `plan`: compile, observe live state, print the ordered changes.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{ConfigArgs, ReportFormat, colour, pairs, print_diagnostics, write_stdout};
+use super::{ConfigArgs, ReportFormat, colour, print_diagnostics, write_stdout};
 use crate::compile::compile;
-use crate::live::Timeouts;
-use crate::plan::{KubeConnector, plan_fleet, plan_targets};
+use crate::plan::plan_targets;
 use crate::source::DiskFs;
 
 /// Compare the compiled fleet with live CloudFormation and Kubernetes state and print
@@ -32,19 +31,8 @@ pub(super) struct PlanArgs {
     /// Exit 2 when the plan has changes.
     #[arg(long)]
     detailed_exitcode: bool,
-    /// Send every AWS call here (e.g. a local emulator); `AWS_ENDPOINT_URL` works too.
-    #[arg(long, value_name = "URL", value_parser = crate::live::aws::endpoint_url)]
-    aws_endpoint_url: Option<String>,
-    /// Fail a cluster when one AWS or Kubernetes call (retries included) has no answer
-    /// after this many seconds [default: 60].
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-    timeout: Option<u64>,
-    /// Reach a cluster's API server at URL instead of its `api_server_url` (repeatable).
-    #[arg(long = "kube-endpoint", value_name = "ID=URL")]
-    kube_endpoints: Vec<String>,
-    /// Use kubeconfig context CTX for a cluster instead of the context named after it.
-    #[arg(long = "kube-context", value_name = "ID=CTX")]
-    kube_contexts: Vec<String>,
+    #[command(flatten)]
+    endpoints: super::apply::Endpoints,
     /// Clusters observed at the same time.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -53,20 +41,11 @@ pub(super) struct PlanArgs {
 }
 
 pub(super) fn plan(args: PlanArgs) -> Result<i32, String> {
-    if args.aws_endpoint_url.is_none() {
-        crate::live::aws::check_endpoint_variable()?;
-    }
-    let timeouts = Timeouts::from_seconds(args.timeout);
     let source = args.config.source(&args.path)?;
     let compilation = compile(&DiskFs, &args.path, &source, &args.clusters);
     print_diagnostics(&compilation.sources, &compilation.diagnostics);
     let (Some(fleet), false) = (compilation.fleet.as_ref(), compilation.has_errors()) else {
         return Ok(1);
-    };
-    let connector = KubeConnector {
-        endpoints: pairs(&args.kube_endpoints, "--kube-endpoint", fleet)?,
-        contexts: pairs(&args.kube_contexts, "--kube-context", fleet)?,
-        timeouts,
     };
     let (targets, retired) = plan_targets(fleet, &compilation.artifacts);
     for (id, status) in retired {
@@ -77,15 +56,9 @@ pub(super) fn plan(args: PlanArgs) -> Result<i32, String> {
     }
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let cloud = crate::live::aws::AwsCloud::new(args.aws_endpoint_url).with_timeouts(timeouts);
-    let progress = std::io::stderr().is_terminal();
-    let plan = runtime.block_on(plan_fleet(
-        &targets,
-        &cloud,
-        &connector,
-        args.concurrency,
-        progress,
-    ));
+    let backend = super::apply::Backend::open(&args.endpoints, fleet, &args.path)?;
+    let plan = runtime.block_on(backend.plan(fleet, &targets, args.concurrency));
+    backend.save()?;
     let json = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())? + "\n";
     if let Some(out) = &args.out {
         write_atomically(out, &json)?;
