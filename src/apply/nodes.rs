@@ -135,3 +135,57 @@ impl NodeWork<'_> {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::guard::{Block, LockPolicy, acquire, read_rollout, set_block};
+    use crate::sim::{SimHandle, WorldDescription};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_block_set_mid_rollout_stops_the_engine_and_asking_keeps_the_lock() {
+        let description = WorldDescription::parse(
+            "world.yaml",
+            "clusters:\n  kube-1:\n    region: eu-central-1\n    pools:\n      - { name: workers, size: 2 }\n",
+        )
+        .unwrap();
+        let sim = SimHandle::new(description.build());
+        let api = sim.cluster("kube-1");
+        let policy = LockPolicy {
+            holder: "alice".into(),
+            ttl: Duration::from_secs(900),
+            wait: Duration::ZERO,
+        };
+        let lock = acquire(&api, &sim, &policy).await.unwrap().unwrap();
+        let stop = ClusterStop {
+            api: &api,
+            clock: &sim,
+            lock: Some(&lock),
+        };
+        assert_eq!(stop.stop_reason().await.unwrap(), None);
+
+        // A long roll: the lock would expire without the engine's questions renewing it.
+        let first_expiry = read_rollout(&api, sim.now_ms())
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at;
+        sim.sleep(Duration::from_secs(600)).await;
+        assert_eq!(stop.stop_reason().await.unwrap(), None);
+        let renewed = read_rollout(&api, sim.now_ms()).await.unwrap().unwrap();
+        assert_ne!(renewed.expires_at, first_expiry, "renewed while rolling");
+
+        let block = Block {
+            by: "carol".into(),
+            reason: "incident 42".into(),
+            at: "2026-12-06T22:00:00Z".into(),
+        };
+        set_block(&api, &block).await.unwrap();
+        let reason = stop.stop_reason().await.unwrap().unwrap();
+        assert!(
+            reason.contains("incident 42") && reason.contains("carol"),
+            "{reason}"
+        );
+    }
+}
