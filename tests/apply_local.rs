@@ -116,10 +116,32 @@ fn readme_flow_replaces_every_node_with_pdbs_respected() {
     assert_eq!(pool(&changed, "system")["outdated"], 0);
 
     let start = world(&fleet);
-    let rolled = apply_cluster(&fleet);
+    let rolled = flotilla(
+        &fleet,
+        &[
+            "apply",
+            "--auto-approve",
+            "--cluster",
+            CLUSTER,
+            "--log-format",
+            "json",
+        ],
+    );
     assert!(rolled.status.success(), "{}", text(&rolled));
-    let log = text(&rolled);
-    assert!(log.contains("evicted default/web-default-worker"), "{log}");
+    let log: Vec<Value> = String::from_utf8_lossy(&rolled.stderr)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let evictions = log
+        .iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("evicted default/web-default-worker"))
+        })
+        .count();
+    assert!(evictions > 0, "{log:?}");
+    assert!(log.iter().all(|l| l["fields"]["cluster"] == CLUSTER));
 
     let after = pools(&fleet);
     let workers = pool(&after, "default-worker");
