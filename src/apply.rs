@@ -540,8 +540,11 @@ impl Run<'_> {
             Step::Manifest(m) => {
                 let desired = desired_object(self.target.artifacts, &m.artifact, &m.object)?;
                 let force = self.options.force_conflicts;
+                let clock = self.world.clock;
                 let api = self.api().await?;
-                api.apply(&desired, force).await.map_err(|e| {
+                // Server-side apply is idempotent: a throttled or timed-out call is
+                // simply sent again.
+                retried(clock, || api.apply(&desired, force)).await.map_err(|e| {
                     let mut error = StepError::live(e);
                     if !force && error.message.to_lowercase().contains("conflict") {
                         error.details.push(
@@ -553,12 +556,15 @@ impl Run<'_> {
                 Ok(())
             }
             Step::Delete(d) => {
+                let clock = self.world.clock;
                 let api = self.api().await?;
-                api.delete(
-                    &d.object,
-                    d.propagation_policy.as_deref(),
-                    d.grace_period_seconds,
-                )
+                retried(clock, || {
+                    api.delete(
+                        &d.object,
+                        d.propagation_policy.as_deref(),
+                        d.grace_period_seconds,
+                    )
+                })
                 .await
                 .map_err(StepError::live)?;
                 Ok(())
@@ -585,6 +591,26 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// Run an idempotent call again after a retryable failure (throttling, 5xx, timeout),
+/// with backoff on the world's clock: 1 s doubling, five attempts.
+async fn retried<T, F, Fut>(clock: &dyn Clock, mut call: F) -> crate::live::LiveResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::live::LiveResult<T>>,
+{
+    let mut pause = Duration::from_secs(1);
+    for _ in 1..5 {
+        match call().await {
+            Err(e) if e.retryable => {
+                clock.sleep(pause).await;
+                pause *= 2;
+            }
+            result => return result,
+        }
+    }
+    call().await
 }
 
 /// The object a manifest step names, from the artifact it came from.

@@ -399,3 +399,45 @@ fn simulate_predicts_the_roll_without_touching_the_world() {
     );
     assert_eq!(pool(&pools(&fleet), "default-worker")["outdated"], 2);
 }
+
+#[test]
+fn api_faults_during_a_roll_lose_no_capacity_and_a_rerun_finishes() {
+    let fleet = fleet("faults");
+    assert!(apply_cluster(&fleet).status.success());
+    change_instance_type(&fleet);
+    let nodes = pool(&pools(&fleet), "default-worker")["nodes"]
+        .as_u64()
+        .unwrap();
+    let start = world(&fleet);
+    let mut faulty = start.clone();
+    faulty["faults"]["api_error_rate"] = 0.05.into();
+    let file = fleet.join(".flotilla/world.json");
+    std::fs::write(&file, serde_json::to_string(&faulty).unwrap()).unwrap();
+    // Throttling and 5xx on one call in twenty: retried, or the cluster fails cleanly.
+    let first = apply_cluster(&fleet);
+    let mut calm = world(&fleet);
+    assert!(stat(&calm, "injected_errors") > 0, "faults were injected");
+    calm["faults"]["api_error_rate"] = 0.0.into();
+    std::fs::write(&file, serde_json::to_string(&calm).unwrap()).unwrap();
+    if !first.status.success() {
+        let again = flotilla(
+            &fleet,
+            &[
+                "apply",
+                "--auto-approve",
+                "--cluster",
+                CLUSTER,
+                "--lock-wait",
+                "1800",
+            ],
+        );
+        assert!(again.status.success(), "{}", text(&again));
+    }
+    let workers = pool(&pools(&fleet), "default-worker").clone();
+    assert_eq!(workers["outdated"], 0);
+    assert_eq!(workers["ready"], nodes, "no capacity lost");
+    let end = world(&fleet);
+    assert_eq!(stat(&end, "terminated") - stat(&start, "terminated"), nodes);
+    assert_eq!(stat(&end, "launched") - stat(&start, "launched"), nodes);
+    assert_eq!(stat(&end, "forced_deletions"), 0);
+}

@@ -346,8 +346,22 @@ pub fn apply_command(args: ApplyArgs) -> Result<i32, String> {
         None => None,
     };
     let backend = Backend::open(&args.endpoints, fleet, &args.path)?;
+    let code = apply_with(&args, fleet, &targets, saved, &backend);
+    // The world moved (time, and in a local world what the calls did) whatever happened.
+    backend.save()?;
+    code
+}
+
+/// Plan (or check the saved plan), confirm, apply, report: the exit code.
+fn apply_with(
+    args: &ApplyArgs,
+    fleet: &crate::model::Fleet,
+    targets: &[ClusterTarget<'_>],
+    saved: Option<Plan>,
+    backend: &Backend,
+) -> Result<i32, String> {
     let runtime = runtime()?;
-    let fresh = runtime.block_on(backend.plan(fleet, &targets, args.concurrency.max(1) * 2));
+    let fresh = runtime.block_on(backend.plan(fleet, targets, args.concurrency.max(1) * 2));
     if !fresh.failures.is_empty() {
         for failure in &fresh.failures {
             let _ = writeln!(
@@ -423,7 +437,6 @@ pub fn apply_command(args: ApplyArgs) -> Result<i32, String> {
         &progress,
     ));
     progress.finish();
-    backend.save()?;
     match args.format {
         OutputFormat::Text => write_stdout(&summary(&reports))?,
         OutputFormat::Json => write_stdout(
