@@ -614,7 +614,7 @@ fn cases() -> impl Strategy<Value = Case> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 120, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 100, .. ProptestConfig::default() })]
 
     #[test]
     fn generated_worlds_roll_within_their_promises(case in cases()) {

@@ -172,38 +172,40 @@ fn workload_labels(w: &WorkloadSpec) -> BTreeMap<String, String> {
 /// Nodes follow instances; controllers and the scheduler follow nodes.
 pub(super) fn settle(world: &mut SimWorld) {
     let now = world.now_ms;
-    let mut booted: BTreeMap<String, Vec<super::Instance>> = BTreeMap::new();
-    for r in world.regions.values() {
+    let SimWorld {
+        regions,
+        clusters,
+        settings,
+        ..
+    } = world;
+    let mut booted: BTreeMap<&str, Vec<&super::Instance>> = BTreeMap::new();
+    for (region, r) in regions.iter() {
         for i in r.instances.values() {
             if !i.terminated && i.booted(now) {
-                booted.entry(i.cluster.clone()).or_default().push(i.clone());
+                clusters
+                    .entry(i.cluster.clone())
+                    .or_insert_with(|| Cluster::new(region));
+                booted.entry(i.cluster.as_str()).or_default().push(i);
             }
         }
     }
-    for (id, instances) in &booted {
-        if !world.clusters.contains_key(id) {
-            let region = world
-                .regions
-                .iter()
-                .find(|(_, r)| r.instances.contains_key(&instances[0].id))
-                .map(|(name, _)| name.clone())
-                .unwrap_or_default();
-            world.clusters.insert(id.clone(), Cluster::new(&region));
-        }
-    }
-    let settings = world.settings.clone();
-    for (id, cluster) in &mut world.clusters {
-        let instances = booted.get(id).map(Vec::as_slice).unwrap_or_default();
+    for (id, cluster) in clusters.iter_mut() {
+        let instances = booted
+            .get(id.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         join_and_leave(cluster, instances);
-        run_controllers(cluster, &settings, now);
-        schedule(cluster, &settings, now);
+        run_controllers(cluster, settings, now);
+        schedule(cluster, settings, now);
     }
 }
 
-fn join_and_leave(cluster: &mut Cluster, instances: &[super::Instance]) {
+fn join_and_leave(cluster: &mut Cluster, instances: &[&super::Instance]) {
     let names: BTreeMap<String, &super::Instance> =
-        instances.iter().map(|i| (i.node_name(), i)).collect();
+        instances.iter().map(|i| (i.node_name(), *i)).collect();
+    let before = cluster.nodes.len();
     cluster.nodes.retain(|name, _| names.contains_key(name));
+    let left = cluster.nodes.len() < before;
     for (name, instance) in names {
         cluster.nodes.entry(name.clone()).or_insert_with(|| {
             let mut labels = instance.node_labels.clone();
@@ -221,37 +223,58 @@ fn join_and_leave(cluster: &mut Cluster, instances: &[super::Instance]) {
             }
         });
     }
-    // Pods of nodes that left are gone with them.
-    let nodes = &cluster.nodes;
-    cluster
-        .pods
-        .retain(|_, p| p.node.as_ref().is_none_or(|n| nodes.contains_key(n)));
+    if left {
+        // Pods of nodes that left are gone with them.
+        let nodes = &cluster.nodes;
+        cluster
+            .pods
+            .retain(|_, p| p.node.as_ref().is_none_or(|n| nodes.contains_key(n)));
+    }
 }
 
 fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) {
-    let mut wanted: Vec<Pod> = Vec::new();
-    let pod = |namespace: &str, name: String, owner: &str, kind, labels, node| Pod {
-        namespace: namespace.to_string(),
-        name,
-        owner: owner.to_string(),
-        kind,
-        labels,
-        node,
-        created_ms: now,
-        ready_ms: None,
+    let startup = settings.pod_startup_seconds as i64 * 1000;
+    let mut created: Vec<Pod> = Vec::new();
+    let mut create = |namespace: &str,
+                      name: String,
+                      owner: &str,
+                      kind,
+                      labels: &BTreeMap<String, String>,
+                      node: Option<&String>| {
+        created.push(Pod {
+            namespace: namespace.to_string(),
+            name,
+            owner: owner.to_string(),
+            kind,
+            labels: labels.clone(),
+            node: node.cloned(),
+            created_ms: now,
+            // Pods placed on a node from creation (DaemonSet, mirror) start right away.
+            ready_ms: node.map(|_| now + startup),
+        })
     };
+    let pods = &cluster.pods;
+    let missing = |namespace: &str, name: &str| !pods.contains_key(&format!("{namespace}/{name}"));
+    let mirror_labels = BTreeMap::from([("component".to_string(), "static-proxy".to_string())]);
     for node in cluster.nodes.values() {
-        if settings.mirror_pods {
-            let name = format!("static-proxy-{}", node.name);
-            let labels = BTreeMap::from([("component".to_string(), "static-proxy".to_string())]);
-            wanted.push(pod(
+        let name = format!("static-proxy-{}", node.name);
+        if settings.mirror_pods && missing("kube-system", &name) {
+            create(
                 "kube-system",
                 name,
                 &node.name,
                 None,
-                labels,
-                Some(node.name.clone()),
-            ));
+                &mirror_labels,
+                Some(&node.name),
+            );
+        }
+    }
+    let mut owned: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    for p in pods.values() {
+        if p.kind == Some(WorkloadKind::Deployment) {
+            *owned
+                .entry((p.namespace.as_str(), p.owner.as_str()))
+                .or_insert(0) += 1;
         }
     }
     for w in &cluster.workloads {
@@ -259,68 +282,46 @@ fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) 
         match w.kind {
             WorkloadKind::DaemonSet => {
                 for node in cluster.nodes.values() {
-                    if w.pool
+                    let name = format!("{}-{}", w.name, node.name);
+                    let fits = w
+                        .pool
                         .as_ref()
-                        .is_none_or(|p| node.labels.get(super::POOL_LABEL) == Some(p))
-                    {
-                        let name = format!("{}-{}", w.name, node.name);
-                        wanted.push(pod(
+                        .is_none_or(|p| node.labels.get(super::POOL_LABEL) == Some(p));
+                    if fits && missing(&w.namespace, &name) {
+                        create(
                             &w.namespace,
                             name,
                             &w.name,
                             Some(w.kind),
-                            labels.clone(),
-                            Some(node.name.clone()),
-                        ));
+                            &labels,
+                            Some(&node.name),
+                        );
                     }
                 }
             }
             WorkloadKind::StatefulSet => {
                 for ordinal in 0..w.replicas {
                     let name = format!("{}-{ordinal}", w.name);
-                    wanted.push(pod(
-                        &w.namespace,
-                        name,
-                        &w.name,
-                        Some(w.kind),
-                        labels.clone(),
-                        None,
-                    ));
+                    if missing(&w.namespace, &name) {
+                        create(&w.namespace, name, &w.name, Some(w.kind), &labels, None);
+                    }
                 }
             }
             WorkloadKind::Deployment => {
-                let have = cluster
-                    .pods
-                    .values()
-                    .filter(|p| {
-                        p.kind == Some(w.kind) && p.owner == w.name && p.namespace == w.namespace
-                    })
-                    .count() as u32;
+                let have = owned
+                    .get(&(w.namespace.as_str(), w.name.as_str()))
+                    .copied()
+                    .unwrap_or(0);
                 for _ in have..w.replicas {
                     cluster.next_pod += 1;
                     let name = format!("{}-{:05x}", w.name, cluster.next_pod);
-                    wanted.push(pod(
-                        &w.namespace,
-                        name,
-                        &w.name,
-                        Some(w.kind),
-                        labels.clone(),
-                        None,
-                    ));
+                    create(&w.namespace, name, &w.name, Some(w.kind), &labels, None);
                 }
             }
         }
     }
-    for p in wanted {
-        let key = p.key();
-        cluster.pods.entry(key).or_insert(p);
-    }
-    // Pods placed on a node from creation (DaemonSet, mirror) start right away.
-    let startup = settings.pod_startup_seconds as i64 * 1000;
-    for p in cluster.pods.values_mut() {
-        if p.node.is_some() && p.ready_ms.is_none() {
-            p.ready_ms = Some(now + startup);
-        }
+    for p in created {
+        cluster.pods.insert(p.key(), p);
     }
 }
 
