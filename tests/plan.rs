@@ -491,11 +491,16 @@ async fn a_removed_node_pool_is_planned_for_drain_and_stack_deletion() {
         String::from_utf8_lossy(&output.stderr)
     );
     let plan = json_plan(&output);
+    // CoreDNS memory is sized from the nodes the pools can reach, so removing a pool
+    // also resizes CoreDNS.
     assert_eq!(
         step_names(&plan),
-        ["remove pool batch 3 nodes, stack prod-1-node-pool-batch"]
+        [
+            "update coredns",
+            "remove pool batch 3 nodes, stack prod-1-node-pool-batch"
+        ]
     );
-    let step = &plan["clusters"][0]["steps"][0];
+    let step = &plan["clusters"][0]["steps"][1];
     assert_eq!(step["nodes_by_zone"], Value::Object(zones.clone()));
     assert!(
         plan["clusters"][0]["fingerprint"]["stacks"]["prod-1-node-pool-batch"]
