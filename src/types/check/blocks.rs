@@ -1,0 +1,468 @@
+//! Pass 2: bodies of lets, types, checks, channels and clusters, and blocks against records.
+
+use std::collections::HashMap;
+
+use super::{Checker, Frame, LetState, Scope};
+use crate::diagnostic::suggest;
+use crate::syntax::ast::*;
+use crate::types::*;
+
+impl<'p> Checker<'p> {
+    pub(super) fn check_bodies(&mut self) {
+        for module in self.program.module_ids() {
+            let m = self.module(module);
+            let scope = Scope {
+                module,
+                file: m.file,
+                frames: Vec::new(),
+            };
+            for (item, it) in m.ast.items.iter().enumerate() {
+                match it {
+                    Item::Let(_) => {
+                        self.let_type(module, item);
+                    }
+                    Item::Type(t) => self.check_type_decl(module, item, t, &scope),
+                    Item::Channel(c) => {
+                        if let Some(rid) = self.decls.channel_type {
+                            let label = PlainString {
+                                value: c.name.name.clone(),
+                                span: c.name.span,
+                            };
+                            self.check_block(
+                                &c.body.entries,
+                                rid,
+                                &scope,
+                                Some(&label),
+                                c.name.span,
+                            );
+                        }
+                    }
+                    Item::Cluster(c) => {
+                        if let Some(rid) = self.decls.cluster_type {
+                            self.check_block(&c.body.entries, rid, &scope, Some(&c.id), c.id.span);
+                        }
+                    }
+                    Item::Import(_) | Item::Alias(_) | Item::Enum(_) => {}
+                }
+            }
+        }
+    }
+
+    fn check_type_decl(&mut self, module: ModuleId, item: usize, t: &'p TypeDecl, scope: &Scope) {
+        let Some(rid) = self
+            .decls
+            .records
+            .iter()
+            .position(|r| r.site.module == module && r.site.item == item)
+            .map(|i| RecordId(i as u32))
+        else {
+            return;
+        };
+        let inner = scope.with(Frame::ClusterContext).with(Frame::Record(rid));
+        let fields = self.decls.record(rid).fields.clone();
+        for field in &fields {
+            let Member::Field(decl) = &t.members[field.member] else {
+                continue;
+            };
+            if let Some(default) = &decl.default {
+                self.expect(default, &field.ty, &inner);
+            }
+        }
+        for member in &t.members {
+            if let Member::Check(c) = member {
+                self.expect(&c.condition, &Ty::Bool, &inner);
+                self.expect(&c.message, &Ty::String, &inner);
+            }
+        }
+    }
+
+    /// The type of a module-level let, checked on first use (so order does not matter).
+    pub(super) fn let_type(&mut self, module: ModuleId, item: usize) -> Ty {
+        match self.let_state.get(&(module, item)) {
+            Some(LetState::Done) => return self.let_types[&(module, item)].clone(),
+            Some(LetState::InProgress) => return Ty::Error,
+            None => {}
+        }
+        let m = self.module(module);
+        let Item::Let(decl) = &m.ast.items[item] else {
+            return Ty::Error;
+        };
+        self.let_state.insert((module, item), LetState::InProgress);
+        let scope = Scope {
+            module,
+            file: m.file,
+            frames: Vec::new(),
+        };
+        let ty = match &decl.ty {
+            Some(t) => {
+                let declared = self.type_expr(module, m.file, t);
+                self.expect(&decl.value, &declared, &scope);
+                declared
+            }
+            None => {
+                let outer = self
+                    .untyped_let
+                    .replace((decl.name.name.clone(), decl.value.span));
+                let ty = self.infer(&decl.value, None, &scope);
+                self.untyped_let = outer;
+                ty
+            }
+        };
+        self.let_state.insert((module, item), LetState::Done);
+        self.let_types.insert((module, item), ty.clone());
+        ty
+    }
+
+    /// Check the entries of a block that builds a record of type `rid`.
+    pub(super) fn check_block(
+        &mut self,
+        entries: &'p [Entry],
+        rid: RecordId,
+        scope: &Scope,
+        label: Option<&PlainString>,
+        header: Span,
+    ) {
+        let file = scope.file;
+        let record = self.decls.record(rid).clone();
+        let inner = scope.with(Frame::Record(rid));
+        let mut set: HashMap<usize, Span> = HashMap::new();
+        // Fields given with `name = …` (a subset of `set`).
+        let mut assigned: HashMap<usize, Span> = HashMap::new();
+        let mut complete_spread = false;
+        let mut labels_seen: HashMap<(usize, String), Span> = HashMap::new();
+        // Fields a misspelling probably meant: not reported again as missing.
+        let mut misspelt: Vec<String> = Vec::new();
+        if let (Some(label), Some(index)) = (label, record.label_field()) {
+            set.insert(index, label.span);
+        }
+        if label.is_some()
+            && record.label_field().is_none()
+            && let Some(label) = label
+        {
+            self.error(
+                Diagnostic::error("E0207", format!("`{}` blocks take no label", record.name)).at(
+                    file,
+                    label.span,
+                    "remove this label",
+                ),
+            );
+        }
+        for entry in entries {
+            match entry {
+                Entry::Field { name, value, .. } => {
+                    let Some((index, field)) = record.field(&name.name) else {
+                        // Check the value as the field the misspelling probably meant, so
+                        // `enviroment = test` does not also report `test` as unknown.
+                        let meant = self.unknown_field(&record, name, file, false);
+                        let meant_ty = meant
+                            .as_deref()
+                            .and_then(|m| record.field(m))
+                            .map(|(_, f)| f.ty.clone());
+                        match meant_ty {
+                            Some(ty) => {
+                                self.infer(value, Some(&ty), &inner);
+                            }
+                            None => {
+                                self.infer(value, None, &inner);
+                            }
+                        }
+                        misspelt.extend(meant);
+                        continue;
+                    };
+                    self.resolve(
+                        file,
+                        name.span,
+                        Resolution::FieldEntry {
+                            record: rid,
+                            field: index,
+                        },
+                    );
+                    if field.is_label && label.is_some() {
+                        self.error(
+                            Diagnostic::error(
+                                "E0217",
+                                format!("`{}` is set by the block label", field.name),
+                            )
+                            .at(file, name.span, "remove this line")
+                            .help(format!(
+                                "the label in `\"…\" {{` is the {}'s `{}`",
+                                record.name, field.name
+                            )),
+                        );
+                    } else if let Some(first) = if field.block_name.is_some() {
+                        // Repeated blocks and spread lists add to an assigned list.
+                        assigned.get(&index)
+                    } else {
+                        set.get(&index)
+                    } {
+                        let first = *first;
+                        self.error(
+                            Diagnostic::error(
+                                "E0108",
+                                format!("field `{}` is set twice", field.name),
+                            )
+                            .at(file, name.span, "set again here")
+                            .also(file, first, "first set here")
+                            .help("remove one of the assignments"),
+                        );
+                    }
+                    set.insert(index, name.span);
+                    assigned.insert(index, name.span);
+                    let ty = field.ty.clone();
+                    self.expect(value, &ty, &inner);
+                }
+                Entry::Block {
+                    name,
+                    label: block_label,
+                    body,
+                    ..
+                } => {
+                    if let Some((index, field)) = record.block_field(&name.name) {
+                        self.resolve(
+                            file,
+                            name.span,
+                            Resolution::FieldEntry {
+                                record: rid,
+                                field: index,
+                            },
+                        );
+                        let Ty::List(elem) = &field.ty else { continue };
+                        let Ty::Record(elem) = **elem else { continue };
+                        let elem_def = self.decls.record(elem).clone();
+                        let header = block_label.as_ref().map_or(name.span, |l| l.span);
+                        match (elem_def.label_field(), block_label) {
+                            (Some(_), None) => self.error(
+                                Diagnostic::error(
+                                    "E0207",
+                                    format!("`{}` blocks need a label", name.name),
+                                )
+                                .at(file, name.span, "label missing")
+                                .help(format!("write `{} \"NAME\" {{ … }}`", name.name)),
+                            ),
+                            (None, Some(l)) => self.error(
+                                Diagnostic::error(
+                                    "E0207",
+                                    format!("`{}` blocks take no label", name.name),
+                                )
+                                .at(
+                                    file,
+                                    l.span,
+                                    "remove this label",
+                                ),
+                            ),
+                            (Some(_), Some(l)) => {
+                                if let Some(first) = labels_seen.get(&(index, l.value.clone())) {
+                                    let what = name.name.replace('_', " ");
+                                    self.error(
+                                        Diagnostic::error(
+                                            "E0107",
+                                            format!("{what} `{}` is declared twice", l.value),
+                                        )
+                                        .at(file, l.span, "second declaration")
+                                        .also(file, *first, "first declared here")
+                                        .help(format!(
+                                            "{what} names must be unique within a {}",
+                                            record.name.to_lowercase()
+                                        )),
+                                    );
+                                } else {
+                                    labels_seen.insert((index, l.value.clone()), l.span);
+                                }
+                            }
+                            (None, None) => {}
+                        }
+                        // A missing label was reported above; do not also report its field as missing.
+                        let stand_in = PlainString {
+                            value: String::new(),
+                            span: name.span,
+                        };
+                        let label = match (elem_def.label_field(), block_label) {
+                            (Some(_), Some(l)) => Some(l),
+                            (Some(_), None) => Some(&stand_in),
+                            (None, _) => None,
+                        };
+                        self.check_block(&body.entries, elem, &inner, label, header);
+                        set.entry(index).or_insert(name.span);
+                        continue;
+                    }
+                    match record.field(&name.name) {
+                        Some((index, field)) => {
+                            let Ty::Record(elem) = field.ty.required().clone() else {
+                                self.error(
+                                    Diagnostic::error(
+                                        "E0206",
+                                        format!("`{}` is not a block", name.name),
+                                    )
+                                    .at(
+                                        file,
+                                        name.span,
+                                        format!(
+                                            "`{}` has type {}",
+                                            name.name,
+                                            self.show(&field.ty)
+                                        ),
+                                    )
+                                    .help(match &field.block_name {
+                                        Some(block) => format!(
+                                            "write one `{block} {{ … }}` block per item, or `{} = [ … ]`",
+                                            name.name
+                                        ),
+                                        None => format!("write `{} = …`", name.name),
+                                    }),
+                                );
+                                continue;
+                            };
+                            self.resolve(
+                                file,
+                                name.span,
+                                Resolution::FieldEntry {
+                                    record: rid,
+                                    field: index,
+                                },
+                            );
+                            if let Some(first) = set.get(&index) {
+                                let first = *first;
+                                self.error(
+                                    Diagnostic::error(
+                                        "E0108",
+                                        format!("field `{}` is set twice", field.name),
+                                    )
+                                    .at(file, name.span, "set again here")
+                                    .also(
+                                        file,
+                                        first,
+                                        "first set here",
+                                    ),
+                                );
+                            }
+                            set.insert(index, name.span);
+                            if let Some(l) = block_label {
+                                self.error(
+                                    Diagnostic::error(
+                                        "E0207",
+                                        format!("`{}` blocks take no label", name.name),
+                                    )
+                                    .at(
+                                        file,
+                                        l.span,
+                                        "remove this label",
+                                    ),
+                                );
+                            }
+                            self.check_block(&body.entries, elem, &inner, None, name.span);
+                        }
+                        None => {
+                            self.unknown_field(&record, name, file, true);
+                        }
+                    }
+                }
+                Entry::Spread { expr, .. } => {
+                    let ty = self.infer(expr, None, scope);
+                    match &ty {
+                        Ty::Error => complete_spread = true,
+                        Ty::Record(r) if *r == rid => complete_spread = true,
+                        Ty::List(elem) => {
+                            let target = match &**elem {
+                                Ty::Record(e) => record.fields.iter().position(|f| {
+                                    f.block_name.is_some()
+                                        && f.ty == Ty::List(Box::new(Ty::Record(*e)))
+                                }),
+                                Ty::Error => None,
+                                _ => None,
+                            };
+                            match target {
+                                Some(index) => {
+                                    set.entry(index).or_insert(expr.span);
+                                }
+                                None if **elem == Ty::Error => {}
+                                None => self.error(self.bad_spread(&record, &ty, file, expr.span)),
+                            }
+                        }
+                        _ => self.error(self.bad_spread(&record, &ty, file, expr.span)),
+                    }
+                }
+            }
+        }
+        if complete_spread {
+            return;
+        }
+        for (index, field) in record.fields.iter().enumerate() {
+            if field.is_required() && !set.contains_key(&index) && !misspelt.contains(&field.name) {
+                let what = match label {
+                    Some(l) => format!("{} `{}`", record.name, l.value),
+                    None => record.name.clone(),
+                };
+                let d =
+                    Diagnostic::error("E0203", format!("missing field `{}` in {what}", field.name))
+                        .at(file, header, format!("`{}` is not set", field.name))
+                        .also(
+                            record.site.file,
+                            field.name_span,
+                            format!("required by `{}` (no default)", record.name),
+                        )
+                        .help(format!(
+                            "add `{} = …` ({})",
+                            field.name,
+                            self.decls.show(&field.ty)
+                        ));
+                self.error(d);
+            }
+        }
+    }
+
+    fn bad_spread(&self, record: &RecordDef, ty: &Ty, file: FileId, span: Span) -> Diagnostic {
+        Diagnostic::error(
+            "E0212",
+            format!("cannot spread {} into a {}", self.show(ty), record.name),
+        )
+        .at(file, span, format!("this is {}", self.show(ty)))
+        .help(format!(
+            "spread a `{}` record, or a list of records that this block takes as repeated blocks",
+            record.name
+        ))
+    }
+
+    /// Report an unknown field; returns the field it probably meant.
+    pub(super) fn unknown_field(
+        &mut self,
+        record: &RecordDef,
+        name: &Ident,
+        file: FileId,
+        as_block: bool,
+    ) -> Option<String> {
+        let names: Vec<&str> = record
+            .fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(record.fields.iter().filter_map(|f| f.block_name.as_deref()))
+            .collect();
+        let kind = if as_block { "block" } else { "field" };
+        let mut d = Diagnostic::error(
+            "E0201",
+            format!("unknown {kind} `{}` in `{}`", name.name, record.name),
+        );
+        let blockish = record.block_field(&name.name).is_some();
+        let meant = suggest(&name.name, names.iter().copied()).map(str::to_string);
+        let (label, help) = if blockish && !as_block {
+            (
+                "this is a block".to_string(),
+                format!("write `{} \"NAME\" {{ … }}`", name.name),
+            )
+        } else if let Some(s) = suggest(&name.name, names.iter().copied()) {
+            (format!("did you mean `{s}`?"), String::new())
+        } else {
+            let mut list: Vec<&str> = names.clone();
+            list.sort();
+            (
+                "unknown".to_string(),
+                format!("`{}` has: {}", record.name, list.join(", ")),
+            )
+        };
+        d = d.at(file, name.span, label);
+        if !help.is_empty() {
+            d = d.help(help);
+        }
+        self.error(d);
+        meant
+    }
+}
