@@ -139,7 +139,7 @@ fn main() {
                 let start = Instant::now();
                 steps = inputs
                     .iter()
-                    .map(|(d, o)| compute("eu-central-1", None, d, o).steps.len())
+                    .map(|(d, o)| compute("eu-central-1", None, d, o).unwrap().steps.len())
                     .sum();
                 start.elapsed()
             })

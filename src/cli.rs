@@ -5,6 +5,7 @@
 mod analyze;
 mod apply;
 mod compile;
+mod error;
 mod plan;
 mod tools;
 
@@ -19,6 +20,7 @@ use crate::diagnostic::{Diagnostic, render_all};
 use crate::git::Repo;
 use crate::model::Fleet;
 use crate::source::SourceMap;
+pub use error::{CliError, CliResult};
 
 /// flotilla describes a fleet of Kubernetes clusters on AWS in a typed language,
 /// checks it, and evaluates it to the full configuration of every cluster.
@@ -97,9 +99,9 @@ pub fn run() -> i32 {
     };
     match result {
         Ok(code) => code,
-        Err(message) => {
-            let _ = writeln!(std::io::stderr(), "error: {message}");
-            1
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "error: {error}");
+            error.exit_code()
         }
     }
 }
@@ -116,12 +118,12 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn source(&self, fleet: &Path) -> Result<ConfigSource, String> {
+    fn source(&self, fleet: &Path) -> CliResult<ConfigSource> {
         match &self.config_set {
             Some(dir) => Ok(ConfigSource::Dir(dir.clone())),
             None => {
                 if !fleet.exists() {
-                    return Err(format!("{} does not exist", fleet.display()));
+                    return Err(CliError::NoSuchPath(fleet.to_path_buf()));
                 }
                 // A path inside the repository, written with `/`: `./stdlib/config/` too.
                 let mut parts = Vec::new();
@@ -130,15 +132,13 @@ impl ConfigArgs {
                         std::path::Component::Normal(part) => parts.push(part.to_string_lossy()),
                         std::path::Component::CurDir => {}
                         _ => {
-                            return Err(format!(
-                                "--config-path `{}` must be a relative path inside the repository, without `..`",
-                                self.config_path
-                            ));
+                            return Err(CliError::ConfigPath(self.config_path.clone()));
                         }
                     }
                 }
-                let repo = Repo::discover(fleet).map_err(|e| {
-                    format!("channels pin config sets by git ref, but {} is not in a git repository ({e}); pass --config-set DIR", fleet.display())
+                let repo = Repo::discover(fleet).map_err(|source| CliError::NotInRepository {
+                    fleet: fleet.to_path_buf(),
+                    source,
                 })?;
                 Ok(ConfigSource::Git {
                     repo,
@@ -172,28 +172,37 @@ fn print_diagnostics(sources: &SourceMap, diagnostics: &[Diagnostic]) {
 
 /// `ID=VALUE` arguments by cluster id. Every id must be a cluster of the fleet and
 /// appear once: a typo must not silently leave a cluster on its default endpoint.
-fn pairs(args: &[String], flag: &str, fleet: &Fleet) -> Result<BTreeMap<String, String>, String> {
+fn pairs(
+    args: &[String],
+    flag: &'static str,
+    fleet: &Fleet,
+) -> CliResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for a in args {
-        let (id, value) = a
-            .split_once('=')
-            .ok_or_else(|| format!("{flag} expects ID=VALUE, got `{a}`"))?;
+        let (id, value) = a.split_once('=').ok_or_else(|| CliError::NotAPair {
+            flag,
+            argument: a.clone(),
+        })?;
         if fleet.cluster(id).is_none() {
-            return Err(format!(
-                "{flag} names `{id}`, which is not a cluster of the fleet"
-            ));
+            return Err(CliError::PairForUnknownCluster {
+                flag,
+                id: id.to_string(),
+            });
         }
         if out.insert(id.to_string(), value.to_string()).is_some() {
-            return Err(format!("{flag} gives `{id}` twice"));
+            return Err(CliError::PairTwice {
+                flag,
+                id: id.to_string(),
+            });
         }
     }
     Ok(out)
 }
 
 /// Write to stdout; a closed pipe (`flotilla eval | head`) is not an error.
-fn write_stdout(text: &str) -> Result<(), String> {
+fn write_stdout(text: &str) -> CliResult<()> {
     match std::io::stdout().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Stdout(e)),
         _ => Ok(()),
     }
 }

@@ -173,8 +173,8 @@ pub fn compile_at_revision(
     path: &Path,
     config: &ConfigSource,
 ) -> Result<Option<Compilation>, String> {
-    let commit = repo.resolve(rev)?;
-    let fs = repo.flt_files_at(&commit)?;
+    let commit = repo.resolve(rev).map_err(|e| e.to_string())?;
+    let fs = repo.flt_files_at(&commit).map_err(|e| e.to_string())?;
     let relative = repo.relative(path).ok_or_else(|| {
         format!(
             "{} is not inside the repository at {}",

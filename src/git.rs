@@ -7,6 +7,27 @@ use std::process::{Command, Stdio};
 
 use crate::source::MemoryFs;
 
+/// Why a repository could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot run git: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("git {command}: {stderr}")]
+    Failed { command: String, stderr: String },
+    #[error("`{rev}` is not a branch, tag or commit of the repository at {}", root.display())]
+    UnknownRevision { rev: String, root: PathBuf },
+    #[error("git cat-file: the process has no {0}")]
+    NoPipe(&'static str),
+    #[error("git cat-file: reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("git cat-file: unexpected answer `{answer}` for {path}")]
+    UnexpectedAnswer { answer: String, path: String },
+}
+
 /// A git repository, driven through the `git` command.
 #[derive(Clone, Debug)]
 pub struct Repo {
@@ -15,7 +36,7 @@ pub struct Repo {
 
 impl Repo {
     /// The repository that contains `path`.
-    pub fn discover(path: &Path) -> Result<Repo, String> {
+    pub fn discover(path: &Path) -> Result<Repo, GitError> {
         let dir = if path.is_dir() {
             path.to_path_buf()
         } else {
@@ -34,7 +55,7 @@ impl Repo {
 
     /// The commit a ref names (branch, tag, commit, `HEAD~2`, …). Tries `origin/REF` too,
     /// so a fresh clone resolves channel branches it has only as remote-tracking refs.
-    pub fn resolve(&self, rev: &str) -> Result<String, String> {
+    pub fn resolve(&self, rev: &str) -> Result<String, GitError> {
         let attempt = |r: &str| {
             git(
                 &self.root,
@@ -48,10 +69,10 @@ impl Repo {
         };
         match attempt(rev).or_else(|_| attempt(&format!("origin/{rev}"))) {
             Ok(out) => Ok(String::from_utf8_lossy(&out).trim().to_string()),
-            Err(_) => Err(format!(
-                "`{rev}` is not a branch, tag or commit of the repository at {}",
-                self.root.display()
-            )),
+            Err(_) => Err(GitError::UnknownRevision {
+                rev: rev.to_string(),
+                root: self.root.clone(),
+            }),
         }
     }
 
@@ -62,7 +83,7 @@ impl Repo {
         commit: &str,
         prefix: &str,
         keep: impl Fn(&str) -> bool,
-    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+    ) -> Result<Vec<(String, Vec<u8>)>, GitError> {
         let mut args = vec!["ls-tree", "-r", "-z", "--name-only", commit];
         if !prefix.is_empty() {
             args.push("--");
@@ -88,30 +109,32 @@ impl Repo {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        let mut stdin = child.stdin.take().ok_or("git: no stdin")?;
+            .map_err(GitError::Spawn)?;
+        let mut stdin = child.stdin.take().ok_or(GitError::NoPipe("stdin"))?;
         let requests: String = paths.iter().map(|p| format!("{commit}:{p}\n")).collect();
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(requests.as_bytes());
         });
-        let stdout = child.stdout.take().ok_or("git: no stdout")?;
+        let stdout = child.stdout.take().ok_or(GitError::NoPipe("stdout"))?;
         let mut reader = BufReader::new(stdout);
         let mut files = Vec::with_capacity(paths.len());
         for path in &paths {
             let mut header = String::new();
-            reader.read_line(&mut header).map_err(|e| e.to_string())?;
+            let read = |source| GitError::Read {
+                path: path.clone(),
+                source,
+            };
+            reader.read_line(&mut header).map_err(read)?;
             let size: usize = header
                 .split_whitespace()
                 .nth(2)
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| {
-                    format!(
-                        "git cat-file: unexpected answer `{}` for {path}",
-                        header.trim()
-                    )
+                .ok_or_else(|| GitError::UnexpectedAnswer {
+                    answer: header.trim().to_string(),
+                    path: path.clone(),
                 })?;
             let mut content = vec![0; size + 1];
-            reader.read_exact(&mut content).map_err(|e| e.to_string())?;
+            reader.read_exact(&mut content).map_err(read)?;
             content.pop();
             files.push((path.clone(), content));
         }
@@ -122,7 +145,7 @@ impl Repo {
 
     /// The `.flt` files of the whole repository at `commit`, keyed by absolute path,
     /// so the front end can analyse an old revision of the fleet.
-    pub fn flt_files_at(&self, commit: &str) -> Result<MemoryFs, String> {
+    pub fn flt_files_at(&self, commit: &str) -> Result<MemoryFs, GitError> {
         let mut fs = MemoryFs::new();
         for (path, bytes) in self.read_tree(commit, "", |p| p.ends_with(".flt"))? {
             fs.insert(self.root.join(path), bytes);
@@ -138,20 +161,19 @@ impl Repo {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
+        .map_err(GitError::Spawn)?;
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(GitError::Failed {
+            command: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }

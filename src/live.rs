@@ -33,6 +33,8 @@ impl std::fmt::Display for LiveError {
     }
 }
 
+impl std::error::Error for LiveError {}
+
 pub type LiveResult<T> = Result<T, LiveError>;
 
 /// A call this backend does not offer yet.

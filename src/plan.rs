@@ -21,6 +21,19 @@ pub use observe::{
 };
 pub use output::{to_markdown, to_text};
 
+/// Why a plan could not be computed from the compiled artifacts.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("the compiled stack template {artifact} is not JSON: {source}")]
+    Template {
+        artifact: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the plan's fingerprint cannot be serialised: {0}")]
+    Fingerprint(#[source] serde_json::Error),
+}
+
 /// Version of the plan's JSON format.
 pub const PLAN_VERSION: u32 = 1;
 
@@ -200,15 +213,19 @@ pub fn compute(
     blocked: Option<String>,
     desired: &Artifacts,
     observed: &Observed,
-) -> ClusterPlan {
+) -> Result<ClusterPlan, PlanError> {
     let control_plane = &desired.cluster;
     let creation = matches!(observed.stacks.get(control_plane), Some(None) | None);
     let mut stack_steps = Vec::new();
     for (name, role, artifact) in stacks_of(desired) {
         let action = match observed.stacks.get(&name) {
             Some(Some(live)) => {
+                let text = desired.files.get(&artifact).map_or("", String::as_str);
                 let wanted: Value =
-                    serde_json::from_str(&desired.files[&artifact]).unwrap_or(Value::Null);
+                    serde_json::from_str(text).map_err(|source| PlanError::Template {
+                        artifact: artifact.clone(),
+                        source,
+                    })?;
                 if live.template == wanted {
                     continue;
                 }
@@ -325,14 +342,14 @@ pub fn compute(
     steps.extend(delete("post_apply"));
     steps.extend(rolls);
     steps.extend(removals);
-    ClusterPlan {
+    Ok(ClusterPlan {
         cluster: desired.cluster.clone(),
         region: region.to_string(),
         creation,
         blocked,
         steps,
-        fingerprint: fingerprint(observed, &desired_digest(desired)),
-    }
+        fingerprint: fingerprint(observed, &desired_digest(desired))?,
+    })
 }
 
 fn zone_of(node: &NodeState) -> String {
@@ -423,7 +440,7 @@ fn redact_secret_changes(changes: &mut [FieldChange]) {
     }
 }
 
-fn fingerprint(observed: &Observed, desired: &str) -> Fingerprint {
+fn fingerprint(observed: &Observed, desired: &str) -> Result<Fingerprint, PlanError> {
     let stacks: BTreeMap<String, String> = observed
         .stacks
         .iter()
@@ -473,18 +490,19 @@ fn fingerprint(observed: &Observed, desired: &str) -> Fingerprint {
             )
         })
         .collect();
-    let text = serde_json::to_string(&(&stacks, &objects, &nodes, desired)).unwrap_or_default();
+    let text = serde_json::to_string(&(&stacks, &objects, &nodes, desired))
+        .map_err(PlanError::Fingerprint)?;
     let digest = Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Fingerprint {
+    Ok(Fingerprint {
         stacks,
         objects,
         nodes,
         desired: desired.to_string(),
         digest,
-    }
+    })
 }
 
 /// An object's identity with its API version, so kinds of different groups differ.
@@ -605,7 +623,7 @@ mod tests {
         for (name, _, _) in stacks_of(&desired()) {
             observed.stacks.insert(name, None);
         }
-        let plan = compute("eu-central-1", None, &desired(), &observed);
+        let plan = compute("eu-central-1", None, &desired(), &observed).unwrap();
         assert!(plan.creation);
         let actions: Vec<_> = plan
             .steps
@@ -629,7 +647,7 @@ mod tests {
     fn matching_state_plans_nothing() {
         let mut observed = existing();
         observed.nodes = vec![node("n1", "new", "a"), node("n2", "new", "b")];
-        let plan = compute("eu-central-1", None, &desired(), &observed);
+        let plan = compute("eu-central-1", None, &desired(), &observed).unwrap();
         assert!(!plan.creation);
         assert_eq!(plan.steps, Vec::new());
     }
@@ -643,7 +661,7 @@ mod tests {
             node("n3", "old", "b"),
             node("n4", "new", "a"),
         ];
-        let plan = compute("eu-central-1", None, &desired(), &observed);
+        let plan = compute("eu-central-1", None, &desired(), &observed).unwrap();
         let [Step::Roll(roll)] = plan.steps.as_slice() else {
             panic!("{:?}", plan.steps)
         };
@@ -669,7 +687,7 @@ mod tests {
             live: Some(live),
             dry_run: Some(dry_run),
         });
-        let plan = compute("eu-central-1", None, &desired(), &observed);
+        let plan = compute("eu-central-1", None, &desired(), &observed).unwrap();
         assert!(
             matches!(&plan.steps[0], Step::Stack(s) if s.stack == "c1-node-pool-w" && s.action == StackAction::Update)
         );
@@ -697,7 +715,7 @@ mod tests {
             live: Some(secret("b2xkLXNlY3JldA==")),
             dry_run: Some(secret("bmV3")),
         });
-        let plan = compute("eu-central-1", None, &desired(), &observed);
+        let plan = compute("eu-central-1", None, &desired(), &observed).unwrap();
         let text = serde_json::to_string(&plan).unwrap();
         assert!(
             !text.contains("b2xkLXNlY3JldA==") && !text.contains("bmV3"),
@@ -731,7 +749,7 @@ mod tests {
             entry,
             found: Vec::new(),
         });
-        let plan = compute("eu-central-1", None, &desired(), &observed);
+        let plan = compute("eu-central-1", None, &desired(), &observed).unwrap();
         assert_eq!(plan.steps.len(), 1);
         assert!(
             matches!(&plan.steps[0], Step::Delete(d) if d.object == kube_dns && d.phase == "pre_apply")
@@ -756,11 +774,15 @@ mod tests {
     #[test]
     fn the_fingerprint_pins_the_desired_artifacts() {
         let observed = Observed::default();
-        let before = compute("eu-central-1", None, &desired(), &observed).fingerprint;
+        let before = compute("eu-central-1", None, &desired(), &observed)
+            .unwrap()
+            .fingerprint;
         let mut changed = desired();
         let first = changed.files.keys().next().unwrap().clone();
         changed.files.get_mut(&first).unwrap().push(' ');
-        let after = compute("eu-central-1", None, &changed, &observed).fingerprint;
+        let after = compute("eu-central-1", None, &changed, &observed)
+            .unwrap()
+            .fingerprint;
         assert_eq!(before.desired.len(), 64);
         assert_ne!(before.desired, after.desired);
         assert_ne!(before.digest, after.digest);

@@ -356,7 +356,7 @@ impl Renderer<'_> {
                 Ok(()) => {
                     files.insert(out, normalize_text(&text));
                 }
-                Err(problem) => self.invalid(&out, &template, problem),
+                Err(problem) => self.invalid(&out, &template, &problem),
             }
         }
         if self.set.templates.contains_key("deletions.yaml.j2")
@@ -369,9 +369,9 @@ impl Renderer<'_> {
                     Ok(yaml) => {
                         files.insert("deletions.yaml".into(), yaml);
                     }
-                    Err(e) => self.invalid("deletions.yaml", "deletions.yaml.j2", e.to_string()),
+                    Err(e) => self.invalid("deletions.yaml", "deletions.yaml.j2", &e),
                 },
-                Err(problem) => self.invalid("deletions.yaml", "deletions.yaml.j2", problem),
+                Err(problem) => self.invalid("deletions.yaml", "deletions.yaml.j2", &problem),
             }
         }
 
@@ -412,7 +412,7 @@ impl Renderer<'_> {
             Ok(_) => match String::from_utf8(output.text) {
                 Ok(text) => Some(text),
                 Err(_) => {
-                    self.invalid(name, name, "the rendered text is not UTF-8".into());
+                    self.invalid(name, name, &"the rendered text is not UTF-8");
                     None
                 }
             },
@@ -420,7 +420,7 @@ impl Renderer<'_> {
                 self.invalid(
                     name.trim_end_matches(".j2"),
                     name,
-                    format!("the rendered text exceeds {} MiB", MAX_RENDERED_BYTES >> 20),
+                    &format_args!("the rendered text exceeds {} MiB", MAX_RENDERED_BYTES >> 20),
                 );
                 None
             }
@@ -563,7 +563,7 @@ impl Renderer<'_> {
         match validate::cloudformation(text) {
             Ok(json) => Some(json),
             Err(problem) => {
-                self.invalid(out, template, problem);
+                self.invalid(out, template, &problem);
                 None
             }
         }
@@ -571,13 +571,13 @@ impl Renderer<'_> {
 
     fn check_yaml(&mut self, out: &str, template: &str, text: &str) {
         if let Err(e) = validate::yaml(text) {
-            self.invalid(out, template, e.to_string());
+            self.invalid(out, template, &e);
         }
     }
 
     /// E0504 for output `out` rendered from `template`: the label names the template
     /// (the problem is in the rendered text, which has no lines in the template).
-    fn invalid(&mut self, out: &str, template: &str, problem: String) {
+    fn invalid(&mut self, out: &str, template: &str, problem: &dyn std::fmt::Display) {
         let d = Diagnostic::error(
             "E0504",
             format!("cluster `{}`: {out} is invalid: {problem}", self.cluster_id),

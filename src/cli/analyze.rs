@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use super::{colour, write_stdout};
+use super::{CliError, CliResult, colour, write_stdout};
 use crate::analysis::{Analysis, analyze};
 use crate::diagnostic::{render_all, to_json};
 use crate::source::DiskFs;
@@ -46,13 +46,13 @@ enum DataFormat {
     Json,
 }
 
-pub(super) fn check(args: CheckArgs) -> Result<i32, String> {
+pub(super) fn check(args: CheckArgs) -> CliResult<i32> {
     let analysis = analyze(&DiskFs, &args.path);
     report(&analysis, args.format)?;
     Ok(i32::from(analysis.has_errors()))
 }
 
-pub(super) fn eval(args: EvalArgs) -> Result<i32, String> {
+pub(super) fn eval(args: EvalArgs) -> CliResult<i32> {
     let analysis = analyze(&DiskFs, &args.path);
     report(&analysis, DiagnosticFormat::Text)?;
     let Some(fleet) = analysis.model.as_ref().filter(|_| !analysis.has_errors()) else {
@@ -63,13 +63,10 @@ pub(super) fn eval(args: EvalArgs) -> Result<i32, String> {
     } else {
         let mut selected = Vec::new();
         for id in &args.clusters {
-            let cluster = fleet.cluster(id).ok_or_else(|| {
-                let known: Vec<&str> = fleet.cluster_ids().collect();
-                format!(
-                    "no cluster `{id}` in {}; clusters: {}",
-                    args.path.display(),
-                    known.join(", ")
-                )
+            let cluster = fleet.cluster(id).ok_or_else(|| CliError::UnknownCluster {
+                id: id.clone(),
+                path: args.path.clone(),
+                known: fleet.cluster_ids().map(str::to_string).collect(),
             })?;
             selected.push(cluster);
         }
@@ -78,16 +75,27 @@ pub(super) fn eval(args: EvalArgs) -> Result<i32, String> {
             all => serde_json::to_value(all),
         }
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|source| CliError::Json {
+        what: "evaluated fleet",
+        source,
+    })?;
     let text = match args.format {
-        DataFormat::Json => serde_json::to_string_pretty(&value).map_err(|e| e.to_string())? + "\n",
-        DataFormat::Yaml => serde_yaml_ng::to_string(&value).map_err(|e| e.to_string())?,
+        DataFormat::Json => {
+            serde_json::to_string_pretty(&value).map_err(|source| CliError::Json {
+                what: "evaluated fleet",
+                source,
+            })? + "\n"
+        }
+        DataFormat::Yaml => serde_yaml_ng::to_string(&value).map_err(|source| CliError::Yaml {
+            what: "evaluated fleet",
+            source,
+        })?,
     };
     write_stdout(&text)?;
     Ok(0)
 }
 
-fn report(analysis: &Analysis, format: DiagnosticFormat) -> Result<(), String> {
+fn report(analysis: &Analysis, format: DiagnosticFormat) -> CliResult<()> {
     let sources = &analysis.program.sources;
     match format {
         DiagnosticFormat::Text => {
@@ -99,9 +107,13 @@ fn report(analysis: &Analysis, format: DiagnosticFormat) -> Result<(), String> {
         DiagnosticFormat::Json => {
             let mut text = String::new();
             for d in &analysis.diagnostics {
-                text.push_str(
-                    &serde_json::to_string(&to_json(sources, d)).map_err(|e| e.to_string())?,
-                );
+                let json = serde_json::to_string(&to_json(sources, d)).map_err(|source| {
+                    CliError::Json {
+                        what: "diagnostic",
+                        source,
+                    }
+                })?;
+                text.push_str(&json);
                 text.push('\n');
             }
             write_stdout(&text)?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use super::{ConfigArgs, pairs, print_diagnostics, write_stdout};
+use super::{CliError, CliResult, ConfigArgs, pairs, print_diagnostics, write_stdout};
 use crate::apply::local::{LocalAccounts, LocalWorld};
 use crate::apply::{
     self, Accounts, Block, ClusterReport, Options, Outcome, Progress, SameCredentials, Target,
@@ -18,6 +18,7 @@ use crate::apply::{
 use crate::compile::{Compilation, compile};
 use crate::live::aws::AwsCloud;
 use crate::live::{Clock, SystemClock, Timeouts};
+use crate::model::Fleet;
 use crate::plan::{ClusterPlan, ClusterTarget, Connector, KubeConnector, Plan, plan_fleet};
 use crate::sim::{PlannedRoll, WorldDescription, predict};
 use crate::source::DiskFs;
@@ -163,26 +164,24 @@ pub struct SimulateArgs {
     pub config: ConfigArgs,
 }
 
-/// Compile the fleet, or report its diagnostics and return `None`.
+/// Compile the fleet: its model and the compilation (whose `fleet` is taken out), or
+/// `None` after reporting its diagnostics.
 fn compile_fleet(
     path: &std::path::Path,
     clusters: &[String],
     config: &ConfigArgs,
-) -> Result<Option<Compilation>, String> {
+) -> CliResult<Option<(Fleet, Compilation)>> {
     let source = config.source(path)?;
-    let compilation = compile(&DiskFs, path, &source, clusters);
+    let mut compilation = compile(&DiskFs, path, &source, clusters);
     print_diagnostics(&compilation.sources, &compilation.diagnostics);
-    if compilation.fleet.is_none() || compilation.has_errors() {
+    if compilation.has_errors() {
         return Ok(None);
     }
-    Ok(Some(compilation))
+    Ok(compilation.fleet.take().map(|fleet| (fleet, compilation)))
 }
 
 /// Plan targets of every compiled cluster that is not being retired.
-fn targets(compilation: &Compilation) -> Vec<ClusterTarget<'_>> {
-    let Some(fleet) = compilation.fleet.as_ref() else {
-        return Vec::new();
-    };
+fn targets<'a>(fleet: &'a Fleet, compilation: &'a Compilation) -> Vec<ClusterTarget<'a>> {
     let (targets, retired) = crate::plan::plan_targets(fleet, &compilation.artifacts);
     for (id, status) in retired {
         let _ = writeln!(
@@ -204,11 +203,11 @@ pub struct Backend {
 impl Backend {
     pub fn open(
         endpoints: &Endpoints,
-        fleet: &crate::model::Fleet,
+        fleet: &Fleet,
         path: &std::path::Path,
-    ) -> Result<Backend, String> {
+    ) -> CliResult<Backend> {
         if endpoints.world == Some(WorldKind::Local) {
-            let local = LocalWorld::open(path)?;
+            let local = LocalWorld::open(path).map_err(CliError::LocalWorld)?;
             let accounts =
                 LocalAccounts::new(&local, fleet.clusters.iter().map(|c| c.account.as_str()));
             return Ok(Backend {
@@ -219,7 +218,7 @@ impl Backend {
             });
         }
         if endpoints.aws_endpoint_url.is_none() {
-            crate::live::aws::check_endpoint_variable()?;
+            crate::live::aws::check_endpoint_variable().map_err(CliError::Endpoint)?;
         }
         let timeouts = Timeouts::from_seconds(endpoints.timeout);
         Ok(Backend {
@@ -284,19 +283,19 @@ impl Backend {
 
     /// Keep what changed: the local world's file (with the sample application in every
     /// cluster that has come up); nothing for the real world.
-    pub fn save(&self) -> Result<(), String> {
+    pub fn save(&self) -> CliResult<()> {
         match &self.local {
             Some(local) => {
                 local.seed_sample_apps();
-                local.save()
+                local.save().map_err(CliError::LocalWorld)
             }
             None => Ok(()),
         }
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
+fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().map_err(CliError::Runtime)
 }
 
 /// Who is applying, for the lock and for blocks: user, host and process.
@@ -310,34 +309,36 @@ fn who() -> String {
     format!("{user}@{host} (pid {})", std::process::id())
 }
 
-pub fn apply_command(args: ApplyArgs) -> Result<i32, String> {
+pub fn apply_command(args: ApplyArgs) -> CliResult<i32> {
     init_logs(args.log_format);
-    let Some(compilation) = compile_fleet(&args.path, &args.clusters, &args.config)? else {
+    let Some((fleet, compilation)) = compile_fleet(&args.path, &args.clusters, &args.config)?
+    else {
         return Ok(1);
     };
-    let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
-    let mut targets = targets(&compilation);
+    let fleet = &fleet;
+    let mut targets = targets(fleet, &compilation);
     let saved: Option<Plan> = match &args.plan {
         Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let plan: Plan = serde_json::from_str(&text)
-                .map_err(|e| format!("{} is not a flotilla plan: {e}", file.display()))?;
+            let text = std::fs::read_to_string(file).map_err(|source| CliError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let plan: Plan = serde_json::from_str(&text).map_err(|source| CliError::NotAPlan {
+                path: file.clone(),
+                source,
+            })?;
             if plan.version != crate::plan::PLAN_VERSION {
-                return Err(format!(
-                    "{} is a version {} plan; this flotilla reads version {}",
-                    file.display(),
-                    plan.version,
-                    crate::plan::PLAN_VERSION
-                ));
+                return Err(CliError::PlanVersion {
+                    path: file.clone(),
+                    found: plan.version,
+                    expected: crate::plan::PLAN_VERSION,
+                });
             }
             // The saved plan decides which clusters are applied.
             let named: Vec<&str> = plan.clusters.iter().map(|c| c.cluster.as_str()).collect();
             for id in &named {
                 if !targets.iter().any(|t| t.artifacts.cluster == *id) {
-                    return Err(format!(
-                        "the plan names cluster {id}, which the fleet no longer compiles"
-                    ));
+                    return Err(CliError::PlanForUnknownCluster(id.to_string()));
                 }
             }
             targets.retain(|t| named.contains(&t.artifacts.cluster.as_str()));
@@ -355,11 +356,11 @@ pub fn apply_command(args: ApplyArgs) -> Result<i32, String> {
 /// Plan (or check the saved plan), confirm, apply, report: the exit code.
 fn apply_with(
     args: &ApplyArgs,
-    fleet: &crate::model::Fleet,
+    fleet: &Fleet,
     targets: &[ClusterTarget<'_>],
     saved: Option<Plan>,
     backend: &Backend,
-) -> Result<i32, String> {
+) -> CliResult<i32> {
     let runtime = runtime()?;
     let fresh = runtime.block_on(backend.plan(fleet, targets, args.concurrency.max(1) * 2));
     if !fresh.failures.is_empty() {
@@ -440,7 +441,10 @@ fn apply_with(
     match args.format {
         OutputFormat::Text => write_stdout(&summary(&reports))?,
         OutputFormat::Json => write_stdout(
-            &(serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())? + "\n"),
+            &(serde_json::to_string_pretty(&reports).map_err(|source| CliError::Json {
+                what: "apply report",
+                source,
+            })? + "\n"),
         )?,
     }
     Ok(i32::from(
@@ -449,7 +453,7 @@ fn apply_with(
 }
 
 /// Ask on the terminal; refuse when nobody can answer.
-fn confirm(plan: &Plan) -> Result<bool, String> {
+fn confirm(plan: &Plan) -> CliResult<bool> {
     if !std::io::stdin().is_terminal() {
         let _ = writeln!(
             std::io::stderr(),
@@ -463,7 +467,7 @@ fn confirm(plan: &Plan) -> Result<bool, String> {
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::Stdin)?;
     if answer.trim() == "yes" {
         Ok(true)
     } else {
@@ -587,12 +591,13 @@ fn brief(steps: &[String]) -> String {
     parts.join("; ")
 }
 
-pub fn status_command(args: StatusArgs) -> Result<i32, String> {
-    let Some(compilation) = compile_fleet(&args.path, &args.clusters, &args.config)? else {
+pub fn status_command(args: StatusArgs) -> CliResult<i32> {
+    let Some((fleet, compilation)) = compile_fleet(&args.path, &args.clusters, &args.config)?
+    else {
         return Ok(1);
     };
-    let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
-    let targets = targets(&compilation);
+    let fleet = &fleet;
+    let targets = targets(fleet, &compilation);
     let backend = Backend::open(&args.endpoints, fleet, &args.path)?;
     let world = backend.world();
     let statuses = runtime()?.block_on(async {
@@ -608,7 +613,10 @@ pub fn status_command(args: StatusArgs) -> Result<i32, String> {
     match args.format {
         OutputFormat::Text => write_stdout(&apply::status::to_text(&statuses))?,
         OutputFormat::Json => write_stdout(
-            &(serde_json::to_string_pretty(&statuses).map_err(|e| e.to_string())? + "\n"),
+            &(serde_json::to_string_pretty(&statuses).map_err(|source| CliError::Json {
+                what: "status",
+                source,
+            })? + "\n"),
         )?,
     }
     Ok(i32::from(statuses.iter().any(|s| s.error.is_some())))
@@ -621,16 +629,14 @@ fn set_block(
     endpoints: &Endpoints,
     config: &ConfigArgs,
     reason: Option<String>,
-) -> Result<i32, String> {
-    let Some(compilation) = compile_fleet(path, &[cluster.to_string()], config)? else {
+) -> CliResult<i32> {
+    let Some((fleet, _)) = compile_fleet(path, &[cluster.to_string()], config)? else {
         return Ok(1);
     };
-    let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
-    let data = fleet
+    let spec = fleet
         .cluster(cluster)
-        .ok_or_else(|| format!("no cluster `{cluster}` in {}", path.display()))?;
-    let spec = data;
-    let backend = Backend::open(endpoints, fleet, path)?;
+        .ok_or_else(|| unknown_cluster(cluster, path, &fleet))?;
+    let backend = Backend::open(endpoints, &fleet, path)?;
     let world = backend.world();
     let message: Result<String, crate::live::LiveError> = runtime()?.block_on(async {
         apply::check_account(
@@ -666,11 +672,14 @@ fn set_block(
             write_stdout(&text)?;
             Ok(0)
         }
-        Err(e) => Err(format!("{cluster}: {e}")),
+        Err(source) => Err(CliError::Cluster {
+            cluster: cluster.to_string(),
+            source,
+        }),
     }
 }
 
-pub fn block_command(args: BlockArgs) -> Result<i32, String> {
+pub fn block_command(args: BlockArgs) -> CliResult<i32> {
     set_block(
         &args.cluster,
         &args.path,
@@ -680,7 +689,7 @@ pub fn block_command(args: BlockArgs) -> Result<i32, String> {
     )
 }
 
-pub fn unblock_command(args: UnblockArgs) -> Result<i32, String> {
+pub fn unblock_command(args: UnblockArgs) -> CliResult<i32> {
     set_block(
         &args.cluster,
         &args.path,
@@ -688,6 +697,14 @@ pub fn unblock_command(args: UnblockArgs) -> Result<i32, String> {
         &args.config,
         None,
     )
+}
+
+fn unknown_cluster(id: &str, path: &std::path::Path, fleet: &Fleet) -> CliError {
+    CliError::UnknownCluster {
+        id: id.to_string(),
+        path: path.to_path_buf(),
+        known: fleet.cluster_ids().map(str::to_string).collect(),
+    }
 }
 
 /// Logs on standard error, as text or JSON lines; `RUST_LOG`-style filtering is not
@@ -807,8 +824,8 @@ impl Progress for CliProgress<'_> {
 /// Predict the rollout of the cluster's outdated pools on a copy of a simulated world:
 /// each pool's stack update is assumed done (new instances boot with the new config
 /// hash), then the rolling engine runs with the pool's settings.
-pub fn simulate_command(args: SimulateArgs) -> Result<i32, String> {
-    let Some(compilation) = compile_fleet(
+pub fn simulate_command(args: SimulateArgs) -> CliResult<i32> {
+    let Some((fleet, compilation)) = compile_fleet(
         &args.path,
         std::slice::from_ref(&args.cluster),
         &args.config,
@@ -816,23 +833,25 @@ pub fn simulate_command(args: SimulateArgs) -> Result<i32, String> {
     else {
         return Ok(1);
     };
-    let fleet = compilation.fleet.as_ref().ok_or("no fleet")?;
     let cluster = fleet
         .cluster(&args.cluster)
-        .ok_or_else(|| format!("no cluster `{}` in {}", args.cluster, args.path.display()))?;
+        .ok_or_else(|| unknown_cluster(&args.cluster, &args.path, &fleet))?;
     let artifacts = compilation
         .artifacts
         .iter()
         .find(|a| a.cluster == cluster.id)
-        .ok_or_else(|| format!("cluster `{}` was not compiled", cluster.id))?;
+        .ok_or_else(|| CliError::NotCompiled(cluster.id.clone()))?;
     let mut world = if args.world == "local" {
-        LocalWorld::open(&args.path)?.handle().snapshot()
+        LocalWorld::open(&args.path)
+            .map_err(CliError::LocalWorld)?
+            .handle()
+            .snapshot()
     } else {
-        let text = std::fs::read_to_string(&args.world)
-            .map_err(|e| format!("cannot read {}: {e}", args.world))?;
-        WorldDescription::parse(&args.world, &text)
-            .map_err(|e| e.to_string())?
-            .build()
+        let text = std::fs::read_to_string(&args.world).map_err(|source| CliError::Read {
+            path: PathBuf::from(&args.world),
+            source,
+        })?;
+        WorldDescription::parse(&args.world, &text)?.build()
     };
     let mut rolls = Vec::new();
     for pool in &artifacts.summary.node_pools {
@@ -879,7 +898,10 @@ pub fn simulate_command(args: SimulateArgs) -> Result<i32, String> {
     match args.format {
         OutputFormat::Text => write_stdout(&prediction.to_text())?,
         OutputFormat::Json => write_stdout(
-            &(serde_json::to_string_pretty(&prediction).map_err(|e| e.to_string())? + "\n"),
+            &(serde_json::to_string_pretty(&prediction).map_err(|source| CliError::Json {
+                what: "prediction",
+                source,
+            })? + "\n"),
         )?,
     }
     Ok(i32::from(

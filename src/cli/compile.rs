@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{ConfigArgs, ReportFormat, colour, print_diagnostics, write_stdout};
+use super::{
+    CliError, CliResult, ConfigArgs, ReportFormat, colour, print_diagnostics, write_stdout,
+};
 use crate::compile::{
     Compilation, compile as compile_fleet, compile_at_revision, summary, write_output,
 };
@@ -52,7 +54,7 @@ pub(super) struct DiffArgs {
     config: ConfigArgs,
 }
 
-pub(super) fn compile(args: CompileArgs) -> Result<i32, String> {
+pub(super) fn compile(args: CompileArgs) -> CliResult<i32> {
     let source = args.config.source(&args.path)?;
     let compilation = compile_fleet(&DiskFs, &args.path, &source, &args.clusters);
     print_diagnostics(&compilation.sources, &compilation.diagnostics);
@@ -64,16 +66,17 @@ pub(super) fn compile(args: CompileArgs) -> Result<i32, String> {
         );
         return Ok(1);
     }
-    write_output(&args.out, &compilation.artifacts, args.clusters.is_empty())?;
+    write_output(&args.out, &compilation.artifacts, args.clusters.is_empty())
+        .map_err(CliError::Compile)?;
     write_stdout(&summary(&compilation.artifacts, &args.out))?;
     Ok(0)
 }
 
-pub(super) fn diff(args: DiffArgs) -> Result<i32, String> {
+pub(super) fn diff(args: DiffArgs) -> CliResult<i32> {
     let source = args.config.source(&args.path)?;
     let repo = Repo::discover(&args.path)?;
-    let at_revision = |rev: &str| -> Result<Compilation, String> {
-        match compile_at_revision(&repo, rev, &args.path, &source)? {
+    let at_revision = |rev: &str| -> CliResult<Compilation> {
+        match compile_at_revision(&repo, rev, &args.path, &source).map_err(CliError::Compile)? {
             Some(compilation) => Ok(compilation),
             None => {
                 let _ = writeln!(
@@ -94,7 +97,7 @@ pub(super) fn diff(args: DiffArgs) -> Result<i32, String> {
     for (label, c) in [(&args.base, &base), (&head_label, &head)] {
         if c.has_errors() {
             print_diagnostics(&c.sources, &c.diagnostics);
-            return Err(format!("the fleet at {label} does not compile"));
+            return Err(CliError::DoesNotCompile(label.clone()));
         }
     }
     let result = crate::diff::diff(&args.base, &base.artifacts, &head_label, &head.artifacts);
@@ -102,7 +105,10 @@ pub(super) fn diff(args: DiffArgs) -> Result<i32, String> {
         ReportFormat::Text => crate::diff::to_text(&result, colour(&std::io::stdout())),
         ReportFormat::Markdown => crate::diff::to_markdown(&result),
         ReportFormat::Json => {
-            serde_json::to_string_pretty(&result).map_err(|e| e.to_string())? + "\n"
+            serde_json::to_string_pretty(&result).map_err(|source| CliError::Json {
+                what: "diff",
+                source,
+            })? + "\n"
         }
     };
     write_stdout(&text)?;

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{ConfigArgs, ReportFormat, colour, print_diagnostics, write_stdout};
+use super::{
+    CliError, CliResult, ConfigArgs, ReportFormat, colour, print_diagnostics, write_stdout,
+};
 use crate::compile::compile;
 use crate::plan::plan_targets;
 use crate::source::DiskFs;
@@ -40,7 +42,7 @@ pub(super) struct PlanArgs {
     config: ConfigArgs,
 }
 
-pub(super) fn plan(args: PlanArgs) -> Result<i32, String> {
+pub(super) fn plan(args: PlanArgs) -> CliResult<i32> {
     let source = args.config.source(&args.path)?;
     let compilation = compile(&DiskFs, &args.path, &source, &args.clusters);
     print_diagnostics(&compilation.sources, &compilation.diagnostics);
@@ -54,12 +56,14 @@ pub(super) fn plan(args: PlanArgs) -> Result<i32, String> {
             "skipping {id}: lifecycle status {status}"
         );
     }
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let backend = super::apply::Backend::open(&args.endpoints, fleet, &args.path)?;
     let plan = runtime.block_on(backend.plan(fleet, &targets, args.concurrency));
     backend.save()?;
-    let json = serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())? + "\n";
+    let json = serde_json::to_string_pretty(&plan).map_err(|source| CliError::Json {
+        what: "plan",
+        source,
+    })? + "\n";
     if let Some(out) = &args.out {
         write_atomically(out, &json)?;
     }
@@ -80,10 +84,10 @@ pub(super) fn plan(args: PlanArgs) -> Result<i32, String> {
 
 /// Write `text` to `path` through a temporary file in the same directory, so a reader
 /// (apply, reading a saved plan) never sees half of it.
-fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+fn write_atomically(path: &Path, text: &str) -> CliResult<()> {
     let name = path
         .file_name()
-        .ok_or_else(|| format!("{} is not a file name", path.display()))?;
+        .ok_or_else(|| CliError::NotAFileName(path.to_path_buf()))?;
     let temporary = path.with_file_name(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),
@@ -95,8 +99,11 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
             file.sync_all()
         })
         .and_then(|()| std::fs::rename(&temporary, path));
-    written.map_err(|e| {
+    written.map_err(|source| {
         let _ = std::fs::remove_file(&temporary);
-        format!("cannot write {}: {e}", path.display())
+        CliError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }

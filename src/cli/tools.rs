@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{print_diagnostics, write_stdout};
+use super::{CliError, CliResult, print_diagnostics, write_stdout};
 use crate::diagnostic::{explain as explanation, render_all};
 use crate::source::{DiskFs, FileSystem};
 
@@ -43,7 +43,7 @@ pub(super) struct ImportRegistryArgs {
 
 /// Write `text` to `path`; an existing file is replaced only with `force` (checked by
 /// the create itself, so a file appearing meanwhile is not overwritten either).
-fn write_new(path: &std::path::Path, text: &str, force: bool) -> Result<(), String> {
+fn write_new(path: &std::path::Path, text: &str, force: bool) -> CliResult<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
@@ -52,12 +52,12 @@ fn write_new(path: &std::path::Path, text: &str, force: bool) -> Result<(), Stri
     } else {
         options.create_new(true);
     }
-    let cannot = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => format!(
-            "{} already exists; pass --force to overwrite it",
-            path.display()
-        ),
-        _ => format!("cannot write {}: {e}", path.display()),
+    let cannot = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::AlreadyExists => CliError::Exists(path.to_path_buf()),
+        _ => CliError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
     };
     options
         .open(path)
@@ -71,17 +71,22 @@ pub(super) struct ExplainArgs {
     code: String,
 }
 
-pub(super) fn import_registry(args: ImportRegistryArgs) -> Result<i32, String> {
+pub(super) fn import_registry(args: ImportRegistryArgs) -> CliResult<i32> {
     let file = &args.file;
-    let yaml = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let yaml = std::fs::read_to_string(file).map_err(|source| CliError::Read {
+        path: file.clone(),
+        source,
+    })?;
     let options = crate::registry::ImportOptions {
         channels_import: args.channels_import,
         production_channel: args.production_channel,
         test_channel: args.test_channel,
     };
     let source =
-        crate::registry::import(&yaml, &options).map_err(|e| format!("{}: {e}", file.display()))?;
+        crate::registry::import(&yaml, &options).map_err(|message| CliError::Registry {
+            file: file.clone(),
+            message,
+        })?;
     match args.out {
         Some(out) => write_new(&out, &source, args.force)?,
         None => write_stdout(&source)?,
@@ -89,20 +94,20 @@ pub(super) fn import_registry(args: ImportRegistryArgs) -> Result<i32, String> {
     Ok(0)
 }
 
-pub(super) fn explain(args: ExplainArgs) -> Result<i32, String> {
+pub(super) fn explain(args: ExplainArgs) -> CliResult<i32> {
     let code = args.code.to_uppercase();
     match explanation(&code) {
         Some(text) => {
             write_stdout(&format!("{code}: {text}\n"))?;
             Ok(0)
         }
-        None => Err(format!("unknown error code `{}`", args.code)),
+        None => Err(CliError::UnknownCode(args.code)),
     }
 }
 
 /// Format every file, even after one fails (unreadable, not UTF-8, a syntax error): each
 /// failure is reported with its file and position, and the exit code is 1 at the end.
-pub(super) fn fmt(args: FmtArgs) -> Result<i32, String> {
+pub(super) fn fmt(args: FmtArgs) -> CliResult<i32> {
     let (path, check) = (args.path.as_path(), args.check);
     let files = if DiskFs.is_dir(path) {
         DiskFs.flt_files(path)
@@ -119,8 +124,12 @@ pub(super) fn fmt(args: FmtArgs) -> Result<i32, String> {
     let mut unformatted = Vec::new();
     let mut failed = false;
     for file in files {
-        if let Err(problem) = fmt_file(&file, check, &mut unformatted) {
-            let _ = std::io::stderr().write_all(problem.as_bytes());
+        if let Err(failure) = fmt_file(&file, check, &mut unformatted) {
+            let report = match failure {
+                FmtFailure::Io(error) => format!("error: {error}\n"),
+                FmtFailure::Diagnostics(rendered) => rendered,
+            };
+            let _ = std::io::stderr().write_all(report.as_bytes());
             failed = true;
         }
     }
@@ -130,11 +139,22 @@ pub(super) fn fmt(args: FmtArgs) -> Result<i32, String> {
     Ok(i32::from(failed || !unformatted.is_empty()))
 }
 
+/// Why one file was not formatted; `fmt` reports it and goes on with the next file.
+enum FmtFailure {
+    Io(CliError),
+    /// The file's diagnostics (not UTF-8, a syntax error), rendered.
+    Diagnostics(String),
+}
+
 /// Format one file, or with `check` note it in `unformatted` if it is not formatted.
-/// `Err` is the report for standard error.
-fn fmt_file(file: &Path, check: bool, unformatted: &mut Vec<String>) -> Result<(), String> {
+fn fmt_file(file: &Path, check: bool, unformatted: &mut Vec<String>) -> Result<(), FmtFailure> {
     let name = file.display().to_string();
-    let bytes = std::fs::read(file).map_err(|e| format!("error: cannot read {name}: {e}\n"))?;
+    let bytes = std::fs::read(file).map_err(|source| {
+        FmtFailure::Io(CliError::Read {
+            path: file.to_path_buf(),
+            source,
+        })
+    })?;
     let mut sources = crate::source::SourceMap::default();
     let (id, not_utf8) =
         crate::resolve::add_source(&mut sources, name.clone(), file.to_path_buf(), bytes);
@@ -147,11 +167,19 @@ fn fmt_file(file: &Path, check: bool, unformatted: &mut Vec<String>) -> Result<(
                 return Ok(());
             }
             Ok(formatted) => {
-                return std::fs::write(file, formatted)
-                    .map_err(|e| format!("error: cannot write {name}: {e}\n"));
+                return std::fs::write(file, formatted).map_err(|source| {
+                    FmtFailure::Io(CliError::Write {
+                        path: file.to_path_buf(),
+                        source,
+                    })
+                });
             }
             Err(diagnostics) => diagnostics,
         },
     };
-    Err(render_all(&sources, &diagnostics, false))
+    Err(FmtFailure::Diagnostics(render_all(
+        &sources,
+        &diagnostics,
+        false,
+    )))
 }

@@ -457,7 +457,14 @@ async fn plan_cluster(
         target.blocked.clone(),
         target.artifacts,
         &observed,
-    );
+    )
+    .map_err(|e| {
+        fail(LiveError {
+            operation: "compute the plan".into(),
+            message: e.to_string(),
+            retryable: false,
+        })
+    })?;
     preview_updates(&mut plan, target, &observed, cloud)
         .await
         .map_err(fail)?;

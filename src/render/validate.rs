@@ -6,9 +6,9 @@ mod deletions;
 mod manifests;
 mod yaml;
 
-pub use cloudformation::{MAX_TEMPLATE_BYTES, cloudformation};
-pub use deletions::{DeletionEntry, Deletions, deletions};
-pub use manifests::{ObjectIndex, deletions_spare, manifests};
+pub use cloudformation::{MAX_TEMPLATE_BYTES, TemplateError, cloudformation};
+pub use deletions::{DeletionEntry, Deletions, DeletionsError, EntryProblem, deletions};
+pub use manifests::{ManifestError, NameProblem, ObjectIndex, deletions_spare, manifests};
 pub use yaml::{YamlError, yaml};
 
 #[cfg(test)]
@@ -20,7 +20,7 @@ mod tests {
     #[test]
     fn dangling_ref_is_rejected() {
         let text = "Resources:\n  Group:\n    Type: AWS::AutoScaling::AutoScalingGroup\n    Properties:\n      LaunchTemplate:\n        LaunchTemplateId:\n          Ref: Template\n";
-        let err = cloudformation(text).unwrap_err();
+        let err = cloudformation(text).unwrap_err().to_string();
         assert!(err.contains("`Ref` to `Template`"), "{err}");
         assert!(
             err.contains("/Resources/Group/Properties/LaunchTemplate/LaunchTemplateId/Ref"),
@@ -31,23 +31,39 @@ mod tests {
     #[test]
     fn unused_parameter_and_sub_references_are_checked() {
         let base = "Parameters:\n  VpcId:\n    Type: String\n  Unused:\n    Type: String\nResources:\n  Sg:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      GroupDescription:\n        Fn::Sub: \"sg in ${VpcId} for ${AWS::StackName}\"\n";
-        assert!(cloudformation(base).unwrap_err().contains("`Unused`"));
+        assert!(
+            cloudformation(base)
+                .unwrap_err()
+                .to_string()
+                .contains("`Unused`")
+        );
         let fixed = base.replace("  Unused:\n    Type: String\n", "");
         assert!(cloudformation(&fixed).is_ok());
         let dangling = fixed.replace("${VpcId}", "${Missing.Arn}");
-        assert!(cloudformation(&dangling).unwrap_err().contains("`Missing`"));
+        assert!(
+            cloudformation(&dangling)
+                .unwrap_err()
+                .to_string()
+                .contains("`Missing`")
+        );
     }
 
     #[test]
     fn manifest_names_must_be_dns_1123_and_unique() {
         let mut index = ObjectIndex::default();
         let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Cluster_Info\n";
-        assert!(manifests(bad, &mut index).unwrap_err().contains("DNS-1123"));
+        assert!(
+            manifests(bad, &mut index)
+                .unwrap_err()
+                .to_string()
+                .contains("DNS-1123")
+        );
         let good = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cluster-info\n  namespace: kube-system\n";
         manifests(good, &mut index).unwrap();
         assert!(
             manifests(good, &mut index)
                 .unwrap_err()
+                .to_string()
                 .contains("declared twice")
         );
         let other_namespace = good.replace("kube-system", "default");
@@ -65,6 +81,7 @@ mod tests {
         assert!(
             deletions_spare(&d, &index)
                 .unwrap_err()
+                .to_string()
                 .contains("which the manifests apply")
         );
         let other =
@@ -90,7 +107,9 @@ mod tests {
 
     #[test]
     fn repeated_keys_in_a_template_are_rejected_with_their_lines() {
-        let err = cloudformation("Resources:\n  A:\n    Type: X\n  A:\n    Type: Y\n").unwrap_err();
+        let err = cloudformation("Resources:\n  A:\n    Type: X\n  A:\n    Type: Y\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("key `A` appears twice in /Resources (lines 2 and 4)"),
             "{err}"
@@ -98,7 +117,7 @@ mod tests {
         let nested = template(
             "  Topic:\n    Type: AWS::SNS::Topic\n    Properties:\n      TopicName: a\n      # comment\n      TopicName: b\n",
         );
-        let err = cloudformation(&nested).unwrap_err();
+        let err = cloudformation(&nested).unwrap_err().to_string();
         assert!(
             err.contains(
                 "key `TopicName` appears twice in /Resources/Topic/Properties (lines 9 and 11)"
@@ -106,7 +125,7 @@ mod tests {
             "{err}"
         );
         let top = format!("{}Resources:\n  C:\n    Type: Z\n", template(""));
-        let err = cloudformation(&top).unwrap_err();
+        let err = cloudformation(&top).unwrap_err().to_string();
         assert!(
             err.contains("in the top-level mapping (lines 1 and 6)"),
             "{err}"
@@ -115,7 +134,7 @@ mod tests {
         let flow = template(
             "  Topic:\n    Type: AWS::SNS::Topic\n    Properties: {TopicName: a, TopicName: b}\n",
         );
-        let err = cloudformation(&flow).unwrap_err();
+        let err = cloudformation(&flow).unwrap_err().to_string();
         assert!(err.contains("key `TopicName` appears twice"), "{err}");
         assert!(err.contains("(the mapping at line 8)"), "{err}");
     }
@@ -133,13 +152,15 @@ mod tests {
     fn repeated_keys_in_manifests_and_deletions_are_rejected() {
         let mut index = ObjectIndex::default();
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: x\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  namespace: x\n  name: c\n";
-        let err = manifests(text, &mut index).unwrap_err();
+        let err = manifests(text, &mut index).unwrap_err().to_string();
         assert!(
             err.starts_with("document 2: key `name` appears twice in /metadata (lines 10 and 12)"),
             "{err}"
         );
         let containers = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    image: x\n    name: b\n";
-        let err = manifests(containers, &mut ObjectIndex::default()).unwrap_err();
+        let err = manifests(containers, &mut ObjectIndex::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("key `name` appears twice in /spec/containers/0 (lines 7 and 9)"),
             "{err}"
@@ -147,7 +168,8 @@ mod tests {
         let err = deletions(
             "pre_apply:\n- kind: Deployment\n  namespace: a\n  labels:\n    app: x\n    app: y\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("key `app` appears twice in /pre_apply/0/labels (lines 5 and 6)"),
             "{err}"
@@ -159,7 +181,8 @@ mod tests {
         let err = cloudformation(&template(
             "  etcd-backup_bucket:\n    Type: AWS::S3::Bucket\n",
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("logical id `etcd-backup_bucket` at /Resources is not alphanumeric"),
             "{err}"
@@ -169,13 +192,15 @@ mod tests {
             "{}Outputs:\n  Bucket.Name:\n    Value: x\n",
             template("")
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("`Bucket.Name` at /Outputs"), "{err}");
         let long = "A".repeat(256);
         let err = cloudformation(&template(&format!(
             "  {long}:\n    Type: AWS::S3::Bucket\n"
         )))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("has 256 characters"), "{err}");
         let longest = "A".repeat(255);
         cloudformation(&template(&format!(
@@ -183,7 +208,7 @@ mod tests {
         )))
         .unwrap();
         let both = format!("Parameters:\n  Bucket:\n    Type: String\n{}", template(""));
-        let err = cloudformation(&both).unwrap_err();
+        let err = cloudformation(&both).unwrap_err().to_string();
         assert!(
             err.contains("`Bucket` is both a parameter and a resource"),
             "{err}"
@@ -194,21 +219,29 @@ mod tests {
     fn depends_on_must_name_other_resources() {
         let ok = template("  Topic:\n    Type: AWS::SNS::Topic\n    DependsOn: [Bucket, Queue]\n");
         cloudformation(&ok).unwrap();
-        let err = cloudformation(&ok.replace("[Bucket, Queue]", "[Bucket, Missing]")).unwrap_err();
+        let err = cloudformation(&ok.replace("[Bucket, Queue]", "[Bucket, Missing]"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "`DependsOn` to `Missing` at /Resources/Topic/DependsOn/1 names no resource"
         );
-        let err = cloudformation(&ok.replace("[Bucket, Queue]", "Missing")).unwrap_err();
+        let err = cloudformation(&ok.replace("[Bucket, Queue]", "Missing"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(
                 "`DependsOn` to `Missing` at /Resources/Topic/DependsOn names no resource"
             ),
             "{err}"
         );
-        let err = cloudformation(&ok.replace("[Bucket, Queue]", "Topic")).unwrap_err();
+        let err = cloudformation(&ok.replace("[Bucket, Queue]", "Topic"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("names the resource itself"), "{err}");
-        let err = cloudformation(&ok.replace("[Bucket, Queue]", "{Ref: Bucket}")).unwrap_err();
+        let err = cloudformation(&ok.replace("[Bucket, Queue]", "{Ref: Bucket}"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("`DependsOn` at /Resources/Topic/DependsOn is not a resource name"),
             "{err}"
@@ -223,12 +256,16 @@ mod tests {
         );
         cloudformation(&ok).unwrap();
         cloudformation(&ok.replace("{Ref: AWS::Region}", "eu-west-1")).unwrap();
-        let err = cloudformation(&ok.replace("[RegionMap,", "[ZoneMap,")).unwrap_err();
+        let err = cloudformation(&ok.replace("[RegionMap,", "[ZoneMap,"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "`Fn::FindInMap` on `ZoneMap` at /Resources/Topic/Properties/TopicName/Fn::FindInMap names no mapping in `Mappings`"
         );
-        let err = cloudformation(&ok.replace("{Ref: AWS::Region}", "us-east-1")).unwrap_err();
+        let err = cloudformation(&ok.replace("{Ref: AWS::Region}", "us-east-1"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("mapping `RegionMap` has no key `us-east-1`"),
             "{err}"
@@ -237,7 +274,8 @@ mod tests {
             &ok.replace(", Ami]", ", Kernel]")
                 .replace("{Ref: AWS::Region}", "eu-west-1"),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("has no key `Kernel`"), "{err}");
         // With a default value (fourth argument) missing keys are allowed.
         cloudformation(&ok.replace(", Ami]", ", Kernel, {DefaultValue: x}]")).unwrap();
@@ -247,6 +285,7 @@ mod tests {
         assert!(
             cloudformation(&no_mappings)
                 .unwrap_err()
+                .to_string()
                 .contains("names no mapping")
         );
     }
@@ -259,13 +298,16 @@ mod tests {
         );
         // `Condition` inside Properties is an ordinary property.
         cloudformation(&ok).unwrap();
-        let err =
-            cloudformation(&ok.replace("Condition: IsProd", "Condition: IsTest")).unwrap_err();
+        let err = cloudformation(&ok.replace("Condition: IsProd", "Condition: IsTest"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "condition `IsTest` at /Resources/Topic/Condition is not declared in `Conditions`"
         );
-        let err = cloudformation(&ok.replace("[IsProd, a, b]", "[IsTest, a, b]")).unwrap_err();
+        let err = cloudformation(&ok.replace("[IsProd, a, b]", "[IsTest, a, b]"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("condition `IsTest` at /Resources/Topic/Properties/TopicName/Fn::If"),
             "{err}"
@@ -280,7 +322,9 @@ mod tests {
                 .collect::<String>()
         };
         cloudformation(&format!("Resources:\n{}", resources(500))).unwrap();
-        let err = cloudformation(&format!("Resources:\n{}", resources(501))).unwrap_err();
+        let err = cloudformation(&format!("Resources:\n{}", resources(501)))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("`Resources` has 501 entries; CloudFormation accepts at most 500"),
             "{err}"
@@ -288,30 +332,39 @@ mod tests {
         let parameters: String = (0..201)
             .map(|i| format!("  P{i}:\n    Type: String\n"))
             .collect();
-        let err =
-            cloudformation(&format!("Parameters:\n{parameters}{}", template(""))).unwrap_err();
+        let err = cloudformation(&format!("Parameters:\n{parameters}{}", template("")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`Parameters` has 201 entries"), "{err}");
         let outputs: String = (0..201)
             .map(|i| format!("  O{i}:\n    Value: x\n"))
             .collect();
-        let err = cloudformation(&format!("{}Outputs:\n{outputs}", template(""))).unwrap_err();
+        let err = cloudformation(&format!("{}Outputs:\n{outputs}", template("")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`Outputs` has 201 entries"), "{err}");
         let mappings: String = (0..201)
             .map(|i| format!("  M{i}:\n    a:\n      b: c\n"))
             .collect();
-        let err = cloudformation(&format!("Mappings:\n{mappings}{}", template(""))).unwrap_err();
+        let err = cloudformation(&format!("Mappings:\n{mappings}{}", template("")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`Mappings` has 201 entries"), "{err}");
     }
 
     #[test]
     fn deletions_need_a_namespace_exactly_for_namespaced_kinds() {
-        let err = deletions("post_apply:\n- kind: Deployment\n  name: coredns\n").unwrap_err();
+        let err = deletions("post_apply:\n- kind: Deployment\n  name: coredns\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("post_apply[0] (Deployment): needs a `namespace`: without one it selects Deployment objects in every namespace"),
             "{err}"
         );
         // Unknown kinds (custom resources) are namespaced unless listed.
-        let err = deletions("pre_apply:\n- kind: Certificate\n  labels: {app: x}\n").unwrap_err();
+        let err = deletions("pre_apply:\n- kind: Certificate\n  labels: {app: x}\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("custom resources included, needs one"),
             "{err}"
@@ -319,7 +372,8 @@ mod tests {
         let err = deletions(
             "pre_apply:\n- kind: ClusterRole\n  namespace: kube-system\n  name: system:coredns\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             err,
             "pre_apply[0] (ClusterRole): ClusterRole is cluster-scoped, so it takes no `namespace` (found `kube-system`); remove it"
@@ -327,7 +381,8 @@ mod tests {
         deletions("pre_apply:\n- kind: ClusterRole\n  name: system:coredns\n- kind: Namespace\n  name: old\n- kind: StorageClass\n  selector: app=x\n").unwrap();
         let err =
             deletions("pre_apply:\n- kind: Deployment\n  namespace: Kube_System\n  name: a\n")
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(
             err.contains("namespace `Kube_System` is not a valid DNS-1123 label"),
             "{err}"
@@ -341,14 +396,14 @@ mod tests {
                 "post_apply:\n- kind: Deployment\n  namespace: kube-system\n{rest}"
             ))
         };
-        let err = entry("  name: Core_DNS\n").unwrap_err();
+        let err = entry("  name: Core_DNS\n").unwrap_err().to_string();
         assert_eq!(
             err,
             "post_apply[0] (Deployment): name `Core_DNS` is not a valid DNS-1123 subdomain (lower-case letters, digits, `-` and `.`; at most 253 characters)"
         );
         assert!(entry("  name: a:b\n").is_err());
         for empty in ["  selector: \"\"\n", "  selector: \"  \"\n"] {
-            let err = entry(empty).unwrap_err();
+            let err = entry(empty).unwrap_err().to_string();
             assert!(
                 err.contains(
                     "`selector` is empty, which selects every Deployment in the namespace"
@@ -356,13 +411,15 @@ mod tests {
                 "{err}"
             );
         }
-        let err = entry("  labels: {}\n").unwrap_err();
+        let err = entry("  labels: {}\n").unwrap_err().to_string();
         assert!(
             err.contains("`labels` is empty, which selects every Deployment in the namespace"),
             "{err}"
         );
         for negative in ["!app", "app!=x,!tier", "app notin (a,b)"] {
-            let err = entry(&format!("  selector: {negative:?}\n")).unwrap_err();
+            let err = entry(&format!("  selector: {negative:?}\n"))
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains("has no requirement an object must meet"),
                 "{negative}: {err}"
@@ -379,11 +436,13 @@ mod tests {
         assert!(
             deletions("pre_apply:\n- kind: \"\"\n  name: a\n")
                 .unwrap_err()
+                .to_string()
                 .contains("`kind` is empty")
         );
         assert!(
             entry("  name: a\n  propagation_policy: Later\n")
                 .unwrap_err()
+                .to_string()
                 .contains("propagation_policy")
         );
     }
@@ -396,12 +455,14 @@ mod tests {
             &role.replace("system:flotilla", "a/b"),
             &mut ObjectIndex::default(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("is not a valid path segment name"), "{err}");
         let map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: system:flotilla\n";
         assert!(
             manifests(map, &mut ObjectIndex::default())
                 .unwrap_err()
+                .to_string()
                 .contains("DNS-1123")
         );
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::yaml::{YamlError, yaml};
 
@@ -38,37 +38,148 @@ const LOGICAL_ID_SECTIONS: [&str; 5] = [
     "Conditions",
     "Outputs",
 ];
+/// Why a rendered CloudFormation template is refused. The messages name the logical
+/// id or the JSON path of the problem, since the rendered text has no template lines.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("not valid YAML: {source}{}", if *.short_form_tags {
+        " (short-form tags like `!Ref` are not supported; write `Ref: X`)"
+    } else {
+        ""
+    })]
+    Syntax {
+        #[source]
+        source: serde_yaml_ng::Error,
+        /// The text looks like it uses `!Ref`-style tags, the likely cause.
+        short_form_tags: bool,
+    },
+    #[error("{0}")]
+    RepeatedKey(String),
+    #[error("the template is not a mapping")]
+    NotAMapping,
+    #[error("no `Resources` mapping")]
+    NoResources,
+    #[error("`Resources` is empty")]
+    EmptyResources,
+    #[error(
+        "`{section}` has {entries} entries; CloudFormation accepts at most {max} (split the template into more stacks)"
+    )]
+    SectionTooLarge {
+        section: &'static str,
+        entries: usize,
+        max: usize,
+    },
+    #[error(
+        "logical id `{id}` at /{section} is not alphanumeric (CloudFormation accepts only A-Z, a-z and 0-9: write e.g. `{suggestion}`)"
+    )]
+    LogicalIdNotAlphanumeric {
+        id: String,
+        section: &'static str,
+        suggestion: String,
+    },
+    #[error(
+        "logical id `{id}` at /{section} has {} characters; CloudFormation accepts at most {MAX_LOGICAL_ID}",
+        id.len()
+    )]
+    LogicalIdTooLong { id: String, section: &'static str },
+    #[error("resource `{0}` has no `Type`")]
+    NoType(String),
+    #[error("`{0}` is both a parameter and a resource; logical ids must be unique in the template")]
+    ParameterIsResource(String),
+    #[error("`DependsOn` at {at} is not a resource name (write a logical id or a list of them)")]
+    DependsOnNotAName { at: String },
+    #[error("`DependsOn` to `{target}` at {at} names the resource itself")]
+    DependsOnItself { target: String, at: String },
+    #[error("`DependsOn` to `{target}` at {at} names no resource")]
+    DependsOnNothing { target: String, at: String },
+    #[error("`Ref` to `{target}` at {at} names no parameter, resource or pseudo parameter")]
+    DanglingRef { target: String, at: String },
+    #[error("`Fn::GetAtt` on `{target}` at {at} names no resource")]
+    DanglingGetAtt { target: String, at: String },
+    #[error("condition `{condition}` at {at} is not declared in `Conditions`")]
+    UndeclaredCondition { condition: String, at: String },
+    #[error("`Fn::FindInMap` on `{map}` at {at} names no mapping in `Mappings`")]
+    UnknownMapping { map: String, at: String },
+    #[error("`Fn::FindInMap` at {at}: mapping `{map}` has no key `{key}`")]
+    UnknownMappingKey {
+        map: String,
+        key: String,
+        at: String,
+    },
+    #[error(
+        "parameter{} {} declared but never used",
+        if .0.len() == 1 { "" } else { "s" },
+        .0.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+    )]
+    UnusedParameters(Vec<String>),
+    #[error("the template cannot be written as JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("template body is {0} bytes; CloudFormation accepts at most {MAX_TEMPLATE_BYTES}")]
+    TooLarge(usize),
+}
+
 /// Check a rendered CloudFormation template (YAML with long-form intrinsics) and
 /// return it as pretty JSON.
-pub fn cloudformation(text: &str) -> Result<String, String> {
+pub fn cloudformation(text: &str) -> Result<String, TemplateError> {
     let template = yaml(text).map_err(|e| match e {
-        YamlError::Syntax(e) => {
-            let hint = if text.contains(" !") {
-                " (short-form tags like `!Ref` are not supported; write `Ref: X`)"
-            } else {
-                ""
-            };
-            format!("not valid YAML: {e}{hint}")
-        }
-        YamlError::RepeatedKey(problem) => problem,
+        YamlError::Syntax(source) => TemplateError::Syntax {
+            source,
+            short_form_tags: text.contains(" !"),
+        },
+        YamlError::RepeatedKey(problem) => TemplateError::RepeatedKey(problem),
     })?;
     let Value::Object(top) = &template else {
-        return Err("the template is not a mapping".into());
+        return Err(TemplateError::NotAMapping);
     };
     let Some(Value::Object(resources)) = top.get("Resources") else {
-        return Err("no `Resources` mapping".into());
+        return Err(TemplateError::NoResources);
     };
     if resources.is_empty() {
-        return Err("`Resources` is empty".into());
+        return Err(TemplateError::EmptyResources);
     }
+    check_sections(top)?;
+    for (name, resource) in resources {
+        match resource.get("Type") {
+            Some(Value::String(_)) => {}
+            _ => return Err(TemplateError::NoType(name.clone())),
+        }
+    }
+    let parameters: BTreeSet<&str> = match top.get("Parameters") {
+        Some(Value::Object(p)) => p.keys().map(String::as_str).collect(),
+        _ => BTreeSet::new(),
+    };
+    if let Some(both) = parameters.iter().find(|p| resources.contains_key(**p)) {
+        return Err(TemplateError::ParameterIsResource(both.to_string()));
+    }
+    check_depends_on(resources)?;
+    let used = check_references(&template, top, resources, &parameters)?;
+    let unused: Vec<String> = parameters
+        .iter()
+        .filter(|p| !used.contains(**p))
+        .map(|p| p.to_string())
+        .collect();
+    if !unused.is_empty() {
+        return Err(TemplateError::UnusedParameters(unused));
+    }
+    let mut json = serde_json::to_string_pretty(&template).map_err(TemplateError::Json)?;
+    json.push('\n');
+    if json.len() > MAX_TEMPLATE_BYTES {
+        return Err(TemplateError::TooLarge(json.len()));
+    }
+    Ok(json)
+}
+
+/// Section quotas and the form of logical ids.
+fn check_sections(top: &Map<String, Value>) -> Result<(), TemplateError> {
     for (section, max) in MAX_SECTION_ENTRIES {
         if let Some(Value::Object(entries)) = top.get(section)
             && entries.len() > max
         {
-            return Err(format!(
-                "`{section}` has {} entries; CloudFormation accepts at most {max} (split the template into more stacks)",
-                entries.len()
-            ));
+            return Err(TemplateError::SectionTooLarge {
+                section,
+                entries: entries.len(),
+                max,
+            });
         }
     }
     for section in LOGICAL_ID_SECTIONS {
@@ -77,38 +188,25 @@ pub fn cloudformation(text: &str) -> Result<String, String> {
         };
         for id in entries.keys() {
             if !id.chars().all(|c| c.is_ascii_alphanumeric()) || id.is_empty() {
-                return Err(format!(
-                    "logical id `{id}` at /{section} is not alphanumeric (CloudFormation accepts only A-Z, a-z and 0-9: write e.g. `{}`)",
-                    suggested_logical_id(id)
-                ));
+                return Err(TemplateError::LogicalIdNotAlphanumeric {
+                    id: id.clone(),
+                    section,
+                    suggestion: suggested_logical_id(id),
+                });
             }
             if id.len() > MAX_LOGICAL_ID {
-                return Err(format!(
-                    "logical id `{id}` at /{section} has {} characters; CloudFormation accepts at most {MAX_LOGICAL_ID}",
-                    id.len()
-                ));
+                return Err(TemplateError::LogicalIdTooLong {
+                    id: id.clone(),
+                    section,
+                });
             }
         }
     }
-    for (name, resource) in resources {
-        match resource.get("Type") {
-            Some(Value::String(_)) => {}
-            _ => return Err(format!("resource `{name}` has no `Type`")),
-        }
-    }
-    let parameters: BTreeSet<&str> = match top.get("Parameters") {
-        Some(Value::Object(p)) => p.keys().map(String::as_str).collect(),
-        _ => BTreeSet::new(),
-    };
-    if let Some(both) = parameters.iter().find(|p| resources.contains_key(**p)) {
-        return Err(format!(
-            "`{both}` is both a parameter and a resource; logical ids must be unique in the template"
-        ));
-    }
-    let conditions: BTreeSet<&str> = match top.get("Conditions") {
-        Some(Value::Object(c)) => c.keys().map(String::as_str).collect(),
-        _ => BTreeSet::new(),
-    };
+    Ok(())
+}
+
+/// Every `DependsOn` names another resource of the template.
+fn check_depends_on(resources: &Map<String, Value>) -> Result<(), TemplateError> {
     for (name, resource) in resources {
         let at = format!("/Resources/{name}/DependsOn");
         let targets: Vec<(String, &Value)> = match resource.get("DependsOn") {
@@ -122,46 +220,64 @@ pub fn cloudformation(text: &str) -> Result<String, String> {
         };
         for (at, target) in targets {
             let Value::String(target) = target else {
-                return Err(format!(
-                    "`DependsOn` at {at} is not a resource name (write a logical id or a list of them)"
-                ));
+                return Err(TemplateError::DependsOnNotAName { at });
             };
             if target == name {
-                return Err(format!(
-                    "`DependsOn` to `{target}` at {at} names the resource itself"
-                ));
+                return Err(TemplateError::DependsOnItself {
+                    target: target.clone(),
+                    at,
+                });
             }
             if !resources.contains_key(target) {
-                return Err(format!(
-                    "`DependsOn` to `{target}` at {at} names no resource"
-                ));
+                return Err(TemplateError::DependsOnNothing {
+                    target: target.clone(),
+                    at,
+                });
             }
         }
     }
+    Ok(())
+}
+
+/// Every `Ref`, `Fn::GetAtt`, condition and `Fn::FindInMap` names something the
+/// template declares; returns the parameters that are referred to.
+fn check_references<'t>(
+    template: &Value,
+    top: &Map<String, Value>,
+    resources: &Map<String, Value>,
+    parameters: &BTreeSet<&'t str>,
+) -> Result<BTreeSet<&'t str>, TemplateError> {
     let mut refs = References::default();
-    refs.walk(&template, "");
+    refs.walk(template, "");
     let mut used = BTreeSet::new();
     for (target, at) in &refs.refs {
-        if parameters.contains(target.as_str()) {
-            used.insert(target.clone());
+        if let Some(parameter) = parameters.get(target.as_str()) {
+            used.insert(*parameter);
         } else if !resources.contains_key(target) && !PSEUDO_PARAMETERS.contains(&target.as_str()) {
-            return Err(format!(
-                "`Ref` to `{target}` at {at} names no parameter, resource or pseudo parameter"
-            ));
+            return Err(TemplateError::DanglingRef {
+                target: target.clone(),
+                at: at.clone(),
+            });
         }
     }
     for (target, at) in &refs.attributes {
         if !resources.contains_key(target) {
-            return Err(format!(
-                "`Fn::GetAtt` on `{target}` at {at} names no resource"
-            ));
+            return Err(TemplateError::DanglingGetAtt {
+                target: target.clone(),
+                at: at.clone(),
+            });
         }
     }
+    let conditions: BTreeSet<&str> = match top.get("Conditions") {
+        Some(Value::Object(c)) => c.keys().map(String::as_str).collect(),
+        _ => BTreeSet::new(),
+    };
     for (condition, at) in &refs.conditions {
         if !conditions.contains(condition.as_str()) {
-            return Err(format!(
-                "condition `{condition}` at {at} is not declared in `Conditions`"
-            ));
+            return Err(TemplateError::UndeclaredCondition {
+                condition: condition.clone(),
+                at: at.clone(),
+            });
         }
     }
     let mappings = match top.get("Mappings") {
@@ -170,9 +286,10 @@ pub fn cloudformation(text: &str) -> Result<String, String> {
     };
     for (map, keys, at) in &refs.lookups {
         let Some(Value::Object(mapping)) = mappings.and_then(|m| m.get(map)) else {
-            return Err(format!(
-                "`Fn::FindInMap` on `{map}` at {at} names no mapping in `Mappings`"
-            ));
+            return Err(TemplateError::UnknownMapping {
+                map: map.clone(),
+                at: at.clone(),
+            });
         };
         // Literal keys must exist too (a variable key, such as `Ref: AWS::Region`, is
         // resolved only when the stack is deployed).
@@ -183,34 +300,16 @@ pub fn cloudformation(text: &str) -> Result<String, String> {
                 Some(Value::Object(inner)) => level = inner,
                 Some(_) => break,
                 None => {
-                    return Err(format!(
-                        "`Fn::FindInMap` at {at}: mapping `{map}` has no key `{key}`"
-                    ));
+                    return Err(TemplateError::UnknownMappingKey {
+                        map: map.clone(),
+                        key: key.clone(),
+                        at: at.clone(),
+                    });
                 }
             }
         }
     }
-    let unused: Vec<&&str> = parameters.iter().filter(|p| !used.contains(**p)).collect();
-    if !unused.is_empty() {
-        return Err(format!(
-            "parameter{} {} declared but never used",
-            if unused.len() == 1 { "" } else { "s" },
-            unused
-                .iter()
-                .map(|p| format!("`{p}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let mut json = serde_json::to_string_pretty(&template).map_err(|e| e.to_string())?;
-    json.push('\n');
-    if json.len() > MAX_TEMPLATE_BYTES {
-        return Err(format!(
-            "template body is {} bytes; CloudFormation accepts at most {MAX_TEMPLATE_BYTES}",
-            json.len()
-        ));
-    }
-    Ok(json)
+    Ok(used)
 }
 
 /// `id` with everything but ASCII letters and digits dropped, each dropped run

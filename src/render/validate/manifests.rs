@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::deletions::Deletions;
-use super::yaml::strict_document;
+use super::deletions::{Deletions, DeletionsError, namespace_prefix};
+use super::yaml::{YamlError, strict_document};
 
 /// RBAC kinds, whose names are path segments (`system:coredns`), not DNS-1123 names.
 const RBAC_KINDS: [&str; 4] = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
@@ -16,30 +16,61 @@ pub struct ObjectIndex {
     seen: HashMap<(String, String, String, String), ()>,
 }
 
+/// Why a manifest file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("document {document}: {source}")]
+    Yaml {
+        document: usize,
+        #[source]
+        source: YamlError,
+    },
+    #[error("document {0}: no `apiVersion`")]
+    NoApiVersion(usize),
+    #[error("document {0}: no `kind`")]
+    NoKind(usize),
+    #[error("document {document} ({kind}): no `metadata`")]
+    NoMetadata { document: usize, kind: String },
+    #[error("document {document} ({kind}): no `metadata.name`")]
+    NoName { document: usize, kind: String },
+    #[error("{kind} `{name}`: metadata.name {problem}")]
+    BadName {
+        kind: String,
+        name: String,
+        problem: NameProblem,
+    },
+    #[error(
+        "{kind} `{}{name}` is declared twice in this cluster's manifests",
+        namespace_prefix(namespace)
+    )]
+    Duplicate {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
+}
+
 /// A deletion by name must not remove an object the manifests apply: the two would
 /// undo each other on every apply.
-pub fn deletions_spare(deletions: &Deletions, objects: &ObjectIndex) -> Result<(), String> {
+pub fn deletions_spare(deletions: &Deletions, objects: &ObjectIndex) -> Result<(), DeletionsError> {
     for (list, entries) in [
         ("pre_apply", &deletions.pre_apply),
         ("post_apply", &deletions.post_apply),
     ] {
         for entry in entries {
             let Some(name) = &entry.name else { continue };
-            let namespace = entry.namespace.clone().unwrap_or_default();
+            let namespace = entry.namespace.as_deref().unwrap_or("");
             let applied = objects
                 .seen
                 .keys()
-                .any(|(_, kind, ns, n)| *kind == entry.kind && *ns == namespace && n == name);
+                .any(|(_, kind, ns, n)| *kind == entry.kind && ns == namespace && n == name);
             if applied {
-                return Err(format!(
-                    "{list} deletes {} `{}{name}`, which the manifests apply",
-                    entry.kind,
-                    if namespace.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{namespace}/")
-                    }
-                ));
+                return Err(DeletionsError::DeletesApplied {
+                    list,
+                    kind: entry.kind.clone(),
+                    namespace: namespace.to_string(),
+                    name: name.clone(),
+                });
             }
         }
     }
@@ -47,26 +78,37 @@ pub fn deletions_spare(deletions: &Deletions, objects: &ObjectIndex) -> Result<(
 }
 
 /// Check every object in a multi-document manifest file.
-pub fn manifests(text: &str, index: &mut ObjectIndex) -> Result<(), String> {
+pub fn manifests(text: &str, index: &mut ObjectIndex) -> Result<(), ManifestError> {
     for (n, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value =
-            strict_document(document, text).map_err(|e| format!("document {}: {e}", n + 1))?;
+        let number = n + 1;
+        let value = strict_document(document, text).map_err(|source| ManifestError::Yaml {
+            document: number,
+            source,
+        })?;
         if value.is_null() {
             continue;
         }
-        let what = format!("document {}", n + 1);
         let text_field =
             |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
         let api_version =
-            text_field(&value, "apiVersion").ok_or(format!("{what}: no `apiVersion`"))?;
-        let kind = text_field(&value, "kind").ok_or(format!("{what}: no `kind`"))?;
+            text_field(&value, "apiVersion").ok_or(ManifestError::NoApiVersion(number))?;
+        let kind = text_field(&value, "kind").ok_or(ManifestError::NoKind(number))?;
         let metadata = value
             .get("metadata")
-            .ok_or(format!("{what} ({kind}): no `metadata`"))?;
-        let name =
-            text_field(metadata, "name").ok_or(format!("{what} ({kind}): no `metadata.name`"))?;
+            .ok_or_else(|| ManifestError::NoMetadata {
+                document: number,
+                kind: kind.clone(),
+            })?;
+        let name = text_field(metadata, "name").ok_or_else(|| ManifestError::NoName {
+            document: number,
+            kind: kind.clone(),
+        })?;
         if let Some(problem) = name_problem(&kind, &name) {
-            return Err(format!("{kind} `{name}`: metadata.name {problem}"));
+            return Err(ManifestError::BadName {
+                kind,
+                name,
+                problem,
+            });
         }
         let namespace = text_field(metadata, "namespace").unwrap_or_default();
         let group = api_version
@@ -75,43 +117,46 @@ pub fn manifests(text: &str, index: &mut ObjectIndex) -> Result<(), String> {
             .to_string();
         let key = (group, kind.clone(), namespace.clone(), name.clone());
         if index.seen.insert(key, ()).is_some() {
-            return Err(format!(
-                "{kind} `{}{name}` is declared twice in this cluster's manifests",
-                if namespace.is_empty() {
-                    String::new()
-                } else {
-                    format!("{namespace}/")
-                }
-            ));
+            return Err(ManifestError::Duplicate {
+                kind,
+                namespace,
+                name,
+            });
         }
     }
     Ok(())
 }
 
+/// Why a string is not a valid name for an object of some kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("is not a valid path segment name (not empty, `.` or `..`, and without `/` or `%`)")]
+    NotAPathSegment,
+    #[error(
+        "is not a valid DNS-1123 label (lower-case letters, digits and `-`; at most 63 characters)"
+    )]
+    NotADnsLabel,
+    #[error(
+        "is not a valid DNS-1123 subdomain (lower-case letters, digits, `-` and `.`; at most 253 characters)"
+    )]
+    NotADnsSubdomain,
+}
+
 /// What is wrong with `name` as the name of a `kind` object, if anything: names are
 /// DNS-1123 subdomains, labels for Namespace and Service, path segments for RBAC kinds.
-pub(super) fn name_problem(kind: &str, name: &str) -> Option<String> {
+pub(super) fn name_problem(kind: &str, name: &str) -> Option<NameProblem> {
     if RBAC_KINDS.contains(&kind) {
         let ok = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%']);
-        return (!ok).then(|| {
-            "is not a valid path segment name (not empty, `.` or `..`, and without `/` or `%`)"
-                .to_string()
-        });
+        return (!ok).then_some(NameProblem::NotAPathSegment);
     }
     let strict_label = matches!(kind, "Namespace" | "Service");
     if is_dns_name(name, strict_label) {
-        return None;
+        None
+    } else if strict_label {
+        Some(NameProblem::NotADnsLabel)
+    } else {
+        Some(NameProblem::NotADnsSubdomain)
     }
-    Some(format!(
-        "is not a valid DNS-1123 {} (lower-case letters, digits{}; at most {} characters)",
-        if strict_label { "label" } else { "subdomain" },
-        if strict_label {
-            " and `-`"
-        } else {
-            ", `-` and `.`"
-        },
-        if strict_label { 63 } else { 253 },
-    ))
 }
 
 pub(super) fn is_dns_name(name: &str, label: bool) -> bool {

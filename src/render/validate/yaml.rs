@@ -8,21 +8,15 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 /// Why rendered text is not acceptable YAML.
+#[derive(Debug, thiserror::Error)]
 pub enum YamlError {
     /// The YAML parser's own error.
-    Syntax(serde_yaml_ng::Error),
+    #[error("not valid YAML: {0}")]
+    Syntax(#[source] serde_yaml_ng::Error),
     /// A mapping has the same key twice (which plain deserialization would collapse
     /// into the last one); the message names the key, the mapping and the lines.
+    #[error("{0}")]
     RepeatedKey(String),
-}
-
-impl fmt::Display for YamlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            YamlError::Syntax(e) => write!(f, "not valid YAML: {e}"),
-            YamlError::RepeatedKey(problem) => f.write_str(problem),
-        }
-    }
 }
 
 /// Parse one YAML document as JSON, rejecting a mapping key that appears twice.
