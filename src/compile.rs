@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::analysis::analyze;
+use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, sort_diagnostics};
 use crate::git::Repo;
 use crate::model::{Cluster, Fleet};
@@ -83,7 +84,7 @@ pub fn compile(
         if fleet.cluster(id).is_none() {
             let known: Vec<&str> = fleet.cluster_ids().collect();
             diagnostics.push(
-                Diagnostic::error("E0500", format!("no cluster `{id}` in the fleet"))
+                Diagnostic::error(Code::E0500, format!("no cluster `{id}` in the fleet"))
                     .help(format!("clusters: {}", known.join(", "))),
             );
         }
@@ -236,7 +237,7 @@ fn load_set(
             let files = read_dir_files(dir).map_err(|e| {
                 vec![
                     Diagnostic::error(
-                        "E0505",
+                        Code::E0505,
                         format!("cannot read config set {}: {e}", dir.display()),
                     )
                     .help("pass an existing directory to --config-set"),
@@ -256,7 +257,7 @@ fn load_set(
             };
             let channel = &cluster.channel.name;
             let fail = |message: String| {
-                vec![Diagnostic::error("E0505", message).help(
+                vec![Diagnostic::error(Code::E0505, message).help(
                     "fix the channel's config_ref, create the ref, or pass --config-set DIR to use a directory for every cluster",
                 )]
             };

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
+pub use crate::codes::Code;
 use crate::redact::{self, escape_controls};
 use crate::source::{FileId, SourceMap};
 use crate::span::Span;
@@ -39,7 +40,7 @@ impl Label {
 pub struct Diagnostic {
     pub severity: Severity,
     /// Stable code, `E0001`…; see `flotilla explain CODE`.
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// Where the problem is. `None` only for errors about the command line itself.
     pub primary: Option<Label>,
@@ -49,7 +50,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn error(code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             code,
@@ -60,7 +61,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn warning(code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(code, message)
@@ -247,7 +248,7 @@ pub struct JsonDiagnostic {
     pub end_line: u32,
     pub end_column: u32,
     pub severity: Severity,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub help: Option<String>,
 }
@@ -349,6 +350,15 @@ impl Paint {
     }
 }
 
+/// The "did you mean `NAME`?" hint for `wrong`, when one of `candidates` is close: the
+/// one wording of every suggestion flotilla makes.
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    suggest(wrong, candidates).map(|near| format!("did you mean `{near}`?"))
+}
+
 /// "did you mean" candidate: the closest name within a small edit distance.
 pub fn suggest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (wrong.chars().count() / 3).max(1);
@@ -396,11 +406,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-/// The explanation of a diagnostic code (`flotilla explain CODE`).
-pub fn explain(code: &str) -> Option<&'static str> {
-    crate::codes::explanation(code)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,5 +416,10 @@ mod tests {
         assert_eq!(suggest("max_szie", fields), Some("max_size"));
         assert_eq!(suggest("instance_type", fields), Some("instance_types"));
         assert_eq!(suggest("labels", fields), None);
+        assert_eq!(
+            did_you_mean("min_szie", fields).as_deref(),
+            Some("did you mean `min_size`?")
+        );
+        assert_eq!(did_you_mean("labels", fields), None);
     }
 }

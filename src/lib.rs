@@ -6,6 +6,9 @@
 //! [`render`] (one cluster's artifacts from a config set) → [`compile`] (the whole
 //! fleet, in parallel, written atomically).
 #![forbid(unsafe_code)]
+// A panic is never the answer to bad input: failures are errors or diagnostics. Tests
+// may unwrap; an `#[allow]` elsewhere carries the proof that it cannot fail.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // Diagnostics travel in `Err` through the front end; they are the cold path and
 // boxing every one would only add noise.
 #![allow(clippy::result_large_err)]
@@ -13,7 +16,7 @@
 pub mod analysis;
 pub mod apply;
 pub mod cli;
-mod codes;
+pub mod codes;
 pub mod compile;
 pub mod diagnostic;
 pub mod diff;

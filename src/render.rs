@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::diagnostic::Diagnostic;
+use crate::codes::Code;
+use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::digest::hex;
 use crate::model::{Cluster, NodePool};
 use crate::source::{FileId, SourceMap};
@@ -112,7 +113,7 @@ impl ConfigSet {
         }
         if !templates.keys().any(|p| p.starts_with("node-pools/")) {
             problems.push(
-                Diagnostic::error("E0501", format!("config set `{origin}` has no node-pools/ templates"))
+                Diagnostic::error(Code::E0501, format!("config set `{origin}` has no node-pools/ templates"))
                     .help("a config set needs etcd.yaml.j2, cluster.yaml.j2 and node-pools/<profile>/{stack,userdata}.yaml.j2"),
             );
         }
@@ -187,6 +188,13 @@ impl std::io::Write for BoundedOutput {
     }
 }
 
+/// A node pool whose drafts rendered: its template context (with its config hash).
+struct HashedPool {
+    context: serde_json::Value,
+    profile: String,
+    summary: PoolSummary,
+}
+
 /// Import and include sites shown for one template error; more are only counted.
 const MAX_SITES: usize = 4;
 
@@ -207,7 +215,7 @@ impl Renderer<'_> {
             Ok(contexts) => contexts,
             Err(e) => {
                 self.problems.push(Diagnostic::error(
-                    "E0503",
+                    Code::E0503,
                     format!(
                         "cluster `{}` cannot be passed to templates: {e}",
                         self.cluster_id
@@ -217,10 +225,63 @@ impl Renderer<'_> {
             }
         };
         let mut files = BTreeMap::new();
-        let mut summaries = Vec::new();
+        let hashed = self.hash_pools(cluster, &cluster_json, draft_pools);
+        let pool_values: Vec<serde_json::Value> =
+            hashed.iter().map(|pool| pool.context.clone()).collect();
+        cluster_json["node_pools"] = serde_json::Value::Array(pool_values.clone());
+        let cluster_value = to_value(&cluster_json);
+        let pools_value = to_value(&pool_values);
+        for pool in &hashed {
+            let ctx = context! {
+                cluster => cluster_value.clone(),
+                node_pools => pools_value.clone(),
+                pool => to_value(&pool.context),
+            };
+            self.render_pool(pool, ctx, &mut files);
+        }
 
-        // Drafts first: each pool's userdata and launch template, rendered with an empty
-        // `config_hash`, are part of its config hash.
+        let ctx = context! { cluster => cluster_value.clone(), node_pools => pools_value.clone() };
+        for (template, out) in [
+            ("etcd.yaml.j2", "cloudformation/etcd.json"),
+            ("cluster.yaml.j2", "cloudformation/cluster.json"),
+        ] {
+            if !self.set.templates.contains_key(template) {
+                self.problems.push(
+                    Diagnostic::error(Code::E0501, format!("config set `{}` has no `{template}`", self.set.origin))
+                        .help("a config set needs etcd.yaml.j2, cluster.yaml.j2 and node-pools/<profile>/{stack,userdata}.yaml.j2"),
+                );
+                continue;
+            }
+            if let Some(text) = self.render_template(template, ctx.clone())
+                && let Some(json) = self.cloudformation(out, template, &text)
+            {
+                files.insert(out.to_string(), json);
+            }
+        }
+        self.render_manifests(ctx, &mut files);
+
+        Artifacts {
+            cluster: self.cluster_id.clone(),
+            files,
+            summary: Summary {
+                cluster: self.cluster_id.clone(),
+                channel: cluster.channel.name.clone(),
+                config_ref: cluster.channel.config_ref.clone(),
+                config_set: self.set.recorded_as.clone(),
+                node_pools: hashed.into_iter().map(|pool| pool.summary).collect(),
+            },
+        }
+    }
+
+    /// Each pool's template context with its config hash. Drafts first: each pool's
+    /// userdata and launch template, rendered with an empty `config_hash`, are part of
+    /// its config hash. A pool whose drafts fail is reported and left out.
+    fn hash_pools(
+        &mut self,
+        cluster: &Cluster,
+        cluster_json: &serde_json::Value,
+        draft_pools: Vec<serde_json::Value>,
+    ) -> Vec<HashedPool> {
         let draft_pools: Vec<serde_json::Value> = draft_pools
             .into_iter()
             .map(|mut pool_json| {
@@ -229,8 +290,7 @@ impl Renderer<'_> {
             })
             .collect();
         let draft_pools_value = to_value(&draft_pools);
-        let mut pool_values = Vec::new();
-        let mut userdata_texts = Vec::new();
+        let mut hashed = Vec::new();
         for (pool, draft_pool) in cluster.node_pools.iter().zip(&draft_pools) {
             let name = pool.name.clone();
             let profile = pool.profile.clone();
@@ -248,7 +308,7 @@ impl Renderer<'_> {
                 continue;
             }
             let draft_ctx = context! {
-                cluster => to_value(&cluster_json),
+                cluster => to_value(cluster_json),
                 pool => to_value(&pool_json),
             };
             let Some(draft) = self.render_template(&userdata_template, draft_ctx.clone()) else {
@@ -274,68 +334,44 @@ impl Renderer<'_> {
             };
             let hash = config_hash(&draft, &launch_template_data(&draft_stack), pool, cluster);
             pool_json["config_hash"] = json!(hash);
-            pool_values.push(pool_json);
-            userdata_texts.push((name.clone(), profile, hash.clone()));
-            summaries.push(PoolSummary {
-                name,
-                config_hash: hash,
-                min_size: pool.min_size,
-                max_size: pool.max_size,
+            hashed.push(HashedPool {
+                context: pool_json,
+                profile,
+                summary: PoolSummary {
+                    name,
+                    config_hash: hash,
+                    min_size: pool.min_size,
+                    max_size: pool.max_size,
+                },
             });
         }
-        cluster_json["node_pools"] = serde_json::Value::Array(pool_values.clone());
-        let cluster_value = to_value(&cluster_json);
-        let pools_value = to_value(&pool_values);
+        hashed
+    }
 
-        for (pool_json, (name, profile, _)) in pool_values.iter().zip(&userdata_texts) {
-            let ctx = context! {
-                cluster => cluster_value.clone(),
-                node_pools => pools_value.clone(),
-                pool => to_value(pool_json),
-            };
-            let Some(userdata) = self.render_template(
-                &format!("node-pools/{profile}/userdata.yaml.j2"),
-                ctx.clone(),
-            ) else {
-                continue;
-            };
-            let userdata = normalize_text(&userdata);
-            let userdata_path = format!("userdata/{name}.yaml");
-            self.check_yaml(
-                &userdata_path,
-                &format!("node-pools/{profile}/userdata.yaml.j2"),
-                &userdata,
-            );
-            let stack_template = format!("node-pools/{profile}/stack.yaml.j2");
-            let ctx = context! { userdata => userdata.clone(), ..ctx };
-            if let Some(stack) = self.render_template(&stack_template, ctx) {
-                let out = format!("cloudformation/node-pool-{name}.json");
-                if let Some(json) = self.cloudformation(&out, &stack_template, &stack) {
-                    files.insert(out, json);
-                }
-            }
-            files.insert(userdata_path, userdata);
-        }
-
-        let ctx = context! { cluster => cluster_value.clone(), node_pools => pools_value.clone() };
-        for (template, out) in [
-            ("etcd.yaml.j2", "cloudformation/etcd.json"),
-            ("cluster.yaml.j2", "cloudformation/cluster.json"),
-        ] {
-            if !self.set.templates.contains_key(template) {
-                self.problems.push(
-                    Diagnostic::error("E0501", format!("config set `{}` has no `{template}`", self.set.origin))
-                        .help("a config set needs etcd.yaml.j2, cluster.yaml.j2 and node-pools/<profile>/{stack,userdata}.yaml.j2"),
-                );
-                continue;
-            }
-            if let Some(text) = self.render_template(template, ctx.clone())
-                && let Some(json) = self.cloudformation(out, template, &text)
-            {
-                files.insert(out.to_string(), json);
+    /// A pool's userdata and stack, rendered with its config hash.
+    fn render_pool(&mut self, pool: &HashedPool, ctx: Value, files: &mut BTreeMap<String, String>) {
+        let (name, profile) = (&pool.summary.name, &pool.profile);
+        let userdata_template = format!("node-pools/{profile}/userdata.yaml.j2");
+        let Some(userdata) = self.render_template(&userdata_template, ctx.clone()) else {
+            return;
+        };
+        let userdata = normalize_text(&userdata);
+        let userdata_path = format!("userdata/{name}.yaml");
+        self.check_yaml(&userdata_path, &userdata_template, &userdata);
+        let stack_template = format!("node-pools/{profile}/stack.yaml.j2");
+        let ctx = context! { userdata => userdata.clone(), ..ctx };
+        if let Some(stack) = self.render_template(&stack_template, ctx) {
+            let out = format!("cloudformation/node-pool-{name}.json");
+            if let Some(json) = self.cloudformation(&out, &stack_template, &stack) {
+                files.insert(out, json);
             }
         }
+        files.insert(userdata_path, userdata);
+    }
 
+    /// The manifests, each file checked and all of them for objects declared twice,
+    /// then the deletions list, which must not delete what the manifests apply.
+    fn render_manifests(&mut self, ctx: Value, files: &mut BTreeMap<String, String>) {
         let mut objects = validate::ObjectIndex::default();
         let manifest_templates: Vec<String> = self
             .set
@@ -373,18 +409,6 @@ impl Renderer<'_> {
                 },
                 Err(problem) => self.invalid("deletions.yaml", "deletions.yaml.j2", &problem),
             }
-        }
-
-        Artifacts {
-            cluster: self.cluster_id.clone(),
-            files,
-            summary: Summary {
-                cluster: self.cluster_id.clone(),
-                channel: cluster.channel.name.clone(),
-                config_ref: cluster.channel.config_ref.clone(),
-                config_set: self.set.recorded_as.clone(),
-                node_pools: summaries,
-            },
         }
     }
 
@@ -447,7 +471,7 @@ impl Renderer<'_> {
             return match templates.get(name) {
                 Some(&file) => template_error(file, self.sources, e, e, Some(&self.cluster_id)),
                 None => Diagnostic::error(
-                    "E0503",
+                    Code::E0503,
                     format!("cluster `{}`: {}", self.cluster_id, describe(e)),
                 ),
             };
@@ -533,17 +557,14 @@ impl Renderer<'_> {
             )
         };
         let profiles = self.profiles();
-        let help = match crate::diagnostic::suggest(profile, profiles.iter().map(String::as_str)) {
-            Some(near) => format!(
-                "did you mean `{near}`? (profiles in {origin}: {})",
-                profiles.join(", ")
-            ),
+        let help = match did_you_mean(profile, profiles.iter().map(String::as_str)) {
+            Some(hint) => format!("{hint} (profiles in {origin}: {})", profiles.join(", ")),
             None => format!(
                 "add {origin}/node-pools/{profile}/{{stack,userdata}}.yaml.j2 or set `profile` to one of: {}",
                 profiles.join(", ")
             ),
         };
-        let d = Diagnostic::error("E0502", message).help(help);
+        let d = Diagnostic::error(Code::E0502, message).help(help);
         let source = &node_pool.source;
         let (span, label) = match (node_pool.profile_span(), source.declared) {
             (Some(span), _) => (span, format!("no node-pools/{profile}/ in {origin}")),
@@ -579,7 +600,7 @@ impl Renderer<'_> {
     /// (the problem is in the rendered text, which has no lines in the template).
     fn invalid(&mut self, out: &str, template: &str, problem: &dyn std::fmt::Display) {
         let d = Diagnostic::error(
-            "E0504",
+            Code::E0504,
             format!("cluster `{}`: {out} is invalid: {problem}", self.cluster_id),
         )
         .help(format!("rendered from {}/{template}", self.set.origin));
@@ -656,7 +677,7 @@ fn template_error(
         }
         _ => "see docs/config-set.md for the template contract",
     };
-    Diagnostic::error("E0503", message)
+    Diagnostic::error(Code::E0503, message)
         .at(file, span, cause.kind().to_string())
         .help(help)
 }

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::diagnostic::{Diagnostic, suggest};
+use crate::codes::Code;
+use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::source::{FileId, FileSystem, SourceMap, normalize};
 use crate::span::Span;
 use crate::syntax::ast::{Item, Module};
@@ -71,6 +72,9 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
         },
         by_path: HashMap::new(),
     };
+    // PRELUDE names an entry of STDLIB (both constants above, embedded in the binary),
+    // and load_std fails only for a name that STDLIB lacks.
+    #[allow(clippy::expect_used)]
     let prelude = loader
         .load_std(PRELUDE)
         .expect("the prelude is embedded in the binary");
@@ -88,7 +92,7 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
         match loader.load_file(&file) {
             Some(id) => loader.program.roots.push(id),
             None => loader.program.diagnostics.push(
-                Diagnostic::error("E0100", format!("cannot read `{}`", file.display()))
+                Diagnostic::error(Code::E0100, format!("cannot read `{}`", file.display()))
                     .help("check that the path exists and is a readable .flt file"),
             ),
         }
@@ -104,8 +108,11 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
 
 /// E0100 for a directory without `.flt` files (`check`, `fmt`, …).
 pub fn no_flt_files(path: &Path) -> Diagnostic {
-    Diagnostic::error("E0100", format!("no .flt files in `{}`", path.display()))
-        .help("pass a .flt file or a directory that contains some")
+    Diagnostic::error(
+        Code::E0100,
+        format!("no .flt files in `{}`", path.display()),
+    )
+    .help("pass a .flt file or a directory that contains some")
 }
 
 /// Add a file's bytes to `sources`. Text that is not UTF-8 is kept lossily, so that the
@@ -123,7 +130,7 @@ pub fn add_source(
             let valid = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
             let file = sources.add(name, path, text);
-            let diagnostic = Diagnostic::error("E0009", "file is not valid UTF-8")
+            let diagnostic = Diagnostic::error(Code::E0009, "file is not valid UTF-8")
                 // The lossy text holds U+FFFD (three bytes) where the invalid byte was.
                 .at(
                     file,
@@ -229,12 +236,12 @@ impl Loader<'_> {
                         .ok_or_else(|| {
                             let names = STDLIB.iter().map(|(n, _)| *n);
                             let mut d = Diagnostic::error(
-                                "E0109",
+                                Code::E0109,
                                 format!("there is no stdlib module `{target}`"),
                             )
                             .at(file, span, "not in the stdlib");
-                            d = match suggest(&target, names) {
-                                Some(s) => d.help(format!("did you mean `{s}`?")),
+                            d = match did_you_mean(&target, names) {
+                                Some(s) => d.help(s),
                                 None => d.help(format!(
                                     "the stdlib has: {}",
                                     STDLIB
@@ -248,16 +255,13 @@ impl Loader<'_> {
                         })
                 } else if is_std {
                     Err(
-                        Diagnostic::error("E0101", "stdlib modules import only stdlib modules").at(
-                            file,
-                            span,
-                            "not a stdlib path",
-                        ),
+                        Diagnostic::error(Code::E0101, "stdlib modules import only stdlib modules")
+                            .at(file, span, "not a stdlib path"),
                     )
                 } else if Path::new(&target).has_root() {
                     // A fleet must mean the same on every machine and in git history.
                     Err(Diagnostic::error(
-                        "E0101",
+                        Code::E0101,
                         format!("import `{target}` is an absolute path"),
                     )
                     .at(file, span, "absolute path")
@@ -300,7 +304,7 @@ impl Loader<'_> {
             }
         }
         Err(
-            Diagnostic::error("E0101", format!("cannot find module `{target}`"))
+            Diagnostic::error(Code::E0101, format!("cannot find module `{target}`"))
                 .at(file, span, format!("looked for `{}`", candidates[1].display()))
                 .help("relative imports are resolved from the importing file's directory; stdlib modules start with `std/`"),
         )
@@ -366,7 +370,7 @@ fn check_import_aliases(program: &mut Program) {
                     _ => "declared again here",
                 };
                 found.push(
-                    Diagnostic::error("E0114", message)
+                    Diagnostic::error(Code::E0114, message)
                         .at(module.file, ident.span, label)
                         .also(module.file, first_span, first_label)
                         .help(help),
@@ -417,7 +421,7 @@ fn detect_cycles(program: &mut Program) {
                             continue;
                         };
                         found.push(
-                            Diagnostic::error("E0102", "import cycle")
+                            Diagnostic::error(Code::E0102, "import cycle")
                                 .at(module.file, import.span, "this import closes the cycle")
                                 .help(format!(
                                     "{}; move the shared declarations into a module that both import",

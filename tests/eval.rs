@@ -291,7 +291,7 @@ fn codes(source: &str) -> Vec<&'static str> {
     analyze(&fs, Path::new("fleet"))
         .diagnostics
         .iter()
-        .map(|d| d.code)
+        .map(|d| d.code.as_str())
         .collect()
 }
 
@@ -320,7 +320,7 @@ fn a_value_that_is_always_null_is_a_type_error_not_an_internal_one() {
         panic!("{:#?}", analysis.diagnostics)
     };
     let span = d.primary.as_ref().unwrap().span;
-    assert_eq!((d.code, span.start, span.end), ("E0214", 39, 40));
+    assert_eq!((d.code.as_str(), span.start, span.end), ("E0214", 39, 40));
 }
 
 #[test]

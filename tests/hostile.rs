@@ -62,7 +62,7 @@ fn flotilla(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn codes(c: &Compilation) -> Vec<&str> {
-    c.diagnostics.iter().map(|d| d.code).collect()
+    c.diagnostics.iter().map(|d| d.code.as_str()).collect()
 }
 
 // ---- config sets: symlink loops -----------------------------------------------------

@@ -359,7 +359,7 @@ fn an_error_in_an_imported_helper_points_at_the_helper() {
     let site = d.secondary.first().expect("the import site");
     let json = to_json(
         &c.sources,
-        &Diagnostic::error("E0503", "").at(site.file, site.span, ""),
+        &Diagnostic::error(flotilla::codes::Code::E0503, "").at(site.file, site.span, ""),
     );
     assert!(
         json.file.unwrap().ends_with("configmap.yaml.j2"),

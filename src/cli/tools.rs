@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{CliError, CliResult, print_diagnostics, write_stdout};
-use crate::diagnostic::{explain as explanation, render_all};
+use crate::codes::Code;
+use crate::diagnostic::render_all;
 use crate::source::{DiskFs, FileSystem};
 
 /// Rewrite .flt files in the canonical layout (comments are kept).
@@ -95,10 +96,9 @@ pub(super) fn import_registry(args: ImportRegistryArgs) -> CliResult<i32> {
 }
 
 pub(super) fn explain(args: ExplainArgs) -> CliResult<i32> {
-    let code = args.code.to_uppercase();
-    match explanation(&code) {
-        Some(text) => {
-            write_stdout(&format!("{code}: {text}\n"))?;
+    match Code::parse(&args.code) {
+        Some(code) => {
+            write_stdout(&format!("{code}: {}\n", code.explanation()))?;
             Ok(0)
         }
         None => Err(CliError::UnknownCode(args.code)),

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use super::data::{Data, Quantity, SecretValue};
+use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::resolve::{ModuleId, Program};
 use crate::source::FileId;
@@ -193,10 +194,9 @@ impl<'p> Evaluator<'p> {
 
     /// Evaluate one top-level cluster declaration to data.
     pub fn cluster(&self, module: ModuleId, decl: &'p ClusterDecl) -> Result<Data> {
-        let rid =
-            self.checked.decls.cluster_type.ok_or_else(|| {
-                Diagnostic::error("E0300", "the prelude declares no `Cluster` type")
-            })?;
+        let rid = self.checked.decls.cluster_type.ok_or_else(|| {
+            Diagnostic::error(Code::E0300, "the prelude declares no `Cluster` type")
+        })?;
         let env = self.module_env(module);
         let desc = self.describe(
             rid,
@@ -221,12 +221,14 @@ impl<'p> Evaluator<'p> {
         }
         let def = self.checked.decls.channel(id);
         let Item_::Channel(decl) = item(self.program, def.site.module, def.site.item) else {
-            return Err(Diagnostic::error("E0300", "channel declaration not found"));
+            return Err(Diagnostic::error(
+                Code::E0300,
+                "channel declaration not found",
+            ));
         };
-        let rid =
-            self.checked.decls.channel_type.ok_or_else(|| {
-                Diagnostic::error("E0300", "the prelude declares no `Channel` type")
-            })?;
+        let rid = self.checked.decls.channel_type.ok_or_else(|| {
+            Diagnostic::error(Code::E0300, "the prelude declares no `Channel` type")
+        })?;
         let env = self.module_env(def.site.module);
         let desc = self.describe(
             rid,
@@ -260,14 +262,14 @@ impl<'p> Instance<'p> {
 }
 
 fn overflow(file: FileId, span: Span) -> Diagnostic {
-    Diagnostic::error("E0303", "arithmetic overflow")
+    Diagnostic::error(Code::E0303, "arithmetic overflow")
         .at(file, span, "the result does not fit")
         .help("integers are 64-bit; durations are milliseconds in 64 bits")
 }
 
 fn internal(file: FileId, span: Span) -> Diagnostic {
     Diagnostic::error(
-        "E0300",
+        Code::E0300,
         "internal error: the evaluator met an expression the checker did not resolve",
     )
     .at(file, span, "here")

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::eval::{Data, Quantity, Record, SecretValue};
 
@@ -51,7 +52,7 @@ pub(super) enum ModelError {
 impl ModelError {
     /// E0307 at the cluster's label when it is known.
     pub(super) fn diagnostic(&self, cluster: Option<&Source>) -> Diagnostic {
-        let d = Diagnostic::error("E0307", format!("the evaluated fleet does not fit flotilla's model: {self}"))
+        let d = Diagnostic::error(Code::E0307, format!("the evaluated fleet does not fit flotilla's model: {self}"))
             .help("the stdlib (stdlib/std) and src/model.rs must declare the same fields: update both together");
         match cluster {
             Some(source) => d.at(source.file, source.label, "in this cluster"),

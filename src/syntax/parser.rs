@@ -8,6 +8,7 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 
 use super::ast::*;
 use super::scan::MAX_EXPRESSION_DEPTH;
+use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::source::FileId;
 use crate::span::Span;
@@ -36,7 +37,7 @@ pub(super) fn parse_items(
             pest::set_error_detail(false);
             return Err(match detailed {
                 Some(e) => syntax_error(file, full_text, base, e),
-                None => Diagnostic::error("E0001", "syntax error"),
+                None => Diagnostic::error(Code::E0001, "syntax error"),
             });
         }
     };
@@ -124,7 +125,7 @@ impl Builder {
                     doc: None,
                     name,
                     ty,
-                    value: value.expect("grammar: let has a value"),
+                    value: required(value, "grammar: let has a value"),
                     span,
                 })
             }
@@ -159,7 +160,7 @@ impl Builder {
                 let variants = inner
                     .map(|v| Variant {
                         doc: None,
-                        name: self.ident(children(v).next().expect("grammar: variant name")),
+                        name: self.ident(required(children(v).next(), "grammar: variant name")),
                     })
                     .collect();
                 Item::Enum(EnumDecl {
@@ -215,8 +216,8 @@ impl Builder {
         Ok(FieldDecl {
             doc: None,
             attributes,
-            name: name.expect("grammar: field name"),
-            ty: ty.expect("grammar: field type"),
+            name: required(name, "grammar: field name"),
+            ty: required(ty, "grammar: field type"),
             default,
             span,
         })
@@ -235,7 +236,7 @@ impl Builder {
                 let mut parts = children(atom);
                 let key = next(&mut parts);
                 if key.as_str() != "String" {
-                    return Err(Diagnostic::error("E0011", "map keys must be `String`")
+                    return Err(Diagnostic::error(Code::E0011, "map keys must be `String`")
                         .at(self.file, self.span(&key), "expected `String`")
                         .help("write the map type as `{String: T}`"));
                 }
@@ -260,7 +261,7 @@ impl Builder {
 
     fn named_type(&self, pair: Pair<Rule>) -> TypeExprKind {
         let mut parts: Vec<Ident> = children(pair).map(|p| self.ident(p)).collect();
-        let name = parts.pop().expect("grammar: type name");
+        let name = required(parts.pop(), "grammar: type name");
         TypeExprKind::Named {
             module: parts.pop(),
             name,
@@ -293,7 +294,7 @@ impl Builder {
                     Entry::Block {
                         name,
                         label,
-                        body: body.expect("grammar: nested block body"),
+                        body: required(body, "grammar: nested block body"),
                         span: entry_span,
                     }
                 }
@@ -388,7 +389,7 @@ impl Builder {
             let span = expr.span;
             dismantle(expr);
             return Err(Diagnostic::error(
-                "E0005",
+                Code::E0005,
                 format!("expression nested more than {MAX_EXPRESSION_DEPTH} levels deep"),
             )
             .at(self.file, span, "this expression")
@@ -405,7 +406,7 @@ impl Builder {
                 Ok(n) => ExprKind::Int(n),
                 Err(_) => {
                     self.problems.push(
-                        Diagnostic::error("E0006", "integer literal is too large")
+                        Diagnostic::error(Code::E0006, "integer literal is too large")
                             .at(self.file, span, "does not fit in a 64-bit integer")
                             .help(format!("integers range from {} to {}", i64::MIN, i64::MAX)),
                     );
@@ -416,7 +417,7 @@ impl Builder {
                 let value: f64 = pair.as_str().replace('_', "").parse().unwrap_or(f64::NAN);
                 if !value.is_finite() {
                     self.problems.push(
-                        Diagnostic::error("E0006", "float literal is out of range").at(
+                        Diagnostic::error(Code::E0006, "float literal is out of range").at(
                             self.file,
                             span,
                             "not a finite number",
@@ -427,9 +428,10 @@ impl Builder {
             }
             Rule::unit_number => {
                 let text = pair.as_str();
-                let split = text
-                    .find(|c: char| c.is_ascii_alphabetic())
-                    .expect("grammar: unit number has a unit");
+                let split = required(
+                    text.find(|c: char| c.is_ascii_alphabetic()),
+                    "grammar: unit number has a unit",
+                );
                 let (number, unit) = text.split_at(split);
                 if !is_known_unit(unit) {
                     self.problems.push(bad_unit(self.file, span, split, unit));
@@ -463,7 +465,7 @@ impl Builder {
                 match comprehension {
                     None => ExprKind::List(items),
                     Some(tail) => {
-                        let body = items.pop().expect("grammar: a comprehension has a body");
+                        let body = required(items.pop(), "grammar: a comprehension has a body");
                         let mut inner = children(tail);
                         let var = self.ident(next(&mut inner));
                         let iter = self.expr(next(&mut inner))?;
@@ -506,7 +508,7 @@ impl Builder {
                 }
                 ExprKind::Record {
                     ty,
-                    body: body.expect("grammar: record body"),
+                    body: required(body, "grammar: record body"),
                 }
             }
             Rule::call => {
@@ -564,7 +566,7 @@ impl Builder {
             "$" => "$".into(),
             _ => {
                 self.problems.push(
-                    Diagnostic::error("E0004", format!("unknown escape `\\{escaped}`"))
+                    Diagnostic::error(Code::E0004, format!("unknown escape `\\{escaped}`"))
                         .at(self.file, self.span(&pair), "not a valid escape")
                         .help("valid escapes are \\\" \\\\ \\n \\t \\r and \\$"),
                 );
@@ -575,7 +577,16 @@ impl Builder {
 }
 
 fn next<'a>(pairs: &mut impl Iterator<Item = Pair<'a, Rule>>) -> Pair<'a, Rule> {
-    pairs.next().expect("grammar guarantees this child")
+    required(pairs.next(), "grammar guarantees this child")
+}
+
+/// A child that the grammar (`flotilla.pest`) makes mandatory in the rule being built.
+/// pest hands the parser only pairs whose rule matched in full, so every mandatory
+/// child is present: `None` here would be a bug in the grammar or in this file, which
+/// the parser tests (every rule, and generated programs) would show.
+#[allow(clippy::expect_used)] // the invariant above: the grammar requires the child
+fn required<T>(child: Option<T>, what: &'static str) -> T {
+    child.expect(what)
 }
 
 /// Child pairs without keyword tokens (keywords are atomic rules so that `letx` is
@@ -689,9 +700,12 @@ fn bad_unit(file: FileId, span: Span, split: usize, unit: &str) -> Diagnostic {
             "durations use ms, s, m, h, d; quantities use m, k, M, G, T, Ki, Mi, Gi, Ti".to_string()
         }
     };
-    Diagnostic::error("E0007", format!("unknown unit `{unit}` in number literal"))
-        .at(file, unit_span, "not a duration or quantity unit")
-        .help(hint)
+    Diagnostic::error(
+        Code::E0007,
+        format!("unknown unit `{unit}` in number literal"),
+    )
+    .at(file, unit_span, "not a duration or quantity unit")
+    .help(hint)
 }
 
 /// Turn pest's error into a diagnostic that says what was expected in words.
@@ -742,22 +756,22 @@ fn syntax_error(
         let word = found.0.trim_matches('`');
         let keywords = ["import", "type", "enum", "let", "channel", "cluster"];
         let d = Diagnostic::error(
-            "E0001",
+            Code::E0001,
             format!("expected a declaration, found {}", found.0),
         )
         .at(file, found_span, "not a declaration keyword");
-        return match crate::diagnostic::suggest(word, keywords) {
-            Some(k) => d.help(format!("did you mean `{k}`?")),
+        return match crate::diagnostic::did_you_mean(word, keywords) {
+            Some(k) => d.help(k),
             None => d.help(
                 "a file holds `import`, `type`, `enum`, `let`, `channel` and `cluster` declarations",
             ),
         };
     }
-    let d = Diagnostic::error("E0001", format!("expected {expected}, found {}", found.0)).at(
-        file,
-        found_span,
-        format!("expected {expected}"),
-    );
+    let d = Diagnostic::error(
+        Code::E0001,
+        format!("expected {expected}, found {}", found.0),
+    )
+    .at(file, found_span, format!("expected {expected}"));
     d.help(help.unwrap_or_else(|| hint_for(&expected)))
 }
 

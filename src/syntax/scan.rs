@@ -6,6 +6,7 @@
 //! chains of binary and postfix operators parse in loops; the parser limits the depth
 //! of the tree they build ([`MAX_EXPRESSION_DEPTH`]).
 
+use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::source::FileId;
 use crate::span::Span;
@@ -214,19 +215,19 @@ fn too_complex(file: FileId, at: usize, what: &str) -> Diagnostic {
             "`!!x` is `x` and `- -x` is `x`: drop pairs of them",
         )
     };
-    Diagnostic::error("E0005", message)
+    Diagnostic::error(Code::E0005, message)
         .at(file, Span::new(at, at + 1), "limit reached here")
         .help(help)
 }
 
 fn unterminated(file: FileId, start: usize, end: usize) -> Diagnostic {
-    Diagnostic::error("E0002", "unterminated string literal")
+    Diagnostic::error(Code::E0002, "unterminated string literal")
         .at(file, Span::new(start, end), "this string has no closing `\"`")
         .help("strings end on the line they start; close it with `\"` (write `\\\"` for a quote inside)")
 }
 
 fn unclosed_interpolation(file: FileId, at: usize) -> Diagnostic {
-    Diagnostic::error("E0002", "unclosed `${` in a string")
+    Diagnostic::error(Code::E0002, "unclosed `${` in a string")
         .at(
             file,
             Span::new(at, at + 2),
@@ -237,7 +238,7 @@ fn unclosed_interpolation(file: FileId, at: usize) -> Diagnostic {
 
 fn too_deep(file: FileId, at: usize) -> Diagnostic {
     Diagnostic::error(
-        "E0005",
+        Code::E0005,
         format!("expression nested more than {MAX_NESTING} levels deep"),
     )
     .at(file, Span::new(at, at + 1), "nesting limit reached here")

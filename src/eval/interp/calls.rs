@@ -7,6 +7,7 @@ use sha2::Digest;
 
 use super::expr::compare;
 use super::{Env, Evaluator, Instance, Result, Value, internal};
+use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::eval::data::SecretValue;
 use crate::syntax::ast::*;
@@ -119,13 +120,11 @@ impl<'p> Evaluator<'p> {
                     _ => 0,
                 };
                 if !(0..=100_000).contains(&n) {
-                    return Err(
-                        Diagnostic::error("E0304", format!("range({n}) is out of bounds")).at(
-                            file,
-                            args[0].span,
-                            "must be between 0 and 100000",
-                        ),
-                    );
+                    return Err(Diagnostic::error(
+                        Code::E0304,
+                        format!("range({n}) is out of bounds"),
+                    )
+                    .at(file, args[0].span, "must be between 0 and 100000"));
                 }
                 Value::List(Rc::new((0..n).map(Value::Int).collect()))
             }
@@ -141,7 +140,7 @@ impl<'p> Evaluator<'p> {
                 match cidr_subnet(&text(0), newbits, netnum) {
                     Some(s) => Value::Str(s.into()),
                     None => {
-                        return Err(Diagnostic::error("E0304", "cidr_subnet: no such subnet")
+                        return Err(Diagnostic::error(Code::E0304, "cidr_subnet: no such subnet")
                             .at(file, expr.span, "invalid prefix, newbits or netnum")
                             .help("the prefix is an IPv4 CIDR like \"10.0.0.0/16\"; prefix length + newbits ≤ 32 and netnum < 2^newbits"));
                     }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::{Env, Evaluator, FrameKind, Instance, Item_, Result, Value, internal, item, overflow};
+use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::eval::data::Quantity;
 use crate::resolve::ModuleId;
@@ -48,7 +49,7 @@ impl<'p> Evaluator<'p> {
                     Some(q) => Value::Quantity(q),
                     None => {
                         return Err(Diagnostic::error(
-                            "E0007",
+                            Code::E0007,
                             format!("invalid quantity `{number}{unit}`"),
                         )
                         .at(file, expr.span, "not exact in milli-units, or too large")
@@ -59,7 +60,7 @@ impl<'p> Evaluator<'p> {
                     Some(ms) => Value::Duration(ms),
                     None => {
                         return Err(Diagnostic::error(
-                            "E0007",
+                            Code::E0007,
                             format!("invalid duration `{number}{unit}`"),
                         )
                         .at(
@@ -119,7 +120,7 @@ impl<'p> Evaluator<'p> {
                             Some(v) => v.clone(),
                             None => {
                                 return Err(Diagnostic::error(
-                                    "E0304",
+                                    Code::E0304,
                                     format!("index {n} is out of range"),
                                 )
                                 .at(
@@ -135,7 +136,7 @@ impl<'p> Evaluator<'p> {
                         Some(v) => v.clone(),
                         None => {
                             return Err(Diagnostic::error(
-                                "E0304",
+                                Code::E0304,
                                 format!("key `{k}` is not in the map"),
                             )
                             .at(file, index.span, "missing key")
@@ -214,7 +215,7 @@ impl<'p> Evaluator<'p> {
             Some(Resolution::ClusterContext) => match cluster {
                 Some(c) => Value::Instance(c.clone()),
                 None => {
-                    return Err(Diagnostic::error("E0306", "`cluster` is used outside of a cluster")
+                    return Err(Diagnostic::error(Code::E0306, "`cluster` is used outside of a cluster")
                         .at(file, ident.span, "this default needs the enclosing cluster")
                         .help("records whose defaults read `cluster` get their values only inside a cluster block"));
                 }
@@ -232,10 +233,10 @@ impl<'p> Evaluator<'p> {
                 Some(result) => result.clone(),
                 None => {
                     let Item_::Let(decl) = item(self.program, module, index) else {
-                        return Err(Diagnostic::error("E0300", "let not found"));
+                        return Err(Diagnostic::error(Code::E0300, "let not found"));
                     };
                     Err(Diagnostic::error(
-                        "E0305",
+                        Code::E0305,
                         format!("`{}` is defined in terms of itself", decl.name.name),
                     )
                     .at(
@@ -247,7 +248,7 @@ impl<'p> Evaluator<'p> {
             };
         }
         let Item_::Let(decl) = item(self.program, module, index) else {
-            return Err(Diagnostic::error("E0300", "let not found"));
+            return Err(Diagnostic::error(Code::E0300, "let not found"));
         };
         self.lets.borrow_mut().insert((module, index), None);
         let result = self.eval(&decl.value, &self.module_env(module), None);
@@ -265,26 +266,25 @@ impl<'p> Evaluator<'p> {
         file: FileId,
         span: Span,
     ) -> Result<Value<'p>> {
-        let instance =
-            match base {
-                Value::Instance(i) => i.clone(),
-                Value::Record(desc) => {
-                    let context = if Some(desc.ty) == self.checked.decls.channel_type {
-                        None
-                    } else {
-                        cluster.cloned()
-                    };
-                    Rc::new(Instance::new(desc.clone(), context))
-                }
-                Value::Null => {
-                    return Err(Diagnostic::error(
-                        "E0304",
-                        format!("cannot read `{name}` of null"),
-                    )
-                    .at(file, span, "this value is null"));
-                }
-                _ => return Err(internal(file, span)),
-            };
+        let instance = match base {
+            Value::Instance(i) => i.clone(),
+            Value::Record(desc) => {
+                let context = if Some(desc.ty) == self.checked.decls.channel_type {
+                    None
+                } else {
+                    cluster.cloned()
+                };
+                Rc::new(Instance::new(desc.clone(), context))
+            }
+            Value::Null => {
+                return Err(Diagnostic::error(
+                    Code::E0304,
+                    format!("cannot read `{name}` of null"),
+                )
+                .at(file, span, "this value is null"));
+            }
+            _ => return Err(internal(file, span)),
+        };
         let def = self.checked.decls.record(instance.desc.ty);
         let (index, _) = def.field(name).ok_or_else(|| internal(file, span))?;
         self.force(&instance, index)
@@ -345,7 +345,7 @@ impl<'p> Evaluator<'p> {
         };
         let of = || overflow(file, expr.span);
         let zero = || {
-            Diagnostic::error("E0301", "division by zero")
+            Diagnostic::error(Code::E0301, "division by zero")
                 .at(file, rhs.span, "this is zero")
                 .help("guard the division: `if d == 0 then … else x / d`")
         };
@@ -380,7 +380,7 @@ impl<'p> Evaluator<'p> {
                 };
                 // Floats are finite: an infinite or NaN result is an overflow.
                 if !x.is_finite() {
-                    return Err(Diagnostic::error("E0303", "arithmetic overflow")
+                    return Err(Diagnostic::error(Code::E0303, "arithmetic overflow")
                         .at(file, expr.span, "the result is not a finite number")
                         .help("floats are 64-bit and must stay finite (at most about 1.8e308)"));
                 }

@@ -7,6 +7,7 @@ use super::{
     Description, Env, Evaluator, FrameKind, Instance, Item, Item_, Layer, PendingBlock, Result,
     Slot, State, Value, internal, item,
 };
+use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::eval::data::{Data, Record};
 use crate::source::FileId;
@@ -149,7 +150,7 @@ impl<'p> Evaluator<'p> {
                 let (file, span) = instance.desc.origin;
                 let span = instance.desc.entry_spans[field].unwrap_or(span);
                 return Err(Diagnostic::error(
-                    "E0305",
+                    Code::E0305,
                     format!("field `{}` of {} depends on itself", def.fields[field].name, def.name),
                 )
                 .at(file, span, "part of a cycle")
@@ -311,7 +312,7 @@ impl<'p> Evaluator<'p> {
                 Some(l) => format!("{} `{l}`", def.name),
                 None => def.name.clone(),
             };
-            return Err(Diagnostic::error("E0302", format!("{what}: {message}"))
+            return Err(Diagnostic::error(Code::E0302, format!("{what}: {message}"))
                 .at(file, primary, "check failed for this value")
                 .also(
                     def.site.file,

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use super::{Checker, Frame, LetState, Scope};
-use crate::diagnostic::suggest;
+use crate::codes::Code;
+use crate::diagnostic::{did_you_mean, suggest};
 use crate::syntax::ast::*;
 use crate::types::*;
 
@@ -140,11 +141,11 @@ impl<'p> Checker<'p> {
             && let Some(label) = label
         {
             self.error(
-                Diagnostic::error("E0207", format!("`{}` blocks take no label", record.name)).at(
-                    file,
-                    label.span,
-                    "remove this label",
-                ),
+                Diagnostic::error(
+                    Code::E0207,
+                    format!("`{}` blocks take no label", record.name),
+                )
+                .at(file, label.span, "remove this label"),
             );
         }
         for entry in entries {
@@ -180,7 +181,7 @@ impl<'p> Checker<'p> {
                     if field.is_label && label.is_some() {
                         self.error(
                             Diagnostic::error(
-                                "E0217",
+                                Code::E0217,
                                 format!("`{}` is set by the block label", field.name),
                             )
                             .at(file, name.span, "remove this line")
@@ -198,7 +199,7 @@ impl<'p> Checker<'p> {
                         let first = *first;
                         self.error(
                             Diagnostic::error(
-                                "E0108",
+                                Code::E0108,
                                 format!("field `{}` is set twice", field.name),
                             )
                             .at(file, name.span, "set again here")
@@ -233,7 +234,7 @@ impl<'p> Checker<'p> {
                         match (elem_def.label_field(), block_label) {
                             (Some(_), None) => self.error(
                                 Diagnostic::error(
-                                    "E0207",
+                                    Code::E0207,
                                     format!("`{}` blocks need a label", name.name),
                                 )
                                 .at(file, name.span, "label missing")
@@ -241,7 +242,7 @@ impl<'p> Checker<'p> {
                             ),
                             (None, Some(l)) => self.error(
                                 Diagnostic::error(
-                                    "E0207",
+                                    Code::E0207,
                                     format!("`{}` blocks take no label", name.name),
                                 )
                                 .at(
@@ -255,7 +256,7 @@ impl<'p> Checker<'p> {
                                     let what = name.name.replace('_', " ");
                                     self.error(
                                         Diagnostic::error(
-                                            "E0107",
+                                            Code::E0107,
                                             format!("{what} `{}` is declared twice", l.value),
                                         )
                                         .at(file, l.span, "second declaration")
@@ -290,7 +291,7 @@ impl<'p> Checker<'p> {
                             let Ty::Record(elem) = field.ty.required().clone() else {
                                 self.error(
                                     Diagnostic::error(
-                                        "E0206",
+                                        Code::E0206,
                                         format!("`{}` is not a block", name.name),
                                     )
                                     .at(
@@ -324,7 +325,7 @@ impl<'p> Checker<'p> {
                                 let first = *first;
                                 self.error(
                                     Diagnostic::error(
-                                        "E0108",
+                                        Code::E0108,
                                         format!("field `{}` is set twice", field.name),
                                     )
                                     .at(file, name.span, "set again here")
@@ -339,7 +340,7 @@ impl<'p> Checker<'p> {
                             if let Some(l) = block_label {
                                 self.error(
                                     Diagnostic::error(
-                                        "E0207",
+                                        Code::E0207,
                                         format!("`{}` blocks take no label", name.name),
                                     )
                                     .at(
@@ -392,19 +393,21 @@ impl<'p> Checker<'p> {
                     Some(l) => format!("{} `{}`", record.name, l.value),
                     None => record.name.clone(),
                 };
-                let d =
-                    Diagnostic::error("E0203", format!("missing field `{}` in {what}", field.name))
-                        .at(file, header, format!("`{}` is not set", field.name))
-                        .also(
-                            record.site.file,
-                            field.name_span,
-                            format!("required by `{}` (no default)", record.name),
-                        )
-                        .help(format!(
-                            "add `{} = …` ({})",
-                            field.name,
-                            self.decls.show(&field.ty)
-                        ));
+                let d = Diagnostic::error(
+                    Code::E0203,
+                    format!("missing field `{}` in {what}", field.name),
+                )
+                .at(file, header, format!("`{}` is not set", field.name))
+                .also(
+                    record.site.file,
+                    field.name_span,
+                    format!("required by `{}` (no default)", record.name),
+                )
+                .help(format!(
+                    "add `{} = …` ({})",
+                    field.name,
+                    self.decls.show(&field.ty)
+                ));
                 self.error(d);
             }
         }
@@ -412,7 +415,7 @@ impl<'p> Checker<'p> {
 
     fn bad_spread(&self, record: &RecordDef, ty: &Ty, file: FileId, span: Span) -> Diagnostic {
         Diagnostic::error(
-            "E0212",
+            Code::E0212,
             format!("cannot spread {} into a {}", self.show(ty), record.name),
         )
         .at(file, span, format!("this is {}", self.show(ty)))
@@ -438,7 +441,7 @@ impl<'p> Checker<'p> {
             .collect();
         let kind = if as_block { "block" } else { "field" };
         let mut d = Diagnostic::error(
-            "E0201",
+            Code::E0201,
             format!("unknown {kind} `{}` in `{}`", name.name, record.name),
         );
         let blockish = record.block_field(&name.name).is_some();
@@ -448,8 +451,8 @@ impl<'p> Checker<'p> {
                 "this is a block".to_string(),
                 format!("write `{} \"NAME\" {{ … }}`", name.name),
             )
-        } else if let Some(s) = suggest(&name.name, names.iter().copied()) {
-            (format!("did you mean `{s}`?"), String::new())
+        } else if let Some(hint) = did_you_mean(&name.name, names.iter().copied()) {
+            (hint, String::new())
         } else {
             let mut list: Vec<&str> = names.clone();
             list.sort();

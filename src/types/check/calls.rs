@@ -1,7 +1,8 @@
 //! Calls of built-in functions.
 
 use super::{Checker, Scope};
-use crate::diagnostic::suggest;
+use crate::codes::Code;
+use crate::diagnostic::did_you_mean;
 use crate::syntax::ast::*;
 use crate::types::builtins::{self, Builtin};
 use crate::types::*;
@@ -17,9 +18,9 @@ impl<'p> Checker<'p> {
         let file = scope.file;
         let Some(builtin) = builtins::lookup(&name.name) else {
             let names = super::BUILTINS.iter().map(|(n, ..)| *n);
-            let mut d = Diagnostic::error("E0208", format!("unknown function `{}`", name.name));
-            d = match suggest(&name.name, names) {
-                Some(s) => d.at(file, name.span, format!("did you mean `{s}`?")),
+            let mut d = Diagnostic::error(Code::E0208, format!("unknown function `{}`", name.name));
+            d = match did_you_mean(&name.name, names) {
+                Some(s) => d.at(file, name.span, s),
                 None => d.at(file, name.span, "not a builtin").help(format!(
                     "builtins: {}",
                     super::BUILTINS
@@ -63,7 +64,7 @@ impl<'p> Checker<'p> {
         if args.len() != arity {
             self.error(
                 Diagnostic::error(
-                    "E0208",
+                    Code::E0208,
                     format!(
                         "`{}` takes {arity} argument{}, found {}",
                         name.name,
@@ -82,7 +83,7 @@ impl<'p> Checker<'p> {
         let bad_arg = |me: &mut Self, arg: &Expr, t: &Ty| {
             let shown = me.show(t);
             me.error(
-                Diagnostic::error("E0202", format!("`{}` cannot take {shown}", name.name))
+                Diagnostic::error(Code::E0202, format!("`{}` cannot take {shown}", name.name))
                     .at(file, arg.span, format!("this is {shown}"))
                     .help(format!("signature: {signature}")),
             );

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use super::{AliasState, BUILTIN_TYPES, Checker};
-use crate::diagnostic::suggest;
+use crate::codes::Code;
+use crate::diagnostic::did_you_mean;
 use crate::syntax::ast::*;
 use crate::types::*;
 
@@ -24,7 +25,7 @@ impl<'p> Checker<'p> {
                 {
                     self.diagnostics.push(
                         Diagnostic::error(
-                            "E0104",
+                            Code::E0104,
                             format!("`{}` is a builtin type and cannot be redeclared", name.name),
                         )
                         .at(m.file, name.span, "builtin type name")
@@ -55,7 +56,7 @@ impl<'p> Checker<'p> {
                                 let first = first.span;
                                 self.diagnostics.push(
                                     Diagnostic::error(
-                                        "E0110",
+                                        Code::E0110,
                                         format!("variant `{}` is declared twice", v.name.name),
                                     )
                                     .at(m.file, v.name.span, "declared again here")
@@ -125,7 +126,7 @@ impl<'p> Checker<'p> {
         for c in &self.decls.clusters {
             if let Some(first) = seen.get(c.id.as_str()) {
                 problems.push(
-                    Diagnostic::error("E0106", format!("cluster id `{}` is used twice", c.id))
+                    Diagnostic::error(Code::E0106, format!("cluster id `{}` is used twice", c.id))
                         .at(c.site.file, c.site.name_span, "second cluster with this id")
                         .also(first.site.file, first.site.name_span, "first declared here")
                         .help("cluster ids name CloudFormation stacks and must be unique in the fleet"),
@@ -177,7 +178,7 @@ impl<'p> Checker<'p> {
                 if let Some(first) = declared.get(&name) {
                     self.diagnostics.push(
                         Diagnostic::error(
-                            "E0104",
+                            Code::E0104,
                             format!("`{name}` is declared twice in this module"),
                         )
                         .at(m.file, span, "declared again here")
@@ -220,7 +221,7 @@ impl<'p> Checker<'p> {
                     let first = first.name_span;
                     self.error(
                         Diagnostic::error(
-                            "E0111",
+                            Code::E0111,
                             format!("field `{}` is declared twice", f.name.name),
                         )
                         .at(site.file, f.name.span, "declared again here")
@@ -245,7 +246,7 @@ impl<'p> Checker<'p> {
                             if let Some(first) = label_at {
                                 self.diagnostics.push(
                                     Diagnostic::error(
-                                        "E0112",
+                                        Code::E0112,
                                         format!("`{}` has two `@label` fields", decl.name.name),
                                     )
                                     .at(site.file, attr.span, "second `@label`")
@@ -263,7 +264,7 @@ impl<'p> Checker<'p> {
                             def.block_name = Some(name.value.clone())
                         }
                         _ => self.diagnostics.push(
-                            Diagnostic::error("E0112", format!("invalid attribute `@{}` here", attr.name.name))
+                            Diagnostic::error(Code::E0112, format!("invalid attribute `@{}` here", attr.name.name))
                                 .at(site.file, attr.span, "not valid on this field")
                                 .help("`@label` marks a String field set by a block label; `@block(\"name\")` marks a list-of-records field written as repeated `name { … }` blocks"),
                         ),
@@ -291,7 +292,7 @@ impl<'p> Checker<'p> {
                 let def = &self.decls.aliases[index];
                 let (file, span) = used.unwrap_or((def.site.file, def.site.name_span));
                 let d = Diagnostic::error(
-                    "E0113",
+                    Code::E0113,
                     format!("type `{}` is defined in terms of itself", def.name),
                 )
                 .at(file, span, "refers back to the alias being defined")
@@ -345,9 +346,12 @@ impl<'p> Checker<'p> {
                             .find_map(|m| self.decls.lookup(*m, &name.name).cloned()),
                         _ => {
                             self.error(
-                                Diagnostic::error("E0103", format!("no module named `{}`", a.name))
-                                    .at(file, a.span, "not an imported module alias")
-                                    .help("import it with `import \"./file.flt\" as NAME`"),
+                                Diagnostic::error(
+                                    Code::E0103,
+                                    format!("no module named `{}`", a.name),
+                                )
+                                .at(file, a.span, "not an imported module alias")
+                                .help("import it with `import \"./file.flt\" as NAME`"),
                             );
                             return Ty::Error;
                         }
@@ -374,13 +378,11 @@ impl<'p> Checker<'p> {
                                     .map(|(n, _)| n.clone()),
                             );
                         }
-                        let mut d = Diagnostic::error(
-                            "E0105",
-                            format!("unknown type `{}`", name.name),
-                        )
-                        .at(file, name.span, "not a type in scope");
-                        d = match suggest(&name.name, candidates.iter().map(String::as_str)) {
-                            Some(s) => d.help(format!("did you mean `{s}`?")),
+                        let mut d =
+                            Diagnostic::error(Code::E0105, format!("unknown type `{}`", name.name))
+                                .at(file, name.span, "not a type in scope");
+                        d = match did_you_mean(&name.name, candidates.iter().map(String::as_str)) {
+                            Some(s) => d.help(s),
                             None => d.help("types are String, Int, Float, Bool, Duration, Quantity, Secret, [T], {String: T}, T? and declared `type`s and `enum`s"),
                         };
                         self.error(d);

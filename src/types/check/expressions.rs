@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use super::{Checker, Frame, LetState, Scope, assignable, promote};
-use crate::diagnostic::suggest;
+use crate::codes::Code;
+use crate::diagnostic::did_you_mean;
 use crate::syntax::ast::*;
 use crate::syntax::{DURATION_UNITS, QUANTITY_UNITS};
 use crate::types::*;
@@ -22,7 +23,7 @@ impl<'p> Checker<'p> {
         if *actual == Ty::Null {
             // A value that is always null (`let x = null ?? null`) where a value is needed.
             let d = Diagnostic::error(
-                "E0214",
+                Code::E0214,
                 format!("expected {}, found `null`", self.show(expected)),
             )
             .at(file, expr.span, "this is always null")
@@ -31,7 +32,7 @@ impl<'p> Checker<'p> {
             return;
         }
         let mut d = Diagnostic::error(
-            "E0202",
+            Code::E0202,
             format!(
                 "expected {}, found {}",
                 self.show(expected),
@@ -101,7 +102,7 @@ impl<'p> Checker<'p> {
                 Some(t) => {
                     let t = self.show(t);
                     self.error(
-                        Diagnostic::error("E0214", format!("expected {t}, found `null`"))
+                        Diagnostic::error(Code::E0214, format!("expected {t}, found `null`"))
                             .at(file, expr.span, "not optional")
                             .help("only optional types (`T?`) accept null"),
                     );
@@ -137,7 +138,7 @@ impl<'p> Checker<'p> {
                                 } else {
                                     self.error(
                                         Diagnostic::error(
-                                            "E0213",
+                                            Code::E0213,
                                             format!(
                                                 "list elements must have one type: expected {}, found {}",
                                                 self.show(&t),
@@ -176,7 +177,7 @@ impl<'p> Checker<'p> {
                     if let Some(first) = keys.get(key.value.as_str()) {
                         self.error(
                             Diagnostic::error(
-                                "E0218",
+                                Code::E0218,
                                 format!("key `{}` appears twice", key.value),
                             )
                             .at(file, key.span, "duplicate key")
@@ -202,7 +203,7 @@ impl<'p> Checker<'p> {
                         other => {
                             self.error(
                                 Diagnostic::error(
-                                    "E0202",
+                                    Code::E0202,
                                     format!("{} is not a record type", self.show(&other)),
                                 )
                                 .at(
@@ -220,7 +221,7 @@ impl<'p> Checker<'p> {
                         _ => {
                             self.error(
                                 Diagnostic::error(
-                                    "E0219",
+                                    Code::E0219,
                                     "cannot tell which type this record has",
                                 )
                                 .at(file, expr.span, "untyped record")
@@ -257,7 +258,7 @@ impl<'p> Checker<'p> {
                     other => {
                         self.error(
                             Diagnostic::error(
-                                "E0211",
+                                Code::E0211,
                                 format!("cannot index into {}", self.show(&other)),
                             )
                             .at(file, base.span, format!("this is {}", self.show(&other)))
@@ -282,7 +283,7 @@ impl<'p> Checker<'p> {
                 } else {
                     self.error(
                         Diagnostic::error(
-                            "E0209",
+                            Code::E0209,
                             format!("`{}` cannot be applied to {}", op.symbol(), self.show(&t)),
                         )
                         .at(
@@ -312,7 +313,7 @@ impl<'p> Checker<'p> {
                     }
                     self.error(
                         Diagnostic::error(
-                            "E0202",
+                            Code::E0202,
                             format!(
                                 "`if` branches differ: {} and {}",
                                 self.show(&t),
@@ -354,7 +355,7 @@ impl<'p> Checker<'p> {
                     other => {
                         self.error(
                             Diagnostic::error(
-                                "E0202",
+                                Code::E0202,
                                 format!("cannot iterate over {}", self.show(&other)),
                             )
                             .at(file, iter.span, "expected a list or a map")
@@ -383,12 +384,12 @@ impl<'p> Checker<'p> {
         match t {
             Ty::String | Ty::Int | Ty::Float | Ty::Bool | Ty::Duration | Ty::Quantity | Ty::Enum(_) | Ty::Error => {}
             Ty::Secret => self.error(
-                Diagnostic::error("E0215", "a Secret cannot be interpolated into a string")
+                Diagnostic::error(Code::E0215, "a Secret cannot be interpolated into a string")
                     .at(file, e.span, "this is a Secret")
                     .help("secrets are never turned into plain text; pass the Secret itself to a `Secret` field"),
             ),
             other => self.error(
-                Diagnostic::error("E0215", format!("cannot interpolate {} into a string", self.show(other)))
+                Diagnostic::error(Code::E0215, format!("cannot interpolate {} into a string", self.show(other)))
                     .at(file, e.span, format!("this is {}", self.show(other)))
                     .help("interpolate strings, numbers, booleans, durations, quantities or enum values; use `join(list, \",\")` for lists"),
             ),
@@ -416,7 +417,7 @@ impl<'p> Checker<'p> {
         if as_duration && !is_duration_unit {
             self.error(
                 Diagnostic::error(
-                    "E0202",
+                    Code::E0202,
                     format!("expected `Duration`, found quantity `{number}{unit}`"),
                 )
                 .at(file, expr.span, "a quantity, not a duration")
@@ -427,7 +428,7 @@ impl<'p> Checker<'p> {
         if !as_duration && !is_quantity_unit {
             self.error(
                 Diagnostic::error(
-                    "E0202",
+                    Code::E0202,
                     format!("expected `Quantity`, found duration `{number}{unit}`"),
                 )
                 .at(file, expr.span, "a duration, not a quantity")
@@ -438,7 +439,7 @@ impl<'p> Checker<'p> {
         if as_duration {
             if crate::units::parse_duration_ms(number, unit).is_none() {
                 self.error(
-                    Diagnostic::error("E0007", format!("invalid duration `{number}{unit}`"))
+                    Diagnostic::error(Code::E0007, format!("invalid duration `{number}{unit}`"))
                         .at(
                             file,
                             expr.span,
@@ -507,7 +508,7 @@ impl<'p> Checker<'p> {
                 if self.let_state.get(&(m, i)) == Some(&LetState::InProgress) {
                     self.error(
                         Diagnostic::error(
-                            "E0305",
+                            Code::E0305,
                             format!("`{}` is defined in terms of itself", ident.name),
                         )
                         .at(file, ident.span, "cyclic reference")
@@ -528,19 +529,22 @@ impl<'p> Checker<'p> {
             }
             Some(Def::Record(_) | Def::Enum(_) | Def::TypeAlias(_)) => {
                 self.error(
-                    Diagnostic::error("E0103", format!("`{}` is a type, not a value", ident.name))
-                        .at(file, ident.span, "type used as a value")
-                        .help(format!(
-                            "build a record with `{} {{ … }}`, or name a variant as `{}.VARIANT`",
-                            ident.name, ident.name
-                        )),
+                    Diagnostic::error(
+                        Code::E0103,
+                        format!("`{}` is a type, not a value", ident.name),
+                    )
+                    .at(file, ident.span, "type used as a value")
+                    .help(format!(
+                        "build a record with `{} {{ … }}`, or name a variant as `{}.VARIANT`",
+                        ident.name, ident.name
+                    )),
                 );
                 Ty::Error
             }
             Some(Def::Alias(_)) => {
                 self.error(
                     Diagnostic::error(
-                        "E0103",
+                        Code::E0103,
                         format!("`{}` is a module, not a value", ident.name),
                     )
                     .at(file, ident.span, "module alias")
@@ -561,11 +565,11 @@ impl<'p> Checker<'p> {
             let def = self.decls.enum_def(*e);
             let names: Vec<&str> = def.variants.iter().map(|v| v.name.as_str()).collect();
             let mut d = Diagnostic::error(
-                "E0204",
+                Code::E0204,
                 format!("`{}` is not a variant of `{}`", ident.name, def.name),
             );
-            d = match suggest(&ident.name, names.iter().copied()) {
-                Some(s) => d.at(file, ident.span, format!("did you mean `{s}`?")),
+            d = match did_you_mean(&ident.name, names.iter().copied()) {
+                Some(s) => d.at(file, ident.span, s),
                 None => d.at(file, ident.span, "unknown variant"),
             };
             d = d.help(format!("`{}` is one of: {}", def.name, names.join(", ")));
@@ -587,9 +591,9 @@ impl<'p> Checker<'p> {
                     v
                 })
                 .unwrap_or_default();
-            let mut d = Diagnostic::error("E0205", format!("unknown channel `{}`", ident.name));
-            d = match suggest(&ident.name, channels.iter().map(String::as_str)) {
-                Some(s) => d.at(file, ident.span, format!("did you mean `{s}`?")),
+            let mut d = Diagnostic::error(Code::E0205, format!("unknown channel `{}`", ident.name));
+            d = match did_you_mean(&ident.name, channels.iter().map(String::as_str)) {
+                Some(s) => d.at(file, ident.span, s),
                 None => d.at(file, ident.span, "no channel with this name is in scope"),
             };
             d = if channels.is_empty() {
@@ -617,13 +621,13 @@ impl<'p> Checker<'p> {
                     .map(|(n, _)| n.clone()),
             );
         }
-        let mut d = Diagnostic::error("E0103", format!("unknown name `{}`", ident.name));
+        let mut d = Diagnostic::error(Code::E0103, format!("unknown name `{}`", ident.name));
         if let Some(help) = self.variant_help(ident, scope) {
             self.error(d.at(file, ident.span, "not found in this scope").help(help));
             return;
         }
-        d = match suggest(&ident.name, candidates.iter().map(String::as_str)) {
-            Some(s) => d.at(file, ident.span, format!("did you mean `{s}`?")),
+        d = match did_you_mean(&ident.name, candidates.iter().map(String::as_str)) {
+            Some(s) => d.at(file, ident.span, s),
             None => d.at(file, ident.span, "not found in this scope").help(
                 "names are fields of the enclosing blocks, `let` bindings, channels and imports",
             ),
@@ -697,11 +701,11 @@ impl<'p> Checker<'p> {
                         let names: Vec<&str> =
                             def.variants.iter().map(|v| v.name.as_str()).collect();
                         let mut d = Diagnostic::error(
-                            "E0204",
+                            Code::E0204,
                             format!("`{}` is not a variant of `{}`", name.name, def.name),
                         );
-                        d = match suggest(&name.name, names.iter().copied()) {
-                            Some(s) => d.at(file, name.span, format!("did you mean `{s}`?")),
+                        d = match did_you_mean(&name.name, names.iter().copied()) {
+                            Some(s) => d.at(file, name.span, s),
                             None => d.at(file, name.span, "unknown variant"),
                         };
                         d = d.help(format!("`{}` is one of: {}", def.name, names.join(", ")));
@@ -733,13 +737,12 @@ impl<'p> Checker<'p> {
                                     })
                                     .collect();
                                 let mut d = Diagnostic::error(
-                                    "E0103",
+                                    Code::E0103,
                                     format!("module `{}` has no value `{}`", b.name, name.name),
                                 );
-                                d = match suggest(&name.name, names.iter().map(String::as_str)) {
-                                    Some(s) => {
-                                        d.at(file, name.span, format!("did you mean `{s}`?"))
-                                    }
+                                d = match did_you_mean(&name.name, names.iter().map(String::as_str))
+                                {
+                                    Some(s) => d.at(file, name.span, s),
                                     None => d.at(file, name.span, "not declared in that module"),
                                 };
                                 self.error(d);
@@ -776,7 +779,7 @@ impl<'p> Checker<'p> {
             Ty::Error => Ty::Error,
             Ty::Optional(_) => {
                 self.error(
-                    Diagnostic::error("E0211", format!("{} may be null", self.show(&base_ty)))
+                    Diagnostic::error(Code::E0211, format!("{} may be null", self.show(&base_ty)))
                         .at(file, base.span, "may be null")
                         .help("give a fallback first: `(x ?? default).field`"),
                 );
@@ -784,7 +787,7 @@ impl<'p> Checker<'p> {
             }
             other => {
                 self.error(
-                    Diagnostic::error("E0211", format!("{} has no fields", self.show(other)))
+                    Diagnostic::error(Code::E0211, format!("{} has no fields", self.show(other)))
                         .at(file, name.span, format!("no field `{}`", name.name))
                         .help("only records have fields; maps are indexed with `m[\"key\"]`"),
                 );
@@ -922,7 +925,7 @@ impl<'p> Checker<'p> {
                 };
                 self.error(
                     Diagnostic::error(
-                        "E0209",
+                        Code::E0209,
                         format!(
                             "`{}` cannot be applied to {} and {}",
                             op.symbol(),
