@@ -7,7 +7,10 @@ mod apply;
 mod compile;
 mod error;
 mod plan;
+mod simulate;
+mod status;
 mod tools;
+mod world;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -54,16 +57,16 @@ enum Command {
     /// `--format json` is stable: a list of {cluster, region, blocked: {by, reason, at} |
     /// null, rollout: {holder, step, since, expires_at} | null, pools: [{name,
     /// desired_hash, nodes, ready, outdated, group: {min, desired, max} | null}], error}.
-    Status(apply::StatusArgs),
+    Status(status::StatusArgs),
     /// Block a cluster's updates (recorded in the cluster; apply refuses it and a running
     /// rollout stops at its next safe point).
-    Block(apply::BlockArgs),
+    Block(status::BlockArgs),
     /// Lift a cluster's update block.
-    Unblock(apply::UnblockArgs),
+    Unblock(status::UnblockArgs),
     /// Predict a cluster's rollout on a simulated world: waves per pool and zone,
     /// evictions held up by PodDisruptionBudgets and for how long, forced deletions, and
     /// the duration against its lower bound. Exit 1 when a roll would not finish.
-    Simulate(apply::SimulateArgs),
+    Simulate(simulate::SimulateArgs),
     Fmt(tools::FmtArgs),
     ImportRegistry(tools::ImportRegistryArgs),
     Explain(tools::ExplainArgs),
@@ -88,10 +91,10 @@ pub fn run() -> i32 {
         Command::Diff(args) => compile::diff(args),
         Command::Plan(args) => plan::plan(args),
         Command::Apply(args) => apply::apply_command(args),
-        Command::Status(args) => apply::status_command(args),
-        Command::Block(args) => apply::block_command(args),
-        Command::Unblock(args) => apply::unblock_command(args),
-        Command::Simulate(args) => apply::simulate_command(args),
+        Command::Status(args) => status::status_command(args),
+        Command::Block(args) => status::block_command(args),
+        Command::Unblock(args) => status::unblock_command(args),
+        Command::Simulate(args) => simulate::simulate_command(args),
         Command::Fmt(args) => tools::fmt(args),
         Command::ImportRegistry(args) => tools::import_registry(args),
         Command::Explain(args) => tools::explain(args),
@@ -148,6 +151,13 @@ impl ConfigArgs {
             }
         }
     }
+}
+
+/// `text` (a summary table) or `json`, for apply, status and simulate.
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
 }
 
 /// `text` (coloured on a terminal), `markdown` (a pull-request comment) or `json`.

@@ -34,6 +34,15 @@ pub enum PlanError {
     Fingerprint(#[source] serde_json::Error),
 }
 
+/// Why a saved plan (`plan --out`) cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error("not a flotilla plan: {0}")]
+    NotAPlan(#[source] serde_json::Error),
+    #[error("a version {0} plan; this flotilla reads version {PLAN_VERSION}")]
+    Version(u32),
+}
+
 /// Version of the plan's JSON format.
 pub const PLAN_VERSION: u32 = 1;
 
@@ -53,6 +62,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan saved by `plan --out`, refused if this flotilla writes another version.
+    pub fn from_saved(text: &str) -> Result<Plan, SavedPlanError> {
+        let plan: Plan = serde_json::from_str(text).map_err(SavedPlanError::NotAPlan)?;
+        if plan.version != PLAN_VERSION {
+            return Err(SavedPlanError::Version(plan.version));
+        }
+        Ok(plan)
+    }
+
     pub fn has_changes(&self) -> bool {
         self.clusters.iter().any(|c| !c.steps.is_empty())
     }
@@ -505,6 +523,56 @@ fn fingerprint(observed: &Observed, desired: &str) -> Result<Fingerprint, PlanEr
     })
 }
 
+/// What moved between a saved plan and a fresh one (the live state now, the artifacts
+/// compiled now), one line per difference; empty when the saved plan still holds.
+pub fn what_moved(saved: &Plan, fresh: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for old in &saved.clusters {
+        let Some(new) = fresh.clusters.iter().find(|c| c.cluster == old.cluster) else {
+            out.push(format!("{}: not planned now", old.cluster));
+            continue;
+        };
+        out.extend(cluster_moved(old, new));
+    }
+    out
+}
+
+fn cluster_moved(old: &ClusterPlan, new: &ClusterPlan) -> Vec<String> {
+    let (a, b) = (&old.fingerprint, &new.fingerprint);
+    if a.digest == b.digest {
+        return Vec::new();
+    }
+    let id = &old.cluster;
+    let mut out = Vec::new();
+    if a.desired != b.desired {
+        out.push(format!(
+            "{id}: the compiled artifacts changed since the plan was made"
+        ));
+    }
+    for (what, before, after) in [
+        ("stack", &a.stacks, &b.stacks),
+        ("object", &a.objects, &b.objects),
+        ("node", &a.nodes, &b.nodes),
+    ] {
+        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        for key in keys {
+            let (x, y) = (before.get(key), after.get(key));
+            if x != y {
+                let show = |v: Option<&String>| v.map_or("absent".to_string(), Clone::clone);
+                out.push(format!(
+                    "{id}: {what} {key}: was {}, is {}",
+                    show(x),
+                    show(y)
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(format!("{id}: the live state changed"));
+    }
+    out
+}
+
 /// An object's identity with its API version, so kinds of different groups differ.
 fn object_key(reference: &ObjectRef) -> String {
     format!("{} {reference}", reference.api_version)
@@ -786,5 +854,73 @@ mod tests {
         assert_eq!(before.desired.len(), 64);
         assert_ne!(before.desired, after.desired);
         assert_ne!(before.digest, after.digest);
+    }
+
+    fn plan_with(fingerprint: Fingerprint) -> Plan {
+        Plan {
+            version: crate::plan::PLAN_VERSION,
+            clusters: vec![ClusterPlan {
+                cluster: "c1".into(),
+                region: "eu-central-1".into(),
+                creation: false,
+                blocked: None,
+                steps: Vec::new(),
+                fingerprint,
+            }],
+            failures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_stale_plan_says_what_moved() {
+        let before = Fingerprint {
+            stacks: BTreeMap::from([("c1".into(), "arn@t1 UPDATE_COMPLETE".into())]),
+            nodes: BTreeMap::from([("n1".into(), "h1".into())]),
+            desired: "d1".into(),
+            digest: "x".into(),
+            ..Fingerprint::default()
+        };
+        let mut after = before.clone();
+        after
+            .stacks
+            .insert("c1".into(), "arn@t2 UPDATE_COMPLETE".into());
+        after.nodes.remove("n1");
+        after.desired = "d2".into();
+        after.digest = "y".into();
+        let lines = what_moved(&plan_with(before.clone()), &plan_with(after));
+        assert_eq!(
+            lines,
+            [
+                "c1: the compiled artifacts changed since the plan was made",
+                "c1: stack c1: was arn@t1 UPDATE_COMPLETE, is arn@t2 UPDATE_COMPLETE",
+                "c1: node n1: was h1, is absent",
+            ]
+        );
+        assert!(what_moved(&plan_with(before.clone()), &plan_with(before)).is_empty());
+    }
+
+    #[test]
+    fn a_saved_plan_is_read_back_only_in_this_version() {
+        let saved = serde_json::to_string(&plan_with(Fingerprint::default())).unwrap();
+        assert_eq!(
+            Plan::from_saved(&saved).unwrap(),
+            plan_with(Fingerprint::default())
+        );
+        let older = saved.replace(
+            &format!("\"version\":{PLAN_VERSION}"),
+            &format!("\"version\":{}", PLAN_VERSION + 1),
+        );
+        assert_ne!(older, saved);
+        assert_eq!(
+            Plan::from_saved(&older).unwrap_err().to_string(),
+            format!(
+                "a version {} plan; this flotilla reads version {PLAN_VERSION}",
+                PLAN_VERSION + 1
+            )
+        );
+        assert!(matches!(
+            Plan::from_saved("{\"clusters\": 3}"),
+            Err(SavedPlanError::NotAPlan(_))
+        ));
     }
 }

@@ -26,7 +26,9 @@ use crate::live::{Clock, LiveError, LiveResult, NodeState, StackEvent};
 pub use cloud::Stack;
 pub use cluster::{Cluster, PdbSpec, Pod, WorkloadKind, WorkloadSpec};
 pub use describe::{ClusterDescription, DescriptionError, PoolDescription, WorldDescription};
-pub use report::{BlockedEviction, PlannedRoll, PoolPrediction, Prediction, Wave, predict};
+pub use report::{
+    BlockedEviction, PlannedRoll, PoolPrediction, Prediction, Wave, predict, updated_pools,
+};
 
 /// Label and tag keys the simulated userdata and templates use (the compiled ones).
 pub(crate) const CLUSTER_TAG: &str = "flotilla.io/cluster";

@@ -1,5 +1,5 @@
-//! `apply`, `status`, `block`, `unblock`: compile, pick the world (real endpoints or
-//! the local simulated one), call [`crate::apply`], print.
+//! `apply`: compile, plan (or check the saved plan), confirm, call [`crate::apply`],
+//! report.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -9,59 +9,17 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use super::{CliError, CliResult, ConfigArgs, pairs, print_diagnostics, write_stdout};
-use crate::apply::local::{LocalAccounts, LocalWorld};
-use crate::apply::{
-    self, Accounts, Block, ClusterReport, Options, Outcome, Progress, SameCredentials, Target,
-    World, rfc3339,
-};
-use crate::compile::{Compilation, compile};
-use crate::live::aws::AwsCloud;
-use crate::live::{Clock, SystemClock, Timeouts};
+use super::world::{Backend, Endpoints, compile_fleet, runtime, targets, who};
+use super::{CliError, CliResult, ConfigArgs, OutputFormat, write_stdout};
+use crate::apply::{self, ClusterReport, Options, Outcome, Progress, Target, rfc3339};
+use crate::live::Clock;
 use crate::model::Fleet;
-use crate::plan::{ClusterPlan, ClusterTarget, Connector, KubeConnector, Plan, plan_fleet};
-use crate::sim::{PlannedRoll, WorldDescription, predict};
-use crate::source::DiskFs;
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
+use crate::plan::{ClusterTarget, Plan};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// Where the clusters live.
-#[derive(Clone, Copy, PartialEq, ValueEnum)]
-pub enum WorldKind {
-    /// A simulated world kept under `.flotilla/` next to the fleet, on an accelerated
-    /// clock: no cloud account needed.
-    Local,
-}
-
-/// How to reach the clusters: shared by plan, apply, status, block and unblock.
-#[derive(clap::Args)]
-pub struct Endpoints {
-    /// `local`: the simulated world under `.flotilla/` next to the fleet.
-    #[arg(long, value_enum)]
-    pub world: Option<WorldKind>,
-    /// Send every AWS call here (e.g. a local emulator); `AWS_ENDPOINT_URL` works too.
-    #[arg(long, value_name = "URL", value_parser = crate::live::aws::endpoint_url)]
-    pub aws_endpoint_url: Option<String>,
-    /// Fail a cluster when one AWS or Kubernetes call (retries included) has no answer
-    /// after this many seconds [default: 60].
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: Option<u64>,
-    /// Reach a cluster's API server at URL instead of its `api_server_url` (repeatable).
-    #[arg(long = "kube-endpoint", value_name = "ID=URL")]
-    pub kube_endpoints: Vec<String>,
-    /// Use kubeconfig context CTX for a cluster instead of the context named after it.
-    #[arg(long = "kube-context", value_name = "ID=CTX")]
-    pub kube_contexts: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -100,215 +58,6 @@ pub struct ApplyArgs {
     pub config: ConfigArgs,
 }
 
-#[derive(clap::Args)]
-pub struct StatusArgs {
-    /// A .flt file or a directory of them.
-    #[arg(default_value = ".")]
-    pub path: PathBuf,
-    /// Show only this cluster (repeatable).
-    #[arg(long = "cluster", value_name = "ID")]
-    pub clusters: Vec<String>,
-    /// `text` (a table per cluster) or `json` (stable: see `flotilla status --help`).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
-    #[command(flatten)]
-    pub endpoints: Endpoints,
-    #[command(flatten)]
-    pub config: ConfigArgs,
-}
-
-#[derive(clap::Args)]
-pub struct BlockArgs {
-    /// The cluster to block.
-    pub cluster: String,
-    /// A .flt file or a directory of them.
-    #[arg(default_value = ".")]
-    pub path: PathBuf,
-    /// Why (shown to everyone whose apply is refused).
-    #[arg(long)]
-    pub reason: String,
-    #[command(flatten)]
-    pub endpoints: Endpoints,
-    #[command(flatten)]
-    pub config: ConfigArgs,
-}
-
-#[derive(clap::Args)]
-pub struct UnblockArgs {
-    /// The cluster to unblock.
-    pub cluster: String,
-    /// A .flt file or a directory of them.
-    #[arg(default_value = ".")]
-    pub path: PathBuf,
-    #[command(flatten)]
-    pub endpoints: Endpoints,
-    #[command(flatten)]
-    pub config: ConfigArgs,
-}
-
-#[derive(clap::Args)]
-pub struct SimulateArgs {
-    /// A .flt file or a directory of them.
-    #[arg(default_value = ".")]
-    pub path: PathBuf,
-    /// The cluster whose rollout to predict.
-    #[arg(long)]
-    pub cluster: String,
-    /// `local` (the world under `.flotilla/` next to the fleet) or a world description
-    /// file (YAML or JSON; fields documented in `flotilla::sim::WorldDescription`).
-    #[arg(long, value_name = "local|FILE", default_value = "local")]
-    pub world: String,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
-    #[command(flatten)]
-    pub config: ConfigArgs,
-}
-
-/// Compile the fleet: its model and the compilation (whose `fleet` is taken out), or
-/// `None` after reporting its diagnostics.
-fn compile_fleet(
-    path: &std::path::Path,
-    clusters: &[String],
-    config: &ConfigArgs,
-) -> CliResult<Option<(Fleet, Compilation)>> {
-    let source = config.source(path)?;
-    let mut compilation = compile(&DiskFs, path, &source, clusters);
-    print_diagnostics(&compilation.sources, &compilation.diagnostics);
-    if compilation.has_errors() {
-        return Ok(None);
-    }
-    Ok(compilation.fleet.take().map(|fleet| (fleet, compilation)))
-}
-
-/// Plan targets of every compiled cluster that is not being retired.
-fn targets<'a>(fleet: &'a Fleet, compilation: &'a Compilation) -> Vec<ClusterTarget<'a>> {
-    let (targets, retired) = crate::plan::plan_targets(fleet, &compilation.artifacts);
-    for (id, status) in retired {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping {id}: lifecycle status {status}"
-        );
-    }
-    targets
-}
-
-/// The world the commands act on: AWS and kube, or the local simulated world.
-pub struct Backend {
-    accounts: Box<dyn Accounts>,
-    connector: Box<dyn Connector>,
-    clock: Box<dyn Clock>,
-    local: Option<LocalWorld>,
-}
-
-impl Backend {
-    pub fn open(
-        endpoints: &Endpoints,
-        fleet: &Fleet,
-        path: &std::path::Path,
-    ) -> CliResult<Backend> {
-        if endpoints.world == Some(WorldKind::Local) {
-            let local = LocalWorld::open(path).map_err(CliError::LocalWorld)?;
-            let accounts =
-                LocalAccounts::new(&local, fleet.clusters.iter().map(|c| c.account.as_str()));
-            return Ok(Backend {
-                accounts: Box::new(accounts),
-                connector: Box::new(local.connector()),
-                clock: Box::new(local.clock()),
-                local: Some(local),
-            });
-        }
-        if endpoints.aws_endpoint_url.is_none() {
-            crate::live::aws::check_endpoint_variable().map_err(CliError::Endpoint)?;
-        }
-        let timeouts = Timeouts::from_seconds(endpoints.timeout);
-        Ok(Backend {
-            accounts: Box::new(SameCredentials(Box::new(
-                AwsCloud::new(endpoints.aws_endpoint_url.clone()).with_timeouts(timeouts),
-            ))),
-            connector: Box::new(KubeConnector {
-                endpoints: pairs(&endpoints.kube_endpoints, "--kube-endpoint", fleet)?,
-                contexts: pairs(&endpoints.kube_contexts, "--kube-context", fleet)?,
-                timeouts,
-            }),
-            clock: Box::new(SystemClock),
-            local: None,
-        })
-    }
-
-    fn world(&self) -> World<'_> {
-        World {
-            accounts: self.accounts.as_ref(),
-            connector: self.connector.as_ref(),
-            clock: self.clock.as_ref(),
-        }
-    }
-
-    /// Plan every target, each through its account's credentials.
-    pub async fn plan(
-        &self,
-        fleet: &crate::model::Fleet,
-        targets: &[ClusterTarget<'_>],
-        concurrency: usize,
-    ) -> Plan {
-        let progress = std::io::stderr().is_terminal();
-        let mut by_account: BTreeMap<&str, Vec<ClusterTarget>> = BTreeMap::new();
-        for t in targets {
-            if let Some(cluster) = fleet.cluster(&t.artifacts.cluster) {
-                by_account
-                    .entry(cluster.account.as_str())
-                    .or_default()
-                    .push(ClusterTarget::new(cluster, t.artifacts));
-            }
-        }
-        let mut plan = Plan {
-            version: crate::plan::PLAN_VERSION,
-            ..Plan::default()
-        };
-        for (account, targets) in by_account {
-            let part = plan_fleet(
-                &targets,
-                self.accounts.cloud(account),
-                self.connector.as_ref(),
-                concurrency,
-                progress,
-            )
-            .await;
-            plan.clusters.extend(part.clusters);
-            plan.failures.extend(part.failures);
-        }
-        plan.clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
-        plan.failures.sort_by(|a, b| a.cluster.cmp(&b.cluster));
-        plan
-    }
-
-    /// Keep what changed: the local world's file (with the sample application in every
-    /// cluster that has come up); nothing for the real world.
-    pub fn save(&self) -> CliResult<()> {
-        match &self.local {
-            Some(local) => {
-                local.seed_sample_apps();
-                local.save().map_err(CliError::LocalWorld)
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-fn runtime() -> CliResult<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().map_err(CliError::Runtime)
-}
-
-/// Who is applying, for the lock and for blocks: user, host and process.
-fn who() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into());
-    format!("{user}@{host} (pid {})", std::process::id())
-}
-
 pub fn apply_command(args: ApplyArgs) -> CliResult<i32> {
     init_logs(args.log_format);
     let Some((fleet, compilation)) = compile_fleet(&args.path, &args.clusters, &args.config)?
@@ -323,17 +72,10 @@ pub fn apply_command(args: ApplyArgs) -> CliResult<i32> {
                 path: file.clone(),
                 source,
             })?;
-            let plan: Plan = serde_json::from_str(&text).map_err(|source| CliError::NotAPlan {
+            let plan = Plan::from_saved(&text).map_err(|source| CliError::SavedPlan {
                 path: file.clone(),
                 source,
             })?;
-            if plan.version != crate::plan::PLAN_VERSION {
-                return Err(CliError::PlanVersion {
-                    path: file.clone(),
-                    found: plan.version,
-                    expected: crate::plan::PLAN_VERSION,
-                });
-            }
             // The saved plan decides which clusters are applied.
             let named: Vec<&str> = plan.clusters.iter().map(|c| c.cluster.as_str()).collect();
             for id in &named {
@@ -381,7 +123,7 @@ fn apply_with(
     }
     let plan = match saved {
         Some(saved) => {
-            let moved = stale(&saved, &fresh);
+            let moved = crate::plan::what_moved(&saved, &fresh);
             if !moved.is_empty() {
                 let mut message = String::from("the saved plan is stale; nothing was applied:\n");
                 for line in moved {
@@ -430,7 +172,7 @@ fn apply_with(
             })
         })
         .collect();
-    let progress = CliProgress::new(backend.clock.as_ref());
+    let progress = CliProgress::new(backend.world().clock);
     let reports = runtime.block_on(apply::apply_fleet(
         &work,
         &backend.world(),
@@ -474,55 +216,6 @@ fn confirm(plan: &Plan) -> CliResult<bool> {
         let _ = writeln!(std::io::stderr(), "not confirmed; nothing was applied");
         Ok(false)
     }
-}
-
-/// What moved between a saved plan and the live state now, one line per difference.
-fn stale(saved: &Plan, fresh: &Plan) -> Vec<String> {
-    let mut out = Vec::new();
-    for old in &saved.clusters {
-        let Some(new) = fresh.clusters.iter().find(|c| c.cluster == old.cluster) else {
-            out.push(format!("{}: not planned now", old.cluster));
-            continue;
-        };
-        out.extend(moved(old, new));
-    }
-    out
-}
-
-fn moved(old: &ClusterPlan, new: &ClusterPlan) -> Vec<String> {
-    let (a, b) = (&old.fingerprint, &new.fingerprint);
-    if a.digest == b.digest {
-        return Vec::new();
-    }
-    let id = &old.cluster;
-    let mut out = Vec::new();
-    if a.desired != b.desired {
-        out.push(format!(
-            "{id}: the compiled artifacts changed since the plan was made"
-        ));
-    }
-    for (what, before, after) in [
-        ("stack", &a.stacks, &b.stacks),
-        ("object", &a.objects, &b.objects),
-        ("node", &a.nodes, &b.nodes),
-    ] {
-        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-        for key in keys {
-            let (x, y) = (before.get(key), after.get(key));
-            if x != y {
-                let show = |v: Option<&String>| v.map_or("absent".to_string(), Clone::clone);
-                out.push(format!(
-                    "{id}: {what} {key}: was {}, is {}",
-                    show(x),
-                    show(y)
-                ));
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push(format!("{id}: the live state changed"));
-    }
-    out
 }
 
 /// One line per cluster, then what failed and what was not started.
@@ -589,122 +282,6 @@ fn brief(steps: &[String]) -> String {
         parts.push(format!("apply {manifests} manifest object(s)"));
     }
     parts.join("; ")
-}
-
-pub fn status_command(args: StatusArgs) -> CliResult<i32> {
-    let Some((fleet, compilation)) = compile_fleet(&args.path, &args.clusters, &args.config)?
-    else {
-        return Ok(1);
-    };
-    let fleet = &fleet;
-    let targets = targets(fleet, &compilation);
-    let backend = Backend::open(&args.endpoints, fleet, &args.path)?;
-    let world = backend.world();
-    let statuses = runtime()?.block_on(async {
-        let mut out = Vec::new();
-        for target in &targets {
-            if let Some(spec) = fleet.cluster(&target.artifacts.cluster) {
-                out.push(apply::status::cluster_status(target.artifacts, spec, &world).await);
-            }
-        }
-        out
-    });
-    backend.save()?;
-    match args.format {
-        OutputFormat::Text => write_stdout(&apply::status::to_text(&statuses))?,
-        OutputFormat::Json => write_stdout(
-            &(serde_json::to_string_pretty(&statuses).map_err(|source| CliError::Json {
-                what: "status",
-                source,
-            })? + "\n"),
-        )?,
-    }
-    Ok(i32::from(statuses.iter().any(|s| s.error.is_some())))
-}
-
-/// Block or unblock one cluster: `reason` set blocks it.
-fn set_block(
-    cluster: &str,
-    path: &std::path::Path,
-    endpoints: &Endpoints,
-    config: &ConfigArgs,
-    reason: Option<String>,
-) -> CliResult<i32> {
-    let Some((fleet, _)) = compile_fleet(path, &[cluster.to_string()], config)? else {
-        return Ok(1);
-    };
-    let spec = fleet
-        .cluster(cluster)
-        .ok_or_else(|| unknown_cluster(cluster, path, &fleet))?;
-    let backend = Backend::open(endpoints, &fleet, path)?;
-    let world = backend.world();
-    let message: Result<String, crate::live::LiveError> = runtime()?.block_on(async {
-        apply::check_account(
-            world.accounts.cloud(&spec.account),
-            &spec.region,
-            &spec.account,
-        )
-        .await?;
-        let api = world
-            .connector
-            .connect(&spec.id, &spec.api_server_url)
-            .await?;
-        match reason {
-            Some(reason) => {
-                let block = Block {
-                    by: who(),
-                    reason,
-                    at: rfc3339(world.clock.now_ms()),
-                };
-                apply::set_block(api.as_ref(), &block).await?;
-                Ok(format!("{cluster}: {block}\n"))
-            }
-            None => Ok(if apply::clear_block(api.as_ref()).await? {
-                format!("{cluster}: unblocked\n")
-            } else {
-                format!("{cluster}: was not blocked\n")
-            }),
-        }
-    });
-    backend.save()?;
-    match message {
-        Ok(text) => {
-            write_stdout(&text)?;
-            Ok(0)
-        }
-        Err(source) => Err(CliError::Cluster {
-            cluster: cluster.to_string(),
-            source,
-        }),
-    }
-}
-
-pub fn block_command(args: BlockArgs) -> CliResult<i32> {
-    set_block(
-        &args.cluster,
-        &args.path,
-        &args.endpoints,
-        &args.config,
-        Some(args.reason),
-    )
-}
-
-pub fn unblock_command(args: UnblockArgs) -> CliResult<i32> {
-    set_block(
-        &args.cluster,
-        &args.path,
-        &args.endpoints,
-        &args.config,
-        None,
-    )
-}
-
-fn unknown_cluster(id: &str, path: &std::path::Path, fleet: &Fleet) -> CliError {
-    CliError::UnknownCluster {
-        id: id.to_string(),
-        path: path.to_path_buf(),
-        known: fleet.cluster_ids().map(str::to_string).collect(),
-    }
 }
 
 /// Logs on standard error, as text or JSON lines; `RUST_LOG`-style filtering is not
@@ -818,142 +395,5 @@ impl Progress for CliProgress<'_> {
         } else {
             tracing::info!(cluster, step, at = %rfc3339(self.clock.now_ms()), "step done");
         }
-    }
-}
-
-/// Predict the rollout of the cluster's outdated pools on a copy of a simulated world:
-/// each pool's stack update is assumed done (new instances boot with the new config
-/// hash), then the rolling engine runs with the pool's settings.
-pub fn simulate_command(args: SimulateArgs) -> CliResult<i32> {
-    let Some((fleet, compilation)) = compile_fleet(
-        &args.path,
-        std::slice::from_ref(&args.cluster),
-        &args.config,
-    )?
-    else {
-        return Ok(1);
-    };
-    let cluster = fleet
-        .cluster(&args.cluster)
-        .ok_or_else(|| unknown_cluster(&args.cluster, &args.path, &fleet))?;
-    let artifacts = compilation
-        .artifacts
-        .iter()
-        .find(|a| a.cluster == cluster.id)
-        .ok_or_else(|| CliError::NotCompiled(cluster.id.clone()))?;
-    let mut world = if args.world == "local" {
-        LocalWorld::open(&args.path)
-            .map_err(CliError::LocalWorld)?
-            .handle()
-            .snapshot()
-    } else {
-        let text = std::fs::read_to_string(&args.world).map_err(|source| CliError::Read {
-            path: PathBuf::from(&args.world),
-            source,
-        })?;
-        WorldDescription::parse(&args.world, &text)?.build()
-    };
-    let mut rolls = Vec::new();
-    for pool in &artifacts.summary.node_pools {
-        let Some(declared) = cluster.node_pools.iter().find(|p| p.name == pool.name) else {
-            continue;
-        };
-        let groups: Vec<String> = world
-            .regions
-            .get(&cluster.region)
-            .map(|region| {
-                region
-                    .groups
-                    .values()
-                    .filter(|g| g.cluster == cluster.id)
-                    .filter(|g| {
-                        g.tags
-                            .iter()
-                            .any(|(k, v)| k == crate::plan::POOL_LABEL && v == &pool.name)
-                    })
-                    .map(|g| g.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if groups.is_empty() {
-            continue; // a new pool: created, not rolled
-        }
-        for group in &groups {
-            world.change_pool_config(&cluster.region, group, &pool.config_hash);
-        }
-        rolls.push(PlannedRoll {
-            cluster: cluster.id.clone(),
-            region: cluster.region.clone(),
-            spec: crate::apply::nodes::roll_spec(declared, &pool.config_hash),
-        });
-    }
-    if rolls.is_empty() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "{}: the world has no node pool of this cluster to roll",
-            cluster.id
-        );
-    }
-    let prediction = runtime()?.block_on(predict(&world, &rolls));
-    match args.format {
-        OutputFormat::Text => write_stdout(&prediction.to_text())?,
-        OutputFormat::Json => write_stdout(
-            &(serde_json::to_string_pretty(&prediction).map_err(|source| CliError::Json {
-                what: "prediction",
-                source,
-            })? + "\n"),
-        )?,
-    }
-    Ok(i32::from(
-        prediction.pools.iter().any(|p| p.failure.is_some()),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::Fingerprint;
-
-    fn plan_with(fingerprint: Fingerprint) -> Plan {
-        Plan {
-            version: crate::plan::PLAN_VERSION,
-            clusters: vec![ClusterPlan {
-                cluster: "c1".into(),
-                region: "eu-central-1".into(),
-                creation: false,
-                blocked: None,
-                steps: Vec::new(),
-                fingerprint,
-            }],
-            failures: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn a_stale_plan_says_what_moved() {
-        let before = Fingerprint {
-            stacks: BTreeMap::from([("c1".into(), "arn@t1 UPDATE_COMPLETE".into())]),
-            nodes: BTreeMap::from([("n1".into(), "h1".into())]),
-            desired: "d1".into(),
-            digest: "x".into(),
-            ..Fingerprint::default()
-        };
-        let mut after = before.clone();
-        after
-            .stacks
-            .insert("c1".into(), "arn@t2 UPDATE_COMPLETE".into());
-        after.nodes.remove("n1");
-        after.desired = "d2".into();
-        after.digest = "y".into();
-        let lines = stale(&plan_with(before.clone()), &plan_with(after));
-        assert_eq!(
-            lines,
-            [
-                "c1: the compiled artifacts changed since the plan was made",
-                "c1: stack c1: was arn@t1 UPDATE_COMPLETE, is arn@t2 UPDATE_COMPLETE",
-                "c1: node n1: was h1, is absent",
-            ]
-        );
-        assert!(stale(&plan_with(before.clone()), &plan_with(before)).is_empty());
     }
 }

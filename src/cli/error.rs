@@ -76,17 +76,11 @@ pub enum CliError {
         #[source]
         source: serde_yaml_ng::Error,
     },
-    #[error("{} is not a flotilla plan: {source}", path.display())]
-    NotAPlan {
+    #[error("{} is {source}", path.display())]
+    SavedPlan {
         path: PathBuf,
         #[source]
-        source: serde_json::Error,
-    },
-    #[error("{} is a version {found} plan; this flotilla reads version {expected}", path.display())]
-    PlanVersion {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
+        source: crate::plan::SavedPlanError,
     },
     #[error("the plan names cluster {0}, which the fleet no longer compiles")]
     PlanForUnknownCluster(String),

@@ -34,7 +34,7 @@ pub(super) struct PlanArgs {
     #[arg(long)]
     detailed_exitcode: bool,
     #[command(flatten)]
-    endpoints: super::apply::Endpoints,
+    endpoints: super::world::Endpoints,
     /// Clusters observed at the same time.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -57,7 +57,7 @@ pub(super) fn plan(args: PlanArgs) -> CliResult<i32> {
         );
     }
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
-    let backend = super::apply::Backend::open(&args.endpoints, fleet, &args.path)?;
+    let backend = super::world::Backend::open(&args.endpoints, fleet, &args.path)?;
     let plan = runtime.block_on(backend.plan(fleet, &targets, args.concurrency));
     backend.save()?;
     let json = serde_json::to_string_pretty(&plan).map_err(|source| CliError::Json {

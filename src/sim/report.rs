@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use super::{HASH_LABEL, POOL_LABEL, SimHandle, SimWorld};
 use crate::apply::roll::{NeverStop, RollContext, RollEvent, RollSpec, roll_pool};
+use crate::model::Cluster;
+use crate::render::PoolSummary;
 
 /// One pool to roll.
 #[derive(Clone, Debug)]
@@ -16,6 +18,51 @@ pub struct PlannedRoll {
     pub cluster: String,
     pub region: String,
     pub spec: RollSpec,
+}
+
+/// Apply the stack updates of `cluster`'s pools to `world` (its instances launch with
+/// the new config hash from now on) and return the rolls that follow, one per pool that
+/// has Auto Scaling groups in the world; a pool without any is created, not rolled.
+pub fn updated_pools(
+    world: &mut SimWorld,
+    cluster: &Cluster,
+    pools: &[PoolSummary],
+) -> Vec<PlannedRoll> {
+    let mut rolls = Vec::new();
+    for pool in pools {
+        let Some(declared) = cluster.node_pools.iter().find(|p| p.name == pool.name) else {
+            continue;
+        };
+        let groups: Vec<String> = world
+            .regions
+            .get(&cluster.region)
+            .map(|region| {
+                region
+                    .groups
+                    .values()
+                    .filter(|g| g.cluster == cluster.id)
+                    .filter(|g| {
+                        g.tags
+                            .iter()
+                            .any(|(k, v)| k == POOL_LABEL && v == &pool.name)
+                    })
+                    .map(|g| g.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if groups.is_empty() {
+            continue;
+        }
+        for group in &groups {
+            world.change_pool_config(&cluster.region, group, &pool.config_hash);
+        }
+        rolls.push(PlannedRoll {
+            cluster: cluster.id.clone(),
+            region: cluster.region.clone(),
+            spec: crate::apply::nodes::roll_spec(declared, &pool.config_hash),
+        });
+    }
+    rolls
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
