@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::live::{Clock, LiveError, LiveResult, NodeState, StackEvent};
 
 pub use cloud::Stack;
-pub use cluster::{Cluster, PdbSpec, Pod, WorkloadKind, WorkloadSpec};
+pub use cluster::{Budget, Cluster, PdbSpec, Pod, WorkloadKind, WorkloadSpec};
 pub use describe::{ClusterDescription, DescriptionError, PoolDescription, WorldDescription};
 pub use report::{
     BlockedEviction, PlannedRoll, PoolPrediction, Prediction, Wave, predict, updated_pools,

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flotilla::apply::roll::{
-    CapacityType, RollContext, RollError, RollEvent, RollReport, RollSpec, StopSignal, drain_pool,
+    CapacityType, DRAIN_STARTED, RollContext, RollError, RollEvent, RollReport, RollSpec, StopSignal, drain_pool,
     roll_pool,
 };
-use flotilla::live::{Clock, GroupSize, LiveResult};
-use flotilla::sim::{PdbSpec, PoolDescription, SimHandle, SimWorld, WorkloadKind, WorkloadSpec};
+use flotilla::apply::{Block, clear_block, read_block, set_block};
+use flotilla::live::{Clock, ClusterApi, GroupSize, LiveResult};
+use flotilla::sim::{Budget, PdbSpec, PoolDescription, SimHandle, SimWorld, WorkloadKind, WorkloadSpec};
 use proptest::prelude::*;
 
 const REGION: &str = "eu-central-1";
@@ -37,7 +38,7 @@ fn workload(name: &str, kind: WorkloadKind, replicas: u32) -> WorkloadSpec {
     }
 }
 
-fn pdb(app: &str, min_available: Option<i32>, max_unavailable: Option<i32>) -> PdbSpec {
+fn pdb(app: &str, min_available: Option<Budget>, max_unavailable: Option<Budget>) -> PdbSpec {
     PdbSpec {
         namespace: "default".into(),
         name: app.into(),
@@ -115,15 +116,105 @@ async fn run(sim: &SimHandle, spec: &RollSpec) -> Result<RollReport, RollError> 
     roll_pool(&ctx, spec).await
 }
 
-/// Watches the world after every change for what the roll promises at every moment.
+/// A scheduled pod as one moment saw it.
+struct Placed {
+    node: String,
+    ready: bool,
+    kind: Option<WorkloadKind>,
+    namespace: String,
+    labels: BTreeMap<String, String>,
+}
+
+fn placed(w: &SimWorld) -> BTreeMap<String, Placed> {
+    let Some(c) = w.cluster(CLUSTER) else {
+        return BTreeMap::new();
+    };
+    c.pods
+        .iter()
+        .filter_map(|(key, p)| {
+            let node = p.node.clone()?;
+            let ready = p.ready_ms.is_some_and(|t| t <= w.now_ms)
+                && c.nodes.get(&node).is_some_and(|n| n.ready);
+            Some((
+                key.clone(),
+                Placed {
+                    node,
+                    ready,
+                    kind: p.kind,
+                    namespace: p.namespace.clone(),
+                    labels: p.labels.clone(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What a pod that is gone since the last change did to its budgets: a Ready pod
+/// taken from a node that is still there (evicted or deleted) may leave a budget
+/// short only once its node's drain has run `force_terminate_after`; a node may
+/// leave only without the pods of Deployments and StatefulSets.
+fn disruption_violations(
+    w: &SimWorld,
+    before: &BTreeMap<String, Placed>,
+    now: &BTreeMap<String, Placed>,
+    force_after_ms: i64,
+) -> Vec<String> {
+    let Some(c) = w.cluster(CLUSTER) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for (key, pod) in before.iter().filter(|(k, _)| !now.contains_key(*k)) {
+        let Some(node) = c.nodes.get(&pod.node) else {
+            if matches!(
+                pod.kind,
+                Some(WorkloadKind::Deployment | WorkloadKind::StatefulSet)
+            ) {
+                found.push(format!("node {} left with pod {key} on it", pod.node));
+            }
+            continue;
+        };
+        if !pod.ready {
+            continue;
+        }
+        let drain_started = node
+            .annotations
+            .get(DRAIN_STARTED)
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+            .map(|t| t.as_millisecond());
+        let past_deadline = drain_started.is_some_and(|t| w.now_ms >= t + force_after_ms);
+        for budget in c.pdbs.iter().filter(|b| {
+            b.namespace == pod.namespace
+                && b.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+        }) {
+            let state = c.pdb_state(budget, w.now_ms);
+            if state.current_healthy < state.desired_healthy && !past_deadline {
+                found.push(format!(
+                    "{key} left {} with {} of {} healthy at {}, drain started {drain_started:?}",
+                    budget.name, state.current_healthy, state.desired_healthy, w.now_ms
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// Watches the world after every change for what the roll promises at every moment:
+/// Ready schedulable nodes never under desired − max_unavailable, the group never
+/// above max + surge, no budget broken by a disruption before the deadline.
 fn guard(world: &mut SimWorld, spec: &RollSpec) -> Arc<Mutex<Vec<String>>> {
     let violations = Arc::new(Mutex::new(Vec::new()));
     let group = world.group(REGION, GROUP).unwrap().clone();
     let floor = group.desired - spec.max_unavailable as i32;
     let ceiling = group.max + spec.max_surge as i32;
+    let force_after_ms = spec.force_terminate_after.as_millis() as i64;
     let seen = violations.clone();
+    let last = Mutex::new(placed(world));
     world.observe(move |w| {
         let mut seen = seen.lock().unwrap();
+        let mut last = last.lock().unwrap();
+        let now = placed(w);
+        seen.extend(disruption_violations(w, &last, &now, force_after_ms));
+        *last = now;
         let Some(g) = w.group(REGION, GROUP) else {
             return seen.push("the group disappeared".into());
         };
@@ -209,7 +300,7 @@ fn a_pool_rolls_zone_by_zone_within_its_budgets() {
             workload("db", WorkloadKind::StatefulSet, 3),
             workload("logs", WorkloadKind::DaemonSet, 0),
         ],
-        vec![pdb("web", None, Some(1)), pdb("db", Some(2), None)],
+        vec![pdb("web", None, Some(1.into())), pdb("db", Some(2.into()), None)],
     );
     let spec = spec();
     let violations = guard(&mut w, &spec);
@@ -280,7 +371,7 @@ fn an_unsatisfiable_budget_is_forced_only_after_the_deadline_one_pod_at_a_time()
         2,
         1,
         vec![workload("web", WorkloadKind::Deployment, 3)],
-        vec![pdb("web", Some(5), None)],
+        vec![pdb("web", Some(5.into()), None)],
     );
     let spec = spec();
     let violations = guard(&mut w, &spec);
@@ -395,15 +486,18 @@ fn nodes_that_never_become_ready_time_out_without_losing_capacity() {
     );
 }
 
-#[test]
-fn a_stop_request_stops_at_a_safe_point_and_a_rerun_finishes() {
-    struct After(SimHandle, i64);
-    #[async_trait]
-    impl StopSignal for After {
-        async fn stop_reason(&self) -> LiveResult<Option<String>> {
-            Ok((self.0.now_ms() >= self.1).then(|| "blocked by ops: incident".to_string()))
-        }
+/// Stops when the cluster holds a block, as apply's stop signal does.
+struct BlockStop<'a>(&'a dyn ClusterApi);
+
+#[async_trait]
+impl StopSignal for BlockStop<'_> {
+    async fn stop_reason(&self) -> LiveResult<Option<String>> {
+        Ok(read_block(self.0).await?.map(|b| b.reason))
     }
+}
+
+#[test]
+fn a_block_set_while_rolling_stops_at_the_next_safe_point_and_an_unblocked_rerun_finishes() {
     let w = world(
         4,
         2,
@@ -412,21 +506,62 @@ fn a_stop_request_stops_at_a_safe_point_and_a_rerun_finishes() {
     );
     let sim = SimHandle::new(w);
     let api = sim.cluster(CLUSTER);
-    // Stops after the first wave's nodes are cordoned, before the second.
-    let stop = After(sim.clone(), sim.now_ms() + 250_000);
+    let events: Mutex<Vec<RollEvent>> = Mutex::new(Vec::new());
+    // Someone blocks the cluster the moment the first node is cordoned.
+    let progress = |event: &RollEvent| {
+        let mut events = events.lock().unwrap();
+        if matches!(event, RollEvent::Cordoned { .. })
+            && !events.iter().any(|e| matches!(e, RollEvent::Cordoned { .. }))
+        {
+            let block = Block {
+                by: "carol".into(),
+                reason: "incident 42".into(),
+                at: "2026-01-01T00:00:00Z".into(),
+            };
+            futures::executor::block_on(set_block(&api, &block)).unwrap();
+        }
+        events.push(event.clone());
+    };
     let ctx = RollContext {
         cloud: &sim,
         api: &api,
         clock: &sim,
         region: REGION,
         cluster: CLUSTER,
-        progress: &|_| {},
-        stop: &stop,
+        progress: &progress,
+        stop: &BlockStop(&api),
     };
     let error = block_on(roll_pool(&ctx, &spec())).unwrap_err();
-    assert_eq!(error, RollError::Stopped("blocked by ops: incident".into()));
-    let cordoned = sim.with(|w| w.nodes(CLUSTER).iter().filter(|n| n.unschedulable).count());
+    assert_eq!(error, RollError::Stopped("incident 42".into()));
+    let events = events.lock().unwrap().clone();
+    let first_cordon = events
+        .iter()
+        .position(|e| matches!(e, RollEvent::Cordoned { .. }))
+        .unwrap();
+    // The look that cordoned finishes its cordons; nothing is evicted or terminated
+    // after the block.
+    assert!(
+        events[first_cordon..]
+            .iter()
+            .all(|e| matches!(e, RollEvent::Cordoned { .. })),
+        "{events:?}"
+    );
+    let (cordoned, old) = sim.with(|w| {
+        let nodes = w.nodes(CLUSTER);
+        (
+            nodes.iter().filter(|n| n.unschedulable).count(),
+            nodes.iter().filter(|n| n.labels[HASH] == "old").count(),
+        )
+    });
     assert!(cordoned > 0, "stopped mid-roll");
+    assert_eq!(old, 4, "no old node was terminated after the block");
+    // Blocked, a rerun stops before changing anything.
+    let mutations = sim.with(|w| w.stats.mutations);
+    let again = block_on(roll_pool(&ctx, &spec())).unwrap_err();
+    assert_eq!(again, RollError::Stopped("incident 42".into()));
+    assert_eq!(sim.with(|w| w.stats.mutations), mutations);
+
+    assert!(block_on(clear_block(&api)).unwrap());
     block_on(run(&sim, &spec())).unwrap();
     assert_rolled(
         &sim,
@@ -442,7 +577,7 @@ fn a_stop_request_stops_at_a_safe_point_and_a_rerun_finishes() {
 fn a_removed_pool_is_drained_one_node_at_a_time_and_nothing_is_terminated() {
     let mut web = workload("web", WorkloadKind::Deployment, 3);
     web.pool = None;
-    let mut w = world(3, 3, vec![web], vec![pdb("web", None, Some(1))]);
+    let mut w = world(3, 3, vec![web], vec![pdb("web", None, Some(1.into()))]);
     // The pool that stays, where the pods go.
     let system = PoolDescription {
         name: "system".into(),
@@ -507,7 +642,7 @@ fn a_roll_killed_after_any_mutating_call_finishes_on_rerun_without_extra_instanc
                 workload("web", WorkloadKind::Deployment, 6),
                 workload("db", WorkloadKind::StatefulSet, 2),
             ],
-            vec![pdb("web", None, Some(1)), pdb("db", Some(1), None)],
+            vec![pdb("web", None, Some(1.into())), pdb("db", Some(1.into()), None)],
         )
     };
     let mut spec = spec();
@@ -556,13 +691,23 @@ struct Case {
     zones: usize,
     surge: u32,
     unavailable: u32,
-    deployments: Vec<(u32, Option<(bool, i32)>)>,
+    /// Replicas, and a budget: (`minAvailable` rather than `maxUnavailable`, value).
+    deployments: Vec<(u32, Option<(bool, Budget)>)>,
     statefulset: u32,
     daemonset: bool,
     error_rate: f64,
     slow_rate: f64,
     never_ready: bool,
     seed: u64,
+}
+
+/// Pods or a percentage; `minAvailable` of more pods than exist, or of 100%, cannot
+/// be satisfied by evictions.
+fn budget() -> impl Strategy<Value = Budget> {
+    prop_oneof![
+        (0..12i32).prop_map(Budget::Pods),
+        (0..=100u32).prop_map(Budget::Percent),
+    ]
 }
 
 fn cases() -> impl Strategy<Value = Case> {
@@ -574,7 +719,7 @@ fn cases() -> impl Strategy<Value = Case> {
         1..=4u32,
         0..=2u32,
         prop::collection::vec(
-            (0..30u32, prop::option::of((any::<bool>(), 0..12i32))),
+            (0..30u32, prop::option::of((any::<bool>(), budget()))),
             0..3,
         ),
         0..4u32,
@@ -614,7 +759,7 @@ fn cases() -> impl Strategy<Value = Case> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 100, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
     fn generated_worlds_roll_within_their_promises(case in cases()) {
@@ -632,7 +777,7 @@ proptest! {
         }
         if case.statefulset > 0 {
             workloads.push(workload("db", WorkloadKind::StatefulSet, case.statefulset.min(case.size as u32)));
-            pdbs.push(pdb("db", None, Some(1)));
+            pdbs.push(pdb("db", None, Some(1.into())));
         }
         if case.daemonset {
             workloads.push(workload("agent", WorkloadKind::DaemonSet, 0));

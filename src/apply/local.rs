@@ -134,7 +134,7 @@ impl LocalWorld {
                         name,
                         selector: labels,
                         min_available: None,
-                        max_unavailable: Some(1),
+                        max_unavailable: Some(1.into()),
                     },
                 );
             }

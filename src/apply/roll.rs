@@ -352,7 +352,12 @@ struct Roll<'c, 'a> {
     mode: Mode,
     report: RollReport,
     timers: Timers,
+    /// Changes made to the world so far.
+    changes: u64,
 }
+
+/// Looks in a row that may follow each other without a poll interval between them.
+const MAX_LOOKS_WITHOUT_PAUSE: u32 = 16;
 
 /// Replace every node of `spec.pool` whose config hash differs from `spec.config_hash`.
 pub async fn roll_pool(ctx: &RollContext<'_>, spec: &RollSpec) -> Result<RollReport, RollError> {
@@ -384,14 +389,33 @@ async fn run(ctx: &RollContext<'_>, spec: &RollSpec, mode: Mode) -> Result<RollR
             ..RollReport::default()
         },
         timers: Timers::default(),
+        changes: 0,
     };
     let groups = roll.groups().await?;
     for group in groups {
         roll.timers = Timers::default();
-        while !match mode {
-            Mode::Replace => roll.tick(&group).await?,
-            Mode::Remove => roll.drain_tick(&group).await?,
-        } {
+        let mut looks_without_pause = 0;
+        loop {
+            let changes = roll.changes;
+            let done = match mode {
+                Mode::Replace => roll.tick(&group).await?,
+                Mode::Remove => roll.drain_tick(&group).await?,
+            };
+            if done {
+                break;
+            }
+            // A look that changed the world is followed by another at once: a cordon
+            // calls for evictions, an emptied node for its termination, a termination
+            // for the launch of its replacement. Waiting a poll interval between each
+            // of them would add up to most of a minute per wave. Only when a look
+            // changes nothing is there something to wait for. The bound keeps a
+            // world that answers every change with another (eventual consistency)
+            // from spinning.
+            if roll.changes > changes && looks_without_pause < MAX_LOOKS_WITHOUT_PAUSE {
+                looks_without_pause += 1;
+                continue;
+            }
+            looks_without_pause = 0;
             ctx.clock.sleep(spec.poll_interval).await;
         }
     }
@@ -401,6 +425,12 @@ async fn run(ctx: &RollContext<'_>, spec: &RollSpec, mode: Mode) -> Result<RollR
 
 impl Roll<'_, '_> {
     fn emit(&mut self, event: RollEvent) {
+        if !matches!(
+            event,
+            RollEvent::Waiting { .. } | RollEvent::EvictionBlocked { .. }
+        ) {
+            self.changes += 1;
+        }
         (self.ctx.progress)(&event);
         self.report.events.push((self.ctx.clock.now_ms(), event));
     }
@@ -618,6 +648,7 @@ impl Roll<'_, '_> {
                 ctx.cloud.set_group_size(ctx.region, group, &original)
             })
             .await?;
+            self.changes += 1;
             return Ok(false);
         }
         if view.not_ready() > 0 || view.group.instances.len() as i32 != original.desired {
@@ -775,8 +806,11 @@ impl Roll<'_, '_> {
                         .entry(key.clone())
                         .or_insert((now, now, 0));
                     entry.2 += 1;
-                    // Backoff: 5 s doubling up to a minute.
-                    entry.1 = now + (5_000i64 << entry.2.min(4)).min(60_000);
+                    // A budget usually allows the eviction as soon as the pod that
+                    // replaced an evicted one is Ready, seconds later: ask again at
+                    // the next look at first, then back off to half as long as the
+                    // pod has been blocked, at most a minute.
+                    entry.1 = now + ((now - entry.0) / 2).min(60_000);
                     if entry.2 == 1 {
                         self.emit(RollEvent::EvictionBlocked {
                             pod: key,

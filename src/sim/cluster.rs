@@ -49,9 +49,78 @@ pub struct PdbSpec {
     pub name: String,
     pub selector: BTreeMap<String, String>,
     #[serde(default)]
-    pub min_available: Option<i32>,
+    pub min_available: Option<Budget>,
     #[serde(default)]
-    pub max_unavailable: Option<i32>,
+    pub max_unavailable: Option<Budget>,
+}
+
+/// A budget's `minAvailable` or `maxUnavailable`: a number of pods, or a share of the
+/// pods the budget covers written `"N%"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    Pods(i32),
+    Percent(u32),
+}
+
+impl From<i32> for Budget {
+    fn from(pods: i32) -> Budget {
+        Budget::Pods(pods)
+    }
+}
+
+impl Budget {
+    /// Pods out of `expected`; a share rounds up, as the disruption controller does
+    /// for both fields.
+    pub fn of(self, expected: i32) -> i32 {
+        match self {
+            Budget::Pods(n) => n,
+            Budget::Percent(p) => (expected.max(0) as u64 * u64::from(p)).div_ceil(100) as i32,
+        }
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::Pods(n) => write!(f, "{n}"),
+            Budget::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl Serialize for Budget {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Budget::Pods(n) => serializer.serialize_i32(*n),
+            Budget::Percent(_) => serializer.collect_str(self),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Budget {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Budget, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Pods(i32),
+            Text(String),
+        }
+        let percent = |text: &str| -> Option<u32> {
+            let digits = text.trim().strip_suffix('%')?;
+            digits.parse().ok().filter(|p| *p <= 100)
+        };
+        match Written::deserialize(deserializer)? {
+            Written::Pods(n) if n >= 0 => Ok(Budget::Pods(n)),
+            Written::Pods(n) => Err(serde::de::Error::custom(format!(
+                "a budget cannot be negative, got {n}"
+            ))),
+            Written::Text(text) => percent(&text).map(Budget::Percent).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "a budget is a number of pods or a percentage like \"25%\" (0–100), got \"{text}\""
+                ))
+            }),
+        }
+    }
 }
 
 fn default_namespace() -> String {
@@ -121,8 +190,8 @@ impl Cluster {
         let expected = covered.len() as i32;
         let healthy = covered.iter().filter(|p| self.pod_ready(p, now)).count() as i32;
         let desired = match (pdb.min_available, pdb.max_unavailable) {
-            (Some(min), _) => min,
-            (None, Some(max)) => (expected - max).max(0),
+            (Some(min), _) => min.of(expected),
+            (None, Some(max)) => (expected - max.of(expected)).max(0),
             (None, None) => expected,
         };
         PdbState {

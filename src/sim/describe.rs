@@ -27,8 +27,9 @@
 //!     workloads:                 # kind: Deployment | StatefulSet | DaemonSet
 //!       - { name: web, kind: Deployment, replicas: 12, pool: workers }
 //!       - { name: db, kind: StatefulSet, replicas: 3 }
-//!     pdbs:                      # min_available or max_unavailable
+//!     pdbs:                      # min_available or max_unavailable: pods or "N%"
 //!       - { name: web, selector: { app: web }, max_unavailable: 1 }
+//!       - { name: db, selector: { app: db }, min_available: "50%" }
 //! ```
 //! Every field is optional. Workloads are labelled `app: <name>` unless `labels` says
 //! otherwise and live in namespace `default` unless `namespace` says otherwise.

@@ -333,7 +333,7 @@ fn evictions_follow_the_disruption_budget_and_controllers_replace_pods() {
             name: "web".into(),
             selector: BTreeMap::from([("app".into(), "web".into())]),
             min_available: None,
-            max_unavailable: Some(1),
+            max_unavailable: Some(1.into()),
         },
     );
     let sim = SimHandle::new(world);
