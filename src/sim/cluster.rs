@@ -3,7 +3,7 @@
 //! PodDisruptionBudgets judged as the Eviction API does, and a plain object store for
 //! manifests, locks and blocks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -270,12 +270,19 @@ pub(super) fn settle(world: &mut SimWorld) {
 }
 
 fn join_and_leave(cluster: &mut Cluster, instances: &[&super::Instance]) {
-    let names: BTreeMap<String, &super::Instance> =
-        instances.iter().map(|i| (i.node_name(), *i)).collect();
+    // Runs after every change of the world: the common case, nobody joining or
+    // leaving, costs no allocation per node.
+    let live: BTreeSet<&str> = instances.iter().map(|i| i.id.as_str()).collect();
     let before = cluster.nodes.len();
-    cluster.nodes.retain(|name, _| names.contains_key(name));
+    cluster
+        .nodes
+        .retain(|_, node| node.instance_id().is_some_and(|id| live.contains(id)));
     let left = cluster.nodes.len() < before;
-    for (name, instance) in names {
+    // Every node left is a distinct live instance's: as many nodes as instances means
+    // every instance has joined.
+    let joining = cluster.nodes.len() < instances.len();
+    for instance in instances.iter().filter(|_| joining) {
+        let name = instance.node_name();
         cluster.nodes.entry(name.clone()).or_insert_with(|| {
             let mut labels = instance.node_labels.clone();
             labels.insert(ZONE_LABEL.to_string(), instance.zone.clone());
@@ -324,13 +331,32 @@ fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) 
     };
     let pods = &cluster.pods;
     let missing = |namespace: &str, name: &str| !pods.contains_key(&format!("{namespace}/{name}"));
+    // What runs where, in one pass over the pods: this runs after every change of the
+    // world, and asking per node and workload would cost an allocation each.
+    let mut owned: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    let mut on_node: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    for p in pods.values() {
+        match (p.kind, p.node.as_deref()) {
+            (Some(WorkloadKind::Deployment), _) => {
+                *owned
+                    .entry((p.namespace.as_str(), p.owner.as_str()))
+                    .or_insert(0) += 1;
+            }
+            (Some(WorkloadKind::DaemonSet), Some(node)) => {
+                on_node.insert((p.namespace.as_str(), p.owner.as_str(), node));
+            }
+            (None, Some(node)) => {
+                on_node.insert((p.namespace.as_str(), "", node));
+            }
+            _ => {}
+        }
+    }
     let mirror_labels = BTreeMap::from([("component".to_string(), "static-proxy".to_string())]);
     for node in cluster.nodes.values() {
-        let name = format!("static-proxy-{}", node.name);
-        if settings.mirror_pods && missing("kube-system", &name) {
+        if settings.mirror_pods && !on_node.contains(&("kube-system", "", node.name.as_str())) {
             create(
                 "kube-system",
-                name,
+                format!("static-proxy-{}", node.name),
                 &node.name,
                 None,
                 &mirror_labels,
@@ -338,28 +364,24 @@ fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) 
             );
         }
     }
-    let mut owned: BTreeMap<(&str, &str), u32> = BTreeMap::new();
-    for p in pods.values() {
-        if p.kind == Some(WorkloadKind::Deployment) {
-            *owned
-                .entry((p.namespace.as_str(), p.owner.as_str()))
-                .or_insert(0) += 1;
-        }
-    }
     for w in &cluster.workloads {
         let labels = workload_labels(w);
         match w.kind {
             WorkloadKind::DaemonSet => {
                 for node in cluster.nodes.values() {
-                    let name = format!("{}-{}", w.name, node.name);
                     let fits = w
                         .pool
                         .as_ref()
                         .is_none_or(|p| node.labels.get(super::POOL_LABEL) == Some(p));
-                    if fits && missing(&w.namespace, &name) {
+                    let running = on_node.contains(&(
+                        w.namespace.as_str(),
+                        w.name.as_str(),
+                        node.name.as_str(),
+                    ));
+                    if fits && !running {
                         create(
                             &w.namespace,
-                            name,
+                            format!("{}-{}", w.name, node.name),
                             &w.name,
                             Some(w.kind),
                             &labels,
