@@ -1,8 +1,9 @@
 //! Rollout benchmark: 20 clusters × 100 outdated nodes (3 zones, surge 10) with
-//! Deployments under `maxUnavailable: 1` budgets, a StatefulSet and a DaemonSet, each
-//! rolled by the engine against the simulator. Prints the engine's CPU time (the
-//! simulator's work included; wall time beside it) and the simulated duration against the lower bound
-//! ceil(outdated / surge) × node boot time. Run with `cargo bench --bench rollout`.
+//! Deployments under `maxUnavailable: 4` budgets (10% of 40 replicas), a StatefulSet
+//! and a DaemonSet, each rolled by the engine against the simulator. Prints the
+//! engine's CPU time (the simulator's work included; wall time beside it) and the
+//! simulated duration against the lower bound ceil(outdated / surge) × node boot time.
+//! Run with `cargo bench --bench rollout`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flotilla::apply::roll::{
-    CapacityType, DRAIN_STARTED, RollContext, RollError, RollEvent, RollReport, RollSpec, StopSignal, drain_pool,
-    roll_pool,
+    CapacityType, DRAIN_STARTED, RollContext, RollError, RollEvent, RollReport, RollSpec,
+    StopSignal, drain_pool, roll_pool,
 };
 use flotilla::apply::{Block, clear_block, read_block, set_block};
 use flotilla::live::{Clock, ClusterApi, GroupSize, LiveResult};
-use flotilla::sim::{Budget, PdbSpec, PoolDescription, SimHandle, SimWorld, WorkloadKind, WorkloadSpec};
+use flotilla::sim::{
+    Budget, PdbSpec, PoolDescription, SimHandle, SimWorld, WorkloadKind, WorkloadSpec,
+};
 use proptest::prelude::*;
 
 const REGION: &str = "eu-central-1";
@@ -300,7 +302,10 @@ fn a_pool_rolls_zone_by_zone_within_its_budgets() {
             workload("db", WorkloadKind::StatefulSet, 3),
             workload("logs", WorkloadKind::DaemonSet, 0),
         ],
-        vec![pdb("web", None, Some(1.into())), pdb("db", Some(2.into()), None)],
+        vec![
+            pdb("web", None, Some(1.into())),
+            pdb("db", Some(2.into()), None),
+        ],
     );
     let spec = spec();
     let violations = guard(&mut w, &spec);
@@ -511,7 +516,9 @@ fn a_block_set_while_rolling_stops_at_the_next_safe_point_and_an_unblocked_rerun
     let progress = |event: &RollEvent| {
         let mut events = events.lock().unwrap();
         if matches!(event, RollEvent::Cordoned { .. })
-            && !events.iter().any(|e| matches!(e, RollEvent::Cordoned { .. }))
+            && !events
+                .iter()
+                .any(|e| matches!(e, RollEvent::Cordoned { .. }))
         {
             let block = Block {
                 by: "carol".into(),
@@ -642,7 +649,10 @@ fn a_roll_killed_after_any_mutating_call_finishes_on_rerun_without_extra_instanc
                 workload("web", WorkloadKind::Deployment, 6),
                 workload("db", WorkloadKind::StatefulSet, 2),
             ],
-            vec![pdb("web", None, Some(1.into())), pdb("db", Some(1.into()), None)],
+            vec![
+                pdb("web", None, Some(1.into())),
+                pdb("db", Some(1.into()), None),
+            ],
         )
     };
     let mut spec = spec();

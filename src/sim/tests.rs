@@ -539,3 +539,39 @@ fn a_description_with_a_wrong_field_says_where() {
         serde_json::from_str(&serde_json::to_string(&world).unwrap()).unwrap();
     assert_eq!(round_trip.nodes("k").len(), 4);
 }
+
+#[test]
+fn budgets_in_percent_round_up_as_the_disruption_controller_does() {
+    let description = WorldDescription::parse(
+        "world.yaml",
+        "clusters:\n  kube-1:\n    region: eu-central-1\n    pools: [{ name: workers, size: 3 }]\n    workloads:\n      - { name: web, kind: Deployment, replicas: 10 }\n    pdbs:\n      - { name: web, selector: { app: web }, max_unavailable: \"25%\" }\n      - { name: all, selector: { app: web }, namespace: other, min_available: \"33%\" }\n",
+    )
+    .unwrap();
+    let pdbs = &description.clusters["kube-1"].pdbs;
+    assert_eq!(pdbs[0].max_unavailable, Some(Budget::Percent(25)));
+    assert_eq!(pdbs[1].min_available, Some(Budget::Percent(33)));
+    let mut world = description.build();
+    world.advance_to(world.now_ms + 60_000);
+    let cluster = world.cluster("kube-1").unwrap();
+    // 25% of 10 pods rounds up to 3 unavailable: 7 must stay healthy.
+    let web = cluster.pdb_state(&pdbs[0], world.now_ms);
+    assert_eq!((web.expected_pods, web.desired_healthy), (10, 7));
+    assert_eq!(web.disruptions_allowed, 3);
+    // 33% of 10 rounds up to 4; of no pods, 0.
+    assert_eq!(Budget::Percent(33).of(10), 4);
+    assert_eq!(Budget::Percent(33).of(0), 0);
+    assert_eq!(Budget::Pods(2).of(10), 2);
+
+    for (written, complaint) in [
+        ("\"150%\"", "150%"),
+        ("\"half\"", "half"),
+        ("-1", "negative"),
+    ] {
+        let text = format!(
+            "clusters:\n  kube-1:\n    region: eu-central-1\n    pdbs:\n      - {{ name: web, selector: {{ app: web }}, max_unavailable: {written} }}\n"
+        );
+        let error = WorldDescription::parse("world.yaml", &text).unwrap_err();
+        assert_eq!(error.line, 5, "{error}");
+        assert!(error.message.contains(complaint), "{error}");
+    }
+}
