@@ -919,6 +919,7 @@ mod tests {
             version: crate::plan::PLAN_VERSION,
             clusters: vec![ClusterPlan {
                 cluster: "c1".into(),
+                registry_id: None,
                 region: "eu-central-1".into(),
                 creation: false,
                 blocked: None,
