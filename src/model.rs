@@ -55,13 +55,9 @@ pub struct Cluster {
     pub config_items: ConfigItems,
     pub node_pools: Vec<NodePool>,
     /// The id in the registry the cluster was imported from, when it is not `id`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub registry_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub criticality_level: Option<i64>,
     /// Where the cluster is declared.
     #[serde(skip)]
@@ -113,9 +109,7 @@ pub struct NodePool {
     /// Kubelet `maxPods`; the stdlib's checks make it known for every evaluated pool.
     pub max_pods: i64,
     /// Config items without a field of their own, as text.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub config_items: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretValue>,
     /// Where the pool is declared: its own `node_pool` block, or (for a pool from a
     /// spread or a comprehension) its cluster's label.

@@ -267,11 +267,8 @@ fn create_key(path: &Path) -> Result<DigestKey, KeyError> {
     std::fs::create_dir_all(dir).map_err(create_error)?;
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
-        std::fs::write(
-            &ignore,
-            "# flotilla's local state and the secret digest key: never committed\n*\n",
-        )
-        .map_err(create_error)?;
+        // The same file the local world writes: everything in `.flotilla/` stays local.
+        std::fs::write(&ignore, "*\n").map_err(create_error)?;
     }
     let mut random = [0u8; NEW_KEY_BYTES];
     rand::rngs::OsRng
