@@ -575,7 +575,7 @@ impl Builder {
                     None => {
                         self.problems.push(
                             Diagnostic::error(
-                                "E0004",
+                                Code::E0004,
                                 format!("`\\{code}` is not a Unicode scalar value"),
                             )
                             .at(self.file, self.span(&pair), "not a valid escape")
