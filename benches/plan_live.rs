@@ -125,6 +125,7 @@ fn main() {
             region: "eu-central-1".into(),
             api_server_url: fleet.cluster(&a.cluster).unwrap().api_server_url.clone(),
             blocked: None,
+            registry_id: None,
         })
         .collect();
     let connector = KubeConnector {

@@ -54,7 +54,8 @@ enum Command {
     /// Per cluster and node pool: desired config hash, nodes (total, Ready, outdated),
     /// Auto Scaling group sizes, the apply in progress and the update block.
     ///
-    /// `--format json` is stable: a list of {cluster, region, blocked: {by, reason, at} |
+    /// `--format json` is stable: a list of {cluster, registry_id (only when imported
+    /// under another id), region, blocked: {by, reason, at} |
     /// null, rollout: {holder, step, since, expires_at} | null, pools: [{name,
     /// desired_hash, nodes, ready, outdated, group: {min, desired, max} | null}], error}.
     Status(status::StatusArgs),
@@ -74,6 +75,20 @@ enum Command {
     Lsp,
 }
 
+impl Command {
+    /// The fleet of a command whose output may show secrets' redacted forms.
+    fn fleet_with_secrets_shown(&self) -> Option<&Path> {
+        match self {
+            Command::Eval(args) => Some(&args.path),
+            Command::Compile(args) => Some(&args.path),
+            Command::Diff(args) => Some(&args.path),
+            Command::Plan(args) => Some(&args.path),
+            Command::Apply(args) => Some(&args.path),
+            _ => None,
+        }
+    }
+}
+
 /// Run the command line; returns the process exit code.
 pub fn run() -> i32 {
     // Usage errors exit 1, like every other error: 2 means "differences" or "changes".
@@ -84,6 +99,16 @@ pub fn run() -> i32 {
             return if e.use_stderr() { 1 } else { 0 };
         }
     };
+    if let Some(fleet) = cli.command.fleet_with_secrets_shown() {
+        // Secrets' redacted forms are keyed per repository (issue 11 item 7).
+        match crate::redact::key_for_fleet(fleet) {
+            Ok(key) => crate::redact::use_key(key),
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "error: {e}");
+                return 1;
+            }
+        }
+    }
     let result = match cli.command {
         Command::Check(args) => analyze::check(args),
         Command::Eval(args) => analyze::eval(args),

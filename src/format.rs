@@ -1121,8 +1121,8 @@ fn float_literal(value: f64) -> String {
     text
 }
 
-/// The inside of a string literal: `\"`, `\\`, `\n`, `\t`, `\r`, and `\$` where `${`
-/// would otherwise start an interpolation.
+/// The inside of a string literal: `\"`, `\\`, `\n`, `\t`, `\r`, `\u{HEX}` for other
+/// control characters, and `\$` where `${` would otherwise start an interpolation.
 fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -1134,6 +1134,8 @@ fn escape(text: &str) -> String {
             '\t' => escaped.push_str("\\t"),
             '\r' => escaped.push_str("\\r"),
             '$' if chars.peek() == Some(&'{') => escaped.push_str("\\$"),
+            // Other control characters (ESC, BEL, …) as `\u{1b}`: never raw in source.
+            c if c.is_control() => escaped.extend(c.escape_unicode()),
             _ => escaped.push(c),
         }
     }

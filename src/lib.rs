@@ -29,7 +29,7 @@ pub mod live;
 pub mod lsp;
 pub mod model;
 pub mod plan;
-mod redact;
+pub mod redact;
 pub mod registry;
 pub mod render;
 pub mod resolve;

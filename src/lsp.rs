@@ -5,7 +5,8 @@
 //! ```text
 //! stdin → transport (framing) → server (documents, analysis scheduling, dispatch) → stdout
 //!                                  │  workspace: one Analysis per root, read through
-//!                                  │  documents::OverlayFs (open buffers over the disk)
+//!                                  │  documents::OverlayFs (open buffers over the disk,
+//!                                  │  directories walked within scan::ScanLimits)
 //!                                  └→ diagnostics, hover, completion, definition,
 //!                                     formatting, symbols (cursor: what is at an offset)
 //! ```
@@ -19,6 +20,7 @@ mod documents;
 mod formatting;
 mod hover;
 mod paths;
+mod scan;
 mod server;
 mod symbols;
 mod transport;

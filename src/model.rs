@@ -54,6 +54,11 @@ pub struct Cluster {
     pub owner: String,
     pub config_items: ConfigItems,
     pub node_pools: Vec<NodePool>,
+    /// The id in the registry the cluster was imported from, when it is not `id`.
+    pub registry_id: Option<String>,
+    pub alias: Option<String>,
+    pub local_id: Option<String>,
+    pub criticality_level: Option<i64>,
     /// Where the cluster is declared.
     #[serde(skip)]
     pub source: Source,
@@ -103,6 +108,9 @@ pub struct NodePool {
     pub update: UpdateStrategy,
     /// Kubelet `maxPods`; the stdlib's checks make it known for every evaluated pool.
     pub max_pods: i64,
+    /// Config items without a field of their own, as text.
+    pub config_items: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretValue>,
     /// Where the pool is declared: its own `node_pool` block, or (for a pool from a
     /// spread or a comprehension) its cluster's label.
     #[serde(skip)]
@@ -308,6 +316,10 @@ impl Cluster {
                 .into_iter()
                 .map(|pool| NodePool::from_record(pool, declaration))
                 .collect::<Result<_, _>>()?,
+            registry_id: r.optional_string("registry_id")?,
+            alias: r.optional_string("alias")?,
+            local_id: r.optional_string("local_id")?,
+            criticality_level: r.optional_int("criticality_level")?,
             source: declaration.0.clone(),
             id,
         };
@@ -362,6 +374,8 @@ impl NodePool {
             fallback_for: r.optional_string("fallback_for")?,
             update: UpdateStrategy::from_record(r.record_field("update", "UpdateStrategy")?)?,
             max_pods: r.int("max_pods")?,
+            config_items: r.string_map("config_items")?,
+            secrets: r.secret_map("secrets")?,
             name,
             source,
         };

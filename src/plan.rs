@@ -85,6 +85,9 @@ pub struct ClusterFailure {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterPlan {
     pub cluster: String,
+    /// The cluster's id in the registry it was imported from, when not `cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_id: Option<String>,
     pub region: String,
     /// The control-plane stack does not exist: everything is created and the API
     /// server (which cannot exist yet) was not contacted.
@@ -362,6 +365,7 @@ pub fn compute(
     steps.extend(removals);
     Ok(ClusterPlan {
         cluster: desired.cluster.clone(),
+        registry_id: None,
         region: region.to_string(),
         creation,
         blocked,
@@ -445,9 +449,12 @@ fn field_changes(before: &Value, after: &Value, path: String, out: &mut Vec<Fiel
 fn redact_secret_changes(changes: &mut [FieldChange]) {
     let redact = |v: &mut Option<Value>| {
         if let Some(value) = v {
-            let digest = Sha256::digest(value.to_string().as_bytes());
-            let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            *value = Value::String(format!("<redacted sha256:{hex}>"));
+            // Keyed like a `secret(…)`'s redacted form, so the digest cannot test guesses.
+            let shown = match crate::redact::secret_digest(&value.to_string()) {
+                Some(digest) => format!("<redacted hmac-sha256:{digest}>"),
+                None => "<redacted>".to_string(),
+            };
+            *value = Value::String(shown);
         }
     };
     for change in changes {
@@ -789,7 +796,7 @@ mod tests {
             !text.contains("b2xkLXNlY3JldA==") && !text.contains("bmV3"),
             "{text}"
         );
-        assert!(text.contains("<redacted sha256:"));
+        assert!(text.contains("<redacted"));
     }
 
     #[test]
@@ -861,6 +868,7 @@ mod tests {
             version: crate::plan::PLAN_VERSION,
             clusters: vec![ClusterPlan {
                 cluster: "c1".into(),
+                registry_id: None,
                 region: "eu-central-1".into(),
                 creation: false,
                 blocked: None,

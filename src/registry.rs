@@ -7,8 +7,26 @@
 //! Config items that the stdlib's `ConfigItems` type declares become typed fields. Their
 //! types are read from the embedded stdlib, so an item added there is imported typed
 //! without a change here. Every other config item goes into `custom`, as text.
+//!
+//! **Secrets.** A config item (of a cluster or a node pool) becomes a `secret(…)` value in
+//! `secrets` when its name, lower-cased with `-` read as `_`, contains one of
+//! [`SECRET_NAME_PARTS`] (`password`, `passwd`, `secret`, `token`, `private_key`,
+//! `credential`, `api_key`, `apikey`, `access_key`), or when its value is stored
+//! encrypted the way the reference system stores it (`aws:kms:…`, a KMS ciphertext:
+//! imported as it is, still encrypted, but never shown).
+//!
+//! **Cluster ids.** A registry id that is a DNS label is the cluster id. Other ids (the
+//! reference system's `aws:123456789012:eu-central-1:kube-1`) are kept in `registry_id`
+//! and the cluster id is, in this order: the registry's `alias` when it is a DNS label;
+//! else `REGION-LOCAL_ID` (`eu-central-1-kube-1`), with `local_id` taken from the field
+//! or the id's last `:` part, lower-cased and every other character run turned into
+//! `-`; when several clusters of the registry would get the same `REGION-LOCAL_ID`, each
+//! of them gets its account id appended (`eu-central-1-kube-1-123456789012`). `alias`,
+//! `local_id` and `criticality_level` are kept as typed fields of the cluster, node
+//! pool config items without a field of their own in the pool's `config_items`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -27,53 +45,127 @@ pub struct ImportOptions {
     pub test_channel: String,
 }
 
+/// Names that mark a config item as secret (see the module documentation).
+pub const SECRET_NAME_PARTS: [&str; 9] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "private_key",
+    "credential",
+    "api_key",
+    "apikey",
+    "access_key",
+];
+
+/// How the reference system marks a value it stores encrypted (a KMS ciphertext).
+pub const ENCRYPTED_PREFIX: &str = "aws:kms:";
+
+/// Why a registry cannot be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("invalid YAML: {0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    #[error("{0}")]
+    Document(String),
+    #[error("{option}: {message}")]
+    Option {
+        option: &'static str,
+        message: String,
+    },
+    /// A cluster (or something inside it) that cannot be carried over.
+    #[error("{at}: {message}")]
+    Entry { at: String, message: String },
+    #[error("{at}: id `{id}` is already used by clusters[{first}]{hint}")]
+    DuplicateId {
+        at: String,
+        id: String,
+        first: usize,
+        hint: DuplicateHint,
+    },
+    #[error("internal error: the generated source does not parse ({0}); please report this")]
+    Generated(String),
+}
+
+/// What to do about a repeated cluster id: it depends on where the id came from.
+#[derive(Debug)]
+pub enum DuplicateHint {
+    /// The registry itself repeats an id, or two aliases are the same.
+    None,
+    /// The id was derived from a non-DNS-label registry id.
+    Derived,
+}
+
+impl fmt::Display for DuplicateHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DuplicateHint::None => Ok(()),
+            DuplicateHint::Derived => f.write_str(
+                " (derived from the registry id; give one of the clusters an `alias` that is a DNS label)",
+            ),
+        }
+    }
+}
+
 /// Convert a registry document to formatted .flt source.
-pub fn import(yaml: &str, options: &ImportOptions) -> Result<String, String> {
-    let production_channel = channel_name(&options.production_channel)
-        .map_err(|e| format!("production channel: {e}"))?;
-    let test_channel =
-        channel_name(&options.test_channel).map_err(|e| format!("test channel: {e}"))?;
-    let mut document: Value =
-        serde_yaml_ng::from_str(yaml).map_err(|e| format!("invalid YAML: {e}"))?;
-    apply_merge_keys(&mut document)?;
+pub fn import(yaml: &str, options: &ImportOptions) -> Result<String, RegistryError> {
+    let option_error = |option| move |message| RegistryError::Option { option, message };
+    let production_channel =
+        channel_name(&options.production_channel).map_err(option_error("production channel"))?;
+    let test_channel = channel_name(&options.test_channel).map_err(option_error("test channel"))?;
+    let mut document: Value = serde_yaml_ng::from_str(yaml)?;
+    apply_merge_keys(&mut document).map_err(RegistryError::Document)?;
     if !document.is_mapping() {
-        return Err(format!(
+        return Err(RegistryError::Document(format!(
             "the registry must be a mapping with a `clusters:` list, found {}",
             kind(&document)
-        ));
+        )));
     }
-    let registry: Registry =
-        serde_yaml_ng::from_value(document).map_err(|e| format!("registry: {e}"))?;
+    let registry: Registry = serde_yaml_ng::from_value(document)
+        .map_err(|e| RegistryError::Document(format!("registry: {e}")))?;
     let clusters = match &registry.clusters {
         Value::Sequence(clusters) => clusters.as_slice(),
         Value::Null => &[],
-        other => return Err(format!("`clusters` must be a list, found {}", kind(other))),
+        other => {
+            return Err(RegistryError::Document(format!(
+                "`clusters` must be a list, found {}",
+                kind(other)
+            )));
+        }
     };
-    let config_types = config_item_types()?;
+    let config_types = config_item_types().map_err(RegistryError::Generated)?;
     let defaults = ChannelDefaults {
         production: production_channel,
         test: test_channel,
     };
+    let shared_region_ids = shared_region_ids(clusters);
 
     let mut out = Writer::default();
     out.line(&format!("import {}", quote(&options.channels_import)));
     let mut first_index_of_id: HashMap<String, usize> = HashMap::new();
     for (index, raw) in clusters.iter().enumerate() {
-        let context = position("clusters", index, raw, "id");
-        let id = write_cluster(&mut out, raw, &defaults, &config_types)
-            .map_err(|e| format!("{context}: {e}"))?;
-        if let Some(first) = first_index_of_id.insert(id.clone(), index) {
-            return Err(format!(
-                "{context}: id `{id}` is already used by clusters[{first}]"
-            ));
+        let at = position("clusters", index, raw, "id");
+        let id = write_cluster(&mut out, raw, &defaults, &config_types, &shared_region_ids)
+            .map_err(|message| RegistryError::Entry {
+                at: at.clone(),
+                message,
+            })?;
+        if let Some(first) = first_index_of_id.insert(id.id.clone(), index) {
+            return Err(RegistryError::DuplicateId {
+                at,
+                id: id.id,
+                first,
+                hint: if id.derived {
+                    DuplicateHint::Derived
+                } else {
+                    DuplicateHint::None
+                },
+            });
         }
     }
     crate::format::format_source(FileId(0), &out.text).map_err(|diagnostics| {
         let messages: Vec<String> = diagnostics.into_iter().map(|d| d.message).collect();
-        format!(
-            "internal error: the generated source does not parse ({}); please report this",
-            messages.join("; ")
-        )
+        RegistryError::Generated(messages.join("; "))
     })
 }
 
@@ -97,6 +189,8 @@ struct RegistryCluster {
     channel: Option<Value>,
     owner: Option<Value>,
     alias: Option<Value>,
+    local_id: Option<Value>,
+    criticality_level: Option<Value>,
     provider: Option<Value>,
     config_items: Option<Value>,
     node_pools: Option<Value>,
@@ -123,13 +217,112 @@ struct ChannelDefaults<'a> {
 
 // ---- clusters -----------------------------------------------------------------------
 
+/// A cluster's id in the output, and whether it was derived from another registry id.
+struct ClusterId {
+    id: String,
+    derived: bool,
+}
+
+/// `REGION-LOCAL_ID` of a cluster whose registry id is not a DNS label, before any
+/// account is appended; `None` when the id is usable as it is or the entry is malformed
+/// (its own error is reported when it is written).
+fn region_local_id(raw: &Value) -> Option<String> {
+    let id = scalar(raw.get("id")?).ok()?;
+    if crate::dns::is_dns_label(&id) {
+        return None;
+    }
+    if let Some(alias) = raw.get("alias").and_then(|a| scalar(a).ok())
+        && crate::dns::is_dns_label(&alias)
+    {
+        return None;
+    }
+    let region = scalar(raw.get("region")?).ok()?;
+    let local_id = match raw.get("local_id") {
+        Some(local_id) => scalar(local_id).ok()?,
+        None => id.rsplit(':').next()?.to_string(),
+    };
+    Some(dns_label_from(&format!("{region}-{local_id}")))
+}
+
+/// The `REGION-LOCAL_ID` ids that more than one cluster of the registry would get.
+fn shared_region_ids(clusters: &[Value]) -> std::collections::HashSet<String> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for id in clusters.iter().filter_map(region_local_id) {
+        *counts.entry(id).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Lower-case ASCII letters and digits kept, every run of anything else one `-`, no
+/// `-` at either end.
+fn dns_label_from(text: &str) -> String {
+    let mut label = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            label.push(c.to_ascii_lowercase());
+        } else if !label.is_empty() && !label.ends_with('-') {
+            label.push('-');
+        }
+    }
+    label.trim_end_matches('-').to_string()
+}
+
+/// The cluster id for a registry entry (the rule is in the module documentation).
+fn cluster_id(
+    entry: &RegistryCluster,
+    raw: &Value,
+    shared: &std::collections::HashSet<String>,
+) -> Result<ClusterId, String> {
+    let registry_id = text(&entry.id, "id")?;
+    if crate::dns::is_dns_label(&registry_id) {
+        return Ok(ClusterId {
+            id: registry_id,
+            derived: false,
+        });
+    }
+    if let Some(alias) = &entry.alias {
+        let alias = text(alias, "alias")?;
+        if crate::dns::is_dns_label(&alias) {
+            return Ok(ClusterId {
+                id: alias,
+                derived: false,
+            });
+        }
+    }
+    let unusable = |why: &str| {
+        format!(
+            "`id` `{registry_id}` is not a DNS label and {why}, so no cluster id can be \
+             derived from it: give the cluster an `alias` that is a DNS label (lower-case \
+             letters, digits and `-`, starting with a letter, at most 63 characters)"
+        )
+    };
+    let Some(base) = region_local_id(raw) else {
+        return Err(unusable("its `region` or `local_id` is missing"));
+    };
+    let mut id = base.clone();
+    if shared.contains(&base) {
+        id = format!("{base}-{}", account(&entry.infrastructure_account)?);
+    }
+    if !crate::dns::is_dns_label(&id) {
+        return Err(unusable(&format!(
+            "`{id}` (region, local id and account) is not one either"
+        )));
+    }
+    Ok(ClusterId { id, derived: true })
+}
+
 /// Write one cluster; returns its id.
 fn write_cluster(
     out: &mut Writer,
     raw: &Value,
     defaults: &ChannelDefaults,
     config_types: &[(String, ItemType)],
-) -> Result<String, String> {
+    shared_region_ids: &std::collections::HashSet<String>,
+) -> Result<ClusterId, String> {
     if !raw.is_mapping() {
         return Err(format!(
             "expected a mapping of cluster fields, found {}",
@@ -138,17 +331,9 @@ fn write_cluster(
     }
     let entry: RegistryCluster =
         serde_yaml_ng::from_value(raw.clone()).map_err(|e| e.to_string())?;
-    let id = text(&entry.id, "id")?;
-    if !crate::dns::is_dns_label(&id) {
-        // Renaming is the registry owner's call: the id names stacks, directories and
-        // DNS records, and other systems may know the cluster by it.
-        return Err(format!(
-            "`id` `{id}` is not a DNS label, which flotilla requires of cluster ids \
-             (lower-case letters, digits and `-`, starting with a letter, at most 63 \
-             characters; it names stacks, directories and DNS records): give the cluster \
-             an id such as `aws-eu-central-1-prod-checkout` in the registry and import again"
-        ));
-    }
+    let cluster_id = cluster_id(&entry, raw, shared_region_ids)?;
+    let registry_id = text(&entry.id, "id")?;
+    let id = &cluster_id.id;
     let environment = environment(&text(&entry.environment, "environment")?)?;
     let channel = match &entry.channel {
         Some(value) => channel_name(&text(value, "channel")?)?.to_string(),
@@ -165,13 +350,22 @@ fn write_cluster(
     }
 
     out.line("");
-    out.open(&format!("cluster {}", quote(&id)));
+    out.open(&format!("cluster {}", quote(id)));
+    if registry_id != *id {
+        out.line(&format!("registry_id = {}", quote(&registry_id)));
+    }
     if let Some(alias) = &entry.alias {
-        // The Cluster type has no alias; keep it visible for whoever reviews the import.
+        out.line(&format!("alias = {}", quote(&text(alias, "alias")?)));
+    }
+    if let Some(local_id) = &entry.local_id {
         out.line(&format!(
-            "// registry alias: {}",
-            quote(&text(alias, "alias")?)
+            "local_id = {}",
+            quote(&text(local_id, "local_id")?)
         ));
+    }
+    if let Some(level) = &entry.criticality_level {
+        let level = whole_number(level).map_err(|e| format!("`criticality_level`: {e}"))?;
+        out.line(&format!("criticality_level = {level}"));
     }
     out.line(&format!(
         "account = {}",
@@ -213,7 +407,7 @@ fn write_cluster(
         }
     }
     out.close();
-    Ok(id)
+    Ok(cluster_id)
 }
 
 fn environment(value: &str) -> Result<&'static str, String> {
@@ -354,10 +548,12 @@ fn instance_types(value: &Value) -> Result<Vec<String>, String> {
     Ok(types)
 }
 
-/// Node pool config items that have a typed home (`labels`, `taints`) are converted; the
-/// NodePool type has no place for the others, so they are listed in a comment.
+/// Node pool config items that have a typed home (`labels`, `taints`) are converted;
+/// secrets go to the pool's `secrets`, the others to its `config_items`, as text.
 fn write_node_pool_config_items(out: &mut Writer, items: &Value) -> Result<(), String> {
-    let items = config_map(items)?;
+    let mut items = config_map(items)?;
+    items.retain(|_, value| !value.is_null());
+    let mut rest = TextItems::default();
     for (key, value) in &items {
         let value = scalar(value).map_err(|e| format!("config item `{key}`: {e}"))?;
         match key.as_str() {
@@ -383,14 +579,62 @@ fn write_node_pool_config_items(out: &mut Writer, items: &Value) -> Result<(), S
                     out.close();
                 }
             }
-            _ => out.line(&format!(
-                "// not imported (no NodePool field): config item {} = {}",
-                quote(key),
-                quote(&value)
-            )),
+            _ => rest.add(key, value),
         }
     }
+    rest.write(out, "config_items");
     Ok(())
+}
+
+/// Config items without a typed field: text in a map, secrets in `secrets`.
+#[derive(Default)]
+struct TextItems {
+    text: Vec<String>,
+    secrets: Vec<String>,
+}
+
+impl TextItems {
+    fn add(&mut self, key: &str, value: String) {
+        if is_secret(key, &value) {
+            self.secrets.push(format!(
+                "{}: secret({}, {}),",
+                quote(key),
+                quote(key),
+                quote(&value)
+            ));
+        } else {
+            self.text
+                .push(format!("{}: {},", quote(key), quote(&value)));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.secrets.is_empty()
+    }
+
+    /// `text_field = { … }` and `secrets = { … }`, each only when it has entries.
+    fn write(&self, out: &mut Writer, text_field: &str) {
+        for (field, entries) in [(text_field, &self.text), ("secrets", &self.secrets)] {
+            if entries.is_empty() {
+                continue;
+            }
+            out.line(&format!("{field} = {{"));
+            out.depth += 1;
+            for entry in entries {
+                out.line(entry);
+            }
+            out.depth -= 1;
+            out.line("}");
+        }
+    }
+}
+
+/// Whether a config item is a secret: by its name, or because the reference system
+/// stores its value encrypted.
+fn is_secret(name: &str, value: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('-', "_");
+    SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
+        || value.trim_start().starts_with(ENCRYPTED_PREFIX)
 }
 
 /// `key=value,key2=value2`, the registry's way of writing node labels.
@@ -520,12 +764,12 @@ fn write_config_items(
             lines.push(format!("{name} = {literal}"));
         }
     }
-    let mut custom = Vec::new();
+    let mut rest = TextItems::default();
     for (key, value) in &items {
         let value = scalar(value).map_err(|e| format!("config item `{key}`: {e}"))?;
-        custom.push(format!("{}: {},", quote(key), quote(&value)));
+        rest.add(key, value);
     }
-    if lines.is_empty() && custom.is_empty() {
+    if lines.is_empty() && rest.is_empty() {
         return Ok(());
     }
     out.line("");
@@ -533,15 +777,7 @@ fn write_config_items(
     for line in &lines {
         out.line(line);
     }
-    if !custom.is_empty() {
-        out.line("custom = {");
-        out.depth += 1;
-        for entry in &custom {
-            out.line(entry);
-        }
-        out.depth -= 1;
-        out.line("}");
-    }
+    rest.write(out, "custom");
     out.close();
     Ok(())
 }
@@ -778,6 +1014,8 @@ fn quote(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
+            // ESC, BEL and the rest never reach the written file raw (issue 11 item 11).
+            c if c.is_control() => out.extend(c.escape_unicode()),
             c => out.push(c),
         }
     }

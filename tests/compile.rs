@@ -374,7 +374,7 @@ fn secrets_never_appear_in_plain_text() {
     for (path, bytes) in read_tree(&out) {
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains("hunter2"), "{path} leaks the secret");
-        saw_reference |= text.contains("<secret:datadog-api-key sha256:");
+        saw_reference |= text.contains("<secret:datadog-api-key");
     }
     assert!(
         saw_reference,

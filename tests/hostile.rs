@@ -247,3 +247,114 @@ fn a_template_that_renders_too_much_is_a_clear_error() {
         "{message}"
     );
 }
+
+// ---- secrets: the redacted form is keyed -------------------------------------------------
+
+/// The redacted form `eval` prints for a secret holding `value`, with `key_file` (if any)
+/// as `FLOTILLA_SECRET_KEY_FILE`.
+fn redacted_form(dir: &Path, value: &str, key_file: Option<&Path>) -> String {
+    let source = FLEET.replace(
+        "  node_pool",
+        &format!(
+            "  config_items {{\n    secrets = {{ \"db\": secret(\"db-password\", \"{value}\") }}\n  }}\n  node_pool"
+        ),
+    );
+    write_fleet(dir, &source);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+    command
+        .current_dir(dir)
+        .args(["eval", "fleet", "--format", "json"]);
+    match key_file {
+        Some(path) => command.env(flotilla::redact::KEY_FILE_VARIABLE, path),
+        None => command.env_remove(flotilla::redact::KEY_FILE_VARIABLE),
+    };
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let shown = json
+        .pointer("/clusters/0/config_items/secrets/db")
+        .or_else(|| json.pointer("/0/config_items/secrets/db"));
+    let shown = shown
+        .and_then(|v| v.as_str())
+        .unwrap_or_else(|| panic!("no secret in {json:#}"))
+        .to_string();
+    assert!(!shown.contains(value), "{shown}");
+    shown
+}
+
+// The redacted form was the unsalted SHA-256 of the value cut to 64 bits: anyone who saw
+// a pull-request comment could test guesses offline.
+#[test]
+fn the_redacted_form_of_a_secret_is_keyed_per_repository() {
+    use sha2::{Digest, Sha256};
+    let dir = temp_dir("secret-key");
+    let first = redacted_form(&dir, "hunter2", None);
+    let unkeyed: String = Sha256::digest(b"hunter2")[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        first.starts_with("<secret:db-password hmac-sha256:"),
+        "{first}"
+    );
+    assert!(!first.contains(&unkeyed), "{first} is the unkeyed digest");
+
+    // The repository's key was created once, readable by its owner only, and git
+    // ignores it; the same key gives the same form, a changed value another.
+    let key = dir.join("fleet").join(flotilla::redact::KEY_FILE);
+    let created = std::fs::read(&key).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let ignore = std::fs::read_to_string(key.parent().unwrap().join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|line| line == "*"), "{ignore}");
+    assert_eq!(redacted_form(&dir, "hunter2", None), first);
+    assert_eq!(std::fs::read(&key).unwrap(), created, "the key is kept");
+    assert_ne!(redacted_form(&dir, "hunter3", None), first);
+
+    // CI names a key of its own: two keys give two forms, each stable.
+    let key_a = dir.join("a.key");
+    let key_b = dir.join("b.key");
+    std::fs::write(&key_a, "0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::write(&key_b, "fedcba9876543210fedcba9876543210\n").unwrap();
+    let with_a = redacted_form(&dir, "hunter2", Some(&key_a));
+    let with_b = redacted_form(&dir, "hunter2", Some(&key_b));
+    assert_ne!(with_a, with_b);
+    assert_ne!(with_a, first);
+    assert_eq!(redacted_form(&dir, "hunter2", Some(&key_a)), with_a);
+
+    // A key too short to resist guessing is refused, naming the file.
+    let short = dir.join("short.key");
+    std::fs::write(&short, "abc").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .current_dir(&dir)
+        .args(["eval", "fleet"])
+        .env(flotilla::redact::KEY_FILE_VARIABLE, &short)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("short.key") && stderr.contains("at least 16"),
+        "{stderr}"
+    );
+}
+
+// Raw control characters were the only way to write ESC or BEL in a string; `\u{…}` is
+// how the formatter and import-registry write them now, and it must name a character.
+#[test]
+fn unicode_escapes_write_control_characters_and_refuse_non_characters() {
+    use flotilla::source::FileId;
+    let formatted =
+        flotilla::format::format_source(FileId(0), "let bell = \"a\x07b\\u{1B}c\\u{e9}\"\n")
+            .unwrap();
+    assert_eq!(formatted, "let bell = \"a\\u{7}b\\u{1b}c\u{e9}\"\n");
+    let (_, diagnostics) = flotilla::syntax::parse(FileId(0), "let x = \"\\u{d800}\"\n");
+    assert_eq!(
+        diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(),
+        ["E0004"]
+    );
+}

@@ -869,3 +869,91 @@ fn a_burst_of_changes_is_analysed_once_not_per_keystroke() {
     assert_eq!(published.last().unwrap()["params"]["version"], 51);
     assert!(client.shutdown().success());
 }
+
+// Issue 11 item 5: the server read every .flt file under the workspace root before
+// answering (a root of `/` left it unresponsive for 48 s and 2.8 GB). The walk is bounded;
+// the open document is analysed whatever the bound, and the user is told.
+#[test]
+fn a_root_with_more_files_than_the_scan_bound_still_answers_for_the_open_document() {
+    const BOUND: usize = 10;
+    let dir = TempDir::new("scan-bound");
+    for n in 0..60 {
+        dir.write(&format!("f{n:02}.flt"), format!("let x{n} = 1 + \"a\"\n"));
+    }
+    let open_text = "let broken = 2 + \"b\"\n";
+    let open = dir.write("zz-open.flt", open_text);
+    let mut client = Client::spawn();
+    let response = client.request(
+        "initialize",
+        json!({
+            "processId": null,
+            "rootUri": uri(&dir.0),
+            "workspaceFolders": [{ "uri": uri(&dir.0), "name": "big" }],
+            "capabilities": {},
+            "initializationOptions": { "workspaceScan": { "maxFiles": BOUND } },
+        }),
+    );
+    assert!(response.get("result").is_some(), "{response}");
+    client.notify("initialized", json!({}));
+    client.open(&open, open_text);
+    // Everything the server sends until it answers a later request: files read from
+    // disk are counted by the diagnostics published for them.
+    client.request(
+        "textDocument/documentSymbol",
+        json!({ "textDocument": { "uri": uri(&open) } }),
+    );
+    let notifications: Vec<Value> = client.notifications.drain(..).collect();
+    let open_diagnostics: Vec<&Value> = notifications
+        .iter()
+        .filter(|m| {
+            m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri(&open)
+        })
+        .collect();
+    assert_eq!(open_diagnostics.len(), 1, "{notifications:#?}");
+    assert_eq!(
+        open_diagnostics[0]["params"]["diagnostics"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let disk_files: std::collections::BTreeSet<&str> = notifications
+        .iter()
+        .filter(|m| m["method"] == "textDocument/publishDiagnostics")
+        .filter_map(|m| m["params"]["uri"].as_str())
+        .filter(|u| *u != uri(&open))
+        .collect();
+    assert!(
+        !disk_files.is_empty() && disk_files.len() <= BOUND,
+        "{} files read: {disk_files:#?}",
+        disk_files.len()
+    );
+    let warnings: Vec<&str> = notifications
+        .iter()
+        .filter(|m| m["method"] == "window/showMessage")
+        .filter_map(|m| m["params"]["message"].as_str())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{notifications:#?}");
+    assert!(
+        warnings[0].contains(&format!("after {BOUND} .flt files")),
+        "{}",
+        warnings[0]
+    );
+
+    // A bad bound is refused at initialize.
+    let mut other = Client::spawn();
+    let refused = other.request(
+        "initialize",
+        json!({
+            "processId": null,
+            "capabilities": {},
+            "initializationOptions": { "workspaceScan": { "maxFiles": 0 } },
+        }),
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("maxFiles")),
+        "{refused}"
+    );
+    assert!(client.shutdown().success());
+}

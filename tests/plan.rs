@@ -43,6 +43,21 @@ fn write_fleet(dir: &Path, source: &str) -> PathBuf {
     fleet
 }
 
+/// One secret digest key for every compile and plan of this test binary, as CI would
+/// give every run the same key: artifacts compiled here and plans run by the CLI then
+/// show secrets' redacted forms alike.
+const DIGEST_KEY: &str = "plan-tests-secret-digest-key-0123456789";
+
+fn digest_key_file() -> PathBuf {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = temp_dir("digest-key").join("secret-digest.key");
+        std::fs::write(&path, DIGEST_KEY).unwrap();
+        path
+    })
+    .clone()
+}
+
 fn plan(moto: &Moto, fleet: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .arg("plan")
@@ -50,6 +65,7 @@ fn plan(moto: &Moto, fleet: &Path, extra: &[&str]) -> Output {
         .args(["--config-set", FIXTURE])
         .args(extra)
         .envs(aws_env(&moto.url))
+        .env(flotilla::redact::KEY_FILE_VARIABLE, digest_key_file())
         .env("KUBECONFIG", "/nonexistent")
         .output()
         .unwrap()
@@ -173,6 +189,9 @@ use kube::discovery::Discovery;
 use kube_loopback::{Failure, LoopbackApi};
 
 fn artifacts(fleet: &Path) -> Artifacts {
+    flotilla::redact::use_key(
+        flotilla::redact::DigestKey::from_bytes(DIGEST_KEY.as_bytes()).unwrap(),
+    );
     let c = compile(
         &DiskFs,
         fleet,

@@ -7,7 +7,7 @@ use std::path::Path;
 use flotilla::analysis::{Analysis, analyze};
 use flotilla::diagnostic::render_all;
 use flotilla::eval::Data;
-use flotilla::registry::{ImportOptions, import};
+use flotilla::registry::{ImportOptions, RegistryError, import};
 use flotilla::source::MemoryFs;
 
 fn options() -> ImportOptions {
@@ -350,7 +350,7 @@ fn channel_comes_from_the_registry_or_the_environment() {
 fn import_err(yaml: &str) -> String {
     match import(yaml, &options()) {
         Ok(source) => panic!("expected an error, got:\n{source}"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     }
 }
 
@@ -508,7 +508,18 @@ fn channel_options_must_be_names() {
     };
     let e = import(&one_cluster(""), &options).expect_err("a bad channel option is an error");
     assert!(
-        e.starts_with("production channel: `1st` is not a valid channel name"),
+        matches!(
+            e,
+            RegistryError::Option {
+                option: "production channel",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("production channel: `1st` is not a valid channel name"),
         "{e}"
     );
 }
@@ -580,33 +591,236 @@ fn a_merge_key_that_is_not_a_mapping_is_an_error() {
 
 // ---- cluster ids ----------------------------------------------------------------------------
 
+/// A cluster of the reference format: `id` as the registry writes it, `extra` lines added.
+fn reference_cluster(id: &str, account: &str, region: &str, extra: &str) -> String {
+    format!(
+        "- id: \"{id}\"\n  api_server_url: https://{region}.example.org\n  environment: test\n  region: {region}\n  infrastructure_account: \"aws:{account}\"\n  node_pools:\n  - {{name: w, instance_type: m5.large, min_size: 1, max_size: 3}}\n{extra}"
+    )
+}
+
+fn ids(fleet: &flotilla::eval::Fleet) -> Vec<(&str, Option<&str>)> {
+    fleet
+        .clusters
+        .iter()
+        .map(|c| {
+            let registry_id = match at(c, "registry_id") {
+                Data::String(id) => Some(id.as_str()),
+                _ => None,
+            };
+            (text(c, "id"), registry_id)
+        })
+        .collect()
+}
+
+// Issue 12: ids of the reference format (`aws:ACCOUNT:REGION:LOCAL_ID`) failed the import
+// on the first cluster; they become DNS labels by the documented rule, the original id
+// kept in `registry_id`.
 #[test]
-fn ids_that_are_not_dns_labels_are_rejected_not_renamed() {
-    for id in [
-        "aws:123456789012:eu-central-1:kube-1",
-        "Aws-eu-central-1",
-        "1-cluster",
-        "cluster-",
-        "cluster_1",
-        &"a".repeat(64),
-    ] {
-        let yaml = one_cluster("").replace("aws-eu-west-1-test-a", id);
-        let e = import_err(&yaml);
-        assert!(
-            e.starts_with(&format!(
-                "clusters[0] (id `{id}`): `id` `{id}` is not a DNS label"
-            )),
-            "{e}"
-        );
-        assert!(e.contains("give the cluster an id such as `"), "{e}");
-    }
-    // The longest DNS label is fine.
-    let longest = "a".repeat(63);
-    let source = import_ok(&one_cluster("").replace("aws-eu-west-1-test-a", &longest));
+fn ids_that_are_not_dns_labels_become_dns_labels_by_the_documented_rule() {
+    let yaml = [
+        "clusters:\n".to_string(),
+        // A DNS label is kept as it is, without a registry_id.
+        reference_cluster(
+            "plain-id",
+            "123456789012",
+            "eu-west-1",
+            "  alias: ignored-alias\n",
+        ),
+        // An alias that is a DNS label is the id.
+        reference_cluster(
+            "aws:123456789012:eu-central-1:kube-1",
+            "123456789012",
+            "eu-central-1",
+            "  alias: checkout-prod\n",
+        ),
+        // Else region and local id (the field, else the id's last part), as a DNS label.
+        reference_cluster(
+            "aws:123456789012:eu-central-1:kube-2",
+            "123456789012",
+            "eu-central-1",
+            "  alias: Not A Label\n",
+        ),
+        reference_cluster(
+            "aws:123456789012:eu-west-1:x",
+            "123456789012",
+            "eu-west-1",
+            "  local_id: Kube_3\n",
+        ),
+        // The same region and local id in two accounts: both get their account.
+        reference_cluster(
+            "aws:210000000201:us-east-1:kube-1",
+            "210000000201",
+            "us-east-1",
+            "",
+        ),
+        reference_cluster(
+            "aws:210000000202:us-east-1:kube-1",
+            "210000000202",
+            "us-east-1",
+            "",
+        ),
+    ]
+    .concat();
+    let fleet = evaluate_clean(&yaml);
+    // The fleet lists clusters by id.
+    assert_eq!(
+        ids(&fleet),
+        [
+            (
+                "checkout-prod",
+                Some("aws:123456789012:eu-central-1:kube-1")
+            ),
+            (
+                "eu-central-1-kube-2",
+                Some("aws:123456789012:eu-central-1:kube-2")
+            ),
+            ("eu-west-1-kube-3", Some("aws:123456789012:eu-west-1:x")),
+            ("plain-id", None),
+            (
+                "us-east-1-kube-1-210000000201",
+                Some("aws:210000000201:us-east-1:kube-1")
+            ),
+            (
+                "us-east-1-kube-1-210000000202",
+                Some("aws:210000000202:us-east-1:kube-1")
+            ),
+        ]
+    );
+    assert_eq!(text(cluster(&fleet, "plain-id"), "alias"), "ignored-alias");
+    assert_eq!(
+        text(cluster(&fleet, "eu-west-1-kube-3"), "local_id"),
+        "Kube_3"
+    );
+
+    // No DNS label can be derived: the error says to give an alias.
+    let long = reference_cluster(
+        &format!("aws:1:eu-west-1:{}", "k".repeat(60)),
+        "123456789012",
+        "eu-west-1",
+        "",
+    );
+    let e = import_err(&format!("clusters:\n{long}"));
+    assert!(e.starts_with("clusters[0] (id `aws:1:eu-west-1:kkk"), "{e}");
     assert!(
-        source.contains(&format!("cluster \"{longest}\"")),
+        e.contains("give the cluster an `alias` that is a DNS label"),
+        "{e}"
+    );
+    // Two aliases the same are a repeated id, reported as such.
+    let twice = [
+        "clusters:\n".to_string(),
+        reference_cluster(
+            "aws:1:eu-west-1:a",
+            "123456789012",
+            "eu-west-1",
+            "  alias: same\n",
+        ),
+        reference_cluster(
+            "aws:1:eu-west-1:b",
+            "123456789012",
+            "eu-west-1",
+            "  alias: same\n",
+        ),
+    ]
+    .concat();
+    let e = import_err(&twice);
+    assert!(
+        e.contains("id `same` is already used by clusters[0]"),
+        "{e}"
+    );
+}
+
+// Issue 11 item 9: registry items such as `db_password` became plain strings.
+#[test]
+fn items_named_as_secrets_or_stored_encrypted_become_secrets() {
+    let yaml = one_cluster(concat!(
+        "  config_items:\n",
+        "    db_password: hunter2\n",
+        "    Datadog-API-Key: dd-plain\n",
+        "    oauth_token: tok\n",
+        "    tls_private_key: pk\n",
+        "    registry_credentials: cred\n",
+        "    logging_endpoint: aws:kms:AQICAHhEncrypted==\n",
+        "    logging_host: logs.example.org\n",
+    ))
+    .replace(
+        "max_size: 3}",
+        "max_size: 3, config_items: {webhook_secret: ws, scaling_priority: \"10\"}}",
+    );
+    let source = import_ok(&yaml);
+    for plain in [
+        "hunter2", "dd-plain", "\"tok\"", "\"pk\"", "\"cred\"", "\"ws\"", "aws:kms:",
+    ] {
+        let line = source.lines().find(|line| line.contains(plain)).unwrap();
+        assert!(line.contains(": secret("), "{line}");
+    }
+    let fleet = evaluate_clean(&yaml);
+    let c = cluster(&fleet, "aws-eu-west-1-test-a");
+    let secrets = at(c, "config_items.secrets");
+    let Data::Map(secrets) = secrets else {
+        panic!("{secrets:?}")
+    };
+    let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "Datadog-API-Key",
+            "db_password",
+            "logging_endpoint",
+            "oauth_token",
+            "registry_credentials",
+            "tls_private_key",
+        ]
+    );
+    let Data::Secret(password) = &secrets["db_password"] else {
+        panic!()
+    };
+    assert_eq!(password.reveal(), "hunter2");
+    let Data::Secret(encrypted) = &secrets["logging_endpoint"] else {
+        panic!()
+    };
+    assert_eq!(encrypted.reveal(), "aws:kms:AQICAHhEncrypted==");
+    assert_eq!(
+        text(c, "config_items.custom.logging_host"),
+        "logs.example.org"
+    );
+    let custom = at(c, "config_items.custom");
+    let Data::Map(custom) = custom else { panic!() };
+    assert_eq!(custom.len(), 1, "{custom:?}");
+
+    // Node pools: secrets apart, other items as typed text, not comments.
+    let w = pool(c, "w");
+    let Data::Secret(webhook) = at(w, "secrets.webhook_secret") else {
+        panic!()
+    };
+    assert_eq!(webhook.reveal(), "ws");
+    assert_eq!(text(w, "config_items.scaling_priority"), "10");
+    assert!(
+        !source
+            .lines()
+            .any(|line| line.trim_start().starts_with("//")),
+        "no item is left in a comment: {source}"
+    );
+}
+
+// Issue 11 item 11: raw ESC and BEL from registry values were written into the .flt file.
+#[test]
+fn control_characters_in_values_are_escaped_and_round_trip() {
+    let yaml = one_cluster(
+        "  owner: \"team\\e[2J\\a\\0x\\u0085\"\n  config_items:\n    note: \"bell\\a\"\n",
+    );
+    let source = import_ok(&yaml);
+    assert!(
+        !source.chars().any(|c| c.is_control() && c != '\n'),
+        "{source:?}"
+    );
+    assert!(
+        has_line(&source, r#"owner = "team\u{1b}[2J\u{7}\u{0}x\u{85}""#),
         "{source}"
     );
+    let fleet = evaluate_clean(&yaml);
+    let c = cluster(&fleet, "aws-eu-west-1-test-a");
+    assert_eq!(text(c, "owner"), "team\x1b[2J\x07\0x\u{85}");
+    assert_eq!(text(c, "config_items.custom.note"), "bell\x07");
 }
 
 mod arbitrary_input {
@@ -686,4 +900,271 @@ fn out_refuses_to_overwrite_an_existing_file_without_force() {
             .contains("cluster \"")
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---- the reference format at scale --------------------------------------------------------
+
+/// One cluster of a generated registry in the reference system's format.
+struct Generated {
+    registry_id: String,
+    account: String,
+    region: &'static str,
+    alias: Option<String>,
+    local_id: String,
+    /// Whether `local_id` is written as a field (else it is the id's last part).
+    local_id_field: bool,
+    criticality_level: i64,
+    production: bool,
+}
+
+const GENERATED_REGIONS: [&str; 6] = [
+    "eu-central-1",
+    "eu-west-1",
+    "us-east-1",
+    "ap-south-2",
+    "ap-southeast-2",
+    "sa-east-1",
+];
+
+fn generated_clusters(count: usize) -> Vec<Generated> {
+    (0..count)
+        .map(|n| {
+            let account = format!("{}", 210_000_000_000u64 + n as u64);
+            let region = GENERATED_REGIONS[n % GENERATED_REGIONS.len()];
+            let local_id = format!("kube-{}", n % 3 + 1);
+            Generated {
+                registry_id: format!("aws:{account}:{region}:{local_id}"),
+                alias: (n % 4 == 0).then(|| format!("team-{n}-checkout")),
+                local_id_field: n % 2 == 0,
+                criticality_level: (n % 3 + 1) as i64,
+                production: n % 2 == 1,
+                account,
+                region,
+                local_id,
+            }
+        })
+        .collect()
+}
+
+/// The registry file: every field of the reference format the importer reads.
+fn generated_registry(clusters: &[Generated]) -> String {
+    let mut yaml = String::from("# generated: the reference system's registry format\nclusters:\n");
+    for (n, c) in clusters.iter().enumerate() {
+        yaml.push_str(&format!("- id: \"{}\"\n", c.registry_id));
+        if let Some(alias) = &c.alias {
+            yaml.push_str(&format!("  alias: {alias}\n"));
+        }
+        if c.local_id_field {
+            yaml.push_str(&format!("  local_id: {}\n", c.local_id));
+        }
+        yaml.push_str(&format!(
+            "  api_server_url: https://kube-{n}.{}.example.org\n  criticality_level: {}\n  \
+             environment: {}\n  infrastructure_account: \"aws:{}\"\n  lifecycle_status: ready\n  \
+             provider: zalando-aws\n  region: {}\n  owner: team-{n}\n",
+            c.region,
+            c.criticality_level,
+            if c.production { "production" } else { "test" },
+            c.account,
+            c.region,
+        ));
+        yaml.push_str(&format!(
+            "  config_items:\n    etcd_instance_type: m5.large\n    coredns_memory_limit: {}Mi\n    \
+             dns_zone: kube-{n}.example.org\n    db_password: \"pw-{n}\"\n    \
+             logging_key: \"aws:kms:AQICAH{n}==\"\n",
+            200 + n
+        ));
+        yaml.push_str(&format!(
+            "  node_pools:\n  - name: system\n    instance_type: m5.large,m6i.large\n    min_size: 1\n    \
+             max_size: 3\n    config_items:\n      labels: dedicated=system,tier=kube-{n}\n      \
+             taints: dedicated=system:NoSchedule\n  - name: worker\n    instance_type: [c5.xlarge]\n    \
+             discount_strategy: spot\n    min_size: 0\n    max_size: {}\n    config_items:\n      \
+             scaling_priority: \"{n}\"\n      webhook_token: \"tok-{n}\"\n",
+            10 + n
+        ));
+    }
+    yaml
+}
+
+/// The cluster id the documented rule gives: the alias, else region and local id, with
+/// the account when another cluster shares region and local id.
+fn expected_id(c: &Generated, all: &[Generated]) -> String {
+    if let Some(alias) = &c.alias {
+        return alias.clone();
+    }
+    let base = format!("{}-{}", c.region, c.local_id);
+    let shared = all
+        .iter()
+        .filter(|o| o.alias.is_none() && format!("{}-{}", o.region, o.local_id) == base)
+        .count();
+    if shared > 1 {
+        format!("{base}-{}", c.account)
+    } else {
+        base
+    }
+}
+
+// Issue 12: a registry of 150 clusters in the reference format imports to a fleet that
+// checks and evaluates with every registry field present and typed.
+#[test]
+fn a_registry_of_150_reference_clusters_round_trips() {
+    let generated = generated_clusters(150);
+    let fleet = evaluate_clean(&generated_registry(&generated));
+    assert_eq!(fleet.clusters.len(), 150);
+    for (n, c) in generated.iter().enumerate() {
+        let id = expected_id(c, &generated);
+        let data = cluster(&fleet, &id);
+        assert_eq!(text(data, "id"), id);
+        assert_eq!(text(data, "registry_id"), c.registry_id);
+        assert_eq!(text(data, "account"), c.account);
+        assert_eq!(text(data, "region"), c.region);
+        match &c.alias {
+            Some(alias) => assert_eq!(text(data, "alias"), alias),
+            None => assert_eq!(at(data, "alias"), &Data::Null),
+        }
+        if c.local_id_field {
+            assert_eq!(text(data, "local_id"), c.local_id);
+        } else {
+            assert_eq!(at(data, "local_id"), &Data::Null);
+        }
+        assert_eq!(
+            at(data, "criticality_level").as_int(),
+            Some(c.criticality_level)
+        );
+        let environment = if c.production { "production" } else { "test" };
+        assert_eq!(text(data, "environment"), environment);
+        assert_eq!(text(data, "owner"), format!("team-{n}"));
+        assert_eq!(text(data, "config_items.etcd_instance_type"), "m5.large");
+        match at(data, "config_items.coredns_memory_limit") {
+            Data::Quantity(q) => assert_eq!(q.to_string(), format!("{}Mi", 200 + n)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            text(data, "config_items.custom.dns_zone"),
+            format!("kube-{n}.example.org")
+        );
+        let Data::Secret(password) = at(data, "config_items.secrets.db_password") else {
+            panic!("db_password is not a secret in {id}")
+        };
+        assert_eq!(password.reveal(), format!("pw-{n}"));
+        let Data::Secret(logging) = at(data, "config_items.secrets.logging_key") else {
+            panic!("logging_key is not a secret in {id}")
+        };
+        assert_eq!(logging.reveal(), format!("aws:kms:AQICAH{n}=="));
+
+        let system = pool(data, "system");
+        assert_eq!(
+            strings(at(system, "instance_types")),
+            ["m5.large", "m6i.large"]
+        );
+        assert_eq!(text(system, "labels.tier"), format!("kube-{n}"));
+        assert_eq!(
+            text(&at(system, "taints").as_list()[0], "effect"),
+            "NoSchedule"
+        );
+        let worker = pool(data, "worker");
+        assert_eq!(text(worker, "capacity_type"), "spot");
+        assert_eq!(at(worker, "max_size").as_int(), Some(10 + n as i64));
+        assert_eq!(text(worker, "config_items.scaling_priority"), n.to_string());
+        let Data::Secret(token) = at(worker, "secrets.webhook_token") else {
+            panic!("webhook_token is not a secret in {id}")
+        };
+        assert_eq!(token.reveal(), format!("tok-{n}"));
+    }
+    // The rule's branches are all exercised: aliases, region and local id, and accounts.
+    let ids: Vec<String> = generated
+        .iter()
+        .map(|c| expected_id(c, &generated))
+        .collect();
+    assert!(ids.iter().any(|id| id.starts_with("team-")));
+    assert!(ids.iter().any(|id| id.ends_with(&generated[1].account)));
+}
+
+/// A copy of `from` under `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+// Issue 12: the registry id of an imported cluster is shown in plan and status, so either
+// can be matched with the registry.
+#[test]
+fn plan_and_status_show_the_registry_id() {
+    const CLUSTER: &str = "aws-eu-central-1-test-checkout";
+    const REGISTRY_ID: &str = "aws:210000000201:eu-central-1:kube-7";
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir =
+        std::env::temp_dir().join(format!("flotilla-test-registry-id-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&root.join("examples/fleet"), &dir.join("examples/fleet"));
+    copy_dir(&root.join("channels"), &dir.join("channels"));
+    let fleet = dir.join("examples/fleet");
+    let file = fleet.join("test.flt");
+    let source = std::fs::read_to_string(&file).unwrap();
+    let header = format!("cluster \"{CLUSTER}\" {{\n");
+    assert!(source.contains(&header), "the example fleet has {CLUSTER}");
+    std::fs::write(
+        &file,
+        source.replacen(
+            &header,
+            &format!("{header}  registry_id = \"{REGISTRY_ID}\"\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .args(args)
+            .arg(&fleet)
+            .args(["--cluster", CLUSTER, "--world", "local", "--config-set"])
+            .arg(root.join("stdlib/config"))
+            .env("FLOTILLA_LOCAL_SPEEDUP", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output
+                .status
+                .code()
+                .is_some_and(|code| code == 0 || code == 2),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let plan = run(&["plan"]);
+    assert!(
+        plan.contains(&format!(
+            "cluster {CLUSTER} [registry {REGISTRY_ID}] (eu-central-1)"
+        )),
+        "{plan}"
+    );
+    let markdown = run(&["plan", "--format", "markdown"]);
+    assert!(
+        markdown.contains(&format!("| `{CLUSTER}` [registry {REGISTRY_ID}]")),
+        "{markdown}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["plan", "--format", "json"])).unwrap();
+    assert_eq!(json["clusters"][0]["registry_id"], REGISTRY_ID, "{json:#}");
+
+    let status = run(&["status"]);
+    assert!(
+        status.starts_with(&format!(
+            "{CLUSTER} [registry {REGISTRY_ID}] (eu-central-1)"
+        )),
+        "{status}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["status", "--format", "json"])).unwrap();
+    assert_eq!(json[0]["registry_id"], REGISTRY_ID, "{json:#}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,6 +16,10 @@ use crate::render::Artifacts;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClusterStatus {
     pub cluster: String,
+    /// The cluster's id in the registry it was imported from, when not `cluster`
+    /// (left out of the JSON otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_id: Option<String>,
     pub region: String,
     /// `null` when the cluster is not blocked.
     pub blocked: Option<Block>,
@@ -55,6 +59,7 @@ pub async fn cluster_status(
 ) -> ClusterStatus {
     let mut status = ClusterStatus {
         cluster: spec.id.clone(),
+        registry_id: spec.registry_id.clone(),
         region: spec.region.clone(),
         blocked: None,
         rollout: None,
@@ -127,7 +132,10 @@ async fn read(
 pub fn to_text(statuses: &[ClusterStatus]) -> String {
     let mut out = String::new();
     for s in statuses {
-        let _ = writeln!(out, "{} ({})", s.cluster, s.region);
+        let _ = match &s.registry_id {
+            Some(id) => writeln!(out, "{} [registry {id}] ({})", s.cluster, s.region),
+            None => writeln!(out, "{} ({})", s.cluster, s.region),
+        };
         if let Some(error) = &s.error {
             let _ = writeln!(out, "  status unavailable: {error}");
             continue;

@@ -26,7 +26,7 @@ pub(super) struct CheckArgs {
 pub(super) struct EvalArgs {
     /// A .flt file or a directory of them.
     #[arg(default_value = ".")]
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// Print only this cluster (repeatable).
     #[arg(long = "cluster", value_name = "ID")]
     clusters: Vec<String>,

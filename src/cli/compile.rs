@@ -21,7 +21,7 @@ use crate::source::DiskFs;
 pub(super) struct CompileArgs {
     /// A .flt file or a directory of them.
     #[arg(default_value = ".")]
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// Output directory (created; replaced as a whole unless --cluster is given).
     #[arg(long)]
     out: PathBuf,
@@ -40,7 +40,7 @@ pub(super) struct CompileArgs {
 pub(super) struct DiffArgs {
     /// A .flt file or a directory of them, inside a git repository.
     #[arg(default_value = ".")]
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// The revision to compare against (branch, tag, commit).
     #[arg(long)]
     base: String,

@@ -20,7 +20,7 @@ use crate::source::DiskFs;
 pub(super) struct PlanArgs {
     /// A .flt file or a directory of them.
     #[arg(default_value = ".")]
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// Plan only this cluster (repeatable).
     #[arg(long = "cluster", value_name = "ID")]
     clusters: Vec<String>,

@@ -86,7 +86,7 @@ pub(super) fn import_registry(args: ImportRegistryArgs) -> CliResult<i32> {
     let source =
         crate::registry::import(&yaml, &options).map_err(|message| CliError::Registry {
             file: file.clone(),
-            message,
+            message: message.to_string(),
         })?;
     match args.out {
         Some(out) => write_new(&out, &source, args.force)?,

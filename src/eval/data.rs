@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 use crate::units::scale_decimal;
 
@@ -136,11 +135,14 @@ impl SecretValue {
         &self.value
     }
 
-    /// `<secret:NAME sha256:…>`: shows that a secret changed without showing it.
+    /// `<secret:NAME hmac-sha256:…>`: shows that a secret changed without showing it;
+    /// the digest is keyed ([`crate::redact::secret_digest`]) so it cannot be used to
+    /// test guesses. Without a key: `<secret:NAME>`.
     pub fn redacted(&self) -> String {
-        let digest = Sha256::digest(self.value.as_bytes());
-        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!("<secret:{} sha256:{hex}>", self.name)
+        match crate::redact::secret_digest(&self.value) {
+            Some(digest) => format!("<secret:{} hmac-sha256:{digest}>", self.name),
+            None => format!("<secret:{}>", self.name),
+        }
     }
 }
 

@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use lsp_types::{TextDocumentContentChangeEvent, Uri};
 
+use super::scan::{Bound, ScanLimits, scan};
 use crate::source::{DiskFs, FileSystem, normalize};
 use crate::span::LineIndex;
 
@@ -71,9 +73,30 @@ impl Documents {
     }
 }
 
-/// The front end's view of the workspace: open buffers over the disk.
+/// The front end's view of the workspace: open buffers over the disk, whose
+/// directories are walked within bounds ([`super::scan`]).
 pub(crate) struct OverlayFs<'a> {
-    pub documents: &'a Documents,
+    documents: &'a Documents,
+    limits: ScanLimits,
+    /// Directories whose walk a bound stopped early, with that bound.
+    bounded: Mutex<Vec<(PathBuf, Bound)>>,
+}
+
+impl<'a> OverlayFs<'a> {
+    pub(crate) fn new(documents: &'a Documents, limits: ScanLimits) -> OverlayFs<'a> {
+        OverlayFs {
+            documents,
+            limits,
+            bounded: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The directories whose walk stopped at a bound, and the bound.
+    pub(crate) fn bounded(self) -> Vec<(PathBuf, Bound)> {
+        self.bounded
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl FileSystem for OverlayFs<'_> {
@@ -95,8 +118,16 @@ impl FileSystem for OverlayFs<'_> {
 
     fn flt_files(&self, dir: &Path) -> Vec<PathBuf> {
         let root = normalize(dir);
-        let mut files: Vec<PathBuf> = DiskFs.flt_files(dir).iter().map(|p| normalize(p)).collect();
-        // Buffers not saved yet are part of the workspace too.
+        let scan = scan(dir, &self.limits);
+        if let Some(bound) = scan.stopped_at {
+            self.bounded
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push((root.clone(), bound));
+        }
+        let mut files: Vec<PathBuf> = scan.files.iter().map(|p| normalize(p)).collect();
+        // Open buffers (saved or not) are always part of the workspace, whatever the
+        // bounds: they are what the user is looking at.
         files.extend(
             self.documents
                 .paths()
@@ -166,9 +197,7 @@ mod tests {
                 text: "let a = 1".into(),
             },
         );
-        let fs = OverlayFs {
-            documents: &documents,
-        };
+        let fs = OverlayFs::new(&documents, ScanLimits::default());
         assert!(fs.is_dir(&dir));
         assert_eq!(fs.flt_files(&dir), vec![path.clone()]);
         assert_eq!(fs.read(&path).unwrap(), b"let a = 1");

@@ -14,10 +14,10 @@ use lsp_types::{
     CompletionOptions, CompletionParams, DidChangeTextDocumentParams, DidChangeWatchedFilesParams,
     DidChangeWorkspaceFoldersParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
     DocumentFormattingParams, DocumentSymbolParams, DocumentSymbolResponse, GotoDefinitionParams,
-    HoverParams, HoverProviderCapability, InitializeParams, InitializeResult, OneOf,
+    HoverParams, HoverProviderCapability, InitializeParams, InitializeResult, MessageType, OneOf,
     PositionEncodingKind, PublishDiagnosticsParams, ServerCapabilities, ServerInfo,
-    TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions, Uri,
-    WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
+    ShowMessageParams, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
+    Uri, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -29,6 +29,7 @@ use super::documents::{Document, Documents, OverlayFs};
 use super::formatting::format_edits;
 use super::hover::hover;
 use super::paths::{StdlibCache, path_to_uri, uri_to_path};
+use super::scan::ScanLimits;
 use super::symbols::document_symbols;
 use super::transport::{Incoming, Output, spawn_reader};
 use super::workspace::{Stale, Workspace, offset};
@@ -199,9 +200,7 @@ impl<W: Write> Server<W> {
                 let Some((analysis, file)) = self.workspace.locate(&path) else {
                     return Ok(Value::Null);
                 };
-                let fs = OverlayFs {
-                    documents: &self.documents,
-                };
+                let fs = OverlayFs::new(&self.documents, self.workspace.limits());
                 let request = CompletionRequest {
                     analysis,
                     file,
@@ -281,6 +280,8 @@ impl<W: Write> Server<W> {
             .and_then(|c| c.completion_item.as_ref())
             .and_then(|i| i.snippet_support)
             .unwrap_or(false);
+        self.workspace
+            .set_limits(scan_limits(params.initialization_options.as_ref())?);
         if !folders.is_empty() {
             self.workspace.set_folders(folders);
             self.stale.everything();
@@ -375,7 +376,17 @@ impl<W: Write> Server<W> {
     /// including empty lists for files whose problems are gone.
     fn refresh(&mut self) {
         let stale = std::mem::take(&mut self.stale);
-        self.workspace.update(&self.documents, &self.stdlib, &stale);
+        let notes = self.workspace.update(&self.documents, &self.stdlib, &stale);
+        for note in notes {
+            eprintln!("{note}");
+            self.out.send(Notification::new(
+                "window/showMessage".into(),
+                ShowMessageParams {
+                    typ: MessageType::WARNING,
+                    message: note,
+                },
+            ));
+        }
         let current = collect(&self.workspace, &mut self.stdlib);
         let mut messages = Vec::new();
         for path in self.documents.paths() {
@@ -503,4 +514,35 @@ fn from_params<P: DeserializeOwned>(value: Value) -> Result<P, String> {
 
 fn to_json(value: impl serde::Serialize) -> Answer {
     serde_json::to_value(value).map_err(|e| Failure::new(ErrorCode::InternalError, e.to_string()))
+}
+
+/// The workspace scan's bounds: the defaults, or the client's
+/// `initializationOptions.workspaceScan` (`maxFiles`, `maxBytes`, `maxEntries`).
+fn scan_limits(options: Option<&Value>) -> Result<ScanLimits, Failure> {
+    let mut limits = ScanLimits::default();
+    let Some(scan) = options.and_then(|o| o.get("workspaceScan")) else {
+        return Ok(limits);
+    };
+    let number = |key: &str| -> Result<Option<u64>, Failure> {
+        match scan.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => value.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::InvalidParams,
+                    format!("initializationOptions.workspaceScan.{key} must be a positive whole number, got {value}"),
+                )
+            }),
+        }
+    };
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    if let Some(n) = number("maxFiles")? {
+        limits.files = size(n);
+    }
+    if let Some(n) = number("maxBytes")? {
+        limits.bytes = n;
+    }
+    if let Some(n) = number("maxEntries")? {
+        limits.entries = size(n);
+    }
+    Ok(limits)
 }

@@ -8,6 +8,7 @@ use lsp_types::{Position, Range};
 
 use super::documents::{Documents, OverlayFs};
 use super::paths::StdlibCache;
+use super::scan::ScanLimits;
 use crate::analysis::{Analysis, analyze};
 use crate::source::{FileId, SourceFile};
 use crate::span::Span;
@@ -46,9 +47,20 @@ pub(crate) struct RootAnalysis {
 pub(crate) struct Workspace {
     folders: Vec<PathBuf>,
     analyses: Vec<RootAnalysis>,
+    limits: ScanLimits,
+    /// Directories whose bounded walk was already reported to the user.
+    reported: HashSet<PathBuf>,
 }
 
 impl Workspace {
+    pub(crate) fn set_limits(&mut self, limits: ScanLimits) {
+        self.limits = limits;
+    }
+
+    pub(crate) fn limits(&self) -> ScanLimits {
+        self.limits
+    }
+
     pub(crate) fn set_folders(&mut self, folders: Vec<PathBuf>) {
         self.folders = folders;
     }
@@ -58,9 +70,15 @@ impl Workspace {
     }
 
     /// Bring the analyses up to date: re-analyse the roots that contain or load a stale
-    /// path, analyse new roots, forget roots no open document needs any more.
-    pub(crate) fn update(&mut self, documents: &Documents, stdlib: &StdlibCache, stale: &Stale) {
-        let fs = OverlayFs { documents };
+    /// path, analyse new roots, forget roots no open document needs any more. Returns
+    /// what the user should be told about walks a bound stopped (once per directory).
+    pub(crate) fn update(
+        &mut self,
+        documents: &Documents,
+        stdlib: &StdlibCache,
+        stale: &Stale,
+    ) -> Vec<String> {
+        let fs = OverlayFs::new(documents, self.limits);
         let mut previous = std::mem::take(&mut self.analyses);
         for root in self.roots(documents, stdlib) {
             let kept = previous
@@ -73,6 +91,18 @@ impl Workspace {
             };
             self.analyses.push(RootAnalysis { root, analysis });
         }
+        let mut notes = Vec::new();
+        for (dir, bound) in fs.bounded() {
+            if self.reported.insert(dir.clone()) {
+                notes.push(format!(
+                    "flotilla: stopped reading {} after {bound}: only the files read and \
+                     the open documents are analysed. Open a smaller folder (the fleet's \
+                     directory), or list what to skip in a .gitignore or .ignore file.",
+                    dir.display()
+                ));
+            }
+        }
+        notes
     }
 
     /// Workspace folders first, then the directories of documents outside them.

@@ -106,6 +106,8 @@ pub struct ClusterTarget<'a> {
     pub region: String,
     pub api_server_url: String,
     pub blocked: Option<String>,
+    /// Shown next to the cluster id in the plan.
+    pub registry_id: Option<String>,
 }
 
 impl<'a> ClusterTarget<'a> {
@@ -115,6 +117,7 @@ impl<'a> ClusterTarget<'a> {
             region: cluster.region.clone(),
             api_server_url: cluster.api_server_url.clone(),
             blocked: cluster.config_items.cluster_update_block.clone(),
+            registry_id: cluster.registry_id.clone(),
         }
     }
 }
@@ -465,6 +468,7 @@ async fn plan_cluster(
             retryable: false,
         })
     })?;
+    plan.registry_id = target.registry_id.clone();
     preview_updates(&mut plan, target, &observed, cloud)
         .await
         .map_err(fail)?;

@@ -144,7 +144,7 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     for c in &plan.clusters {
-        let mut header = format!("cluster {} ({})", c.cluster, c.region);
+        let mut header = format!("cluster {}{} ({})", c.cluster, registry_note(c), c.region);
         if c.creation {
             header.push_str(" — new cluster: everything is created");
         }
@@ -282,8 +282,9 @@ pub fn to_markdown(plan: &Plan) -> String {
         let count = |f: fn(&Step) -> bool| c.steps.iter().filter(|s| f(s)).count();
         let _ = writeln!(
             out,
-            "| `{}`{} | {} | {} | {} | {} | {} |",
+            "| `{}`{}{} | {} | {} | {} | {} | {} |",
             c.cluster,
+            registry_note(c),
             if c.creation { " (new)" } else { "" },
             c.region,
             count(|s| matches!(s, Step::Stack(_))),
@@ -349,4 +350,13 @@ pub fn to_markdown(plan: &Plan) -> String {
         );
     }
     out
+}
+
+/// ` [registry aws:…]` after a cluster id imported from a registry that names it
+/// otherwise, so the plan can be matched with the registry.
+fn registry_note(cluster: &ClusterPlan) -> String {
+    cluster
+        .registry_id
+        .as_ref()
+        .map_or(String::new(), |id| format!(" [registry {id}]"))
 }

@@ -564,11 +564,32 @@ impl Builder {
             "t" => "\t".into(),
             "r" => "\r".into(),
             "$" => "$".into(),
+            // `\u{1b}`: how control characters are written (the formatter and
+            // import-registry write them so, never raw).
+            code if code.starts_with("u{") => {
+                match u32::from_str_radix(&code[2..code.len() - 1], 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                {
+                    Some(c) => c.to_string(),
+                    None => {
+                        self.problems.push(
+                            Diagnostic::error(
+                                Code::E0004,
+                                format!("`\\{code}` is not a Unicode scalar value"),
+                            )
+                            .at(self.file, self.span(&pair), "not a valid escape")
+                            .help("write a code point of at most 10FFFF, outside D800–DFFF"),
+                        );
+                        String::new()
+                    }
+                }
+            }
             _ => {
                 self.problems.push(
                     Diagnostic::error(Code::E0004, format!("unknown escape `\\{escaped}`"))
                         .at(self.file, self.span(&pair), "not a valid escape")
-                        .help("valid escapes are \\\" \\\\ \\n \\t \\r and \\$"),
+                        .help("valid escapes are \\\" \\\\ \\n \\t \\r \\$ and \\u{HEX}"),
                 );
                 escaped.to_string()
             }

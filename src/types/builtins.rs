@@ -116,7 +116,7 @@ pub const BUILTINS: &[(&str, Builtin, &str, &str)] = &[
         "secret",
         Builtin::Secret,
         "secret(name: String, value: String) -> Secret",
-        "A secret value; printed only as `<secret:NAME sha256:…>`.",
+        "A secret value; printed only as `<secret:NAME hmac-sha256:…>` (a digest keyed per repository).",
     ),
     (
         "keys",
