@@ -135,9 +135,9 @@ fn diff_files(
             (Some(x), Some(y)) if x != y => Change::Changed,
             _ => continue,
         };
-        let a = a.map_or("", String::as_str);
-        let b = b.map_or("", String::as_str);
-        let diff = TextDiff::from_lines(a, b)
+        let a = a.map_or(String::new(), |text| readable(path, text));
+        let b = b.map_or(String::new(), |text| readable(path, text));
+        let diff = TextDiff::from_lines(&a, &b)
             .unified_diff()
             .context_radius(3)
             .header(
@@ -152,6 +152,100 @@ fn diff_files(
         });
     }
     out
+}
+
+/// A file's text as its diff shows it. In a CloudFormation template, a launch
+/// template's `UserData` is one base64 line of several kilobytes; it is shown decoded,
+/// one line of the user data per line, so a change reads as the lines it changes (as in
+/// the `userdata/` diff) instead of two unreadable lines. Everything else is unchanged.
+fn readable(path: &str, text: &str) -> String {
+    if !(path.starts_with("cloudformation/") && path.ends_with(".json")) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    for line in text.split_inclusive('\n') {
+        match decoded_user_data(line) {
+            Some((indent, lines)) => {
+                let _ = writeln!(
+                    out,
+                    "{indent}\"UserData\": base64 of these {} lines (shown decoded)",
+                    lines.len()
+                );
+                for user_data_line in lines {
+                    let _ = writeln!(out, "{indent}  | {user_data_line}");
+                }
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// `(indentation, decoded lines)` of a `"UserData": "<base64>"` line whose value
+/// decodes to UTF-8 text; `None` for any other line.
+fn decoded_user_data(line: &str) -> Option<(&str, Vec<String>)> {
+    let trimmed = line.trim_start();
+    let indent = &line[..line.len() - trimmed.len()];
+    let value = trimmed
+        .strip_prefix("\"UserData\": \"")?
+        .trim_end()
+        .trim_end_matches(',')
+        .strip_suffix('"')?;
+    let text = base64_text(value)?;
+    Some((indent, text.lines().map(str::to_string).collect()))
+}
+
+fn base64_text(value: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// What `plan` shows of a stack update's user data: a line diff, per launch template,
+/// of the live template's decoded user data against the desired one's. Empty when no
+/// launch template's user data changed.
+pub fn user_data_diff(live: &serde_json::Value, desired: &serde_json::Value) -> String {
+    let (live, desired) = (user_data_by_resource(live), user_data_by_resource(desired));
+    let mut ids: Vec<&String> = live.keys().chain(desired.keys()).collect();
+    ids.sort();
+    ids.dedup();
+    let mut out = String::new();
+    for id in ids {
+        let before = live.get(id).map_or("", String::as_str);
+        let after = desired.get(id).map_or("", String::as_str);
+        if before != after {
+            let diff = TextDiff::from_lines(before, after)
+                .unified_diff()
+                .context_radius(2)
+                .header(
+                    &format!("live {id} UserData"),
+                    &format!("desired {id} UserData"),
+                )
+                .to_string();
+            out.push_str(&diff);
+        }
+    }
+    out
+}
+
+/// The user data of every launch template (`Resources.<id>.Properties.LaunchTemplateData
+/// .UserData`) by logical id, decoded; a value that is not base64 text is kept as written.
+fn user_data_by_resource(template: &serde_json::Value) -> BTreeMap<String, String> {
+    template
+        .get("Resources")
+        .and_then(serde_json::Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(id, resource)| {
+            let encoded = resource
+                .pointer("/Properties/LaunchTemplateData/UserData")?
+                .as_str()?;
+            let text = base64_text(encoded).unwrap_or_else(|| encoded.to_string());
+            Some((id.clone(), text))
+        })
+        .collect()
 }
 
 /// Plain text, replacements first so they cannot be missed.

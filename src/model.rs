@@ -84,7 +84,14 @@ pub struct ConfigItems {
     pub namespace_pod_quota: Option<i64>,
     #[serde(serialize_with = "duration_text")]
     pub cronjob_active_deadline: Duration,
+    /// Availability zones the cluster's subnets span.
+    pub zone_count: i64,
     pub cluster_autoscaler_enabled: bool,
+    pub monitoring_enabled: bool,
+    #[serde(serialize_with = "duration_text")]
+    pub prometheus_retention: Duration,
+    pub prometheus_memory: Quantity,
+    pub prometheus_volume_size: Quantity,
     /// When set, apply refuses to update the cluster; the text says why.
     pub cluster_update_block: Option<String>,
     pub custom: BTreeMap<String, String>,
@@ -343,7 +350,12 @@ impl ConfigItems {
             coredns_ndots: r.int("coredns_ndots")?,
             namespace_pod_quota: r.optional_int("namespace_pod_quota")?,
             cronjob_active_deadline: r.duration("cronjob_active_deadline")?,
+            zone_count: r.int("zone_count")?,
             cluster_autoscaler_enabled: r.bool("cluster_autoscaler_enabled")?,
+            monitoring_enabled: r.bool("monitoring_enabled")?,
+            prometheus_retention: r.duration("prometheus_retention")?,
+            prometheus_memory: r.quantity("prometheus_memory")?,
+            prometheus_volume_size: r.quantity("prometheus_volume_size")?,
             cluster_update_block: r.optional_string("cluster_update_block")?,
             custom: r.string_map("custom")?,
             secrets: r.secret_map("secrets")?,

@@ -119,6 +119,11 @@ pub struct StackStep {
     pub artifact: String,
     /// CloudFormation's change-set view (updates only).
     pub changes: Vec<ResourceChange>,
+    /// Updates only: the launch templates' user data, decoded, as a line diff of the
+    /// live template against the desired one (CloudFormation's view names only the
+    /// launch template). Empty when no user data changed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_data_diff: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,7 +244,7 @@ pub fn compute(
     let creation = matches!(observed.stacks.get(control_plane), Some(None) | None);
     let mut stack_steps = Vec::new();
     for (name, role, artifact) in stacks_of(desired) {
-        let action = match observed.stacks.get(&name) {
+        let (action, user_data_diff) = match observed.stacks.get(&name) {
             Some(Some(live)) => {
                 let text = desired.files.get(&artifact).map_or("", String::as_str);
                 let wanted: Value =
@@ -250,9 +255,12 @@ pub fn compute(
                 if live.template == wanted {
                     continue;
                 }
-                StackAction::Update
+                (
+                    StackAction::Update,
+                    crate::diff::user_data_diff(&live.template, &wanted),
+                )
             }
-            _ => StackAction::Create,
+            _ => (StackAction::Create, String::new()),
         };
         stack_steps.push(Step::Stack(StackStep {
             stack: name,
@@ -260,6 +268,7 @@ pub fn compute(
             action,
             artifact,
             changes: Vec::new(),
+            user_data_diff,
         }));
     }
 
@@ -778,6 +787,50 @@ mod tests {
             }]
         );
         assert_eq!(plan.steps.len(), 2);
+    }
+
+    #[test]
+    fn a_stack_update_shows_the_user_data_decoded_line_by_line() {
+        use base64::Engine as _;
+        let template = |userdata: &str| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(userdata);
+            json!({"Resources":{"LaunchTemplate":{"Type":"AWS::EC2::LaunchTemplate","Properties":{"LaunchTemplateData":{"UserData": encoded}}}}})
+        };
+        let mut observed = existing();
+        observed.stacks.insert(
+            "c1-node-pool-w".into(),
+            live_stack(
+                "c1-node-pool-w",
+                template("#cloud-config\nlabels: team=checkout\nend: 1\n"),
+            ),
+        );
+        let mut wanted = desired();
+        wanted.files.insert(
+            "cloudformation/node-pool-w.json".into(),
+            template("#cloud-config\nlabels: team=payments\nend: 1\n").to_string(),
+        );
+        let plan = compute("eu-central-1", None, &wanted, &observed).unwrap();
+        let Step::Stack(step) = &plan.steps[0] else {
+            panic!("{:?}", plan.steps)
+        };
+        let changed: Vec<&str> = step
+            .user_data_diff
+            .lines()
+            .filter(|l| !l.starts_with("---") && !l.starts_with("+++"))
+            .filter(|l| l.starts_with('-') || l.starts_with('+'))
+            .collect();
+        assert_eq!(
+            changed,
+            ["-labels: team=checkout", "+labels: team=payments"]
+        );
+        assert!(step.user_data_diff.contains("LaunchTemplate UserData"));
+        // A stack whose user data did not change has none to show.
+        observed.stacks.insert(
+            "c1-node-pool-w".into(),
+            live_stack("c1-node-pool-w", json!({"Resources":{"C":{"Type":"Y"}}})),
+        );
+        let plan = compute("eu-central-1", None, &desired(), &observed).unwrap();
+        assert!(matches!(&plan.steps[0], Step::Stack(s) if s.user_data_diff.is_empty()));
     }
 
     #[test]

@@ -118,8 +118,8 @@ fn a_pool_mixing_arm64_and_x86_fails() {
 
 #[test]
 fn a_type_without_a_published_pod_limit_needs_max_pods() {
-    // c7i-flex.12xlarge is in the EC2 API but not in the VPC CNI's table.
-    let types = "\"c7i-flex.12xlarge\"";
+    // c8a.large is in the EC2 API but in neither of the VPC CNI's lists.
+    let types = "\"c8a.large\"";
     let message = error(&cluster("test", "eu-central-1", &pool("w", types, "")));
     assert!(message.contains("set `max_pods`"), "{message}");
     let c1 = clean(&cluster(
@@ -225,5 +225,90 @@ fn coredns_memory_grows_with_the_cluster_and_there_is_no_default_pod_quota() {
         )
         .unwrap(),
         "3256Mi"
+    );
+}
+
+/// The catalog's VPC CNI columns and accelerators, read from a fleet as a user would.
+#[test]
+fn the_catalog_knows_enis_ips_per_eni_and_accelerators() {
+    let probe = |expr: &str| format!("to_string({expr})");
+    let labels = [
+        (
+            "m5-enis",
+            probe("instance_type_catalog[\"m5.large\"].enis ?? 0"),
+        ),
+        (
+            "m5-ips",
+            probe("instance_type_catalog[\"m5.large\"].ips_per_eni ?? 0"),
+        ),
+        (
+            "g5",
+            probe("instance_type_catalog[\"g5.xlarge\"].accelerator"),
+        ),
+        (
+            "g4ad",
+            probe("instance_type_catalog[\"g4ad.xlarge\"].accelerator"),
+        ),
+        (
+            "inf2",
+            probe("instance_type_catalog[\"inf2.xlarge\"].accelerator"),
+        ),
+        (
+            "m5",
+            probe("instance_type_catalog[\"m5.large\"].accelerator"),
+        ),
+        (
+            "c8a-enis",
+            probe("instance_type_catalog[\"c8a.large\"].enis ?? 0"),
+        ),
+    ];
+    let body = labels
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The catalog is std/catalog's, imported as a user's fleet would.
+    let c1 = clean(&format!(
+        "import \"std/catalog\"\n{}",
+        cluster(
+            "test",
+            "eu-central-1",
+            &pool("w", "\"m5.large\"", &format!("    labels = {{ {body} }}\n")),
+        )
+    ));
+    let got = pool_field(&c1, 0, "labels");
+    assert_eq!(got["m5-enis"], "3");
+    assert_eq!(got["m5-ips"], "10");
+    assert_eq!(got["g5"], "nvidia_gpu");
+    assert_eq!(got["g4ad"], "amd_gpu");
+    assert_eq!(got["inf2"], "aws_neuron");
+    assert_eq!(got["m5"], "none");
+    assert_eq!(got["c8a-enis"], "0", "c8a is newer than the VPC CNI's list");
+    // max_pods from the VPC CNI's formula where its table lacks the type:
+    // c7i-flex.12xlarge has 8 ENIs of 30 addresses, 8 × 29 + 2.
+    let flex = clean(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("w", "\"c7i-flex.12xlarge\"", ""),
+    ));
+    assert_eq!(pool_field(&flex, 0, "max_pods"), 234);
+}
+
+#[test]
+fn a_gpu_pool_needs_nvidia_instance_types() {
+    let gpu = "    profile = \"worker-gpu\"\n";
+    clean(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("gpu", "\"g5.xlarge\", \"g6.xlarge\"", gpu),
+    ));
+    let message = error(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("gpu", "\"g5.xlarge\", \"m5.large\", \"g4ad.xlarge\"", gpu),
+    ));
+    assert!(
+        message.contains("no NVIDIA GPU: m5.large, g4ad.xlarge"),
+        "{message}"
     );
 }

@@ -101,9 +101,10 @@ async fn read(
             .iter()
             .filter(|n| n.labels.get(POOL_LABEL) == Some(&pool.name))
             .collect();
+        // A pool has one group, or one per zone (worker-splitaz): their sizes add up.
         let group = groups
             .iter()
-            .find(|g| {
+            .filter(|g| {
                 g.tags
                     .iter()
                     .any(|(k, v)| k == POOL_LABEL && v == &pool.name)
@@ -112,6 +113,11 @@ async fn read(
                 min: g.min_size,
                 desired: g.desired_capacity,
                 max: g.max_size,
+            })
+            .reduce(|total, g| GroupSizes {
+                min: total.min + g.min,
+                desired: total.desired + g.desired,
+                max: total.max + g.max,
             });
         status.pools.push(PoolStatus {
             name: pool.name.clone(),

@@ -198,6 +198,14 @@ fn step_text(step: &Step, s: &Style) -> String {
                     ch.action, ch.logical_id, ch.resource_type
                 );
             }
+            for line in st.user_data_diff.lines() {
+                let line = match line.as_bytes().first() {
+                    Some(b'+') if !line.starts_with("+++") => s.paint("32", line),
+                    Some(b'-') if !line.starts_with("---") => s.paint("31", line),
+                    _ => line.to_string(),
+                };
+                let _ = writeln!(out, "      {line}");
+            }
         }
         Step::Manifest(m) => {
             let (mark, word) = match m.action {

@@ -297,6 +297,15 @@ fn apply_template(
                 node_labels.insert(key.to_string(), value);
             }
         }
+        // A group in one subnet of the list (`Fn::Select: [i, Ref: SubnetIds]`, one group
+        // per zone) launches in that subnet's zone only.
+        let group_zones: Vec<String> = match properties
+            .pointer("/VPCZoneIdentifier/0/Fn::Select/0")
+            .and_then(Value::as_u64)
+        {
+            Some(index) => zones.get(index as usize).cloned().into_iter().collect(),
+            None => zones.clone(),
+        };
         let min = number(properties.get("MinSize")).unwrap_or(0);
         let max = number(properties.get("MaxSize")).unwrap_or(min);
         let desired = number(properties.get("DesiredCapacity"));
@@ -315,7 +324,7 @@ fn apply_template(
                     group.node_labels = node_labels;
                     group.launch_template_version += 1;
                 }
-                group.zones = zones.clone();
+                group.zones = group_zones;
             }
             None => {
                 let cluster = tag(CLUSTER_TAG).unwrap_or_default();
@@ -327,7 +336,7 @@ fn apply_template(
                     max,
                     desired: desired.unwrap_or(min).clamp(min, max),
                     tags: tags.clone(),
-                    zones: zones.clone(),
+                    zones: group_zones,
                     node_labels,
                     launch_template_version: 1,
                     instances: Vec::new(),
