@@ -13,7 +13,7 @@ use std::fmt;
 use crate::diagnostic::Diagnostic;
 use crate::resolve::{ModuleId, Program};
 use crate::source::FileId;
-use crate::span::Span;
+use crate::span::{IntKeyMap, Span};
 
 pub use builtins::{BUILTINS, Builtin};
 
@@ -274,7 +274,7 @@ pub enum Resolution {
 /// The checker's results: declarations, resolutions and diagnostics.
 pub struct Checked {
     pub decls: Declarations,
-    pub resolutions: HashMap<(FileId, u32, u32), Resolution>,
+    pub resolutions: IntKeyMap<(FileId, u32, u32), Resolution>,
     /// Type of every let binding, by (module, item).
     pub let_types: HashMap<(ModuleId, usize), Ty>,
     pub diagnostics: Vec<Diagnostic>,

@@ -8,7 +8,7 @@ mod expr;
 mod records;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::data::{Data, Quantity, SecretValue};
@@ -16,7 +16,7 @@ use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::resolve::{ModuleId, Program};
 use crate::source::FileId;
-use crate::span::Span;
+use crate::span::{IntKeyMap, Span};
 use crate::syntax::ast::*;
 use crate::types::{ChannelId, Checked, EnumId, RecordId, Resolution};
 
@@ -164,8 +164,8 @@ pub(super) struct Evaluator<'p> {
     pub program: &'p Program,
     pub checked: &'p Checked,
     /// Let values by (module, item); `None` while one is being evaluated (cycle check).
-    lets: RefCell<HashMap<(ModuleId, usize), LetSlot<'p>>>,
-    channels: RefCell<HashMap<ChannelId, Rc<Description<'p>>>>,
+    lets: RefCell<IntKeyMap<(ModuleId, usize), LetSlot<'p>>>,
+    channels: RefCell<IntKeyMap<ChannelId, Rc<Description<'p>>>>,
 }
 
 impl<'p> Evaluator<'p> {
@@ -173,8 +173,8 @@ impl<'p> Evaluator<'p> {
         Evaluator {
             program,
             checked,
-            lets: RefCell::new(HashMap::new()),
-            channels: RefCell::new(HashMap::new()),
+            lets: RefCell::new(IntKeyMap::default()),
+            channels: RefCell::new(IntKeyMap::default()),
         }
     }
 

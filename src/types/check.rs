@@ -15,7 +15,7 @@ pub(super) fn run(program: &Program) -> Checked {
     let mut checker = Checker {
         program,
         decls: Declarations::default(),
-        resolutions: HashMap::new(),
+        resolutions: IntKeyMap::default(),
         let_types: HashMap::new(),
         let_state: HashMap::new(),
         alias_state: Vec::new(),
@@ -57,7 +57,7 @@ enum LetState {
 struct Checker<'p> {
     program: &'p Program,
     decls: Declarations,
-    resolutions: HashMap<(FileId, u32, u32), Resolution>,
+    resolutions: IntKeyMap<(FileId, u32, u32), Resolution>,
     let_types: HashMap<(ModuleId, usize), Ty>,
     let_state: HashMap<(ModuleId, usize), LetState>,
     alias_state: Vec<AliasState>,

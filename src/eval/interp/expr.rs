@@ -32,6 +32,10 @@ impl<'p> Evaluator<'p> {
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Null => Value::Null,
             ExprKind::Str(parts) => {
+                // Most strings are plain text: copy it once, without a growing buffer.
+                if let [StrPart::Text(text)] = parts.as_slice() {
+                    return Ok(Value::Str(text.as_str().into()));
+                }
                 let mut out = String::new();
                 for part in parts {
                     match part {

@@ -60,7 +60,8 @@ impl<'p> Evaluator<'p> {
                     let Some(index) = list.first().and_then(|first| {
                         let Value::Record(d) = first else { return None };
                         def.fields.iter().position(|f| {
-                            f.block_name.is_some() && f.ty == Ty::List(Box::new(Ty::Record(d.ty)))
+                            f.block_name.is_some()
+                                && matches!(&f.ty, Ty::List(elem) if **elem == Ty::Record(d.ty))
                         })
                     }) else {
                         continue;
@@ -176,7 +177,7 @@ impl<'p> Evaluator<'p> {
         let def = decls.record(instance.desc.ty);
         let fdef = &def.fields[field];
         let cluster = instance.cluster_context();
-        let ty = fdef.ty.clone();
+        let ty = &fdef.ty;
         if fdef.is_label
             && let Some(label) = &instance.desc.label
         {
@@ -198,7 +199,7 @@ impl<'p> Evaluator<'p> {
                         Layer::Expr(expr, env) => {
                             match self.eval(expr, &own(env), cluster.as_ref())? {
                                 Value::Record(d) => d,
-                                other => return Ok(coerce(other, &ty)),
+                                other => return Ok(coerce(other, ty)),
                             }
                         }
                     };
@@ -210,7 +211,7 @@ impl<'p> Evaluator<'p> {
                 merged.map_or(Value::Null, Value::Record)
             }
             Some(Slot::Items(items)) => {
-                let Ty::List(elem) = &ty else {
+                let Ty::List(elem) = ty else {
                     return Ok(Value::Null);
                 };
                 let Ty::Record(rid) = **elem else {
@@ -258,7 +259,7 @@ impl<'p> Evaluator<'p> {
                 }
             }
         };
-        Ok(coerce(value, &ty))
+        Ok(coerce(value, ty))
     }
 
     /// Evaluate every field (recursively) and run the type's checks.
@@ -266,11 +267,11 @@ impl<'p> Evaluator<'p> {
         let decls = &self.checked.decls;
         let def = decls.record(instance.desc.ty);
         let mut fields = Vec::with_capacity(def.fields.len());
+        let cluster = instance
+            .cluster_context()
+            .or_else(|| (Some(instance.desc.ty) == decls.cluster_type).then(|| instance.clone()));
         for (i, f) in def.fields.iter().enumerate() {
             let value = self.force(instance, i)?;
-            let cluster = instance.cluster_context().or_else(|| {
-                (Some(instance.desc.ty) == decls.cluster_type).then(|| instance.clone())
-            });
             fields.push((f.name.clone(), self.to_data(&value, cluster.as_ref())?));
         }
         self.run_checks(instance)?;
