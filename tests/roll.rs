@@ -425,7 +425,11 @@ fn a_group_that_launches_the_old_config_stops_the_roll_before_anything_is_draine
     });
     // The three nodes and the surge, all old; none cordoned, none terminated.
     let surged = 3 + spec.max_surge as usize;
-    assert_eq!((old, cordoned), (surged, 0), "nothing drained or terminated");
+    assert_eq!(
+        (old, cordoned),
+        (surged, 0),
+        "nothing drained or terminated"
+    );
 }
 
 #[test]
