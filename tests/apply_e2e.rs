@@ -27,7 +27,7 @@ use flotilla::live::{Clock, Timeouts};
 use flotilla::plan::{ClusterTarget, KubeConnector, Plan, plan_fleet, plan_targets};
 use flotilla::source::DiskFs;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube_loopback::LoopbackApi;
+use kube_loopback::{Failure, LoopbackApi};
 use kubelet::Kubelet;
 use moto::Moto;
 use serde_json::{Value, json};
@@ -479,11 +479,7 @@ async fn create_then_change_the_instance_type_rolls_every_node_within_the_budget
     assert_eq!(first.len(), 3, "the pool's minimum came up: {first:#?}");
     assert_eq!(hashes(&first), BTreeSet::from([v1_hash.clone()]));
     let v1_group = pool_group(&env.aws).await;
-    let v1_instances: BTreeSet<String> = v1_group
-        .instances()
-        .iter()
-        .map(|i| i.instance_id().unwrap().to_string())
-        .collect();
+    let v1_instances = instance_ids(&v1_group);
 
     // Planned again, v1 has nothing left to do.
     assert_eq!(step_names(&env.plan(&v1).await), Vec::<String>::new());
@@ -548,11 +544,7 @@ async fn create_then_change_the_instance_type_rolls_every_node_within_the_budget
     assert_eq!(hashes(&last), BTreeSet::from([v2_hash]), "{last:#?}");
     assert_eq!(last.len(), 3);
     let v2_group = pool_group(&env.aws).await;
-    let v2_instances: BTreeSet<String> = v2_group
-        .instances()
-        .iter()
-        .map(|i| i.instance_id().unwrap().to_string())
-        .collect();
+    let v2_instances = instance_ids(&v2_group);
     assert!(v2_instances.is_disjoint(&v1_instances), "{v2_instances:?}");
     assert!(observed.removed.is_superset(&v1_instances));
     // Sizes restored, the roll's bookkeeping tags gone.
@@ -614,4 +606,86 @@ async fn create_then_change_the_instance_type_rolls_every_node_within_the_budget
         "{observed:?}"
     );
     drop(env.moto);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_failing_during_the_roll_fails_the_cluster_and_removes_nothing() {
+    let env = Env::start().await;
+    let dir = files::temp_dir("apply-e2e-read-fault");
+    let set = config_set(&dir);
+    let fleet = write_fleet(&dir, &fleet_source("m5.large"));
+    let kubelet = Kubelet::start(
+        CLUSTER,
+        Arc::clone(&env.api),
+        &env.aws,
+        Duration::from_millis(500),
+    );
+    let v1 = compile_fleet(&fleet, &set);
+    let log = Log::default();
+    assert_done(&env.apply(&v1, &log).await.1, &log);
+    deploy_web(&env.api).await;
+    Kubelet::wait_for(
+        &env.api,
+        "three Ready web pods",
+        Duration::from_secs(20),
+        |api| ready_pods(api, "web") == 3,
+    )
+    .await;
+    let v1_instances = instance_ids(&pool_group(&env.aws).await);
+    let v1_hash = pool_hash(&v1);
+
+    // From now on every read of pods fails: the planned roll cannot see what a
+    // node runs, so it must not drain or terminate anything on that basis.
+    env.api
+        .add_failure(Failure::new(500).method("GET").path_prefix("/api/v1/pods"));
+    let fleet = write_fleet(&dir, &fleet_source("m5.xlarge"));
+    let v2 = compile_fleet(&fleet, &set);
+    let log = Log::default();
+    let (plan, reports) = env.apply(&v2, &log).await;
+    assert!(step_names(&plan).contains(&"roll node pool workers (3 of 3 nodes)".to_string()));
+    let observed = kubelet.stop().await;
+    assert_eq!(observed.errors, Vec::<String>::new(), "the harness failed");
+
+    // The cluster failed (the CLI exits 1 on it), saying which read failed.
+    assert_eq!(reports[0].outcome, Outcome::Failed, "{}", log.text());
+    let failed = reports[0].failed.clone().unwrap();
+    assert!(
+        failed.starts_with("roll node pool workers")
+            && failed.contains("LIST pods on node")
+            && failed.contains("500"),
+        "{failed}"
+    );
+    // No node terminated, no pod evicted or deleted, no node deleted, no stack deleted,
+    // and the group is not below its size.
+    let group = pool_group(&env.aws).await;
+    assert!(instance_ids(&group).is_superset(&v1_instances));
+    assert_eq!(observed.removed, BTreeSet::new());
+    let old_nodes = nodes(&env.api)
+        .iter()
+        .filter(|n| n["metadata"]["labels"]["flotilla.io/config-hash"] == v1_hash.as_str())
+        .count();
+    assert_eq!(old_nodes, 3);
+    assert!(group.desired_capacity() >= Some(3) && group.min_size() >= Some(3));
+    assert!(
+        env.api.requests().iter().all(|r| !(r.method == "DELETE"
+            && (r.path.contains("/pods") || r.path.contains("/nodes")))
+            && !r.path.ends_with("/eviction")),
+        "no pod or node was deleted or evicted"
+    );
+    for stack in ["prod-1-etcd", "prod-1", "prod-1-node-pool-workers"] {
+        assert!(
+            stack_status(&env.aws, stack).await.ends_with("_COMPLETE")
+                && !stack_status(&env.aws, stack).await.starts_with("DELETE"),
+            "{stack}"
+        );
+    }
+    assert_eq!(ready_pods(&env.api, "web"), 3);
+}
+
+fn instance_ids(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> BTreeSet<String> {
+    group
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect()
 }
