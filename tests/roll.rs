@@ -491,6 +491,43 @@ fn nodes_that_never_become_ready_time_out_without_losing_capacity() {
     );
 }
 
+#[test]
+fn a_group_that_launches_the_old_config_stops_the_roll_before_anything_is_drained() {
+    // The launch template never changed: the surge comes up with the old hash.
+    let mut w = world(3, 1, Vec::new(), Vec::new());
+    w.change_pool_config(REGION, GROUP, "old");
+    let spec = spec();
+    let violations = guard(&mut w, &spec);
+    let sim = SimHandle::new(w);
+    let error = block_on(run(&sim, &spec)).unwrap_err();
+    match &error {
+        RollError::Impossible(why) => assert!(
+            why.contains(GROUP) && why.contains("config hash old, not new"),
+            "{why}"
+        ),
+        other => panic!("{other}"),
+    }
+    assert!(
+        violations.lock().unwrap().is_empty(),
+        "{:?}",
+        violations.lock().unwrap()
+    );
+    let (old, cordoned) = sim.with(|w| {
+        let nodes = w.nodes(CLUSTER);
+        (
+            nodes.iter().filter(|n| n.labels[HASH] == "old").count(),
+            nodes.iter().filter(|n| n.unschedulable).count(),
+        )
+    });
+    // The three nodes and the surge, all old; none cordoned, none terminated.
+    let surged = 3 + spec.max_surge as usize;
+    assert_eq!(
+        (old, cordoned),
+        (surged, 0),
+        "nothing drained or terminated"
+    );
+}
+
 /// Stops when the cluster holds a block, as apply's stop signal does.
 struct BlockStop<'a>(&'a dyn ClusterApi);
 

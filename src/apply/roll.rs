@@ -354,6 +354,9 @@ struct Roll<'c, 'a> {
     timers: Timers,
     /// Changes made to the world so far.
     changes: u64,
+    /// The group's instances when this run first looked at it: any other instance was
+    /// launched during the roll, so it must come up with the new config hash.
+    initial_instances: Option<BTreeSet<String>>,
 }
 
 /// Looks in a row that may follow each other without a poll interval between them.
@@ -390,10 +393,12 @@ async fn run(ctx: &RollContext<'_>, spec: &RollSpec, mode: Mode) -> Result<RollR
         },
         timers: Timers::default(),
         changes: 0,
+        initial_instances: None,
     };
     let groups = roll.groups().await?;
     for group in groups {
         roll.timers = Timers::default();
+        roll.initial_instances = None;
         let mut looks_without_pause = 0;
         loop {
             let changes = roll.changes;
@@ -493,6 +498,7 @@ impl Roll<'_, '_> {
         let mut outdated: Vec<NodeState> = view.outdated(&hash).cloned().collect();
         // Zone by zone: volumes are zonal, and so is what a drain disturbs.
         outdated.sort_by_key(|n| (zone_of(n), n.name.clone()));
+        self.launches_new_config(&view, &outdated)?;
 
         for node in outdated.iter().filter(|n| !is_marked(n)) {
             self.mark(node).await?;
@@ -557,6 +563,33 @@ impl Roll<'_, '_> {
             self.cordon(node, now).await?;
         }
         Ok(false)
+    }
+
+    /// An instance launched during the roll whose node has an old config hash means
+    /// the group launches the old configuration (its launch template, or the version
+    /// the group uses, was not updated): replacing it would launch another old one,
+    /// forever. Stop before anything more is drained.
+    fn launches_new_config(
+        &mut self,
+        view: &View,
+        outdated: &[NodeState],
+    ) -> Result<(), RollError> {
+        let initial = self
+            .initial_instances
+            .get_or_insert_with(|| view.group.instances.iter().map(|i| i.id.clone()).collect());
+        let launched_old = outdated
+            .iter()
+            .find(|n| n.ready && n.instance_id().is_some_and(|id| !initial.contains(id)));
+        match launched_old {
+            None => Ok(()),
+            Some(node) => Err(RollError::Impossible(format!(
+                "group {} launched node {} during the roll with config hash {}, not {}: its new instances do not get the pool's new configuration, so replacing nodes would never end; check that the pool's stack updated the launch template and the version the group launches",
+                view.group.name,
+                node.name,
+                node.labels.get(HASH_LABEL).map_or("(none)", String::as_str),
+                self.spec.config_hash
+            ))),
+        }
     }
 
     /// One look at a removed pool: mark everything, drain one node at a time.

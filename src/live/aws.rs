@@ -13,6 +13,7 @@ use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag, TemplateStage,
 };
+use aws_sdk_sts::config::{ProvideCredentials, SharedCredentialsProvider};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -25,6 +26,8 @@ use super::{
 pub struct AwsCloud {
     endpoint: Option<String>,
     timeouts: Timeouts,
+    /// Credentials instead of the standard chain (an assumed role's, or a test's).
+    credentials: Option<SharedCredentialsProvider>,
     /// One SDK configuration per region, created on first use.
     configs: Mutex<HashMap<String, SdkConfig>>,
 }
@@ -59,12 +62,21 @@ impl AwsCloud {
         AwsCloud {
             endpoint,
             timeouts: Timeouts::default(),
+            credentials: None,
             configs: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn with_timeouts(self, timeouts: Timeouts) -> AwsCloud {
         AwsCloud { timeouts, ..self }
+    }
+
+    /// Use these credentials instead of the standard chain's.
+    pub fn with_credentials(self, credentials: impl ProvideCredentials + 'static) -> AwsCloud {
+        AwsCloud {
+            credentials: Some(SharedCredentialsProvider::new(credentials)),
+            ..self
+        }
     }
 
     async fn config(&self, region: &str) -> SdkConfig {
@@ -92,6 +104,9 @@ impl AwsCloud {
             );
         if let Some(url) = &self.endpoint {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(credentials) = &self.credentials {
+            loader = loader.credentials_provider(credentials.clone());
         }
         let config = loader.load().await;
         configs.insert(region.to_string(), config.clone());
@@ -690,6 +705,82 @@ impl Cloud for AwsCloud {
         Ok(())
     }
 
+    /// The VPC and subnets tagged `flotilla.io/cluster=<cluster>`: one VPC (`VpcId`);
+    /// its subnets also tagged `kubernetes.io/role/elb` are `PublicSubnetIds`, the others
+    /// `SubnetIds` (both comma-separated, sorted). Only what was found is returned; two
+    /// VPCs tagged for one cluster are an error, as either could be meant.
+    async fn tagged_parameters(
+        &self,
+        region: &str,
+        cluster: &str,
+    ) -> LiveResult<Vec<(String, String)>> {
+        let client = aws_sdk_ec2::Client::new(&self.config(region).await);
+        let tagged = aws_sdk_ec2::types::Filter::builder()
+            .name(format!("tag:{CLUSTER_TAG}"))
+            .values(cluster)
+            .build();
+        let operation = format!("look up the network tagged {CLUSTER_TAG}={cluster}");
+        let vpcs = client
+            .describe_vpcs()
+            .filters(tagged.clone())
+            .send()
+            .await
+            .map_err(|e| self.failure(operation.clone(), e))?;
+        let mut vpc_ids: Vec<&str> = vpcs.vpcs().iter().filter_map(|v| v.vpc_id()).collect();
+        vpc_ids.sort_unstable();
+        let mut found = Vec::new();
+        match vpc_ids.as_slice() {
+            [] => {}
+            [vpc] => found.push(("VpcId".to_string(), vpc.to_string())),
+            several => {
+                return Err(LiveError {
+                    operation,
+                    message: format!(
+                        "{} VPCs are tagged for the cluster ({}); tag exactly one",
+                        several.len(),
+                        several.join(", ")
+                    ),
+                    retryable: false,
+                });
+            }
+        }
+        let mut request = client.describe_subnets().filters(tagged);
+        if let [vpc] = vpc_ids.as_slice() {
+            request = request.filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(*vpc)
+                    .build(),
+            );
+        }
+        let subnets = request
+            .send()
+            .await
+            .map_err(|e| self.failure(operation.clone(), e))?;
+        let (mut public, mut private) = (Vec::new(), Vec::new());
+        for subnet in subnets.subnets() {
+            let Some(id) = subnet.subnet_id() else {
+                continue;
+            };
+            let is_public = subnet
+                .tags()
+                .iter()
+                .any(|t| t.key() == Some(PUBLIC_SUBNET_TAG));
+            if is_public {
+                public.push(id.to_string());
+            } else {
+                private.push(id.to_string());
+            }
+        }
+        for (key, mut ids) in [("SubnetIds", private), ("PublicSubnetIds", public)] {
+            if !ids.is_empty() {
+                ids.sort();
+                found.push((key.to_string(), ids.join(",")));
+            }
+        }
+        Ok(found)
+    }
+
     async fn terminate_instance(
         &self,
         region: &str,
@@ -707,6 +798,11 @@ impl Cloud for AwsCloud {
         Ok(())
     }
 }
+
+/// The tag that ties AWS resources to a cluster.
+const CLUSTER_TAG: &str = "flotilla.io/cluster";
+/// Kubernetes' tag for subnets that public load balancers use.
+const PUBLIC_SUBNET_TAG: &str = "kubernetes.io/role/elb";
 
 /// A tag of an Auto Scaling group, never copied to the instances it launches.
 fn group_tag(group: &str, key: &str) -> aws_sdk_autoscaling::types::builders::TagBuilder {

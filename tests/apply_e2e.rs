@@ -1,0 +1,691 @@
+//! Apply end to end through the real AWS SDK (against moto) and the real kube client
+//! (against the loopback API server), with a harness standing in for the kubelets,
+//! the Deployment controller and the scheduler. The engine runs on a clock a hundred
+//! times faster than the real one, so its waits (ten seconds between looks at a
+//! rolling pool, backoff after a refused eviction) take milliseconds; every call
+//! still goes over HTTP to moto and the loopback server.
+
+#[path = "support/files.rs"]
+mod files;
+#[path = "support/kubelet.rs"]
+mod kubelet;
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use flotilla::apply::{
+    self, ClusterReport, Options, Outcome, Progress, SameCredentials, Target, World,
+};
+use flotilla::compile::{Compilation, ConfigSource, compile};
+use flotilla::live::aws::AwsCloud;
+use flotilla::live::{Clock, Timeouts};
+use flotilla::plan::{ClusterTarget, KubeConnector, Plan, plan_fleet, plan_targets};
+use flotilla::source::DiskFs;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube_loopback::{Failure, LoopbackApi};
+use kubelet::Kubelet;
+use moto::Moto;
+use serde_json::{Value, json};
+
+const CLUSTER: &str = "prod-1";
+const REGION: &str = "eu-central-1";
+/// moto's default account.
+const ACCOUNT: &str = "123456789012";
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config-min");
+
+fn fleet_source(instance_type: &str) -> String {
+    format!(
+        r#"channel stable {{
+  kubernetes_version = "1.31.4"
+  config_ref = "stable"
+}}
+
+cluster "{CLUSTER}" {{
+  account = "{ACCOUNT}"
+  region = "{REGION}"
+  environment = production
+  channel = stable
+  api_server_url = "https://{CLUSTER}.example.org"
+  node_pool "workers" {{
+    instance_types = ["{instance_type}"]
+    min_size = 3
+    max_size = 6
+    update {{ max_surge = 1 }}
+  }}
+}}
+"#
+    )
+}
+
+/// The minimal config set, with a `post_apply` deletion added (a ConfigMap the old
+/// version of the set created), and a node pool stack moto can update in place: the
+/// instance type sits in the launch template, which the group follows at `$Latest`.
+/// (moto replaces a group whose own properties change, instances and all, and does
+/// not re-resolve `Fn::GetAtt LatestVersionNumber` in a group it keeps; real
+/// CloudFormation does neither.)
+fn config_set(dir: &Path) -> PathBuf {
+    let set = dir.join("config");
+    copy_dir(Path::new(FIXTURE), &set);
+    std::fs::write(
+        set.join("deletions.yaml.j2"),
+        "pre_apply:\n  - kind: Deployment\n    namespace: kube-system\n    name: kube-dns\npost_apply:\n  - kind: ConfigMap\n    namespace: kube-system\n    name: coredns-legacy\n",
+    )
+    .unwrap();
+    std::fs::write(
+        set.join("node-pools/worker-default/stack.yaml.j2"),
+        POOL_STACK,
+    )
+    .unwrap();
+    set
+}
+
+const POOL_STACK: &str = r#"Parameters:
+  SubnetIds:
+    Type: List<AWS::EC2::Subnet::Id>
+Resources:
+  LaunchTemplate:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData:
+        InstanceType: {{ pool.instance_types[0] | tojson }}
+        UserData: {{ userdata | b64encode | tojson }}
+  AutoScalingGroup:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      MinSize: {{ pool.min_size | tojson }}
+      MaxSize: {{ pool.max_size | tojson }}
+      VPCZoneIdentifier:
+        Ref: SubnetIds
+      LaunchTemplate:
+        LaunchTemplateId:
+          Ref: LaunchTemplate
+        Version: "$Latest"
+      Tags:
+        - Key: flotilla.io/cluster
+          Value: {{ cluster.id | tojson }}
+          PropagateAtLaunch: true
+        - Key: flotilla.io/node-pool
+          Value: {{ pool.name | tojson }}
+          PropagateAtLaunch: true
+"#;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn compile_fleet(fleet: &Path, set: &Path) -> Compilation {
+    let compilation = compile(&DiskFs, fleet, &ConfigSource::Dir(set.to_path_buf()), &[]);
+    assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+    compilation
+}
+
+/// Real time, a hundred times faster: `sleep` waits a hundredth of what it is asked,
+/// and `now_ms` moves a hundred times as fast.
+struct FastClock {
+    origin: Instant,
+    origin_ms: i64,
+}
+
+const SPEEDUP: u32 = 100;
+
+impl FastClock {
+    fn new() -> FastClock {
+        FastClock {
+            origin: Instant::now(),
+            origin_ms: flotilla::live::SystemClock.now_ms(),
+        }
+    }
+}
+
+#[async_trait]
+impl Clock for FastClock {
+    fn now_ms(&self) -> i64 {
+        self.origin_ms + (self.origin.elapsed().as_millis() as i64) * i64::from(SPEEDUP)
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration / SPEEDUP).await;
+    }
+}
+
+/// Keeps what apply tells, for the failure message of a test.
+#[derive(Default)]
+struct Log(Mutex<Vec<String>>);
+
+impl Progress for Log {
+    fn step(&self, cluster: &str, step: &str) {
+        self.0.lock().unwrap().push(format!("{cluster}: {step}"));
+    }
+    fn waiting(&self, _: &str, _: &str, _: i64, _: i64) {}
+    fn note(&self, cluster: &str, message: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{cluster}:   {message}"));
+    }
+    fn done(&self, _: &str, _: &str) {}
+}
+
+impl Log {
+    fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+}
+
+/// moto, the loopback API server, the SDK configuration the harness uses, and
+/// flotilla's doors to them.
+struct Env {
+    moto: Moto,
+    api: Arc<LoopbackApi>,
+    aws: aws_config::SdkConfig,
+    accounts: SameCredentials,
+    connector: KubeConnector,
+    clock: FastClock,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let moto = Moto::start();
+        let api = Arc::new(LoopbackApi::start().unwrap());
+        let aws = moto::sdk_config(&moto.url, REGION).await;
+        tagged_network(&aws).await;
+        Env {
+            accounts: SameCredentials(Box::new(cloud(&moto.url))),
+            connector: KubeConnector {
+                endpoints: BTreeMap::from([(CLUSTER.to_string(), api.url())]),
+                contexts: BTreeMap::new(),
+                timeouts: Timeouts::with_call_deadline(Duration::from_secs(20)),
+            },
+            clock: FastClock::new(),
+            moto,
+            api,
+            aws,
+        }
+    }
+
+    fn world(&self) -> World<'_> {
+        World {
+            accounts: &self.accounts,
+            connector: &self.connector,
+            clock: &self.clock,
+        }
+    }
+
+    async fn plan(&self, compilation: &Compilation) -> Plan {
+        let fleet = compilation.fleet.as_ref().unwrap();
+        let (targets, _) = plan_targets(fleet, &compilation.artifacts);
+        let targets: Vec<ClusterTarget> = targets;
+        plan_fleet(
+            &targets,
+            self.accounts.0.as_ref(),
+            &self.connector,
+            1,
+            false,
+        )
+        .await
+    }
+
+    /// Plan and apply; the plan and the reports.
+    async fn apply(&self, compilation: &Compilation, log: &Log) -> (Plan, Vec<ClusterReport>) {
+        let plan = self.plan(compilation).await;
+        assert_eq!(plan.failures, vec![], "the plan failed");
+        let fleet = compilation.fleet.as_ref().unwrap();
+        let targets: Vec<Target> = plan
+            .clusters
+            .iter()
+            .map(|c| Target {
+                plan: c,
+                artifacts: compilation
+                    .artifacts
+                    .iter()
+                    .find(|a| a.cluster == c.cluster)
+                    .unwrap(),
+                cluster: fleet.cluster(&c.cluster).unwrap(),
+            })
+            .collect();
+        let mut options = Options::new("e2e test".into());
+        options.lock.wait = Duration::from_secs(5);
+        let reports = apply::apply_fleet(&targets, &self.world(), &options, log).await;
+        (plan, reports)
+    }
+}
+
+/// flotilla's AWS backend, with moto's fake credentials.
+fn cloud(url: &str) -> AwsCloud {
+    AwsCloud::new(Some(url.to_string()))
+        .with_timeouts(Timeouts::with_call_deadline(Duration::from_secs(20)))
+        .with_credentials(aws_sdk_sts::config::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
+}
+
+/// A VPC with a private subnet in each of two zones, tagged for the cluster, as the
+/// stacks' `VpcId` and `SubnetIds` are looked up.
+async fn tagged_network(aws: &aws_config::SdkConfig) {
+    let ec2 = aws_sdk_ec2::Client::new(aws);
+    let tag = |resource: aws_sdk_ec2::types::ResourceType| {
+        aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(resource)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("flotilla.io/cluster")
+                    .value(CLUSTER)
+                    .build(),
+            )
+            .build()
+    };
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .tag_specifications(tag(aws_sdk_ec2::types::ResourceType::Vpc))
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    for (index, zone) in ["eu-central-1a", "eu-central-1b"].iter().enumerate() {
+        ec2.create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block(format!("10.0.{}.0/24", index + 1))
+            .availability_zone(*zone)
+            .tag_specifications(tag(aws_sdk_ec2::types::ResourceType::Subnet))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+fn write_fleet(dir: &Path, source: &str) -> PathBuf {
+    let fleet = dir.join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::write(fleet.join("main.flt"), source).unwrap();
+    fleet
+}
+
+fn step_names(plan: &Plan) -> Vec<String> {
+    plan.clusters
+        .iter()
+        .flat_map(|c| c.steps.iter().map(apply::describe))
+        .collect()
+}
+
+async fn stack_status(aws: &aws_config::SdkConfig, name: &str) -> String {
+    let cfn = aws_sdk_cloudformation::Client::new(aws);
+    let out = cfn.describe_stacks().stack_name(name).send().await.unwrap();
+    out.stacks()[0].stack_status().unwrap().as_str().to_string()
+}
+
+/// The pool's Auto Scaling group: sizes, tags and instance ids.
+async fn pool_group(aws: &aws_config::SdkConfig) -> aws_sdk_autoscaling::types::AutoScalingGroup {
+    let autoscaling = aws_sdk_autoscaling::Client::new(aws);
+    let groups = autoscaling
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .unwrap();
+    groups
+        .auto_scaling_groups()
+        .iter()
+        .find(|g| {
+            g.tags()
+                .iter()
+                .any(|t| t.key() == Some("flotilla.io/node-pool") && t.value() == Some("workers"))
+        })
+        .cloned()
+        .expect("the workers pool's group")
+}
+
+fn nodes(api: &LoopbackApi) -> Vec<Value> {
+    api.list("v1", "Node", None)
+}
+
+fn hashes(nodes: &[Value]) -> BTreeSet<String> {
+    nodes
+        .iter()
+        .map(|n| {
+            n["metadata"]["labels"]["flotilla.io/config-hash"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string()
+        })
+        .collect()
+}
+
+fn pool_hash(compilation: &Compilation) -> String {
+    compilation.artifacts[0].summary.node_pools[0]
+        .config_hash
+        .clone()
+}
+
+/// A user's workload: a Deployment of three replicas whose budget lets one go at a time.
+async fn deploy_web(api: &LoopbackApi) {
+    let client = api.client().unwrap();
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .unwrap();
+    for object in [
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                             "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+            },
+        }),
+        json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
+        }),
+    ] {
+        let (group, version) = object["apiVersion"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
+            .unwrap();
+        let gvk =
+            kube::api::GroupVersionKind::gvk(group, version, object["kind"].as_str().unwrap());
+        let (resource, _) = discovery.resolve_gvk(&gvk).unwrap();
+        let objects: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), "default", &resource);
+        objects
+            .patch(
+                object["metadata"]["name"].as_str().unwrap(),
+                &PatchParams::apply("kubectl"),
+                &Patch::Apply(&object),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn ready_pods(api: &LoopbackApi, app: &str) -> usize {
+    api.list("v1", "Pod", Some("default"))
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == app)
+        .filter(|p| {
+            p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .count()
+}
+
+fn assert_done(reports: &[ClusterReport], log: &Log) {
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        reports[0].outcome,
+        Outcome::Done,
+        "{:#?}\nlog:\n{}",
+        reports[0],
+        log.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_then_change_the_instance_type_rolls_every_node_within_the_budget() {
+    let env = Env::start().await;
+    let dir = files::temp_dir("apply-e2e");
+    let set = config_set(&dir);
+    let fleet = write_fleet(&dir, &fleet_source("m5.large"));
+    let kubelet = Kubelet::start(
+        CLUSTER,
+        Arc::clone(&env.api),
+        &env.aws,
+        Duration::from_millis(1500),
+    );
+
+    // ---- v1: a new cluster ----
+    let v1 = compile_fleet(&fleet, &set);
+    let log = Log::default();
+    let (plan, reports) = env.apply(&v1, &log).await;
+    assert!(plan.clusters[0].creation);
+    assert_done(&reports, &log);
+    for stack in ["prod-1-etcd", "prod-1", "prod-1-node-pool-workers"] {
+        assert_eq!(
+            stack_status(&env.aws, stack).await,
+            "CREATE_COMPLETE",
+            "{stack}"
+        );
+    }
+    let coredns = env
+        .api
+        .get("v1", "ConfigMap", Some("kube-system"), "coredns")
+        .expect("the manifests were applied");
+    assert_eq!(
+        coredns["metadata"]["managedFields"][0]["manager"], "flotilla",
+        "applied server-side as flotilla"
+    );
+    let v1_hash = pool_hash(&v1);
+    let first = nodes(&env.api);
+    assert_eq!(first.len(), 3, "the pool's minimum came up: {first:#?}");
+    assert_eq!(hashes(&first), BTreeSet::from([v1_hash.clone()]));
+    let v1_group = pool_group(&env.aws).await;
+    let v1_instances = instance_ids(&v1_group);
+
+    // Planned again, v1 has nothing left to do.
+    assert_eq!(step_names(&env.plan(&v1).await), Vec::<String>::new());
+
+    // ---- between the versions: a workload with a budget, and objects to delete ----
+    deploy_web(&env.api).await;
+    Kubelet::wait_for(
+        &env.api,
+        "three Ready web pods",
+        Duration::from_secs(20),
+        |api| ready_pods(api, "web") == 3,
+    )
+    .await;
+    env.api
+        .insert(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                     "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}}}}}))
+        .unwrap();
+    env.api
+        .insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "coredns-legacy", "namespace": "kube-system"}}))
+        .unwrap();
+    env.api.clear_requests();
+
+    // ---- v2: another instance type ----
+    let fleet = write_fleet(&dir, &fleet_source("m5.xlarge"));
+    let v2 = compile_fleet(&fleet, &set);
+    let v2_hash = pool_hash(&v2);
+    assert_ne!(v1_hash, v2_hash);
+    let log = Log::default();
+    let (plan, reports) = env.apply(&v2, &log).await;
+    assert_eq!(
+        step_names(&plan),
+        [
+            "delete Deployment kube-system/kube-dns (pre-apply)",
+            "update stack prod-1-node-pool-workers",
+            "delete ConfigMap kube-system/coredns-legacy (post-apply)",
+            "roll node pool workers (3 of 3 nodes)",
+        ]
+    );
+    assert_done(&reports, &log);
+    // Shown when an assertion below fails.
+    eprintln!("apply v2:\n{}", log.text());
+    // The last evicted pod's replacement comes up after the roll.
+    Kubelet::wait_for(
+        &env.api,
+        "three Ready web pods",
+        Duration::from_secs(20),
+        |api| ready_pods(api, "web") == 3,
+    )
+    .await;
+    let observed = kubelet.stop().await;
+    assert_eq!(observed.errors, Vec::<String>::new(), "the harness failed");
+
+    assert_eq!(
+        stack_status(&env.aws, "prod-1-node-pool-workers").await,
+        "UPDATE_COMPLETE"
+    );
+    // Every node replaced: new instances only, each with the new hash.
+    let last = nodes(&env.api);
+    assert_eq!(hashes(&last), BTreeSet::from([v2_hash]), "{last:#?}");
+    assert_eq!(last.len(), 3);
+    let v2_group = pool_group(&env.aws).await;
+    let v2_instances = instance_ids(&v2_group);
+    assert!(v2_instances.is_disjoint(&v1_instances), "{v2_instances:?}");
+    assert!(observed.removed.is_superset(&v1_instances));
+    // Sizes restored, the roll's bookkeeping tags gone.
+    assert_eq!(
+        (
+            v2_group.min_size(),
+            v2_group.desired_capacity(),
+            v2_group.max_size()
+        ),
+        (Some(3), Some(3), Some(6))
+    );
+    assert!(
+        v2_group
+            .tags()
+            .iter()
+            .all(|t| !t.key().unwrap().starts_with("flotilla.io/roll-")),
+        "{:?}",
+        v2_group.tags()
+    );
+    // Deletions done, before and after the manifests.
+    assert!(
+        env.api
+            .get("apps/v1", "Deployment", Some("kube-system"), "kube-dns")
+            .is_none()
+    );
+    assert!(
+        env.api
+            .get("v1", "ConfigMap", Some("kube-system"), "coredns-legacy")
+            .is_none()
+    );
+
+    // The budget held: pods left only through the Eviction API, never fewer than
+    // two web pods Ready, and the budget did refuse evictions on the way.
+    let requests = env.api.requests();
+    let evictions: Vec<u16> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+        .map(|r| r.status)
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .all(|r| !(r.method == "DELETE" && r.path.contains("/pods/"))),
+        "no pod was deleted around its budget"
+    );
+    assert!(
+        evictions.iter().filter(|s| **s == 201).count() >= 3,
+        "{evictions:?}\n{}",
+        log.text()
+    );
+    assert!(evictions.contains(&429), "{evictions:?}\n{}", log.text());
+    assert!(
+        evictions.iter().all(|s| *s == 201 || *s == 429),
+        "{evictions:?}"
+    );
+    assert_eq!(
+        observed.min_ready.get("default/web"),
+        Some(&2),
+        "{observed:?}"
+    );
+    drop(env.moto);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_failing_during_the_roll_fails_the_cluster_and_removes_nothing() {
+    let env = Env::start().await;
+    let dir = files::temp_dir("apply-e2e-read-fault");
+    let set = config_set(&dir);
+    let fleet = write_fleet(&dir, &fleet_source("m5.large"));
+    let kubelet = Kubelet::start(
+        CLUSTER,
+        Arc::clone(&env.api),
+        &env.aws,
+        Duration::from_millis(500),
+    );
+    let v1 = compile_fleet(&fleet, &set);
+    let log = Log::default();
+    assert_done(&env.apply(&v1, &log).await.1, &log);
+    deploy_web(&env.api).await;
+    Kubelet::wait_for(
+        &env.api,
+        "three Ready web pods",
+        Duration::from_secs(20),
+        |api| ready_pods(api, "web") == 3,
+    )
+    .await;
+    let v1_instances = instance_ids(&pool_group(&env.aws).await);
+    let v1_hash = pool_hash(&v1);
+
+    // From now on every read of pods fails: the planned roll cannot see what a
+    // node runs, so it must not drain or terminate anything on that basis.
+    env.api
+        .add_failure(Failure::new(500).method("GET").path_prefix("/api/v1/pods"));
+    let fleet = write_fleet(&dir, &fleet_source("m5.xlarge"));
+    let v2 = compile_fleet(&fleet, &set);
+    let log = Log::default();
+    let (plan, reports) = env.apply(&v2, &log).await;
+    assert!(step_names(&plan).contains(&"roll node pool workers (3 of 3 nodes)".to_string()));
+    let observed = kubelet.stop().await;
+    assert_eq!(observed.errors, Vec::<String>::new(), "the harness failed");
+
+    // The cluster failed (the CLI exits 1 on it), saying which read failed.
+    assert_eq!(reports[0].outcome, Outcome::Failed, "{}", log.text());
+    let failed = reports[0].failed.clone().unwrap();
+    assert!(
+        failed.starts_with("roll node pool workers")
+            && failed.contains("LIST pods on node")
+            && failed.contains("500"),
+        "{failed}"
+    );
+    // No node terminated, no pod evicted or deleted, no node deleted, no stack deleted,
+    // and the group is not below its size.
+    let group = pool_group(&env.aws).await;
+    assert!(instance_ids(&group).is_superset(&v1_instances));
+    assert_eq!(observed.removed, BTreeSet::new());
+    let old_nodes = nodes(&env.api)
+        .iter()
+        .filter(|n| n["metadata"]["labels"]["flotilla.io/config-hash"] == v1_hash.as_str())
+        .count();
+    assert_eq!(old_nodes, 3);
+    assert!(group.desired_capacity() >= Some(3) && group.min_size() >= Some(3));
+    assert!(
+        env.api.requests().iter().all(|r| !(r.method == "DELETE"
+            && (r.path.contains("/pods") || r.path.contains("/nodes")))
+            && !r.path.ends_with("/eviction")),
+        "no pod or node was deleted or evicted"
+    );
+    for stack in ["prod-1-etcd", "prod-1", "prod-1-node-pool-workers"] {
+        assert!(
+            stack_status(&env.aws, stack).await.ends_with("_COMPLETE")
+                && !stack_status(&env.aws, stack).await.starts_with("DELETE"),
+            "{stack}"
+        );
+    }
+    assert_eq!(ready_pods(&env.api, "web"), 3);
+}
+
+fn instance_ids(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> BTreeSet<String> {
+    group
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect()
+}
