@@ -1,6 +1,8 @@
 //! Compile benchmark: a generated fleet of 100 and 1,000 clusters (5 node pools each)
 //! through the shipped config set, all artifacts written to disk. Reports wall time and
-//! the share spent evaluating, rendering, validating and writing.
+//! the share spent evaluating, rendering, validating and writing; then the same fleet
+//! with the compile cache: cold (empty cache), warm with nothing changed, and warm after
+//! one cluster's source is edited.
 //! Run with `cargo bench --bench compile`.
 
 #[path = "support/fleet.rs"]
@@ -10,8 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flotilla::analysis::analyze;
-use flotilla::compile::{ConfigSource, compile, write_output};
+use flotilla::compile::{
+    Cache, ConfigSource, compile, compile_with_cache, write_fleet_output, write_output,
+};
 use flotilla::render::validate;
+use flotilla::source::FileSystem;
 use support::fleet;
 
 fn seconds(d: Duration) -> f64 {
@@ -89,5 +94,41 @@ fn main() {
         );
         assert!(objects_checked > 0);
     }
+
+    println!();
+    println!("clusters  with the cache                  compile   write    total  rendered");
+    let cache_dir = out.with_extension("cache");
+    for clusters in [100, 1000] {
+        let (mut fs, _) = fleet(clusters);
+        let _ = std::fs::remove_dir_all(&out);
+        let _ = std::fs::remove_dir_all(&cache_dir);
+        let cache = Cache::at(cache_dir.clone());
+        for run in [
+            "cold (empty cache)",
+            "warm, nothing changed",
+            "warm, 1 cluster edited",
+        ] {
+            if run.ends_with("edited") {
+                let path = Path::new("fleet/clusters-0.flt");
+                let text = String::from_utf8(fs.read(path).unwrap()).unwrap();
+                fs.insert(path, text.replacen("max_size = 10", "max_size = 12", 1));
+            }
+            let start = Instant::now();
+            let output = compile_with_cache(&fs, Path::new("fleet"), &config, &[], Some(&cache));
+            assert!(!output.has_errors(), "{:?}", output.diagnostics.first());
+            let compiled = start.elapsed();
+            let start = Instant::now();
+            write_fleet_output(&out, &output, true).unwrap();
+            let write = start.elapsed();
+            println!(
+                "{clusters:>8}  {run:<28} {:>6.2} s {:>6.2} s {:>6.2} s  {:>8}",
+                seconds(compiled),
+                seconds(write),
+                seconds(compiled + write),
+                output.rendered().len()
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&cache_dir);
 }

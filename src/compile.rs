@@ -1,9 +1,13 @@
 //! Compile the fleet: evaluate, pick each cluster's config set (its channel's git ref,
 //! or a directory), render all clusters in parallel, and write the output atomically.
+//! With a [`Cache`], a cluster whose model and config set are unchanged since it was
+//! last rendered is served from the cache instead.
 
-use std::collections::BTreeMap;
+mod cache;
+mod output;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::analysis::analyze;
@@ -11,11 +15,12 @@ use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, sort_diagnostics};
 use crate::git::Repo;
 use crate::model::{Cluster, Fleet};
-use crate::render::{Artifacts, ConfigSet};
+use crate::render::{Artifacts, ConfigSet, Summary};
 use crate::source::{FileSystem, SourceMap};
 
-/// One cluster's render result.
-type Rendered = Result<Artifacts, Vec<Diagnostic>>;
+pub use cache::{Cache, Entry, EntryError, Key};
+use output::{is_relative_inside, process_is_gone};
+pub use output::{write_fleet_output, write_output};
 
 /// Where config sets come from.
 #[derive(Clone, Debug)]
@@ -32,6 +37,7 @@ pub enum ConfigSource {
     },
 }
 
+/// A compiled fleet with every artifact's text in memory.
 pub struct Compilation {
     /// Fleet sources and templates, for rendering diagnostics.
     pub sources: SourceMap,
@@ -58,6 +64,135 @@ impl Compilation {
     }
 }
 
+/// A compiled fleet whose clusters' files are in the cache (or in memory, without one):
+/// what `compile` writes and `diff` compares without reading unchanged clusters' text.
+pub struct FleetOutput {
+    /// Fleet sources and templates, for rendering diagnostics.
+    pub sources: SourceMap,
+    /// The fleet's model (`None` when it has errors).
+    pub fleet: Option<Fleet>,
+    /// One entry per compiled cluster, sorted by cluster id.
+    pub clusters: Vec<ClusterOutput>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// What went wrong with the cache itself (an entry that was corrupt, a store that
+    /// failed): reported as notes, the compile does not depend on it.
+    pub cache_notes: Vec<String>,
+    cache: Option<Cache>,
+    /// Each cluster's config set, kept to render a cluster again whose entry turns out
+    /// corrupt when its text is read.
+    sets: BTreeMap<String, LoadedSet>,
+    set_of: BTreeMap<String, String>,
+}
+
+/// One cluster of a [`FleetOutput`].
+pub struct ClusterOutput {
+    pub cluster: String,
+    /// The cache key of the cluster's output (`None` without a cache).
+    pub key: Option<Key>,
+    /// Whether it was rendered in this run, rather than served from the cache.
+    pub rendered: bool,
+    pub content: Content,
+}
+
+pub enum Content {
+    /// Stored in the cache: files are linked from there.
+    Stored(Entry),
+    /// Only in memory (no cache, or storing failed).
+    Memory(Artifacts),
+}
+
+impl ClusterOutput {
+    pub fn summary(&self) -> &Summary {
+        match &self.content {
+            Content::Stored(entry) => entry.summary(),
+            Content::Memory(artifacts) => &artifacts.summary,
+        }
+    }
+
+    /// Artifact files, `summary.json` not counted.
+    pub fn file_count(&self) -> usize {
+        match &self.content {
+            Content::Stored(entry) => entry.file_count() - 1,
+            Content::Memory(artifacts) => artifacts.files.len(),
+        }
+    }
+}
+
+impl FleetOutput {
+    pub fn empty() -> FleetOutput {
+        FleetOutput {
+            sources: SourceMap::default(),
+            fleet: None,
+            clusters: Vec::new(),
+            diagnostics: Vec::new(),
+            cache_notes: Vec::new(),
+            cache: None,
+            sets: BTreeMap::new(),
+            set_of: BTreeMap::new(),
+        }
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// Ids of the clusters rendered in this run (the others were served from the cache).
+    pub fn rendered(&self) -> Vec<&str> {
+        self.clusters
+            .iter()
+            .filter(|c| c.rendered)
+            .map(|c| c.cluster.as_str())
+            .collect()
+    }
+
+    /// The artifacts with their text of every cluster not in `skip`. A cache entry that
+    /// fails its digest check here is discarded and the cluster rendered again.
+    pub fn artifacts_except(&mut self, skip: &BTreeSet<&str>) -> Result<Vec<Artifacts>, String> {
+        let mut out = Vec::new();
+        for output in &self.clusters {
+            if skip.contains(output.cluster.as_str()) {
+                continue;
+            }
+            let entry = match &output.content {
+                Content::Memory(artifacts) => {
+                    out.push(artifacts.clone());
+                    continue;
+                }
+                Content::Stored(entry) => entry,
+            };
+            match entry.artifacts() {
+                Ok(artifacts) => out.push(artifacts),
+                Err(e) => {
+                    self.cache_notes.push(format!("{e}; rendered again"));
+                    if let Some(cache) = &self.cache {
+                        cache.discard(entry.dir());
+                    }
+                    out.push(self.render_again(&output.cluster)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_again(&self, id: &str) -> Result<Artifacts, String> {
+        let cluster = self.fleet.as_ref().and_then(|f| f.cluster(id));
+        let set = self.set_of.get(id).and_then(|name| self.sets.get(name));
+        let (Some(cluster), Some(set)) = (cluster, set) else {
+            return Err(format!("cluster {id} cannot be rendered again"));
+        };
+        set.set.render(cluster, &self.sources).map_err(|problems| {
+            let first = problems.first().map_or("", |d| d.message.as_str());
+            format!("cluster {id} no longer renders: {first}")
+        })
+    }
+}
+
+/// A config set and the digest of its content.
+struct LoadedSet {
+    set: ConfigSet,
+    digest: String,
+}
+
 /// Compile the fleet at `path` (read through `fs`). `only` limits the clusters.
 pub fn compile(
     fs: &dyn FileSystem,
@@ -65,115 +200,230 @@ pub fn compile(
     config: &ConfigSource,
     only: &[String],
 ) -> Compilation {
+    let output = compile_with_cache(fs, path, config, only, None);
+    let artifacts = output
+        .clusters
+        .into_iter()
+        .filter_map(|c| match c.content {
+            Content::Memory(artifacts) => Some(artifacts),
+            Content::Stored(_) => None,
+        })
+        .collect();
+    Compilation {
+        sources: output.sources,
+        fleet: output.fleet,
+        artifacts,
+        diagnostics: output.diagnostics,
+    }
+}
+
+/// Compile the fleet at `path` (read through `fs`), serving unchanged clusters from
+/// `cache` and storing the others there. `only` limits the clusters.
+pub fn compile_with_cache(
+    fs: &dyn FileSystem,
+    path: &Path,
+    config: &ConfigSource,
+    only: &[String],
+    cache: Option<&Cache>,
+) -> FleetOutput {
     let analysis = analyze(fs, path);
-    let mut diagnostics = analysis.diagnostics;
-    let mut sources = analysis.program.sources;
-    let Some(fleet) = analysis
-        .model
-        .filter(|_| !diagnostics.iter().any(Diagnostic::is_error))
-    else {
-        return Compilation {
-            sources,
-            fleet: None,
-            artifacts: Vec::new(),
-            diagnostics,
-        };
+    let has_errors = analysis.diagnostics.iter().any(Diagnostic::is_error);
+    match analysis.model.filter(|_| !has_errors) {
+        Some(fleet) => {
+            let mut result =
+                compile_model(fleet, analysis.program.sources, path, config, only, cache);
+            result.diagnostics.extend(analysis.diagnostics);
+            sort_diagnostics(&mut result.diagnostics);
+            result
+        }
+        None => FleetOutput {
+            sources: analysis.program.sources,
+            diagnostics: analysis.diagnostics,
+            ..FleetOutput::empty()
+        },
+    }
+}
+
+/// The part of [`compile_with_cache`] after the front end: render the evaluated `fleet`
+/// whose sources are `sources`. Public so that a test can stand in for a changed stdlib
+/// by changing the model the way the stdlib would.
+pub fn compile_model(
+    fleet: Fleet,
+    sources: SourceMap,
+    path: &Path,
+    config: &ConfigSource,
+    only: &[String],
+    cache: Option<&Cache>,
+) -> FleetOutput {
+    let mut result = FleetOutput {
+        sources,
+        cache: cache.cloned(),
+        ..FleetOutput::empty()
     };
-    let mut clusters: Vec<&Cluster> = Vec::new();
     for id in only {
         if fleet.cluster(id).is_none() {
             let known: Vec<&str> = fleet.cluster_ids().collect();
-            diagnostics.push(
+            result.diagnostics.push(
                 Diagnostic::error(Code::E0500, format!("no cluster `{id}` in the fleet"))
                     .help(format!("clusters: {}", known.join(", "))),
             );
         }
     }
-    clusters.extend(
-        fleet
-            .clusters
-            .iter()
-            .filter(|c| only.is_empty() || only.contains(&c.id)),
-    );
+    let clusters: Vec<&Cluster> = fleet
+        .clusters
+        .iter()
+        .filter(|c| only.is_empty() || only.contains(&c.id))
+        .collect();
 
     // Load each distinct config set once.
-    let mut sets: BTreeMap<String, Result<ConfigSet, ()>> = BTreeMap::new();
-    let mut set_of: Vec<String> = Vec::with_capacity(clusters.len());
+    let mut attempted = BTreeSet::new();
     for cluster in &clusters {
-        let key = match config {
+        let name = match config {
             ConfigSource::Dir(dir) => dir.display().to_string(),
             ConfigSource::Git { .. } => cluster.channel.config_ref.clone(),
         };
-        if !sets.contains_key(&key) {
-            let loaded = load_set(config, path, cluster, &mut sources)
-                .map_err(|problems| diagnostics.extend(problems));
-            sets.insert(key.clone(), loaded);
+        if attempted.insert(name.clone()) {
+            match load_set(config, path, cluster, &mut result.sources) {
+                Ok(loaded) => {
+                    result.sets.insert(name.clone(), loaded);
+                }
+                Err(problems) => result.diagnostics.extend(problems),
+            }
         }
-        set_of.push(key);
+        result.set_of.insert(cluster.id.clone(), name);
     }
-    if diagnostics.iter().any(Diagnostic::is_error) {
-        sort_diagnostics(&mut diagnostics);
-        return Compilation {
-            sources,
-            fleet: Some(fleet.clone()),
-            artifacts: Vec::new(),
-            diagnostics,
-        };
+    if result.has_errors() {
+        sort_diagnostics(&mut result.diagnostics);
+        result.fleet = Some(fleet.clone());
+        return result;
+    }
+    if let Some(cache) = cache
+        && let Err(e) = cache.prepare()
+    {
+        result.cache_notes.push(format!(
+            "cannot use the compile cache at {}: {e}; compiling without it",
+            cache.root().display()
+        ));
+        result.cache = None;
     }
 
-    // Render clusters in parallel: workers take the next cluster index.
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Rendered)>> = Mutex::new(Vec::new());
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(clusters.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(cluster) = clusters.get(i) else {
-                        break;
-                    };
-                    let Some(Ok(set)) = sets.get(&set_of[i]) else {
-                        continue;
-                    };
-                    let result = set.render(cluster, &sources);
-                    if let Ok(mut r) = results.lock() {
-                        r.push((i, result));
-                    }
-                }
-            });
+    let cache = result.cache.as_ref();
+    let (sets, set_of, sources) = (&result.sets, &result.set_of, &result.sources);
+    let outcomes = on_every_core(clusters.len(), |i| {
+        let cluster = clusters[i];
+        match set_of.get(&cluster.id).and_then(|name| sets.get(name)) {
+            Some(set) => compile_cluster(cluster, set, sources, cache),
+            // Not reached: a set that failed to load is an error, returned above.
+            None => (Err(Vec::new()), Vec::new()),
         }
     });
-    let mut results = results.into_inner().unwrap_or_default();
-    results.sort_by_key(|(i, _)| *i);
-    let mut artifacts = Vec::new();
-    for (_, result) in results {
-        match result {
-            Ok(a) => artifacts.push(a),
-            Err(problems) => diagnostics.extend(problems),
+    for (outcome, notes) in outcomes {
+        result.cache_notes.extend(notes);
+        match outcome {
+            Ok(output) => result.clusters.push(output),
+            Err(problems) => result.diagnostics.extend(problems),
         }
     }
-    artifacts.sort_by(|a, b| a.cluster.cmp(&b.cluster));
-    sort_diagnostics(&mut diagnostics);
-    Compilation {
-        sources,
-        fleet: Some(fleet.clone()),
-        artifacts,
-        diagnostics,
-    }
+    result.clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    sort_diagnostics(&mut result.diagnostics);
+    result.fleet = Some(fleet);
+    result
 }
 
-/// The fleet at `path` as of git revision `rev`, compiled; `Ok(None)` when the fleet
-/// does not exist at that revision (its clusters then count as added). Channels pinned
-/// to `HEAD` read the config set as of `rev` too.
+type ClusterOutcome = (Result<ClusterOutput, Vec<Diagnostic>>, Vec<String>);
+
+/// One cluster: from the cache when its entry is there and sound, rendered otherwise
+/// (and then stored).
+fn compile_cluster(
+    cluster: &Cluster,
+    set: &LoadedSet,
+    sources: &SourceMap,
+    cache: Option<&Cache>,
+) -> ClusterOutcome {
+    let mut notes = Vec::new();
+    let key = cache.and_then(|_| Key::new(cluster, &set.digest).ok());
+    if let (Some(cache), Some(key)) = (cache, &key) {
+        match cache.load(key) {
+            Ok(entry) => {
+                let output = ClusterOutput {
+                    cluster: cluster.id.clone(),
+                    key: Some(key.clone()),
+                    rendered: false,
+                    content: Content::Stored(entry),
+                };
+                return (Ok(output), notes);
+            }
+            Err(EntryError::Missing) => {}
+            Err(e) => notes.push(format!("{e}; rendered again")),
+        }
+    }
+    let artifacts = match set.set.render(cluster, sources) {
+        Ok(artifacts) => artifacts,
+        Err(problems) => return (Err(problems), notes),
+    };
+    let content = match (cache, &key) {
+        (Some(cache), Some(key)) => match cache.store(key, &artifacts) {
+            Ok(entry) => Content::Stored(entry),
+            Err(e) => {
+                notes.push(format!(
+                    "cannot store cluster {} in the compile cache at {}: {e}",
+                    cluster.id,
+                    cache.root().display()
+                ));
+                Content::Memory(artifacts)
+            }
+        },
+        _ => Content::Memory(artifacts),
+    };
+    let output = ClusterOutput {
+        cluster: cluster.id.clone(),
+        key,
+        rendered: true,
+        content,
+    };
+    (Ok(output), notes)
+}
+
+/// `work(i)` for every `i` in `0..n`, spread over the cores; the results in index order.
+fn on_every_core<T: Send>(n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(n.max(1));
+    let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break mine;
+                        }
+                        mine.push((i, work(i)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The fleet at `path` as of git revision `rev`, compiled (with `cache` when given);
+/// `Ok(None)` when the fleet does not exist at that revision (its clusters then count
+/// as added). Channels pinned to `HEAD` read the config set as of `rev` too.
 pub fn compile_at_revision(
     repo: &Repo,
     rev: &str,
     path: &Path,
     config: &ConfigSource,
-) -> Result<Option<Compilation>, String> {
+    cache: Option<&Cache>,
+) -> Result<Option<FleetOutput>, String> {
     let commit = repo.resolve(rev).map_err(|e| e.to_string())?;
     let fs = repo.flt_files_at(&commit).map_err(|e| e.to_string())?;
     let relative = repo.relative(path).ok_or_else(|| {
@@ -195,34 +445,45 @@ pub fn compile_at_revision(
         },
         dir => dir.clone(),
     };
-    Ok(Some(compile(&fs, &fleet, &config, &[])))
+    Ok(Some(compile_with_cache(&fs, &fleet, &config, &[], cache)))
 }
 
 /// What `compile` reports: per cluster its channel, config set and file count, per pool
-/// its config hash, then the total.
-pub fn summary(artifacts: &[Artifacts], out: &Path) -> String {
+/// its config hash, then the total and how many clusters were rendered.
+pub fn summary(output: &FleetOutput, out: &Path) -> String {
     let mut text = String::new();
-    for a in artifacts {
+    for c in &output.clusters {
+        let summary = c.summary();
         text.push_str(&format!(
             "{}  channel {} ({})  {} files\n",
-            a.cluster,
-            a.summary.channel,
-            a.summary.config_set,
-            a.files.len()
+            c.cluster,
+            summary.channel,
+            summary.config_set,
+            c.file_count()
         ));
-        for p in &a.summary.node_pools {
+        for p in &summary.node_pools {
             text.push_str(&format!(
                 "  node pool {:<24} config hash {}\n",
                 p.name, p.config_hash
             ));
         }
     }
-    let plural = if artifacts.len() == 1 { "" } else { "s" };
+    let count = output.clusters.len();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     text.push_str(&format!(
-        "compiled {} cluster{plural} into {}\n",
-        artifacts.len(),
+        "compiled {count} cluster{} into {}\n",
+        plural(count),
         out.display()
     ));
+    if let Some(cache) = &output.cache {
+        let rendered = output.rendered().len();
+        text.push_str(&format!(
+            "rendered {rendered} cluster{}; {} unchanged, from the cache in {}\n",
+            plural(rendered),
+            count - rendered,
+            cache.root().display()
+        ));
+    }
     text
 }
 
@@ -231,7 +492,7 @@ fn load_set(
     fleet: &Path,
     cluster: &Cluster,
     sources: &mut SourceMap,
-) -> Result<ConfigSet, Vec<Diagnostic>> {
+) -> Result<LoadedSet, Vec<Diagnostic>> {
     match config {
         ConfigSource::Dir(dir) => {
             let files = read_dir_files(dir).map_err(|e| {
@@ -243,8 +504,13 @@ fn load_set(
                     .help("pass an existing directory to --config-set"),
                 ]
             })?;
+            let recorded_as = relative_to_fleet(fleet, dir);
+            let digest = cache::config_set_digest(&recorded_as, &files);
             let set = ConfigSet::new(dir.display().to_string(), files, sources)?;
-            Ok(set.recorded_as(relative_to_fleet(fleet, dir)))
+            Ok(LoadedSet {
+                set: set.recorded_as(recorded_as),
+                digest,
+            })
         }
         ConfigSource::Git { repo, path, head } => {
             let reference = cluster.channel.config_ref.as_str();
@@ -288,8 +554,11 @@ fn load_set(
                     })?;
                     Ok((relative, text))
                 })
-                .collect::<Result<_, Vec<Diagnostic>>>()?;
-            ConfigSet::new(format!("{reference}:{prefix}"), files, sources)
+                .collect::<Result<Vec<_>, Vec<Diagnostic>>>()?;
+            let origin = format!("{reference}:{prefix}");
+            let digest = cache::config_set_digest(&origin, &files);
+            let set = ConfigSet::new(origin, files, sources)?;
+            Ok(LoadedSet { set, digest })
         }
     }
 }
@@ -415,193 +684,4 @@ impl SetWalk<'_> {
             .collect::<Vec<_>>()
             .join("/")
     }
-}
-
-/// Marks a directory as flotilla's output, so it may be replaced as a whole.
-const OUTPUT_MARKER: &str = ".flotilla-output";
-
-/// Write artifacts under `out`, all or nothing: everything is written to a staging
-/// directory next to `out` first, then moved into place by renames. With `replace_all`
-/// the whole directory is replaced (clusters no longer in the fleet disappear);
-/// otherwise only the given clusters' directories are.
-pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> Result<(), String> {
-    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
-    // `out/.` is `out`; `.`, `..` and `/` have no name to swap in next to them.
-    let out: PathBuf = out.components().collect();
-    let out = out.as_path();
-    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Err(format!(
-            "cannot write output to {}: name the output directory itself (e.g. `out/`), not `.`, `..` or a root",
-            out.display()
-        ));
-    };
-    if out.exists() {
-        if !out.is_dir() {
-            return Err(format!(
-                "refusing to write into {}: it is not a directory",
-                out.display()
-            ));
-        }
-        let is_ours = out.join(OUTPUT_MARKER).exists()
-            || std::fs::read_dir(out)
-                .map_err(|e| io("cannot read", out, e))?
-                .next()
-                .is_none();
-        if !is_ours {
-            return Err(format!(
-                "refusing to write into {}: it exists and was not written by flotilla (no {OUTPUT_MARKER} file); choose an empty or new directory",
-                out.display()
-            ));
-        }
-    }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|e| io("cannot create", &parent, e))?;
-    remove_stale_staging(&parent, &name);
-    let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
-    let retired = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    let _ = std::fs::remove_dir_all(&retired);
-    let result = write_tree(&staging, artifacts).and_then(|()| {
-        if replace_all || !out.exists() {
-            swap_all(&[(out.to_path_buf(), staging.clone())], &retired)
-        } else {
-            // Only these clusters' directories change; all of them or none.
-            let pairs: Vec<(PathBuf, PathBuf)> = artifacts
-                .iter()
-                .map(|a| (out.join(&a.cluster), staging.join(&a.cluster)))
-                .collect();
-            swap_all(&pairs, &retired)?;
-            let marker = out.join(OUTPUT_MARKER);
-            if !marker.exists() {
-                std::fs::rename(staging.join(OUTPUT_MARKER), &marker)
-                    .map_err(|e| io("cannot write", &marker, e))?;
-            }
-            Ok(())
-        }
-    });
-    let _ = std::fs::remove_dir_all(&staging);
-    let _ = std::fs::remove_dir_all(&retired);
-    result
-}
-
-/// Remove the staging directories of `name` that runs killed before they finished left
-/// behind: those whose process is gone. Only staging directories: they hold nothing but
-/// a half-written copy, while an `.old-PID` directory may hold the only previous output.
-fn remove_stale_staging(parent: &Path, name: &str) {
-    let prefix = format!(".{name}.staging-");
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && process_is_gone(pid) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// Whether no process `pid` runs. Only answered where `/proc` shows processes; elsewhere
-/// every process counts as running, so nothing of a live run is ever removed.
-fn process_is_gone(pid: u32) -> bool {
-    let proc = Path::new("/proc");
-    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
-}
-
-fn write_tree(root: &Path, artifacts: &[Artifacts]) -> Result<(), String> {
-    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
-    std::fs::create_dir_all(root).map_err(|e| io("cannot create", root, e))?;
-    std::fs::write(
-        root.join(OUTPUT_MARKER),
-        "written by flotilla compile; replaced as a whole\n",
-    )
-    .map_err(|e| io("cannot write", root, e))?;
-    for a in artifacts {
-        // The stdlib's checks keep ids and names to DNS labels; this keeps every write
-        // inside the output directory even if something slipped past them.
-        if !is_relative_inside(&a.cluster, true) {
-            return Err(format!(
-                "cluster id `{}` cannot be a directory name",
-                a.cluster
-            ));
-        }
-        let dir = root.join(&a.cluster);
-        for (relative, text) in &a.files {
-            if !is_relative_inside(relative, false) {
-                return Err(format!(
-                    "artifact path `{relative}` of cluster {} leaves its directory",
-                    a.cluster
-                ));
-            }
-            let path = dir.join(relative);
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p).map_err(|e| io("cannot create", p, e))?;
-            }
-            std::fs::write(&path, text).map_err(|e| io("cannot write", &path, e))?;
-        }
-        let summary = serde_json::to_string_pretty(&a.summary).map_err(|e| e.to_string())? + "\n";
-        std::fs::write(dir.join("summary.json"), summary)
-            .map_err(|e| io("cannot write", &dir, e))?;
-    }
-    Ok(())
-}
-
-/// Whether `path` is relative and made of plain names only (no `..`, `.`, root or
-/// prefix); `single` also requires exactly one of them.
-fn is_relative_inside(path: &str, single: bool) -> bool {
-    let components: Vec<_> = Path::new(path).components().collect();
-    !components.is_empty()
-        && (!single || components.len() == 1)
-        && components
-            .iter()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-}
-
-/// Put each `fresh` directory where its `target` is, all or nothing: previous targets
-/// are moved under `retired` first, and everything is moved back if a rename fails.
-fn swap_all(pairs: &[(PathBuf, PathBuf)], retired: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(retired)
-        .map_err(|e| format!("cannot create {}: {e}", retired.display()))?;
-    // (target, where its previous content went), for the swaps done so far.
-    let mut done: Vec<(&Path, Option<PathBuf>)> = Vec::new();
-    let mut failure = None;
-    for (index, (target, fresh)) in pairs.iter().enumerate() {
-        let aside = retired.join(index.to_string());
-        let previous = if target.exists() {
-            if let Err(e) = std::fs::rename(target, &aside) {
-                failure = Some(format!("cannot move {} aside: {e}", target.display()));
-                break;
-            }
-            Some(aside)
-        } else {
-            None
-        };
-        if let Err(e) = std::fs::rename(fresh, target) {
-            if let Some(previous) = &previous {
-                let _ = std::fs::rename(previous, target);
-            }
-            failure = Some(format!("cannot move output into {}: {e}", target.display()));
-            break;
-        }
-        done.push((target, previous));
-    }
-    let Some(failure) = failure else {
-        return Ok(());
-    };
-    for (target, previous) in done.into_iter().rev() {
-        let _ = std::fs::remove_dir_all(target);
-        if let Some(previous) = previous {
-            let _ = std::fs::rename(previous, target);
-        }
-    }
-    Err(failure)
 }

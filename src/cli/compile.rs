@@ -1,13 +1,14 @@
 //! `compile` and `diff`: the fleet's artifacts, and how they change between revisions.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{
     CliError, CliResult, ConfigArgs, ReportFormat, colour, print_diagnostics, write_stdout,
 };
 use crate::compile::{
-    Compilation, compile as compile_fleet, compile_at_revision, summary, write_output,
+    Cache, FleetOutput, Key, compile_at_revision, compile_with_cache, summary, write_fleet_output,
 };
 use crate::git::Repo;
 use crate::source::DiskFs;
@@ -28,6 +29,10 @@ pub(super) struct CompileArgs {
     /// Compile only this cluster (repeatable); other clusters' output is kept.
     #[arg(long = "cluster", value_name = "ID")]
     clusters: Vec<String>,
+    /// Render every cluster, neither reading nor writing the compile cache
+    /// (`.flotilla/cache` beside the fleet).
+    #[arg(long)]
+    no_cache: bool,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -50,15 +55,32 @@ pub(super) struct DiffArgs {
     /// `text` (coloured on a terminal), `markdown` (for a pull-request comment) or `json`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
+    /// Render every cluster at both revisions, neither reading nor writing the compile
+    /// cache (`.flotilla/cache` beside the fleet).
+    #[arg(long)]
+    no_cache: bool,
     #[command(flatten)]
     config: ConfigArgs,
 }
 
+/// The fleet's compile cache, unless `--no-cache`.
+fn cache_for(fleet: &Path, no_cache: bool) -> Option<Cache> {
+    (!no_cache).then(|| Cache::beside(fleet))
+}
+
+fn print_cache_notes(output: &FleetOutput) {
+    for note in &output.cache_notes {
+        let _ = writeln!(std::io::stderr(), "note: {note}");
+    }
+}
+
 pub(super) fn compile(args: CompileArgs) -> CliResult<i32> {
     let source = args.config.source(&args.path)?;
-    let compilation = compile_fleet(&DiskFs, &args.path, &source, &args.clusters);
-    print_diagnostics(&compilation.sources, &compilation.diagnostics);
-    if compilation.has_errors() {
+    let cache = cache_for(&args.path, args.no_cache);
+    let output = compile_with_cache(&DiskFs, &args.path, &source, &args.clusters, cache.as_ref());
+    print_diagnostics(&output.sources, &output.diagnostics);
+    print_cache_notes(&output);
+    if output.has_errors() {
         let _ = writeln!(
             std::io::stderr(),
             "nothing written: {} is unchanged",
@@ -66,41 +88,64 @@ pub(super) fn compile(args: CompileArgs) -> CliResult<i32> {
         );
         return Ok(1);
     }
-    write_output(&args.out, &compilation.artifacts, args.clusters.is_empty())
-        .map_err(CliError::Compile)?;
-    write_stdout(&summary(&compilation.artifacts, &args.out))?;
+    write_fleet_output(&args.out, &output, args.clusters.is_empty()).map_err(CliError::Compile)?;
+    write_stdout(&summary(&output, &args.out))?;
     Ok(0)
 }
 
 pub(super) fn diff(args: DiffArgs) -> CliResult<i32> {
     let source = args.config.source(&args.path)?;
     let repo = Repo::discover(&args.path)?;
-    let at_revision = |rev: &str| -> CliResult<Compilation> {
-        match compile_at_revision(&repo, rev, &args.path, &source).map_err(CliError::Compile)? {
-            Some(compilation) => Ok(compilation),
+    let cache = cache_for(&args.path, args.no_cache);
+    let at_revision = |rev: &str| -> CliResult<FleetOutput> {
+        match compile_at_revision(&repo, rev, &args.path, &source, cache.as_ref())
+            .map_err(CliError::Compile)?
+        {
+            Some(output) => Ok(output),
             None => {
                 let _ = writeln!(
                     std::io::stderr(),
                     "note: {} has no fleet at {rev}; its clusters count as added",
                     args.path.display()
                 );
-                Ok(Compilation::empty())
+                Ok(FleetOutput::empty())
             }
         }
     };
-    let base = at_revision(&args.base)?;
-    let head = match &args.head {
+    let mut base = at_revision(&args.base)?;
+    let mut head = match &args.head {
         Some(rev) => at_revision(rev)?,
-        None => compile_fleet(&DiskFs, &args.path, &source, &[]),
+        None => compile_with_cache(&DiskFs, &args.path, &source, &[], cache.as_ref()),
     };
     let head_label = args.head.clone().unwrap_or_else(|| "work tree".to_string());
     for (label, c) in [(&args.base, &base), (&head_label, &head)] {
         if c.has_errors() {
+            print_cache_notes(c);
             print_diagnostics(&c.sources, &c.diagnostics);
             return Err(CliError::DoesNotCompile(label.clone()));
         }
     }
-    let result = crate::diff::diff(&args.base, &base.artifacts, &head_label, &head.artifacts);
+    // A cluster with the same cache key at both revisions has the same output: there is
+    // nothing to read or compare.
+    let head_keys: BTreeMap<&str, &Key> = head
+        .clusters
+        .iter()
+        .filter_map(|h| Some((h.cluster.as_str(), h.key.as_ref()?)))
+        .collect();
+    let same: BTreeSet<String> = base
+        .clusters
+        .iter()
+        .filter(|b| {
+            matches!((&b.key, head_keys.get(b.cluster.as_str())), (Some(base), Some(head)) if base == *head)
+        })
+        .map(|b| b.cluster.clone())
+        .collect();
+    let same: BTreeSet<&str> = same.iter().map(String::as_str).collect();
+    let base_artifacts = base.artifacts_except(&same).map_err(CliError::Compile)?;
+    let head_artifacts = head.artifacts_except(&same).map_err(CliError::Compile)?;
+    print_cache_notes(&base);
+    print_cache_notes(&head);
+    let result = crate::diff::diff(&args.base, &base_artifacts, &head_label, &head_artifacts);
     let text = match args.format {
         ReportFormat::Text => crate::diff::to_text(&result, colour(&std::io::stdout())),
         ReportFormat::Markdown => crate::diff::to_markdown(&result),

@@ -1,0 +1,284 @@
+//! Writing compiled clusters into the output directory, all or nothing: a staging
+//! directory beside it is filled (files written from memory, or hard-linked from the
+//! compile cache) on every core, then renamed into place.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::cache::{Entry, summary_json};
+use super::{Content, FleetOutput, on_every_core};
+use crate::render::Artifacts;
+
+/// One cluster's files, wherever they are.
+enum ClusterFiles<'a> {
+    Memory(&'a Artifacts),
+    Stored(&'a Entry),
+}
+
+impl ClusterFiles<'_> {
+    fn cluster(&self) -> &str {
+        match self {
+            ClusterFiles::Memory(artifacts) => &artifacts.cluster,
+            ClusterFiles::Stored(entry) => &entry.summary().cluster,
+        }
+    }
+}
+
+/// Marks a directory as flotilla's output, so it may be replaced as a whole.
+const OUTPUT_MARKER: &str = ".flotilla-output";
+
+/// Write artifacts under `out`, all or nothing: everything is written to a staging
+/// directory next to `out` first, then moved into place by renames. With `replace_all`
+/// the whole directory is replaced (clusters no longer in the fleet disappear);
+/// otherwise only the given clusters' directories are.
+pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> Result<(), String> {
+    let clusters: Vec<ClusterFiles> = artifacts.iter().map(ClusterFiles::Memory).collect();
+    write_clusters(out, &clusters, replace_all)
+}
+
+/// [`write_output`] for a compile that used the cache: stored clusters are hard-linked
+/// (copied where the output is on another file system).
+pub fn write_fleet_output(
+    out: &Path,
+    output: &FleetOutput,
+    replace_all: bool,
+) -> Result<(), String> {
+    let clusters: Vec<ClusterFiles> = output
+        .clusters
+        .iter()
+        .map(|c| match &c.content {
+            Content::Memory(artifacts) => ClusterFiles::Memory(artifacts),
+            Content::Stored(entry) => ClusterFiles::Stored(entry),
+        })
+        .collect();
+    write_clusters(out, &clusters, replace_all)
+}
+
+fn write_clusters(out: &Path, clusters: &[ClusterFiles], replace_all: bool) -> Result<(), String> {
+    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    // `out/.` is `out`; `.`, `..` and `/` have no name to swap in next to them.
+    let out: PathBuf = out.components().collect();
+    let out = out.as_path();
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Err(format!(
+            "cannot write output to {}: name the output directory itself (e.g. `out/`), not `.`, `..` or a root",
+            out.display()
+        ));
+    };
+    if out.exists() {
+        if !out.is_dir() {
+            return Err(format!(
+                "refusing to write into {}: it is not a directory",
+                out.display()
+            ));
+        }
+        let is_ours = out.join(OUTPUT_MARKER).exists()
+            || std::fs::read_dir(out)
+                .map_err(|e| io("cannot read", out, e))?
+                .next()
+                .is_none();
+        if !is_ours {
+            return Err(format!(
+                "refusing to write into {}: it exists and was not written by flotilla (no {OUTPUT_MARKER} file); choose an empty or new directory",
+                out.display()
+            ));
+        }
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| io("cannot create", &parent, e))?;
+    remove_stale_staging(&parent, &name);
+    let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+    let retired = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let _ = std::fs::remove_dir_all(&retired);
+    let result = write_tree(&staging, clusters).and_then(|()| {
+        if replace_all || !out.exists() {
+            swap_all(&[(out.to_path_buf(), staging.clone())], &retired)
+        } else {
+            // Only these clusters' directories change; all of them or none.
+            let pairs: Vec<(PathBuf, PathBuf)> = clusters
+                .iter()
+                .map(|c| (out.join(c.cluster()), staging.join(c.cluster())))
+                .collect();
+            swap_all(&pairs, &retired)?;
+            let marker = out.join(OUTPUT_MARKER);
+            if !marker.exists() {
+                std::fs::rename(staging.join(OUTPUT_MARKER), &marker)
+                    .map_err(|e| io("cannot write", &marker, e))?;
+            }
+            Ok(())
+        }
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    let _ = std::fs::remove_dir_all(&retired);
+    result
+}
+
+/// Remove the staging directories of `name` that runs killed before they finished left
+/// behind: those whose process is gone. Only staging directories: they hold nothing but
+/// a half-written copy, while an `.old-PID` directory may hold the only previous output.
+fn remove_stale_staging(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.staging-");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && process_is_gone(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether no process `pid` runs. Only answered where `/proc` shows processes; elsewhere
+/// every process counts as running, so nothing of a live run is ever removed.
+pub(super) fn process_is_gone(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
+fn write_tree(root: &Path, clusters: &[ClusterFiles]) -> Result<(), String> {
+    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    std::fs::create_dir_all(root).map_err(|e| io("cannot create", root, e))?;
+    std::fs::write(
+        root.join(OUTPUT_MARKER),
+        "written by flotilla compile; replaced as a whole\n",
+    )
+    .map_err(|e| io("cannot write", root, e))?;
+    for c in clusters {
+        // The stdlib's checks keep ids and names to DNS labels; this keeps every write
+        // inside the output directory even if something slipped past them.
+        if !is_relative_inside(c.cluster(), true) {
+            return Err(format!(
+                "cluster id `{}` cannot be a directory name",
+                c.cluster()
+            ));
+        }
+    }
+    let results = on_every_core(clusters.len(), |i| {
+        let dir = root.join(clusters[i].cluster());
+        match &clusters[i] {
+            ClusterFiles::Memory(artifacts) => write_cluster(&dir, artifacts),
+            ClusterFiles::Stored(entry) => link_cluster(&dir, entry),
+        }
+    });
+    results.into_iter().collect()
+}
+
+/// Creates each directory once per cluster rather than once per file.
+#[derive(Default)]
+struct Directories(HashSet<PathBuf>);
+
+impl Directories {
+    fn parent_of(&mut self, file: &Path) -> Result<(), String> {
+        let Some(parent) = file.parent() else {
+            return Ok(());
+        };
+        if !self.0.contains(parent) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            self.0.insert(parent.to_path_buf());
+        }
+        Ok(())
+    }
+}
+
+fn write_cluster(dir: &Path, artifacts: &Artifacts) -> Result<(), String> {
+    let mut directories = Directories::default();
+    for (relative, text) in &artifacts.files {
+        if !is_relative_inside(relative, false) {
+            return Err(format!(
+                "artifact path `{relative}` of cluster {} leaves its directory",
+                artifacts.cluster
+            ));
+        }
+        let path = dir.join(relative);
+        directories.parent_of(&path)?;
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    let summary = summary_json(&artifacts.summary).map_err(|e| e.to_string())?;
+    let path = dir.join("summary.json");
+    directories.parent_of(&path)?;
+    std::fs::write(&path, summary).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Hard-link a stored cluster's files (their paths were checked when it was stored);
+/// copy them where linking is refused (another file system, a link limit).
+fn link_cluster(dir: &Path, entry: &Entry) -> Result<(), String> {
+    let mut directories = Directories::default();
+    for (relative, stored) in entry.files() {
+        let path = dir.join(relative);
+        directories.parent_of(&path)?;
+        std::fs::hard_link(&stored, &path)
+            .or_else(|_| std::fs::copy(&stored, &path).map(|_| ()))
+            .map_err(|e| {
+                format!(
+                    "cannot write {} from {}: {e}",
+                    path.display(),
+                    stored.display()
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Whether `path` is relative and made of plain names only (no `..`, `.`, root or
+/// prefix); `single` also requires exactly one of them.
+pub(super) fn is_relative_inside(path: &str, single: bool) -> bool {
+    let components: Vec<_> = Path::new(path).components().collect();
+    !components.is_empty()
+        && (!single || components.len() == 1)
+        && components
+            .iter()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Put each `fresh` directory where its `target` is, all or nothing: previous targets
+/// are moved under `retired` first, and everything is moved back if a rename fails.
+fn swap_all(pairs: &[(PathBuf, PathBuf)], retired: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(retired)
+        .map_err(|e| format!("cannot create {}: {e}", retired.display()))?;
+    // (target, where its previous content went), for the swaps done so far.
+    let mut done: Vec<(&Path, Option<PathBuf>)> = Vec::new();
+    let mut failure = None;
+    for (index, (target, fresh)) in pairs.iter().enumerate() {
+        let aside = retired.join(index.to_string());
+        let previous = if target.exists() {
+            if let Err(e) = std::fs::rename(target, &aside) {
+                failure = Some(format!("cannot move {} aside: {e}", target.display()));
+                break;
+            }
+            Some(aside)
+        } else {
+            None
+        };
+        if let Err(e) = std::fs::rename(fresh, target) {
+            if let Some(previous) = &previous {
+                let _ = std::fs::rename(previous, target);
+            }
+            failure = Some(format!("cannot move output into {}: {e}", target.display()));
+            break;
+        }
+        done.push((target, previous));
+    }
+    let Some(failure) = failure else {
+        return Ok(());
+    };
+    for (target, previous) in done.into_iter().rev() {
+        let _ = std::fs::remove_dir_all(target);
+        if let Some(previous) = previous {
+            let _ = std::fs::rename(previous, target);
+        }
+    }
+    Err(failure)
+}
