@@ -118,8 +118,8 @@ fn a_pool_mixing_arm64_and_x86_fails() {
 
 #[test]
 fn a_type_without_a_published_pod_limit_needs_max_pods() {
-    // c8a.large is in the EC2 API but in neither of the VPC CNI's lists.
-    let types = "\"c8a.large\"";
+    // r9g.large is in the EC2 API but in none of the network limit tables.
+    let types = "\"r9g.large\"";
     let message = error(&cluster("test", "eu-central-1", &pool("w", types, "")));
     assert!(message.contains("set `max_pods`"), "{message}");
     let c1 = clean(&cluster(
@@ -283,7 +283,10 @@ fn the_catalog_knows_enis_ips_per_eni_and_accelerators() {
     assert_eq!(got["g4ad"], "amd_gpu");
     assert_eq!(got["inf2"], "aws_neuron");
     assert_eq!(got["m5"], "none");
-    assert_eq!(got["c8a-enis"], "0", "c8a is newer than the VPC CNI's list");
+    assert_eq!(
+        got["c8a-enis"], "3",
+        "c8a is newer than the VPC CNI's list: Karpenter's"
+    );
     // max_pods from the VPC CNI's formula where its table lacks the type:
     // c7i-flex.12xlarge has 8 ENIs of 30 addresses, 8 × 29 + 2.
     let flex = clean(&cluster(
@@ -292,6 +295,79 @@ fn the_catalog_knows_enis_ips_per_eni_and_accelerators() {
         &pool("w", "\"c7i-flex.12xlarge\"", ""),
     ));
     assert_eq!(pool_field(&flex, 0, "max_pods"), 234);
+}
+
+/// vCPUs, memory and GPUs (the cluster autoscaler's table), read as a user would.
+#[test]
+fn the_catalog_knows_vcpus_memory_and_gpus() {
+    let fields = [
+        ("c5a-vcpus", "c5a.2xlarge", "vcpus"),
+        ("c5a-memory", "c5a.2xlarge", "memory_mib"),
+        ("c5a-gpus", "c5a.2xlarge", "gpus"),
+        ("g5-gpus", "g5.12xlarge", "gpus"),
+        ("p5-gpus", "p5.48xlarge", "gpus"),
+        ("graviton-memory", "r8g.medium", "memory_mib"),
+        ("newest-vcpus", "r9g.large", "vcpus"),
+    ];
+    let body = fields
+        .iter()
+        .map(|(label, t, field)| {
+            format!("\"{label}\": to_string(instance_type_catalog[\"{t}\"].{field} ?? 0)")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let c1 = clean(&format!(
+        "import \"std/catalog\"\n{}",
+        cluster(
+            "test",
+            "eu-central-1",
+            &pool("w", "\"m5.large\"", &format!("    labels = {{ {body} }}\n")),
+        )
+    ));
+    let got = pool_field(&c1, 0, "labels");
+    assert_eq!(got["c5a-vcpus"], "8");
+    assert_eq!(got["c5a-memory"], "16384");
+    assert_eq!(got["c5a-gpus"], "0");
+    assert_eq!(got["g5-gpus"], "4");
+    assert_eq!(got["p5-gpus"], "8");
+    assert_eq!(got["graviton-memory"], "8192");
+    assert_eq!(
+        got["newest-vcpus"], "0",
+        "r9g is newer than the autoscaler's table"
+    );
+}
+
+#[test]
+fn the_newest_types_get_max_pods_from_karpenters_limits() {
+    // Neither VPC CNI list has c8i or c8a; Karpenter's table gives 3 ENIs of 20
+    // addresses (3 × 19 + 2) and, for c8i.24xlarge, 16 of 64 (16 × 63 + 2).
+    let pools = pool("intel", "\"c8i.large\"", "")
+        + &pool("amd", "\"c8a.large\"", "")
+        + &pool("big", "\"c8i.24xlarge\"", "");
+    let c1 = clean(&cluster("test", "eu-central-1", &pools));
+    assert_eq!(pool_field(&c1, 0, "max_pods"), 59);
+    assert_eq!(pool_field(&c1, 1, "max_pods"), 59);
+    assert_eq!(pool_field(&c1, 2, "max_pods"), 1010);
+}
+
+#[test]
+fn a_gpu_pool_mixing_gpu_counts_fails() {
+    let gpu = "    profile = \"worker-gpu\"\n";
+    clean(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("gpu", "\"g4dn.xlarge\", \"g4dn.2xlarge\"", gpu),
+    ));
+    let message = error(&cluster(
+        "test",
+        "eu-central-1",
+        &pool("gpu", "\"g4dn.xlarge\", \"g4dn.12xlarge\"", gpu),
+    ));
+    assert!(message.contains("the same number of GPUs"), "{message}");
+    assert!(
+        message.contains("g4dn.xlarge has 1, g4dn.12xlarge has 4"),
+        "{message}"
+    );
 }
 
 #[test]
