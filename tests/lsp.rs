@@ -526,6 +526,41 @@ fn completion_in_a_node_pool_lists_its_unset_fields() {
 }
 
 #[test]
+fn completion_on_an_existing_field_name_lists_the_blocks_fields_not_keywords() {
+    let dir = TempDir::new("completion-existing");
+    let text = format!(
+        "{CHANNELS}\n{}",
+        cluster("\"x\"", "    max_size = 3\n    min_size = 1\n    \n")
+    );
+    let path = dir.write("fleet.flt", &text);
+    let mut client = Client::start(&dir.0);
+    client.open(&path, &text);
+
+    let (line, column) = position_of(&text, "    min_size = 1\n");
+    // At the start of `min_size`, inside it (`min_|size`), and on the empty line after it.
+    for (at, position) in [
+        ("start of the name", (line, column + 4)),
+        ("inside the name", (line, column + 8)),
+        ("empty line", (line + 1, 4)),
+    ] {
+        let labels = labels(&client.at("textDocument/completion", &path, position));
+        for field in ["capacity_type", "update", "taint", "labels"] {
+            assert!(
+                labels.contains(&field.to_string()),
+                "{at}: {field} missing from {labels:?}"
+            );
+        }
+        for other in ["cluster", "channel", "import", "let", "max_size", "account"] {
+            assert!(
+                !labels.contains(&other.to_string()),
+                "{at}: {other} is a keyword, set or not a node pool field: {labels:?}"
+            );
+        }
+    }
+    assert!(client.shutdown().success());
+}
+
+#[test]
 fn completion_offers_variants_channels_builtins_and_import_paths() {
     let dir = TempDir::new("completion-values");
     dir.write("channels.flt", CHANNELS);

@@ -89,9 +89,12 @@ pub(crate) fn completion(request: &Request) -> Vec<CompletionItem> {
         }
         textual => {
             let (ast, problems) = parse(request.file, &blank(text, word_start..word_end));
-            if problems.is_empty() || matches!(textual, Position::Entry) {
+            if problems.is_empty() {
                 (ast, Position::Entry)
             } else {
+                // Also where the word names an existing entry (`|min_size = 1`,
+                // `min_|size = 1`): that entry without its name does not parse, nor the
+                // block around it, so the whole entry is blanked to find the block.
                 (reparse(request.file, text, entry_start, word_end), textual)
             }
         }
