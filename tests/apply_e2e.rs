@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use flotilla::apply::{
-    self, ClusterReport, Options, Outcome, Progress, SameCredentials, Target, World,
+    self, Accounts, ClusterReport, GuardedAccounts, Options, Outcome, Progress, Target, World,
 };
 use flotilla::compile::{Compilation, ConfigSource, compile};
 use flotilla::live::aws::AwsCloud;
@@ -193,7 +193,7 @@ struct Env {
     moto: Moto,
     api: Arc<LoopbackApi>,
     aws: aws_config::SdkConfig,
-    accounts: SameCredentials,
+    accounts: GuardedAccounts<AwsCloud>,
     connector: KubeConnector,
     clock: FastClock,
 }
@@ -205,7 +205,7 @@ impl Env {
         let aws = moto::sdk_config(&moto.url, REGION).await;
         tagged_network(&aws).await;
         Env {
-            accounts: SameCredentials(Box::new(cloud(&moto.url))),
+            accounts: GuardedAccounts::new([(ACCOUNT, None)], |_, _| cloud(&moto.url)),
             connector: KubeConnector {
                 endpoints: BTreeMap::from([(CLUSTER.to_string(), api.url())]),
                 contexts: BTreeMap::new(),
@@ -232,7 +232,7 @@ impl Env {
         let targets: Vec<ClusterTarget> = targets;
         plan_fleet(
             &targets,
-            self.accounts.0.as_ref(),
+            self.accounts.cloud(ACCOUNT, None),
             &self.connector,
             1,
             false,
