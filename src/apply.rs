@@ -26,29 +26,23 @@ use crate::model::Cluster;
 use crate::plan::{ClusterPlan, Connector, StackAction, Step};
 use crate::render::Artifacts;
 
-pub use guard::{Block, LockPolicy, Rollout, check_account, clear_block, read_block, set_block};
+pub use crate::live::account::{Accounts, GuardedAccounts, check_account};
+pub use guard::{Block, LockPolicy, Rollout, clear_block, read_block, set_block};
 pub use stacks::{StackChange, StackOutcome};
-
-/// The cloud as each account's credentials see it.
-pub trait Accounts: Send + Sync {
-    fn cloud(&self, account: &str) -> &dyn Cloud;
-}
-
-/// One set of credentials for every account: the account guard fails the clusters of
-/// other accounts.
-pub struct SameCredentials(pub Box<dyn Cloud>);
-
-impl Accounts for SameCredentials {
-    fn cloud(&self, _: &str) -> &dyn Cloud {
-        self.0.as_ref()
-    }
-}
 
 /// The doors to the world.
 pub struct World<'a> {
     pub accounts: &'a dyn Accounts,
     pub connector: &'a dyn Connector,
     pub clock: &'a dyn Clock,
+}
+
+impl World<'_> {
+    /// The cloud as the cluster's credentials see it, behind the account guard.
+    pub fn cloud(&self, cluster: &Cluster) -> &dyn Cloud {
+        self.accounts
+            .cloud(&cluster.account, cluster.aws_role_arn.as_deref())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -372,7 +366,7 @@ impl Run<'_> {
     }
 
     fn cloud(&self) -> &dyn Cloud {
-        self.world.accounts.cloud(&self.target.cluster.account)
+        self.world.cloud(self.target.cluster)
     }
 
     /// Account guard, update block, lock — before anything is changed. A cluster that
@@ -380,9 +374,14 @@ impl Run<'_> {
     /// control plane is up.
     async fn admit(&mut self) -> Result<(), String> {
         let spec = self.target.cluster;
-        check_account(self.cloud(), &spec.region, &spec.account)
-            .await
-            .map_err(|e| e.message)?;
+        check_account(
+            self.cloud(),
+            &spec.region,
+            &spec.account,
+            spec.aws_role_arn.as_deref(),
+        )
+        .await
+        .map_err(|e| e.message)?;
         if let Some(reason) = &self.target.plan.blocked {
             return Err(format!(
                 "updates are blocked by the config item cluster_update_block: {reason}"

@@ -7,6 +7,7 @@
 //! is only ever produced from a definite "not found" from the API. Timeouts,
 //! throttling, 5xx and access denied are errors, never absence.
 
+pub mod account;
 pub mod aws;
 pub mod kube;
 

@@ -59,6 +59,8 @@ pub struct Cluster {
     pub alias: Option<String>,
     pub local_id: Option<String>,
     pub criticality_level: Option<i64>,
+    /// IAM role assumed for the cluster's AWS calls; `None`: the caller's credentials.
+    pub aws_role_arn: Option<String>,
     /// Where the cluster is declared.
     #[serde(skip)]
     pub source: Source,
@@ -327,6 +329,7 @@ impl Cluster {
             alias: r.optional_string("alias")?,
             local_id: r.optional_string("local_id")?,
             criticality_level: r.optional_int("criticality_level")?,
+            aws_role_arn: r.optional_string("aws_role_arn")?,
             source: declaration.0.clone(),
             id,
         };

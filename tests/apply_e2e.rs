@@ -5,6 +5,8 @@
 //! rolling pool, backoff after a refused eviction) take milliseconds; every call
 //! still goes over HTTP to moto and the loopback server.
 
+#[path = "support/faults.rs"]
+mod faults;
 #[path = "support/files.rs"]
 mod files;
 #[path = "support/kubelet.rs"]
@@ -18,8 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use faults::{Fault, FaultProxy};
 use flotilla::apply::{
-    self, ClusterReport, Options, Outcome, Progress, SameCredentials, Target, World,
+    self, Accounts, ClusterReport, GuardedAccounts, Options, Outcome, Progress, Target, World,
 };
 use flotilla::compile::{Compilation, ConfigSource, compile};
 use flotilla::live::aws::AwsCloud;
@@ -188,12 +191,14 @@ impl Log {
 }
 
 /// moto, the loopback API server, the SDK configuration the harness uses, and
-/// flotilla's doors to them.
+/// flotilla's doors to them. flotilla reaches moto through a fault-injecting proxy; the
+/// harness and the test's own checks reach it directly.
 struct Env {
     moto: Moto,
+    proxy: FaultProxy,
     api: Arc<LoopbackApi>,
     aws: aws_config::SdkConfig,
-    accounts: SameCredentials,
+    accounts: GuardedAccounts<AwsCloud>,
     connector: KubeConnector,
     clock: FastClock,
 }
@@ -204,8 +209,9 @@ impl Env {
         let api = Arc::new(LoopbackApi::start().unwrap());
         let aws = moto::sdk_config(&moto.url, REGION).await;
         tagged_network(&aws).await;
+        let proxy = FaultProxy::start(&moto.url);
         Env {
-            accounts: SameCredentials(Box::new(cloud(&moto.url))),
+            accounts: GuardedAccounts::new([(ACCOUNT, None)], |_, _| cloud(&proxy.url)),
             connector: KubeConnector {
                 endpoints: BTreeMap::from([(CLUSTER.to_string(), api.url())]),
                 contexts: BTreeMap::new(),
@@ -213,6 +219,7 @@ impl Env {
             },
             clock: FastClock::new(),
             moto,
+            proxy,
             api,
             aws,
         }
@@ -232,7 +239,7 @@ impl Env {
         let targets: Vec<ClusterTarget> = targets;
         plan_fleet(
             &targets,
-            self.accounts.0.as_ref(),
+            self.accounts.cloud(ACCOUNT, None),
             &self.connector,
             1,
             false,
@@ -241,7 +248,11 @@ impl Env {
     }
 
     /// Plan and apply; the plan and the reports.
-    async fn apply(&self, compilation: &Compilation, log: &Log) -> (Plan, Vec<ClusterReport>) {
+    async fn apply(
+        &self,
+        compilation: &Compilation,
+        log: &dyn Progress,
+    ) -> (Plan, Vec<ClusterReport>) {
         let plan = self.plan(compilation).await;
         assert_eq!(plan.failures, vec![], "the plan failed");
         let fleet = compilation.fleet.as_ref().unwrap();
@@ -608,10 +619,18 @@ async fn create_then_change_the_instance_type_rolls_every_node_within_the_budget
     drop(env.moto);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_failing_during_the_roll_fails_the_cluster_and_removes_nothing() {
-    let env = Env::start().await;
-    let dir = files::temp_dir("apply-e2e-read-fault");
+/// A cluster applied at v1 (m5.large) with the web workload Ready on it, and the
+/// harness looking after it: where the read-fault tests start from.
+struct RunningV1 {
+    dir: PathBuf,
+    set: PathBuf,
+    kubelet: Kubelet,
+    v1: Compilation,
+    v1_instances: BTreeSet<String>,
+}
+
+async fn running_v1(env: &Env, name: &str) -> RunningV1 {
+    let dir = files::temp_dir(name);
     let set = config_set(&dir);
     let fleet = write_fleet(&dir, &fleet_source("m5.large"));
     let kubelet = Kubelet::start(
@@ -632,6 +651,25 @@ async fn a_read_failing_during_the_roll_fails_the_cluster_and_removes_nothing() 
     )
     .await;
     let v1_instances = instance_ids(&pool_group(&env.aws).await);
+    RunningV1 {
+        dir,
+        set,
+        kubelet,
+        v1,
+        v1_instances,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_failing_during_the_roll_fails_the_cluster_and_removes_nothing() {
+    let env = Env::start().await;
+    let RunningV1 {
+        dir,
+        set,
+        kubelet,
+        v1,
+        v1_instances,
+    } = running_v1(&env, "apply-e2e-read-fault").await;
     let v1_hash = pool_hash(&v1);
 
     // From now on every read of pods fails: the planned roll cannot see what a
@@ -680,6 +718,151 @@ async fn a_read_failing_during_the_roll_fails_the_cluster_and_removes_nothing() 
         );
     }
     assert_eq!(ready_pods(&env.api, "web"), 3);
+}
+
+/// Logs like [`Log`]; from the first note containing `trigger` on, the proxy fails
+/// every request of `operation`.
+struct FailFrom<'a> {
+    log: Log,
+    trigger: &'static str,
+    operation: &'static str,
+    proxy: &'a FaultProxy,
+    /// How many requests the proxy had seen when the fault began.
+    armed_at: Mutex<Option<usize>>,
+}
+
+impl<'a> FailFrom<'a> {
+    fn new(proxy: &'a FaultProxy, trigger: &'static str, operation: &'static str) -> Self {
+        FailFrom {
+            log: Log::default(),
+            trigger,
+            operation,
+            proxy,
+            armed_at: Mutex::new(None),
+        }
+    }
+
+    fn armed_at(&self) -> Option<usize> {
+        *self.armed_at.lock().unwrap()
+    }
+}
+
+impl Progress for FailFrom<'_> {
+    fn step(&self, cluster: &str, step: &str) {
+        self.log.step(cluster, step);
+    }
+    fn waiting(&self, _: &str, _: &str, _: i64, _: i64) {}
+    fn note(&self, cluster: &str, message: &str) {
+        self.log.note(cluster, message);
+        let mut armed = self.armed_at.lock().unwrap();
+        if armed.is_none() && message.contains(self.trigger) {
+            *armed = Some(self.proxy.seen().len());
+            self.proxy.fail(self.operation, Fault::internal_error());
+        }
+    }
+    fn done(&self, _: &str, _: &str) {}
+}
+
+/// What AWS must never be asked while flotilla cannot see the world: the calls that
+/// remove instances, capacity or stacks.
+const DESTRUCTIVE: [&str; 6] = [
+    "TerminateInstanceInAutoScalingGroup",
+    "TerminateInstances",
+    "UpdateAutoScalingGroup",
+    "SetDesiredCapacity",
+    "DeleteStack",
+    "DeleteAutoScalingGroup",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_read_failing_fails_the_plan_and_stops_a_roll_without_removing_anything() {
+    let env = Env::start().await;
+    let RunningV1 {
+        dir,
+        set,
+        kubelet,
+        v1: _,
+        v1_instances,
+    } = running_v1(&env, "apply-e2e-aws-read-fault").await;
+    let fleet = write_fleet(&dir, &fleet_source("m5.xlarge"));
+    let v2 = compile_fleet(&fleet, &set);
+
+    // Plan: whichever AWS read fails, the cluster fails; nothing is planned from a
+    // partial view (a missing stack read as "create", a missing group as "remove").
+    for (operation, what) in [
+        ("DescribeStacks", "describe stack"),
+        ("GetTemplate", "template"),
+        (
+            "DescribeAutoScalingGroups",
+            "describe auto scaling groups of prod-1",
+        ),
+    ] {
+        env.proxy.fail(operation, Fault::internal_error());
+        let plan = env.plan(&v2).await;
+        env.proxy.heal();
+        assert_eq!(plan.clusters.len(), 0, "{operation}: {plan:#?}");
+        assert_eq!(plan.failures.len(), 1, "{operation}");
+        let error = plan.failures[0].error.to_string();
+        assert!(
+            error.contains(what) && error.contains("InternalFailure"),
+            "{operation}: {error}"
+        );
+    }
+
+    // Apply: once the roll has replaced its first node, every look at the groups
+    // fails. The roll must stop there: no further termination, the group's sizes
+    // left as they are (never lowered on a failed read), no stack deleted.
+    env.proxy.clear_seen();
+    let progress = FailFrom::new(&env.proxy, "terminated ", "DescribeAutoScalingGroups");
+    let (plan, reports) = env.apply(&v2, &progress).await;
+    assert!(step_names(&plan).contains(&"roll node pool workers (3 of 3 nodes)".to_string()));
+    let observed = kubelet.stop().await;
+    assert_eq!(observed.errors, Vec::<String>::new(), "the harness failed");
+
+    let log = progress.log.text();
+    let armed = progress
+        .armed_at()
+        .unwrap_or_else(|| panic!("the roll terminated no node:\n{log}"));
+    assert_eq!(reports[0].outcome, Outcome::Failed, "{log}");
+    let failed = reports[0].failed.clone().unwrap();
+    assert!(
+        failed.starts_with("roll node pool workers")
+            && failed.contains("describe auto scaling groups of prod-1")
+            && failed.contains("InternalFailure"),
+        "{failed}"
+    );
+    let after: Vec<String> = env.proxy.seen()[armed..].to_vec();
+    assert!(
+        after.iter().any(|op| op == "DescribeAutoScalingGroups"),
+        "the roll looked again: {after:?}"
+    );
+    for operation in DESTRUCTIVE {
+        assert!(
+            !after.iter().any(|op| op == operation),
+            "{operation} after the read failed: {after:?}\n{log}"
+        );
+    }
+    let group = pool_group(&env.aws).await;
+    let gone: Vec<String> = v1_instances
+        .difference(&instance_ids(&group))
+        .cloned()
+        .collect();
+    assert_eq!(
+        gone.len(),
+        1,
+        "only the node replaced before the fault: {gone:?}\n{log}"
+    );
+    assert!(
+        group.desired_capacity() >= Some(3) && group.min_size() >= Some(3),
+        "{group:?}"
+    );
+    for stack in ["prod-1-etcd", "prod-1", "prod-1-node-pool-workers"] {
+        let status = stack_status(&env.aws, stack).await;
+        assert!(
+            status.ends_with("_COMPLETE") && !status.starts_with("DELETE"),
+            "{stack}: {status}"
+        );
+    }
 }
 
 fn instance_ids(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> BTreeSet<String> {

@@ -162,7 +162,8 @@ fn sdk_dumps_never_reach_error_messages() {
     // An answer that is not AWS's: plan fails the cluster, in words.
     let garbage = silent::serve(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nnot xml"));
     let (output, _) = plan(&fleet("garbage"), &garbage, &[]);
-    let text = assert_failed_and_planned_nothing(&output, "describe stack prod-1-etcd");
+    // The account guard asks first.
+    let text = assert_failed_and_planned_nothing(&output, "(GetCallerIdentity)");
     for marker in DUMP_MARKERS {
         assert!(!text.contains(marker), "{text}");
     }
@@ -174,7 +175,7 @@ fn sdk_dumps_never_reach_error_messages() {
         .arg(fleet("bad-service-endpoint"))
         .args(["--config-set", FIXTURE, "--format", "json"])
         .envs(aws_env(&garbage))
-        .env("AWS_ENDPOINT_URL_CLOUDFORMATION", "localhost:4566")
+        .env("AWS_ENDPOINT_URL_STS", "localhost:4566")
         .output()
         .unwrap();
     let text = assert_failed_and_planned_nothing(&output, "endpoint must contain scheme");

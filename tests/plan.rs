@@ -175,7 +175,9 @@ fn an_unreachable_aws_endpoint_fails_the_cluster_and_plans_nothing() {
         plan["failures"][0]["error"]["operation"]
             .as_str()
             .unwrap()
-            .contains("describe stack prod-1-etcd")
+            .contains("(GetCallerIdentity)"),
+        "the account guard is the first call: {}",
+        plan["failures"][0]
     );
 }
 

@@ -388,3 +388,42 @@ fn a_gpu_pool_needs_nvidia_instance_types() {
         "{message}"
     );
 }
+
+#[test]
+fn a_role_to_assume_must_be_an_iam_role_of_the_clusters_account() {
+    let workers = pool("w", "\"m5.large\"", "");
+    let role = |arn: &str| {
+        cluster(
+            "test",
+            "eu-central-1",
+            &format!("  aws_role_arn = \"{arn}\"\n{workers}"),
+        )
+    };
+    let c1 = clean(&role("arn:aws:iam::123456789012:role/flotilla-deploy"));
+    assert_eq!(
+        serde_json::to_value(c1.get("aws_role_arn").unwrap()).unwrap(),
+        "arn:aws:iam::123456789012:role/flotilla-deploy"
+    );
+    let message = error(&role("flotilla-deploy"));
+    assert!(
+        message.contains(
+            "aws_role_arn must look like arn:aws:iam::ACCOUNT:role/NAME, got `flotilla-deploy`"
+        ),
+        "{message}"
+    );
+    let message = error(&role("arn:aws:iam::123456789012:user/alice"));
+    assert!(message.contains("must look like"), "{message}");
+    // Assumed credentials are the role's account's: another account's role could only
+    // ever fail the account guard.
+    let message = error(&role("arn:aws:iam::210000000202:role/flotilla-deploy"));
+    assert!(
+        message.contains("aws_role_arn is a role of account 210000000202, but the cluster is in account 123456789012"),
+        "{message}"
+    );
+    // Unset: the caller's own credentials.
+    let c1 = clean(&cluster("test", "eu-central-1", &workers));
+    assert!(
+        c1.get("aws_role_arn")
+            .is_none_or(|v| serde_json::to_value(v).unwrap().is_null())
+    );
+}

@@ -1,5 +1,5 @@
-//! What keeps apply from acting where it must not: the account guard, the update
-//! block and the apply lock. Block and lock live in the cluster itself, as annotated
+//! What keeps apply from acting where it must not, besides the account guard
+//! ([`crate::live::account`]): the update block and the apply lock. Block and lock live in the cluster itself, as annotated
 //! ConfigMaps in `kube-system`, so every operator's apply sees the same ones.
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::rfc3339;
-use crate::live::{Clock, Cloud, ClusterApi, LiveError, LiveResult, ObjectRef};
+use crate::live::{Clock, ClusterApi, LiveError, LiveResult, ObjectRef};
 
 const NAMESPACE: &str = "kube-system";
 const BLOCK_NAME: &str = "flotilla-update-block";
@@ -23,23 +23,6 @@ const EXPIRES_MS: &str = "flotilla.io/expires-at-ms";
 const EXPIRES_AT: &str = "flotilla.io/expires-at";
 const STEP: &str = "flotilla.io/step";
 const STEP_SINCE_MS: &str = "flotilla.io/step-since-ms";
-
-/// Fails unless the credentials belong to the cluster's account: a wrong account must
-/// never look like an empty one.
-pub async fn check_account(cloud: &dyn Cloud, region: &str, account: &str) -> LiveResult<()> {
-    let caller = cloud.caller_account(region).await?;
-    if caller == account {
-        Ok(())
-    } else {
-        Err(LiveError {
-            operation: "check the caller's account (STS GetCallerIdentity)".into(),
-            message: format!(
-                "the credentials are for account {caller}, but the cluster is in account {account}; nothing was read or changed"
-            ),
-            retryable: false,
-        })
-    }
-}
 
 /// Who blocked a cluster's updates, why and when.
 #[derive(Clone, Debug, PartialEq, Serialize)]

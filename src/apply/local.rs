@@ -313,28 +313,3 @@ impl Cloud for AccountView {
             .await
     }
 }
-
-/// Credentials for every account of the fleet, in the local world.
-pub struct LocalAccounts {
-    views: BTreeMap<String, AccountView>,
-    /// For an account the fleet does not name: answers as no account at all.
-    none: AccountView,
-}
-
-impl LocalAccounts {
-    pub fn new<'a>(world: &LocalWorld, accounts: impl IntoIterator<Item = &'a str>) -> Self {
-        LocalAccounts {
-            views: accounts
-                .into_iter()
-                .map(|a| (a.to_string(), world.account(a)))
-                .collect(),
-            none: world.account(""),
-        }
-    }
-}
-
-impl super::Accounts for LocalAccounts {
-    fn cloud(&self, account: &str) -> &dyn Cloud {
-        self.views.get(account).unwrap_or(&self.none)
-    }
-}

@@ -79,8 +79,8 @@ async fn read(
     world: &World<'_>,
     status: &mut ClusterStatus,
 ) -> LiveResult<()> {
-    let cloud = world.accounts.cloud(&spec.account);
-    guard::check_account(cloud, &spec.region, &spec.account).await?;
+    // Guarded: the first read checks the account.
+    let cloud = world.cloud(spec);
     let groups = cloud.auto_scaling_groups(&spec.region, &spec.id).await?;
     let exists = cloud
         .describe_stack(&spec.region, &spec.id)

@@ -101,10 +101,12 @@ fn set_block(
     let backend = Backend::open(endpoints, &fleet, path)?;
     let world = backend.world();
     let message: Result<String, crate::live::LiveError> = runtime()?.block_on(async {
+        // Only the cluster's API is used below: the guard is asked for explicitly.
         apply::check_account(
-            world.accounts.cloud(&spec.account),
+            world.cloud(spec),
             &spec.region,
             &spec.account,
+            spec.aws_role_arn.as_deref(),
         )
         .await?;
         let api = world

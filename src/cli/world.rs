@@ -7,8 +7,8 @@ use std::io::{IsTerminal, Write};
 use clap::ValueEnum;
 
 use super::{CliError, CliResult, ConfigArgs, pairs, print_diagnostics};
-use crate::apply::local::{LocalAccounts, LocalWorld};
-use crate::apply::{Accounts, SameCredentials, World};
+use crate::apply::local::LocalWorld;
+use crate::apply::{Accounts, GuardedAccounts, World};
 use crate::compile::{Compilation, compile};
 use crate::live::aws::AwsCloud;
 use crate::live::{Clock, SystemClock, Timeouts};
@@ -100,8 +100,10 @@ impl Backend {
     ) -> CliResult<Backend> {
         if endpoints.world == Some(WorldKind::Local) {
             let local = LocalWorld::open(path).map_err(CliError::LocalWorld)?;
+            // The simulated world holds every account the fleet names; roles are not
+            // simulated.
             let accounts =
-                LocalAccounts::new(&local, fleet.clusters.iter().map(|c| c.account.as_str()));
+                GuardedAccounts::new(identities(fleet), |account, _| local.account(account));
             return Ok(Backend {
                 accounts: Box::new(accounts),
                 connector: Box::new(local.connector()),
@@ -113,10 +115,15 @@ impl Backend {
             crate::live::aws::check_endpoint_variable().map_err(CliError::Endpoint)?;
         }
         let timeouts = Timeouts::from_seconds(endpoints.timeout);
+        let accounts = GuardedAccounts::new(identities(fleet), |_, role| {
+            let cloud = AwsCloud::new(endpoints.aws_endpoint_url.clone()).with_timeouts(timeouts);
+            match role {
+                Some(role) => cloud.assuming(role),
+                None => cloud,
+            }
+        });
         Ok(Backend {
-            accounts: Box::new(SameCredentials(Box::new(
-                AwsCloud::new(endpoints.aws_endpoint_url.clone()).with_timeouts(timeouts),
-            ))),
+            accounts: Box::new(accounts),
             connector: Box::new(KubeConnector {
                 endpoints: pairs(&endpoints.kube_endpoints, "--kube-endpoint", fleet)?,
                 contexts: pairs(&endpoints.kube_contexts, "--kube-context", fleet)?,
@@ -143,11 +150,11 @@ impl Backend {
         concurrency: usize,
     ) -> Plan {
         let progress = std::io::stderr().is_terminal();
-        let mut by_account: BTreeMap<&str, Vec<ClusterTarget>> = BTreeMap::new();
+        let mut by_identity: BTreeMap<(&str, Option<&str>), Vec<ClusterTarget>> = BTreeMap::new();
         for t in targets {
             if let Some(cluster) = fleet.cluster(&t.artifacts.cluster) {
-                by_account
-                    .entry(cluster.account.as_str())
+                by_identity
+                    .entry((cluster.account.as_str(), cluster.aws_role_arn.as_deref()))
                     .or_default()
                     .push(ClusterTarget::new(cluster, t.artifacts));
             }
@@ -156,10 +163,12 @@ impl Backend {
             version: crate::plan::PLAN_VERSION,
             ..Plan::default()
         };
-        for (account, targets) in by_account {
+        for ((account, role), targets) in by_identity {
+            // Guarded: a cluster whose credentials are another account's fails before
+            // anything of it is read.
             let part = plan_fleet(
                 &targets,
-                self.accounts.cloud(account),
+                self.accounts.cloud(account, role),
                 self.connector.as_ref(),
                 concurrency,
                 progress,
@@ -184,6 +193,14 @@ impl Backend {
             None => Ok(()),
         }
     }
+}
+
+/// Every account of the fleet with the role its clusters are reached through.
+fn identities(fleet: &Fleet) -> impl Iterator<Item = (&str, Option<&str>)> {
+    fleet
+        .clusters
+        .iter()
+        .map(|c| (c.account.as_str(), c.aws_role_arn.as_deref()))
 }
 
 pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {

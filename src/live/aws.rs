@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag, TemplateStage,
@@ -26,8 +28,11 @@ use super::{
 pub struct AwsCloud {
     endpoint: Option<String>,
     timeouts: Timeouts,
-    /// Credentials instead of the standard chain (an assumed role's, or a test's).
+    /// Credentials instead of the standard chain (a test's).
     credentials: Option<SharedCredentialsProvider>,
+    /// A role assumed with those credentials (STS AssumeRole), whose credentials every
+    /// call then uses.
+    role: Option<String>,
     /// One SDK configuration per region, created on first use.
     configs: Mutex<HashMap<String, SdkConfig>>,
 }
@@ -63,6 +68,7 @@ impl AwsCloud {
             endpoint,
             timeouts: Timeouts::default(),
             credentials: None,
+            role: None,
             configs: Mutex::new(HashMap::new()),
         }
     }
@@ -75,6 +81,15 @@ impl AwsCloud {
     pub fn with_credentials(self, credentials: impl ProvideCredentials + 'static) -> AwsCloud {
         AwsCloud {
             credentials: Some(SharedCredentialsProvider::new(credentials)),
+            ..self
+        }
+    }
+
+    /// Reach AWS as `role` (an IAM role ARN), assumed with the credentials this cloud
+    /// has otherwise; the session is named after flotilla, so CloudTrail says who acted.
+    pub fn assuming(self, role: &str) -> AwsCloud {
+        AwsCloud {
+            role: Some(role.to_string()),
             ..self
         }
     }
@@ -108,7 +123,20 @@ impl AwsCloud {
         if let Some(credentials) = &self.credentials {
             loader = loader.credentials_provider(credentials.clone());
         }
-        let config = loader.load().await;
+        let mut config = loader.load().await;
+        if let Some(role) = &self.role {
+            // The provider caches the role's credentials and renews them before they
+            // expire.
+            let assumed = AssumeRoleProvider::builder(role)
+                .session_name(format!("flotilla-{}", std::process::id()))
+                .configure(&config)
+                .build()
+                .await;
+            config = config
+                .into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(assumed))
+                .build();
+        }
         configs.insert(region.to_string(), config.clone());
         config
     }
@@ -128,6 +156,17 @@ impl AwsCloud {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        if let Some(credentials) = source_of::<CredentialsError>(&err) {
+            let cause = error_chain(credentials);
+            return LiveError {
+                operation,
+                message: match &self.role {
+                    Some(role) => format!("cannot assume role {role}: {cause}"),
+                    None => format!("no usable AWS credentials: {cause}"),
+                },
+                retryable: matches!(credentials, CredentialsError::ProviderTimedOut(_)),
+            };
+        }
         let silent = |bound| format!("AWS did not answer within {} s", seconds(bound));
         let (message, retryable) = match &err {
             SdkError::ServiceError(e) => (
@@ -251,6 +290,20 @@ impl AwsCloud {
             .map_err(|e| self.failure(format!("delete change set {id} of {stack}"), e))?;
         Ok(())
     }
+}
+
+/// The first error of type `E` in `err`'s chain of sources.
+fn source_of<'a, E: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
 }
 
 /// An error with its sources (their `Display` forms), which hold the useful part of
