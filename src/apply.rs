@@ -27,6 +27,7 @@ use crate::plan::{ClusterPlan, Connector, StackAction, Step};
 use crate::render::Artifacts;
 
 pub use guard::{Block, LockPolicy, Rollout, check_account, clear_block, read_block, set_block};
+pub use local::LocalWorldError;
 pub use stacks::{StackChange, StackOutcome};
 
 /// The cloud as each account's credentials see it.

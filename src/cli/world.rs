@@ -99,7 +99,7 @@ impl Backend {
         path: &std::path::Path,
     ) -> CliResult<Backend> {
         if endpoints.world == Some(WorldKind::Local) {
-            let local = LocalWorld::open(path).map_err(CliError::LocalWorld)?;
+            let local = LocalWorld::open(path)?;
             let accounts =
                 LocalAccounts::new(&local, fleet.clusters.iter().map(|c| c.account.as_str()));
             return Ok(Backend {
@@ -179,7 +179,7 @@ impl Backend {
         match &self.local {
             Some(local) => {
                 local.seed_sample_apps();
-                local.save().map_err(CliError::LocalWorld)
+                Ok(local.save()?)
             }
             None => Ok(()),
         }
