@@ -28,6 +28,7 @@ use crate::render::Artifacts;
 
 pub use crate::live::account::{Accounts, GuardedAccounts, check_account};
 pub use guard::{Block, LockPolicy, Rollout, clear_block, read_block, set_block};
+pub use local::LocalWorldError;
 pub use stacks::{StackChange, StackOutcome};
 
 /// The doors to the world.

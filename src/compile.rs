@@ -4,6 +4,7 @@
 //! last rendered is served from the cache instead.
 
 mod cache;
+mod error;
 mod output;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +20,7 @@ use crate::render::{Artifacts, ConfigSet, Summary};
 use crate::source::{FileSystem, SourceMap};
 
 pub use cache::{Cache, Entry, EntryError, Key};
+pub use error::CompileError;
 use output::{is_relative_inside, process_is_gone};
 pub use output::{write_fleet_output, write_output};
 
@@ -147,7 +149,10 @@ impl FleetOutput {
 
     /// The artifacts with their text of every cluster not in `skip`. A cache entry that
     /// fails its digest check here is discarded and the cluster rendered again.
-    pub fn artifacts_except(&mut self, skip: &BTreeSet<&str>) -> Result<Vec<Artifacts>, String> {
+    pub fn artifacts_except(
+        &mut self,
+        skip: &BTreeSet<&str>,
+    ) -> Result<Vec<Artifacts>, CompileError> {
         let mut out = Vec::new();
         for output in &self.clusters {
             if skip.contains(output.cluster.as_str()) {
@@ -174,16 +179,20 @@ impl FleetOutput {
         Ok(out)
     }
 
-    fn render_again(&self, id: &str) -> Result<Artifacts, String> {
+    fn render_again(&self, id: &str) -> Result<Artifacts, CompileError> {
         let cluster = self.fleet.as_ref().and_then(|f| f.cluster(id));
         let set = self.set_of.get(id).and_then(|name| self.sets.get(name));
         let (Some(cluster), Some(set)) = (cluster, set) else {
-            return Err(format!("cluster {id} cannot be rendered again"));
+            return Err(CompileError::NotRenderable(id.to_string()));
         };
-        set.set.render(cluster, &self.sources).map_err(|problems| {
-            let first = problems.first().map_or("", |d| d.message.as_str());
-            format!("cluster {id} no longer renders: {first}")
-        })
+        set.set
+            .render(cluster, &self.sources)
+            .map_err(|problems| CompileError::NoLongerRenders {
+                cluster: id.to_string(),
+                problem: problems
+                    .first()
+                    .map_or(String::new(), |d| d.message.clone()),
+            })
     }
 }
 
@@ -423,16 +432,15 @@ pub fn compile_at_revision(
     path: &Path,
     config: &ConfigSource,
     cache: Option<&Cache>,
-) -> Result<Option<FleetOutput>, String> {
-    let commit = repo.resolve(rev).map_err(|e| e.to_string())?;
-    let fs = repo.flt_files_at(&commit).map_err(|e| e.to_string())?;
-    let relative = repo.relative(path).ok_or_else(|| {
-        format!(
-            "{} is not inside the repository at {}",
-            path.display(),
-            repo.root.display()
-        )
-    })?;
+) -> Result<Option<FleetOutput>, CompileError> {
+    let commit = repo.resolve(rev)?;
+    let fs = repo.flt_files_at(&commit)?;
+    let relative = repo
+        .relative(path)
+        .ok_or_else(|| CompileError::OutsideRepository {
+            path: path.to_path_buf(),
+            root: repo.root.clone(),
+        })?;
     let fleet = repo.root.join(relative);
     if fs.read(&fleet).is_none() && fs.flt_files(&fleet).is_empty() {
         return Ok(None);

@@ -15,6 +15,7 @@
 
 pub mod analysis;
 pub mod apply;
+pub mod builtins;
 pub mod cli;
 pub mod codes;
 pub mod compile;

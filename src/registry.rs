@@ -68,14 +68,22 @@ pub enum RegistryError {
     Yaml(#[from] serde_yaml_ng::Error),
     #[error("{0}")]
     Document(String),
-    #[error("{option}: {message}")]
+    #[error("{option}: {problem}")]
     Option {
         option: &'static str,
-        message: String,
+        #[source]
+        problem: Problem,
     },
+    /// A merge key (`<<`) that cannot be applied.
+    #[error("{0}")]
+    Merge(#[source] Problem),
     /// A cluster (or something inside it) that cannot be carried over.
-    #[error("{at}: {message}")]
-    Entry { at: String, message: String },
+    #[error("{at}: {problem}")]
+    Entry {
+        at: String,
+        #[source]
+        problem: Problem,
+    },
     #[error("{at}: id `{id}` is already used by clusters[{first}]{hint}")]
     DuplicateId {
         at: String,
@@ -85,6 +93,118 @@ pub enum RegistryError {
     },
     #[error("internal error: the generated source does not parse ({0}); please report this")]
     Generated(String),
+    #[error("internal error: the stdlib declares no `ConfigItems` type; please report this")]
+    NoConfigItemsType,
+}
+
+/// What is wrong with a value of the registry, or where it is (the `In…` variants wrap
+/// the problem found inside).
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("`{field}`: {problem}")]
+    InField {
+        field: &'static str,
+        #[source]
+        problem: Box<Problem>,
+    },
+    #[error("config item `{item}`: {problem}")]
+    InConfigItem {
+        item: String,
+        #[source]
+        problem: Box<Problem>,
+    },
+    /// Inside an element of a list, such as `node_pools[0] (name `a`)`.
+    #[error("{at}: {problem}")]
+    InElement {
+        at: String,
+        #[source]
+        problem: Box<Problem>,
+    },
+    #[error("expected a mapping of {what} fields, found {found}")]
+    NotAMapping {
+        what: &'static str,
+        found: &'static str,
+    },
+    #[error("{0}")]
+    Fields(#[source] serde_yaml_ng::Error),
+    #[error("expected text, a number or a boolean, found {0}")]
+    NotScalar(&'static str),
+    #[error("expected a whole number, found {0}")]
+    NotWholeNumber(String),
+    #[error("{0} is out of range")]
+    OutOfRange(String),
+    #[error("expected true or false, found {0}")]
+    NotBool(String),
+    #[error("expected a duration with a unit such as `90s`, `5m` or `1h30m`, found {0}")]
+    NotDuration(String),
+    #[error("expected a Kubernetes quantity such as `500Mi`, `2Gi` or `250m`, found `{0}`")]
+    NotQuantity(String),
+    #[error("the stdlib declares it as {0}, which import-registry cannot convert; set it by hand")]
+    Unconvertible(String),
+    #[error("`config_items` must be a mapping, found {0}")]
+    ConfigItemsNotAMapping(&'static str),
+    #[error("config item names must be text, found {0}")]
+    ConfigItemName(&'static str),
+    #[error("`node_pools` must be a list, found {0}")]
+    NodePoolsNotAList(&'static str),
+    #[error(
+        "`id` `{id}` is not a DNS label and {why}, so no cluster id can be derived from it: \
+         give the cluster an `alias` that is a DNS label (lower-case letters, digits and `-`, \
+         starting with a letter, at most 63 characters)"
+    )]
+    NoClusterId { id: String, why: String },
+    #[error("provider `{0}` is not supported: flotilla describes clusters on AWS")]
+    Provider(String),
+    #[error(
+        "unknown environment `{0}`: expected `production` or `test` \
+         (e2e, staging, dev and playground are read as test)"
+    )]
+    Environment(String),
+    #[error(
+        "unknown lifecycle_status `{0}`: expected requested, ready, \
+         decommission-requested or decommissioned"
+    )]
+    LifecycleStatus(String),
+    #[error("`infrastructure_account` `{0}` is not an AWS account (expected `aws:ID`)")]
+    NotAnAwsAccount(String),
+    #[error(
+        "`{0}` is not a valid channel name (letters, digits and `_`, not starting with a digit)"
+    )]
+    ChannelName(String),
+    #[error("unknown discount_strategy `{0}`: expected spot, spot_max_price or none")]
+    DiscountStrategy(String),
+    #[error("`instance_type` names no instance type")]
+    NoInstanceType,
+    #[error("label `{0}` is not `key=value`")]
+    Label(String),
+    #[error("taint `{0}` is not `key=value:Effect`")]
+    Taint(String),
+    #[error(
+        "taint `{spec}` has effect `{effect}`: expected NoSchedule, PreferNoSchedule or NoExecute"
+    )]
+    TaintEffect { spec: String, effect: String },
+    #[error("a merge key `<<` lists {0}: it takes mappings (`<<: [*a, *b]`)")]
+    MergeListItem(&'static str),
+    #[error(
+        "a merge key `<<` is given {0}: it takes a mapping or a list of them (`<<: *defaults`)"
+    )]
+    MergeValue(&'static str),
+}
+
+impl Problem {
+    fn in_field(field: &'static str) -> impl FnOnce(Problem) -> Problem {
+        move |problem| Problem::InField {
+            field,
+            problem: Box::new(problem),
+        }
+    }
+
+    fn in_config_item(item: &str) -> impl FnOnce(Problem) -> Problem + '_ {
+        move |problem| Problem::InConfigItem {
+            item: item.to_string(),
+            problem: Box::new(problem),
+        }
+    }
 }
 
 /// What to do about a repeated cluster id: it depends on where the id came from.
@@ -109,12 +229,12 @@ impl fmt::Display for DuplicateHint {
 
 /// Convert a registry document to formatted .flt source.
 pub fn import(yaml: &str, options: &ImportOptions) -> Result<String, RegistryError> {
-    let option_error = |option| move |message| RegistryError::Option { option, message };
+    let option_error = |option| move |problem| RegistryError::Option { option, problem };
     let production_channel =
         channel_name(&options.production_channel).map_err(option_error("production channel"))?;
     let test_channel = channel_name(&options.test_channel).map_err(option_error("test channel"))?;
     let mut document: Value = serde_yaml_ng::from_str(yaml)?;
-    apply_merge_keys(&mut document).map_err(RegistryError::Document)?;
+    apply_merge_keys(&mut document).map_err(RegistryError::Merge)?;
     if !document.is_mapping() {
         return Err(RegistryError::Document(format!(
             "the registry must be a mapping with a `clusters:` list, found {}",
@@ -133,7 +253,7 @@ pub fn import(yaml: &str, options: &ImportOptions) -> Result<String, RegistryErr
             )));
         }
     };
-    let config_types = config_item_types().map_err(RegistryError::Generated)?;
+    let config_types = config_item_types().ok_or(RegistryError::NoConfigItemsType)?;
     let defaults = ChannelDefaults {
         production: production_channel,
         test: test_channel,
@@ -146,9 +266,9 @@ pub fn import(yaml: &str, options: &ImportOptions) -> Result<String, RegistryErr
     for (index, raw) in clusters.iter().enumerate() {
         let at = position("clusters", index, raw, "id");
         let id = write_cluster(&mut out, raw, &defaults, &config_types, &shared_region_ids)
-            .map_err(|message| RegistryError::Entry {
+            .map_err(|problem| RegistryError::Entry {
                 at: at.clone(),
-                message,
+                problem,
             })?;
         if let Some(first) = first_index_of_id.insert(id.id.clone(), index) {
             return Err(RegistryError::DuplicateId {
@@ -276,7 +396,7 @@ fn cluster_id(
     entry: &RegistryCluster,
     raw: &Value,
     shared: &std::collections::HashSet<String>,
-) -> Result<ClusterId, String> {
+) -> Result<ClusterId, Problem> {
     let registry_id = text(&entry.id, "id")?;
     if crate::dns::is_dns_label(&registry_id) {
         return Ok(ClusterId {
@@ -293,22 +413,19 @@ fn cluster_id(
             });
         }
     }
-    let unusable = |why: &str| {
-        format!(
-            "`id` `{registry_id}` is not a DNS label and {why}, so no cluster id can be \
-             derived from it: give the cluster an `alias` that is a DNS label (lower-case \
-             letters, digits and `-`, starting with a letter, at most 63 characters)"
-        )
+    let unusable = |why: String| Problem::NoClusterId {
+        id: registry_id.clone(),
+        why,
     };
     let Some(base) = region_local_id(raw) else {
-        return Err(unusable("its `region` or `local_id` is missing"));
+        return Err(unusable("its `region` or `local_id` is missing".into()));
     };
     let mut id = base.clone();
     if shared.contains(&base) {
         id = format!("{base}-{}", account(&entry.infrastructure_account)?);
     }
     if !crate::dns::is_dns_label(&id) {
-        return Err(unusable(&format!(
+        return Err(unusable(format!(
             "`{id}` (region, local id and account) is not one either"
         )));
     }
@@ -322,15 +439,14 @@ fn write_cluster(
     defaults: &ChannelDefaults,
     config_types: &[(String, ItemType)],
     shared_region_ids: &std::collections::HashSet<String>,
-) -> Result<ClusterId, String> {
+) -> Result<ClusterId, Problem> {
     if !raw.is_mapping() {
-        return Err(format!(
-            "expected a mapping of cluster fields, found {}",
-            kind(raw)
-        ));
+        return Err(Problem::NotAMapping {
+            what: "cluster",
+            found: kind(raw),
+        });
     }
-    let entry: RegistryCluster =
-        serde_yaml_ng::from_value(raw.clone()).map_err(|e| e.to_string())?;
+    let entry: RegistryCluster = serde_yaml_ng::from_value(raw.clone()).map_err(Problem::Fields)?;
     let cluster_id = cluster_id(&entry, raw, shared_region_ids)?;
     let registry_id = text(&entry.id, "id")?;
     let id = &cluster_id.id;
@@ -343,9 +459,7 @@ fn write_cluster(
     if let Some(provider) = &entry.provider {
         let provider = text(provider, "provider")?;
         if !provider.to_ascii_lowercase().contains("aws") {
-            return Err(format!(
-                "provider `{provider}` is not supported: flotilla describes clusters on AWS"
-            ));
+            return Err(Problem::Provider(provider));
         }
     }
 
@@ -364,7 +478,7 @@ fn write_cluster(
         ));
     }
     if let Some(level) = &entry.criticality_level {
-        let level = whole_number(level).map_err(|e| format!("`criticality_level`: {e}"))?;
+        let level = whole_number(level).map_err(Problem::in_field("criticality_level"))?;
         out.line(&format!("criticality_level = {level}"));
     }
     out.line(&format!(
@@ -396,34 +510,31 @@ fn write_cluster(
         Some(Value::Sequence(pools)) => {
             for (index, raw_pool) in pools.iter().enumerate() {
                 let context = position("node_pools", index, raw_pool, "name");
-                write_node_pool(out, raw_pool).map_err(|e| format!("{context}: {e}"))?;
+                write_node_pool(out, raw_pool).map_err(|problem| Problem::InElement {
+                    at: context,
+                    problem: Box::new(problem),
+                })?;
             }
         }
         Some(other) => {
-            return Err(format!(
-                "`node_pools` must be a list, found {}",
-                kind(other)
-            ));
+            return Err(Problem::NodePoolsNotAList(kind(other)));
         }
     }
     out.close();
     Ok(cluster_id)
 }
 
-fn environment(value: &str) -> Result<&'static str, String> {
+fn environment(value: &str) -> Result<&'static str, Problem> {
     match value.trim().to_ascii_lowercase().as_str() {
         "production" | "prod" => Ok("production"),
         "test" | "testing" | "e2e" | "staging" | "stage" | "dev" | "development" | "playground"
         | "sandbox" => Ok("test"),
-        _ => Err(format!(
-            "unknown environment `{value}`: expected `production` or `test` \
-             (e2e, staging, dev and playground are read as test)"
-        )),
+        _ => Err(Problem::Environment(value.to_string())),
     }
 }
 
 /// Registry spellings (`decommission-requested`) become the stdlib's variant names.
-fn lifecycle_status(value: &str) -> Result<String, String> {
+fn lifecycle_status(value: &str) -> Result<String, Problem> {
     const VARIANTS: [&str; 4] = [
         "requested",
         "ready",
@@ -434,27 +545,22 @@ fn lifecycle_status(value: &str) -> Result<String, String> {
     if VARIANTS.contains(&variant.as_str()) {
         Ok(variant)
     } else {
-        Err(format!(
-            "unknown lifecycle_status `{value}`: expected requested, ready, \
-             decommission-requested or decommissioned"
-        ))
+        Err(Problem::LifecycleStatus(value.to_string()))
     }
 }
 
 /// `aws:123456789012` (the registry's form) or a bare account id.
-fn account(value: &Value) -> Result<String, String> {
+fn account(value: &Value) -> Result<String, Problem> {
     let account = text(value, "infrastructure_account")?;
     match account.split_once(':') {
         Some(("aws", id)) => Ok(id.trim().to_string()),
-        Some(_) => Err(format!(
-            "`infrastructure_account` `{account}` is not an AWS account (expected `aws:ID`)"
-        )),
+        Some(_) => Err(Problem::NotAnAwsAccount(account)),
         None => Ok(account.trim().to_string()),
     }
 }
 
 /// A name written bare in the output must be an identifier of the language.
-fn channel_name(name: &str) -> Result<&str, String> {
+fn channel_name(name: &str) -> Result<&str, Problem> {
     const KEYWORDS: [&str; 14] = [
         "import", "as", "type", "enum", "let", "check", "if", "then", "else", "for", "in", "true",
         "false", "null",
@@ -469,23 +575,20 @@ fn channel_name(name: &str) -> Result<&str, String> {
     {
         Ok(name)
     } else {
-        Err(format!(
-            "`{name}` is not a valid channel name (letters, digits and `_`, not starting with a digit)"
-        ))
+        Err(Problem::ChannelName(name.to_string()))
     }
 }
 
 // ---- node pools ---------------------------------------------------------------------
 
-fn write_node_pool(out: &mut Writer, raw: &Value) -> Result<(), String> {
+fn write_node_pool(out: &mut Writer, raw: &Value) -> Result<(), Problem> {
     if !raw.is_mapping() {
-        return Err(format!(
-            "expected a mapping of node pool fields, found {}",
-            kind(raw)
-        ));
+        return Err(Problem::NotAMapping {
+            what: "node pool",
+            found: kind(raw),
+        });
     }
-    let pool: RegistryNodePool =
-        serde_yaml_ng::from_value(raw.clone()).map_err(|e| e.to_string())?;
+    let pool: RegistryNodePool = serde_yaml_ng::from_value(raw.clone()).map_err(Problem::Fields)?;
     let name = text(&pool.name, "name")?;
     let types = instance_types(&pool.instance_type)?;
     let spot = match &pool.discount_strategy {
@@ -494,9 +597,7 @@ fn write_node_pool(out: &mut Writer, raw: &Value) -> Result<(), String> {
             "spot" | "spot_max_price" => true,
             "none" | "" => false,
             other => {
-                return Err(format!(
-                    "unknown discount_strategy `{other}`: expected spot, spot_max_price or none"
-                ));
+                return Err(Problem::DiscountStrategy(other.to_string()));
             }
         },
     };
@@ -511,10 +612,10 @@ fn write_node_pool(out: &mut Writer, raw: &Value) -> Result<(), String> {
     if let Some(min_size) = &pool.min_size {
         out.line(&format!(
             "min_size = {}",
-            whole_number(min_size).map_err(|e| format!("`min_size`: {e}"))?
+            whole_number(min_size).map_err(Problem::in_field("min_size"))?
         ));
     }
-    let max_size = whole_number(&pool.max_size).map_err(|e| format!("`max_size`: {e}"))?;
+    let max_size = whole_number(&pool.max_size).map_err(Problem::in_field("max_size"))?;
     out.line(&format!("max_size = {max_size}"));
     if let Some(profile) = &pool.profile {
         out.line(&format!("profile = {}", quote(&text(profile, "profile")?)));
@@ -526,7 +627,7 @@ fn write_node_pool(out: &mut Writer, raw: &Value) -> Result<(), String> {
     Ok(())
 }
 
-fn instance_types(value: &Value) -> Result<Vec<String>, String> {
+fn instance_types(value: &Value) -> Result<Vec<String>, Problem> {
     let parts = match value {
         Value::Sequence(items) => items
             .iter()
@@ -543,19 +644,19 @@ fn instance_types(value: &Value) -> Result<Vec<String>, String> {
         .filter(|t| !t.is_empty())
         .collect();
     if types.is_empty() {
-        return Err("`instance_type` names no instance type".into());
+        return Err(Problem::NoInstanceType);
     }
     Ok(types)
 }
 
 /// Node pool config items that have a typed home (`labels`, `taints`) are converted;
 /// secrets go to the pool's `secrets`, the others to its `config_items`, as text.
-fn write_node_pool_config_items(out: &mut Writer, items: &Value) -> Result<(), String> {
+fn write_node_pool_config_items(out: &mut Writer, items: &Value) -> Result<(), Problem> {
     let mut items = config_map(items)?;
     items.retain(|_, value| !value.is_null());
     let mut rest = TextItems::default();
     for (key, value) in &items {
-        let value = scalar(value).map_err(|e| format!("config item `{key}`: {e}"))?;
+        let value = scalar(value).map_err(Problem::in_config_item(key))?;
         match key.as_str() {
             "labels" => {
                 let labels = labels(&value)?;
@@ -638,13 +739,13 @@ fn is_secret(name: &str, value: &str) -> bool {
 }
 
 /// `key=value,key2=value2`, the registry's way of writing node labels.
-fn labels(spec: &str) -> Result<BTreeMap<String, String>, String> {
+fn labels(spec: &str) -> Result<BTreeMap<String, String>, Problem> {
     spec.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|pair| match pair.split_once('=') {
             Some((key, value)) => Ok((key.trim().to_string(), value.trim().to_string())),
-            None => Err(format!("label `{pair}` is not `key=value`")),
+            None => Err(Problem::Label(pair.to_string())),
         })
         .collect()
 }
@@ -656,9 +757,9 @@ struct TaintSpec {
 }
 
 /// `key=value:Effect` or `key:Effect`, as `kubectl taint` writes them.
-fn taint(spec: &str) -> Result<TaintSpec, String> {
+fn taint(spec: &str) -> Result<TaintSpec, Problem> {
     const EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
-    let bad = || format!("taint `{spec}` is not `key=value:Effect`");
+    let bad = || Problem::Taint(spec.to_string());
     let (key_value, effect) = spec.rsplit_once(':').ok_or_else(bad)?;
     let (key, value) = key_value.split_once('=').unwrap_or((key_value, ""));
     if key.trim().is_empty() {
@@ -666,9 +767,10 @@ fn taint(spec: &str) -> Result<TaintSpec, String> {
     }
     let effect = effect.trim();
     if !EFFECTS.contains(&effect) {
-        return Err(format!(
-            "taint `{spec}` has effect `{effect}`: expected NoSchedule, PreferNoSchedule or NoExecute"
-        ));
+        return Err(Problem::TaintEffect {
+            spec: spec.to_string(),
+            effect: effect.to_string(),
+        });
     }
     Ok(TaintSpec {
         key: key.trim().to_string(),
@@ -692,21 +794,13 @@ enum ItemType {
 
 /// The scalar fields of the stdlib's `ConfigItems`, in declaration order. Map fields
 /// (`custom`) are left out: a registry value is never a map.
-fn config_item_types() -> Result<Vec<(String, ItemType)>, String> {
-    let missing = || "internal error: the stdlib declares no `ConfigItems` type".to_string();
-    let (_, prelude) = STDLIB
-        .iter()
-        .find(|(name, _)| *name == PRELUDE)
-        .ok_or_else(missing)?;
+fn config_item_types() -> Option<Vec<(String, ItemType)>> {
+    let (_, prelude) = STDLIB.iter().find(|(name, _)| *name == PRELUDE)?;
     let (module, _) = crate::syntax::parse(FileId(0), prelude);
-    let fields = module
-        .items
-        .iter()
-        .find_map(|item| match item {
-            Item::Type(decl) if decl.name.name == "ConfigItems" => Some(&decl.members),
-            _ => None,
-        })
-        .ok_or_else(missing)?;
+    let fields = module.items.iter().find_map(|item| match item {
+        Item::Type(decl) if decl.name.name == "ConfigItems" => Some(&decl.members),
+        _ => None,
+    })?;
     // The prelude's type aliases (`type InstanceType = String`), to see through them.
     let aliases: HashMap<&str, &TypeExpr> = module
         .items
@@ -716,15 +810,17 @@ fn config_item_types() -> Result<Vec<(String, ItemType)>, String> {
             _ => None,
         })
         .collect();
-    Ok(fields
-        .iter()
-        .filter_map(|member| match member {
-            Member::Field(field) => {
-                item_type(&field.ty, &aliases).map(|ty| (field.name.name.clone(), ty))
-            }
-            Member::Check(_) => None,
-        })
-        .collect())
+    Some(
+        fields
+            .iter()
+            .filter_map(|member| match member {
+                Member::Field(field) => {
+                    item_type(&field.ty, &aliases).map(|ty| (field.name.name.clone(), ty))
+                }
+                Member::Check(_) => None,
+            })
+            .collect(),
+    )
 }
 
 fn item_type(ty: &TypeExpr, aliases: &HashMap<&str, &TypeExpr>) -> Option<ItemType> {
@@ -753,20 +849,20 @@ fn write_config_items(
     out: &mut Writer,
     items: &Value,
     config_types: &[(String, ItemType)],
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     let mut items = config_map(items)?;
     // A null item is unset: the stdlib default applies.
     items.retain(|_, value| !value.is_null());
     let mut lines = Vec::new();
     for (name, ty) in config_types {
         if let Some(value) = items.remove(name) {
-            let literal = literal(ty, value).map_err(|e| format!("config item `{name}`: {e}"))?;
+            let literal = literal(ty, value).map_err(Problem::in_config_item(name))?;
             lines.push(format!("{name} = {literal}"));
         }
     }
     let mut rest = TextItems::default();
     for (key, value) in &items {
-        let value = scalar(value).map_err(|e| format!("config item `{key}`: {e}"))?;
+        let value = scalar(value).map_err(Problem::in_config_item(key))?;
         rest.add(key, value);
     }
     if lines.is_empty() && rest.is_empty() {
@@ -783,26 +879,20 @@ fn write_config_items(
 }
 
 /// A `config_items` mapping with text keys, sorted by key.
-fn config_map(value: &Value) -> Result<BTreeMap<String, &Value>, String> {
+fn config_map(value: &Value) -> Result<BTreeMap<String, &Value>, Problem> {
     let Value::Mapping(mapping) = value else {
-        return Err(format!(
-            "`config_items` must be a mapping, found {}",
-            kind(value)
-        ));
+        return Err(Problem::ConfigItemsNotAMapping(kind(value)));
     };
     mapping
         .iter()
         .map(|(key, value)| match key {
             Value::String(key) => Ok((key.clone(), value)),
-            other => Err(format!(
-                "config item names must be text, found {}",
-                kind(other)
-            )),
+            other => Err(Problem::ConfigItemName(kind(other))),
         })
         .collect()
 }
 
-fn literal(ty: &ItemType, value: &Value) -> Result<String, String> {
+fn literal(ty: &ItemType, value: &Value) -> Result<String, Problem> {
     match ty {
         ItemType::Text => Ok(quote(&scalar(value)?)),
         ItemType::Int => whole_number(value).map(|n| n.to_string()),
@@ -810,17 +900,15 @@ fn literal(ty: &ItemType, value: &Value) -> Result<String, String> {
             Value::Bool(b) => Ok(b.to_string()),
             Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok("true".into()),
             Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok("false".into()),
-            other => Err(format!("expected true or false, found {}", shown(other))),
+            other => Err(Problem::NotBool(shown(other))),
         },
         ItemType::Duration => duration(value),
         ItemType::Quantity => quantity(value),
-        ItemType::Unsupported(name) => Err(format!(
-            "the stdlib declares it as {name}, which import-registry cannot convert; set it by hand"
-        )),
+        ItemType::Unsupported(name) => Err(Problem::Unconvertible(name.clone())),
     }
 }
 
-fn whole_number(value: &Value) -> Result<i64, String> {
+fn whole_number(value: &Value) -> Result<i64, Problem> {
     let number: Option<i64> = match value {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -828,20 +916,15 @@ fn whole_number(value: &Value) -> Result<i64, String> {
     };
     match number {
         // Written as `-` applied to 9223372036854775808, which is not an Int.
-        Some(i64::MIN) => Err(format!("{} is out of range", shown(value))),
+        Some(i64::MIN) => Err(Problem::OutOfRange(shown(value))),
         Some(n) => Ok(n),
-        None => Err(format!("expected a whole number, found {}", shown(value))),
+        None => Err(Problem::NotWholeNumber(shown(value))),
     }
 }
 
 /// `90s`, `1h30m`, `1.5h` (the registry uses Go's duration syntax) → one literal such as `90m`.
-fn duration(value: &Value) -> Result<String, String> {
-    let bad = || {
-        format!(
-            "expected a duration with a unit such as `90s`, `5m` or `1h30m`, found {}",
-            shown(value)
-        )
-    };
+fn duration(value: &Value) -> Result<String, Problem> {
+    let bad = || Problem::NotDuration(shown(value));
     let Value::String(spec) = value else {
         return Err(bad());
     };
@@ -870,12 +953,10 @@ fn duration(value: &Value) -> Result<String, String> {
 
 /// `500Mi`, `250m`, `2` → a quantity literal. The language needs a unit on every quantity,
 /// so a bare number gets the largest suffix that keeps it exact (`2` → `2000m`).
-fn quantity(value: &Value) -> Result<String, String> {
+fn quantity(value: &Value) -> Result<String, Problem> {
     let spec = scalar(value)?;
     let spec = spec.trim();
-    let bad = || {
-        format!("expected a Kubernetes quantity such as `500Mi`, `2Gi` or `250m`, found `{spec}`")
-    };
+    let bad = || Problem::NotQuantity(spec.to_string());
     let (number, suffix) = spec.split_at(
         spec.find(|c: char| !is_number_char(c))
             .unwrap_or(spec.len()),
@@ -915,7 +996,7 @@ fn is_decimal(number: &str) -> bool {
 /// over merged ones, earlier merged mappings over later ones. Unlike
 /// `Value::apply_merge`, a merged mapping that itself merges (`<<` inside an anchor)
 /// is applied too rather than left behind as a `<<` key.
-fn apply_merge_keys(document: &mut Value) -> Result<(), String> {
+fn apply_merge_keys(document: &mut Value) -> Result<(), Problem> {
     let mut stack = vec![document];
     while let Some(node) = stack.pop() {
         match node {
@@ -928,17 +1009,11 @@ fn apply_merge_keys(document: &mut Value) -> Result<(), String> {
                             .into_iter()
                             .map(|item| match item {
                                 Value::Mapping(source) => Ok(source),
-                                other => Err(format!(
-                                    "a merge key `<<` lists {}: it takes mappings (`<<: [*a, *b]`)",
-                                    kind(&other)
-                                )),
+                                other => Err(Problem::MergeListItem(kind(&other))),
                             })
                             .collect::<Result<_, _>>()?,
                         other => {
-                            return Err(format!(
-                                "a merge key `<<` is given {}: it takes a mapping or a list of them (`<<: *defaults`)",
-                                kind(&other)
-                            ));
+                            return Err(Problem::MergeValue(kind(&other)));
                         }
                     };
                     for source in sources {
@@ -958,19 +1033,16 @@ fn apply_merge_keys(document: &mut Value) -> Result<(), String> {
 }
 
 /// A scalar as text; `field` names it in the error.
-fn text(value: &Value, field: &str) -> Result<String, String> {
-    scalar(value).map_err(|e| format!("`{field}`: {e}"))
+fn text(value: &Value, field: &'static str) -> Result<String, Problem> {
+    scalar(value).map_err(Problem::in_field(field))
 }
 
-fn scalar(value: &Value) -> Result<String, String> {
+fn scalar(value: &Value) -> Result<String, Problem> {
     match value {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        other => Err(format!(
-            "expected text, a number or a boolean, found {}",
-            kind(other)
-        )),
+        other => Err(Problem::NotScalar(kind(other))),
     }
 }
 

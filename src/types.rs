@@ -4,7 +4,6 @@
 //! The checker also records how each name and literal was resolved ([`Resolution`]),
 //! so the evaluator and the language server do not resolve anything a second time.
 
-mod builtins;
 mod check;
 
 use std::collections::HashMap;
@@ -15,7 +14,7 @@ use crate::resolve::{ModuleId, Program};
 use crate::source::FileId;
 use crate::span::{IntKeyMap, Span};
 
-pub use builtins::{BUILTINS, Builtin};
+pub use crate::builtins::Builtin;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordId(pub u32);

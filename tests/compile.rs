@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use files::{read_tree, temp_dir};
-use flotilla::compile::{ConfigSource, compile, write_output};
+use flotilla::compile::{CompileError, ConfigSource, compile, write_output};
 use flotilla::diagnostic::to_json;
 use flotilla::source::DiskFs;
 
@@ -336,7 +336,8 @@ fn refuses_to_replace_a_directory_it_did_not_write() {
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &fixture_source(), &[]);
     let err = write_output(&dir, &c.artifacts, true).unwrap_err();
-    assert!(err.contains("refusing"), "{err}");
+    assert!(matches!(err, CompileError::ForeignOutput(_)), "{err:?}");
+    assert!(err.to_string().contains("refusing"), "{err}");
     assert!(fleet.join("main.flt").exists());
 }
 
@@ -678,7 +679,11 @@ fn output_directory_must_be_named_and_nothing_is_left_behind() {
     std::fs::create_dir_all(&empty).unwrap();
     for out in [Path::new("."), Path::new(".."), &empty.join("x/..")] {
         let err = write_output(out, &c.artifacts, true).unwrap_err();
-        assert!(err.contains("name the output directory"), "{err}");
+        assert!(matches!(err, CompileError::UnnamedOutput(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("name the output directory"),
+            "{err}"
+        );
     }
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
     // `empty/.` is `empty` itself.
@@ -687,7 +692,11 @@ fn output_directory_must_be_named_and_nothing_is_left_behind() {
     let file = dir.join("a-file");
     std::fs::write(&file, "x").unwrap();
     let err = write_output(&file, &c.artifacts, true).unwrap_err();
-    assert!(err.contains("not a directory"), "{err}");
+    assert!(
+        matches!(err, CompileError::OutputNotADirectory(_)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not a directory"), "{err}");
 }
 
 #[test]

@@ -18,6 +18,28 @@ use crate::live::{
 use crate::plan::Connector;
 use crate::sim::{PdbSpec, SimHandle, SimWorld, WorkloadKind, WorkloadSpec};
 
+/// Why the local world could not be opened or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalWorldError {
+    #[error("{} is not a flotilla local world ({source}); delete it to start a new one", file.display())]
+    NotAWorld {
+        file: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("FLOTILLA_LOCAL_SPEEDUP must be a whole number, got `{0}`")]
+    Speedup(String),
+    #[error("{0}")]
+    Serialize(#[source] serde_json::Error),
+}
+
 /// Directory of the local world, next to the fleet (git-ignored).
 pub const STATE_DIR: &str = ".flotilla";
 const WORLD_FILE: &str = "world.json";
@@ -39,7 +61,7 @@ impl LocalWorld {
     /// The world kept for the fleet at `fleet` (a file or directory), or a new empty
     /// one. `FLOTILLA_LOCAL_SPEEDUP` changes how fast its clock runs (`0`: no real
     /// waiting at all, for tests).
-    pub fn open(fleet: &Path) -> Result<LocalWorld, String> {
+    pub fn open(fleet: &Path) -> Result<LocalWorld, LocalWorldError> {
         let dir = if fleet.is_dir() {
             fleet.to_path_buf()
         } else {
@@ -47,21 +69,27 @@ impl LocalWorld {
         };
         let file = dir.join(STATE_DIR).join(WORLD_FILE);
         let world = match std::fs::read_to_string(&file) {
-            Ok(text) => serde_json::from_str::<SimWorld>(&text).map_err(|e| {
-                format!(
-                    "{} is not a flotilla local world ({e}); delete it to start a new one",
-                    file.display()
-                )
+            Ok(text) => serde_json::from_str::<SimWorld>(&text).map_err(|source| {
+                LocalWorldError::NotAWorld {
+                    file: file.clone(),
+                    source,
+                }
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 SimWorld::new(7, crate::live::SystemClock.now_ms())
             }
-            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+            Err(source) => {
+                return Err(LocalWorldError::Io {
+                    action: "read",
+                    path: file,
+                    source,
+                });
+            }
         };
         let speedup = match std::env::var("FLOTILLA_LOCAL_SPEEDUP") {
-            Ok(text) => text.parse().map_err(|_| {
-                format!("FLOTILLA_LOCAL_SPEEDUP must be a whole number, got `{text}`")
-            })?,
+            Ok(text) => text
+                .parse()
+                .map_err(|_| LocalWorldError::Speedup(text.clone()))?,
             Err(_) => DEFAULT_SPEEDUP,
         };
         Ok(LocalWorld {
@@ -142,11 +170,15 @@ impl LocalWorld {
     }
 
     /// Write the world back, atomically (a reader never sees half of it).
-    pub fn save(&self) -> Result<(), String> {
-        let text = serde_json::to_string(&self.handle.snapshot()).map_err(|e| e.to_string())?;
+    pub fn save(&self) -> Result<(), LocalWorldError> {
+        let text =
+            serde_json::to_string(&self.handle.snapshot()).map_err(LocalWorldError::Serialize)?;
         if let Some(dir) = self.file.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| LocalWorldError::Io {
+                action: "create",
+                path: dir.to_path_buf(),
+                source,
+            })?;
             // The world is local state, never source: keep it out of git.
             let ignore = dir.join(".gitignore");
             if !ignore.exists() {
@@ -158,9 +190,13 @@ impl LocalWorld {
             .with_extension(format!("json.{}.tmp", std::process::id()));
         std::fs::write(&temporary, text)
             .and_then(|()| std::fs::rename(&temporary, &self.file))
-            .map_err(|e| {
+            .map_err(|source| {
                 let _ = std::fs::remove_file(&temporary);
-                format!("cannot write {}: {e}", self.file.display())
+                LocalWorldError::Io {
+                    action: "write",
+                    path: self.file.clone(),
+                    source,
+                }
             })
     }
 }

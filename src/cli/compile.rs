@@ -88,7 +88,7 @@ pub(super) fn compile(args: CompileArgs) -> CliResult<i32> {
         );
         return Ok(1);
     }
-    write_fleet_output(&args.out, &output, args.clusters.is_empty()).map_err(CliError::Compile)?;
+    write_fleet_output(&args.out, &output, args.clusters.is_empty())?;
     write_stdout(&summary(&output, &args.out))?;
     Ok(0)
 }
@@ -98,9 +98,7 @@ pub(super) fn diff(args: DiffArgs) -> CliResult<i32> {
     let repo = Repo::discover(&args.path)?;
     let cache = cache_for(&args.path, args.no_cache);
     let at_revision = |rev: &str| -> CliResult<FleetOutput> {
-        match compile_at_revision(&repo, rev, &args.path, &source, cache.as_ref())
-            .map_err(CliError::Compile)?
-        {
+        match compile_at_revision(&repo, rev, &args.path, &source, cache.as_ref())? {
             Some(output) => Ok(output),
             None => {
                 let _ = writeln!(
@@ -141,8 +139,8 @@ pub(super) fn diff(args: DiffArgs) -> CliResult<i32> {
         .map(|b| b.cluster.clone())
         .collect();
     let same: BTreeSet<&str> = same.iter().map(String::as_str).collect();
-    let base_artifacts = base.artifacts_except(&same).map_err(CliError::Compile)?;
-    let head_artifacts = head.artifacts_except(&same).map_err(CliError::Compile)?;
+    let base_artifacts = base.artifacts_except(&same)?;
+    let head_artifacts = head.artifacts_except(&same)?;
     print_cache_notes(&base);
     print_cache_notes(&head);
     let result = crate::diff::diff(&args.base, &base_artifacts, &head_label, &head_artifacts);

@@ -3,8 +3,12 @@
 
 use std::path::PathBuf;
 
+use crate::apply::LocalWorldError;
+use crate::compile::CompileError;
 use crate::git::GitError;
 use crate::live::LiveError;
+use crate::live::aws::EndpointError;
+use crate::registry::RegistryError;
 
 /// A command that could not do its work. Problems in the fleet itself are diagnostics,
 /// printed as they are found; these are the rest: arguments, files, the world.
@@ -96,15 +100,19 @@ pub enum CliError {
     },
     /// Compiling at a git revision, or writing the compiled output.
     #[error("{0}")]
-    Compile(String),
+    Compile(#[from] CompileError),
     /// `AWS_ENDPOINT_URL` is set to something that is not a URL.
-    #[error("{0}")]
-    Endpoint(String),
+    #[error("AWS_ENDPOINT_URL: {0}")]
+    Endpoint(#[source] EndpointError),
     /// The local simulated world could not be opened or saved.
     #[error("{0}")]
-    LocalWorld(String),
-    #[error("{}: {message}", file.display())]
-    Registry { file: PathBuf, message: String },
+    LocalWorld(#[from] LocalWorldError),
+    #[error("{}: {source}", file.display())]
+    Registry {
+        file: PathBuf,
+        #[source]
+        source: RegistryError,
+    },
     #[error(transparent)]
     WorldDescription(#[from] crate::sim::DescriptionError),
 }

@@ -47,10 +47,7 @@ pub fn simulate_command(args: SimulateArgs) -> CliResult<i32> {
         .find(|a| a.cluster == cluster.id)
         .ok_or_else(|| CliError::NotCompiled(cluster.id.clone()))?;
     let mut world = if args.world == "local" {
-        LocalWorld::open(&args.path)
-            .map_err(CliError::LocalWorld)?
-            .handle()
-            .snapshot()
+        LocalWorld::open(&args.path)?.handle().snapshot()
     } else {
         let text = std::fs::read_to_string(&args.world).map_err(|source| CliError::Read {
             path: PathBuf::from(&args.world),

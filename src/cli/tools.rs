@@ -83,11 +83,10 @@ pub(super) fn import_registry(args: ImportRegistryArgs) -> CliResult<i32> {
         production_channel: args.production_channel,
         test_channel: args.test_channel,
     };
-    let source =
-        crate::registry::import(&yaml, &options).map_err(|message| CliError::Registry {
-            file: file.clone(),
-            message: message.to_string(),
-        })?;
+    let source = crate::registry::import(&yaml, &options).map_err(|source| CliError::Registry {
+        file: file.clone(),
+        source,
+    })?;
     match args.out {
         Some(out) => write_new(&out, &source, args.force)?,
         None => write_stdout(&source)?,

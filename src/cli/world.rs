@@ -99,7 +99,7 @@ impl Backend {
         path: &std::path::Path,
     ) -> CliResult<Backend> {
         if endpoints.world == Some(WorldKind::Local) {
-            let local = LocalWorld::open(path).map_err(CliError::LocalWorld)?;
+            let local = LocalWorld::open(path)?;
             // The simulated world holds every account the fleet names; roles are not
             // simulated.
             let accounts =
@@ -188,7 +188,7 @@ impl Backend {
         match &self.local {
             Some(local) => {
                 local.seed_sample_apps();
-                local.save().map_err(CliError::LocalWorld)
+                Ok(local.save()?)
             }
             None => Ok(()),
         }

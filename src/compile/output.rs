@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::cache::{Entry, summary_json};
-use super::{Content, FleetOutput, on_every_core};
+use super::{CompileError, Content, FleetOutput, on_every_core};
 use crate::render::Artifacts;
 
 /// One cluster's files, wherever they are.
@@ -25,13 +25,17 @@ impl ClusterFiles<'_> {
 }
 
 /// Marks a directory as flotilla's output, so it may be replaced as a whole.
-const OUTPUT_MARKER: &str = ".flotilla-output";
+pub(super) const OUTPUT_MARKER: &str = ".flotilla-output";
 
 /// Write artifacts under `out`, all or nothing: everything is written to a staging
 /// directory next to `out` first, then moved into place by renames. With `replace_all`
 /// the whole directory is replaced (clusters no longer in the fleet disappear);
 /// otherwise only the given clusters' directories are.
-pub fn write_output(out: &Path, artifacts: &[Artifacts], replace_all: bool) -> Result<(), String> {
+pub fn write_output(
+    out: &Path,
+    artifacts: &[Artifacts],
+    replace_all: bool,
+) -> Result<(), CompileError> {
     let clusters: Vec<ClusterFiles> = artifacts.iter().map(ClusterFiles::Memory).collect();
     write_clusters(out, &clusters, replace_all)
 }
@@ -42,7 +46,7 @@ pub fn write_fleet_output(
     out: &Path,
     output: &FleetOutput,
     replace_all: bool,
-) -> Result<(), String> {
+) -> Result<(), CompileError> {
     let clusters: Vec<ClusterFiles> = output
         .clusters
         .iter()
@@ -54,41 +58,36 @@ pub fn write_fleet_output(
     write_clusters(out, &clusters, replace_all)
 }
 
-fn write_clusters(out: &Path, clusters: &[ClusterFiles], replace_all: bool) -> Result<(), String> {
-    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+fn write_clusters(
+    out: &Path,
+    clusters: &[ClusterFiles],
+    replace_all: bool,
+) -> Result<(), CompileError> {
+    let io = CompileError::io;
     // `out/.` is `out`; `.`, `..` and `/` have no name to swap in next to them.
     let out: PathBuf = out.components().collect();
     let out = out.as_path();
     let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Err(format!(
-            "cannot write output to {}: name the output directory itself (e.g. `out/`), not `.`, `..` or a root",
-            out.display()
-        ));
+        return Err(CompileError::UnnamedOutput(out.to_path_buf()));
     };
     if out.exists() {
         if !out.is_dir() {
-            return Err(format!(
-                "refusing to write into {}: it is not a directory",
-                out.display()
-            ));
+            return Err(CompileError::OutputNotADirectory(out.to_path_buf()));
         }
         let is_ours = out.join(OUTPUT_MARKER).exists()
             || std::fs::read_dir(out)
-                .map_err(|e| io("cannot read", out, e))?
+                .map_err(|e| io("read", out, e))?
                 .next()
                 .is_none();
         if !is_ours {
-            return Err(format!(
-                "refusing to write into {}: it exists and was not written by flotilla (no {OUTPUT_MARKER} file); choose an empty or new directory",
-                out.display()
-            ));
+            return Err(CompileError::ForeignOutput(out.to_path_buf()));
         }
     }
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(|e| io("cannot create", &parent, e))?;
+    std::fs::create_dir_all(&parent).map_err(|e| io("create", &parent, e))?;
     remove_stale_staging(&parent, &name);
     let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
     let retired = parent.join(format!(".{name}.old-{}", std::process::id()));
@@ -107,7 +106,7 @@ fn write_clusters(out: &Path, clusters: &[ClusterFiles], replace_all: bool) -> R
             let marker = out.join(OUTPUT_MARKER);
             if !marker.exists() {
                 std::fs::rename(staging.join(OUTPUT_MARKER), &marker)
-                    .map_err(|e| io("cannot write", &marker, e))?;
+                    .map_err(|e| io("write", &marker, e))?;
             }
             Ok(())
         }
@@ -147,22 +146,19 @@ pub(super) fn process_is_gone(pid: u32) -> bool {
     proc.join("self").exists() && !proc.join(pid.to_string()).exists()
 }
 
-fn write_tree(root: &Path, clusters: &[ClusterFiles]) -> Result<(), String> {
-    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
-    std::fs::create_dir_all(root).map_err(|e| io("cannot create", root, e))?;
+fn write_tree(root: &Path, clusters: &[ClusterFiles]) -> Result<(), CompileError> {
+    let io = CompileError::io;
+    std::fs::create_dir_all(root).map_err(|e| io("create", root, e))?;
     std::fs::write(
         root.join(OUTPUT_MARKER),
         "written by flotilla compile; replaced as a whole\n",
     )
-    .map_err(|e| io("cannot write", root, e))?;
+    .map_err(|e| io("write", root, e))?;
     for c in clusters {
         // The stdlib's checks keep ids and names to DNS labels; this keeps every write
         // inside the output directory even if something slipped past them.
         if !is_relative_inside(c.cluster(), true) {
-            return Err(format!(
-                "cluster id `{}` cannot be a directory name",
-                c.cluster()
-            ));
+            return Err(CompileError::ClusterDirectoryName(c.cluster().to_string()));
         }
     }
     let results = on_every_core(clusters.len(), |i| {
@@ -180,53 +176,50 @@ fn write_tree(root: &Path, clusters: &[ClusterFiles]) -> Result<(), String> {
 struct Directories(HashSet<PathBuf>);
 
 impl Directories {
-    fn parent_of(&mut self, file: &Path) -> Result<(), String> {
+    fn parent_of(&mut self, file: &Path) -> Result<(), CompileError> {
         let Some(parent) = file.parent() else {
             return Ok(());
         };
         if !self.0.contains(parent) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| CompileError::io("create", parent, e))?;
             self.0.insert(parent.to_path_buf());
         }
         Ok(())
     }
 }
 
-fn write_cluster(dir: &Path, artifacts: &Artifacts) -> Result<(), String> {
+fn write_cluster(dir: &Path, artifacts: &Artifacts) -> Result<(), CompileError> {
     let mut directories = Directories::default();
     for (relative, text) in &artifacts.files {
         if !is_relative_inside(relative, false) {
-            return Err(format!(
-                "artifact path `{relative}` of cluster {} leaves its directory",
-                artifacts.cluster
-            ));
+            return Err(CompileError::ArtifactPath {
+                path: relative.clone(),
+                cluster: artifacts.cluster.clone(),
+            });
         }
         let path = dir.join(relative);
         directories.parent_of(&path)?;
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, text).map_err(|e| CompileError::io("write", &path, e))?;
     }
-    let summary = summary_json(&artifacts.summary).map_err(|e| e.to_string())?;
+    let summary = summary_json(&artifacts.summary).map_err(CompileError::Summary)?;
     let path = dir.join("summary.json");
     directories.parent_of(&path)?;
-    std::fs::write(&path, summary).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    std::fs::write(&path, summary).map_err(|e| CompileError::io("write", &path, e))
 }
 
 /// Hard-link a stored cluster's files (their paths were checked when it was stored);
 /// copy them where linking is refused (another file system, a link limit).
-fn link_cluster(dir: &Path, entry: &Entry) -> Result<(), String> {
+fn link_cluster(dir: &Path, entry: &Entry) -> Result<(), CompileError> {
     let mut directories = Directories::default();
     for (relative, stored) in entry.files() {
         let path = dir.join(relative);
         directories.parent_of(&path)?;
         std::fs::hard_link(&stored, &path)
             .or_else(|_| std::fs::copy(&stored, &path).map(|_| ()))
-            .map_err(|e| {
-                format!(
-                    "cannot write {} from {}: {e}",
-                    path.display(),
-                    stored.display()
-                )
+            .map_err(|source| CompileError::Link {
+                path: path.clone(),
+                stored: stored.clone(),
+                source,
             })?;
     }
     Ok(())
@@ -245,28 +238,33 @@ pub(super) fn is_relative_inside(path: &str, single: bool) -> bool {
 
 /// Put each `fresh` directory where its `target` is, all or nothing: previous targets
 /// are moved under `retired` first, and everything is moved back if a rename fails.
-fn swap_all(pairs: &[(PathBuf, PathBuf)], retired: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(retired)
-        .map_err(|e| format!("cannot create {}: {e}", retired.display()))?;
+fn swap_all(pairs: &[(PathBuf, PathBuf)], retired: &Path) -> Result<(), CompileError> {
+    std::fs::create_dir_all(retired).map_err(|e| CompileError::io("create", retired, e))?;
     // (target, where its previous content went), for the swaps done so far.
     let mut done: Vec<(&Path, Option<PathBuf>)> = Vec::new();
     let mut failure = None;
     for (index, (target, fresh)) in pairs.iter().enumerate() {
         let aside = retired.join(index.to_string());
         let previous = if target.exists() {
-            if let Err(e) = std::fs::rename(target, &aside) {
-                failure = Some(format!("cannot move {} aside: {e}", target.display()));
+            if let Err(source) = std::fs::rename(target, &aside) {
+                failure = Some(CompileError::MoveAside {
+                    path: target.clone(),
+                    source,
+                });
                 break;
             }
             Some(aside)
         } else {
             None
         };
-        if let Err(e) = std::fs::rename(fresh, target) {
+        if let Err(source) = std::fs::rename(fresh, target) {
             if let Some(previous) = &previous {
                 let _ = std::fs::rename(previous, target);
             }
-            failure = Some(format!("cannot move output into {}: {e}", target.display()));
+            failure = Some(CompileError::MoveInto {
+                path: target.clone(),
+                source,
+            });
             break;
         }
         done.push((target, previous));

@@ -37,27 +37,36 @@ pub struct AwsCloud {
     configs: Mutex<HashMap<String, SdkConfig>>,
 }
 
+/// Why an endpoint URL is refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("`{0}` is not a URL; expected http://HOST[:PORT] or https://HOST[:PORT]")]
+    NotAUrl(String),
+    #[error("`{0}` has no host")]
+    NoHost(String),
+    #[error(
+        "`{0}` is not an http:// or https:// URL; expected http://HOST[:PORT] or https://HOST[:PORT]"
+    )]
+    NotHttp(String),
+}
+
 /// Checks an endpoint URL before any call is made: an `http://` or `https://` URL with
 /// a host. (The SDK would otherwise fail every call with an unhelpful message.)
-pub fn endpoint_url(url: &str) -> Result<String, String> {
-    let parsed: http::Uri = url.parse().map_err(|_| {
-        format!("`{url}` is not a URL; expected http://HOST[:PORT] or https://HOST[:PORT]")
-    })?;
+pub fn endpoint_url(url: &str) -> Result<String, EndpointError> {
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|_| EndpointError::NotAUrl(url.to_string()))?;
     match (parsed.scheme_str(), parsed.host()) {
         (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(url.to_string()),
-        (Some("http" | "https"), _) => Err(format!("`{url}` has no host")),
-        _ => Err(format!(
-            "`{url}` is not an http:// or https:// URL; expected http://HOST[:PORT] or https://HOST[:PORT]"
-        )),
+        (Some("http" | "https"), _) => Err(EndpointError::NoHost(url.to_string())),
+        _ => Err(EndpointError::NotHttp(url.to_string())),
     }
 }
 
 /// `AWS_ENDPOINT_URL`, when set, checked like the flag.
-pub fn check_endpoint_variable() -> Result<(), String> {
+pub fn check_endpoint_variable() -> Result<(), EndpointError> {
     match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) => endpoint_url(&url)
-            .map(drop)
-            .map_err(|e| format!("AWS_ENDPOINT_URL: {e}")),
+        Ok(url) => endpoint_url(&url).map(drop),
         Err(_) => Ok(()),
     }
 }
@@ -925,7 +934,7 @@ mod tests {
             ("not a url", "is not a URL"),
             ("http://", "is not a URL"),
         ] {
-            let error = endpoint_url(bad).unwrap_err();
+            let error = endpoint_url(bad).unwrap_err().to_string();
             assert!(error.contains(why), "{bad}: {error}");
         }
     }

@@ -16,12 +16,13 @@ use super::cursor::{Context, Frame, frames_at, record_of};
 use super::describe::{field_markdown, show_data};
 use super::workspace::range;
 use crate::analysis::Analysis;
+use crate::builtins::BUILTINS;
 use crate::resolve::{ModuleId, STDLIB};
 use crate::source::{FileId, FileSystem, SourceFile, normalize};
 use crate::span::Span;
 use crate::syntax::ast::{Entry, Item, Member, Module};
 use crate::syntax::parse;
-use crate::types::{BUILTINS, Declarations, Def, RecordId, Resolution, Ty};
+use crate::types::{Declarations, Def, RecordId, Resolution, Ty};
 
 const BUILTIN_TYPES: [&str; 7] = [
     "String", "Int", "Float", "Bool", "Duration", "Quantity", "Secret",
@@ -654,14 +655,14 @@ impl Items<'_> {
             });
         }
         items.extend(self.scope_items(self.module, false));
-        for (name, _, signature, doc) in BUILTINS {
+        for builtin in BUILTINS {
             items.push(CompletionItem {
-                label: name.to_string(),
+                label: builtin.name.to_string(),
                 kind: Some(CompletionItemKind::FUNCTION),
-                detail: Some(signature.to_string()),
-                documentation: Some(markdown(doc.to_string())),
+                detail: Some(builtin.signature.to_string()),
+                documentation: Some(markdown(builtin.doc.to_string())),
                 sort_text: Some("3".into()),
-                insert_text: self.snippets.then(|| format!("{name}($0)")),
+                insert_text: self.snippets.then(|| format!("{}($0)", builtin.name)),
                 insert_text_format: self.snippets.then_some(InsertTextFormat::SNIPPET),
                 ..Default::default()
             });

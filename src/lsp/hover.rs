@@ -16,7 +16,7 @@ use crate::resolve::ModuleId;
 use crate::source::FileId;
 use crate::span::Span;
 use crate::syntax::ast::{Entry, Item};
-use crate::types::{BUILTINS, ChannelId, Def, EnumId, RecordId, Resolution};
+use crate::types::{ChannelId, Def, EnumId, RecordId, Resolution};
 
 /// Longest declaration shown as source when there is no evaluated value.
 const MAX_SOURCE_LINES: usize = 30;
@@ -325,8 +325,7 @@ fn resolution_hover(
             )
         }
         Resolution::Builtin(builtin) => {
-            let (_, _, signature, doc) = BUILTINS.iter().find(|(_, b, ..)| b == builtin)?;
-            with_doc(code_block(signature), Some(doc))
+            with_doc(code_block(builtin.signature()), Some(builtin.doc()))
         }
         Resolution::ClusterContext => with_doc(
             code_block("cluster: Cluster"),

@@ -31,50 +31,8 @@ impl<'p> Evaluator<'p> {
             ExprKind::Float(x) => Value::Float(*x),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Null => Value::Null,
-            ExprKind::Str(parts) => {
-                // Most strings are plain text: copy it once, without a growing buffer.
-                if let [StrPart::Text(text)] = parts.as_slice() {
-                    return Ok(Value::Str(text.as_str().into()));
-                }
-                let mut out = String::new();
-                for part in parts {
-                    match part {
-                        StrPart::Text(t) => out.push_str(t),
-                        StrPart::Interpolation(e) => {
-                            let v = self.eval(e, env, cluster)?;
-                            out.push_str(&self.to_text(&v));
-                        }
-                    }
-                }
-                Value::Str(out.into())
-            }
-            ExprKind::UnitNumber { number, unit } => match resolution() {
-                Some(Resolution::Quantity) => match Quantity::parse(number, unit) {
-                    Some(q) => Value::Quantity(q),
-                    None => {
-                        return Err(Diagnostic::error(
-                            Code::E0007,
-                            format!("invalid quantity `{number}{unit}`"),
-                        )
-                        .at(file, expr.span, "not exact in milli-units, or too large")
-                        .help("write e.g. `250m`, `500Mi`, `1.5Gi`"));
-                    }
-                },
-                _ => match crate::units::parse_duration_ms(number, unit) {
-                    Some(ms) => Value::Duration(ms),
-                    None => {
-                        return Err(Diagnostic::error(
-                            Code::E0007,
-                            format!("invalid duration `{number}{unit}`"),
-                        )
-                        .at(
-                            file,
-                            expr.span,
-                            "not a whole number of milliseconds, or too large",
-                        ));
-                    }
-                },
-            },
+            ExprKind::Str(parts) => self.string(parts, env, cluster)?,
+            ExprKind::UnitNumber { number, unit } => self.unit_number(expr, number, unit, file)?,
             ExprKind::List(items) => Value::List(Rc::new(
                 items
                     .iter()
@@ -83,6 +41,7 @@ impl<'p> Evaluator<'p> {
             )),
             ExprKind::Map(entries) => {
                 if let Some(Resolution::Record(rid)) = resolution() {
+                    // `{}` where a record was expected: the record with only its defaults.
                     return Ok(Value::Record(self.describe(
                         *rid,
                         &[],
@@ -114,59 +73,9 @@ impl<'p> Evaluator<'p> {
                     self.field_of(&base_value, &name.name, cluster, file, expr.span)?
                 }
             },
-            ExprKind::Index(base, index) => {
-                let b = self.eval(base, env, cluster)?;
-                let i = self.eval(index, env, cluster)?;
-                match (&b, &i) {
-                    (Value::List(items), Value::Int(n)) => {
-                        let idx = if *n < 0 { None } else { items.get(*n as usize) };
-                        match idx {
-                            Some(v) => v.clone(),
-                            None => {
-                                return Err(Diagnostic::error(
-                                    Code::E0304,
-                                    format!("index {n} is out of range"),
-                                )
-                                .at(
-                                    file,
-                                    index.span,
-                                    format!("the list has {} elements", items.len()),
-                                )
-                                .help("indices start at 0"));
-                            }
-                        }
-                    }
-                    (Value::Map(m), Value::Str(k)) => match m.get(&**k) {
-                        Some(v) => v.clone(),
-                        None => {
-                            return Err(Diagnostic::error(
-                                Code::E0304,
-                                format!("key `{k}` is not in the map"),
-                            )
-                            .at(file, index.span, "missing key")
-                            .help("check with `contains(map, key)` first, or use a default"));
-                        }
-                    },
-                    _ => return Err(internal(file, expr.span)),
-                }
-            }
+            ExprKind::Index(base, index) => self.index(expr, base, index, env, cluster)?,
             ExprKind::Call(name, args) => self.call(expr, name, args, env, cluster)?,
-            ExprKind::Unary(op, operand) => {
-                let v = self.eval(operand, env, cluster)?;
-                match (op, v) {
-                    (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
-                    (UnaryOp::Neg, Value::Int(n)) => {
-                        Value::Int(n.checked_neg().ok_or_else(|| overflow(file, expr.span))?)
-                    }
-                    (UnaryOp::Neg, Value::Float(x)) => Value::Float(-x),
-                    (UnaryOp::Neg, Value::Duration(ms)) => Value::Duration(-ms),
-                    (UnaryOp::Neg, Value::Quantity(q)) => Value::Quantity(Quantity {
-                        milli: -q.milli,
-                        suffix: q.suffix,
-                    }),
-                    _ => return Err(internal(file, expr.span)),
-                }
-            }
+            ExprKind::Unary(op, operand) => self.unary(expr, *op, operand, env, cluster)?,
             ExprKind::Binary(op, lhs, rhs) => self.binary(expr, *op, lhs, rhs, env, cluster)?,
             ExprKind::If(c, t, e) => match self.eval(c, env, cluster)? {
                 Value::Bool(true) => self.eval(t, env, cluster)?,
@@ -177,26 +86,153 @@ impl<'p> Evaluator<'p> {
                 var,
                 iter,
                 filter,
-            } => {
-                let items: Vec<Value<'p>> = match self.eval(iter, env, cluster)? {
-                    Value::List(items) => items.iter().cloned().collect(),
-                    Value::Map(m) => m.keys().map(|k| Value::Str(k.as_str().into())).collect(),
-                    _ => return Err(internal(file, iter.span)),
-                };
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    let inner = env.push(FrameKind::Local(var.name.clone(), item));
-                    if let Some(f) = filter
-                        && !matches!(self.eval(f, &inner, cluster)?, Value::Bool(true))
-                    {
-                        continue;
-                    }
-                    out.push(self.eval(body, &inner, cluster)?);
-                }
-                Value::List(Rc::new(out))
-            }
+            } => self.comprehension(body, var, iter, filter.as_deref(), env, cluster)?,
             ExprKind::Paren(inner) => self.eval(inner, env, cluster)?,
         })
+    }
+
+    /// A string literal, its interpolations evaluated and shown as text.
+    fn string(
+        &self,
+        parts: &'p [StrPart],
+        env: &Env<'p>,
+        cluster: Option<&Rc<Instance<'p>>>,
+    ) -> Result<Value<'p>> {
+        // Most strings are plain text: copy it once, without a growing buffer.
+        if let [StrPart::Text(text)] = parts {
+            return Ok(Value::Str(text.as_str().into()));
+        }
+        let mut out = String::new();
+        for part in parts {
+            match part {
+                StrPart::Text(t) => out.push_str(t),
+                StrPart::Interpolation(e) => {
+                    let v = self.eval(e, env, cluster)?;
+                    out.push_str(&self.to_text(&v));
+                }
+            }
+        }
+        Ok(Value::Str(out.into()))
+    }
+
+    /// `500Mi` or `5m`: a quantity where the checker resolved one, otherwise a duration.
+    fn unit_number(
+        &self,
+        expr: &Expr,
+        number: &str,
+        unit: &str,
+        file: FileId,
+    ) -> Result<Value<'p>> {
+        if let Some(Resolution::Quantity) = self.resolution(file, expr.span) {
+            return match Quantity::parse(number, unit) {
+                Some(q) => Ok(Value::Quantity(q)),
+                None => Err(Diagnostic::error(
+                    Code::E0007,
+                    format!("invalid quantity `{number}{unit}`"),
+                )
+                .at(file, expr.span, "not exact in milli-units, or too large")
+                .help("write e.g. `250m`, `500Mi`, `1.5Gi`")),
+            };
+        }
+        match crate::units::parse_duration_ms(number, unit) {
+            Some(ms) => Ok(Value::Duration(ms)),
+            None => Err(Diagnostic::error(
+                Code::E0007,
+                format!("invalid duration `{number}{unit}`"),
+            )
+            .at(
+                file,
+                expr.span,
+                "not a whole number of milliseconds, or too large",
+            )),
+        }
+    }
+
+    /// `list[i]` or `map["key"]`; an index out of range or a missing key is an error.
+    fn index(
+        &self,
+        expr: &Expr,
+        base: &'p Expr,
+        index: &'p Expr,
+        env: &Env<'p>,
+        cluster: Option<&Rc<Instance<'p>>>,
+    ) -> Result<Value<'p>> {
+        let file = env.file;
+        let b = self.eval(base, env, cluster)?;
+        let i = self.eval(index, env, cluster)?;
+        match (&b, &i) {
+            (Value::List(items), Value::Int(n)) => {
+                let found = if *n < 0 { None } else { items.get(*n as usize) };
+                found.cloned().ok_or_else(|| {
+                    Diagnostic::error(Code::E0304, format!("index {n} is out of range"))
+                        .at(
+                            file,
+                            index.span,
+                            format!("the list has {} elements", items.len()),
+                        )
+                        .help("indices start at 0")
+                })
+            }
+            (Value::Map(m), Value::Str(k)) => m.get(&**k).cloned().ok_or_else(|| {
+                Diagnostic::error(Code::E0304, format!("key `{k}` is not in the map"))
+                    .at(file, index.span, "missing key")
+                    .help("check with `contains(map, key)` first, or use a default")
+            }),
+            _ => Err(internal(file, expr.span)),
+        }
+    }
+
+    /// `!b` on booleans; `-x` on numbers, durations and quantities (overflow is an error).
+    fn unary(
+        &self,
+        expr: &Expr,
+        op: UnaryOp,
+        operand: &'p Expr,
+        env: &Env<'p>,
+        cluster: Option<&Rc<Instance<'p>>>,
+    ) -> Result<Value<'p>> {
+        let file = env.file;
+        Ok(match (op, self.eval(operand, env, cluster)?) {
+            (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
+            (UnaryOp::Neg, Value::Int(n)) => {
+                Value::Int(n.checked_neg().ok_or_else(|| overflow(file, expr.span))?)
+            }
+            (UnaryOp::Neg, Value::Float(x)) => Value::Float(-x),
+            (UnaryOp::Neg, Value::Duration(ms)) => Value::Duration(-ms),
+            (UnaryOp::Neg, Value::Quantity(q)) => Value::Quantity(Quantity {
+                milli: -q.milli,
+                suffix: q.suffix,
+            }),
+            _ => return Err(internal(file, expr.span)),
+        })
+    }
+
+    /// `[body for var in iter if filter]` over a list's elements or a map's keys.
+    fn comprehension(
+        &self,
+        body: &'p Expr,
+        var: &Ident,
+        iter: &'p Expr,
+        filter: Option<&'p Expr>,
+        env: &Env<'p>,
+        cluster: Option<&Rc<Instance<'p>>>,
+    ) -> Result<Value<'p>> {
+        let items: Vec<Value<'p>> = match self.eval(iter, env, cluster)? {
+            Value::List(items) => items.iter().cloned().collect(),
+            Value::Map(m) => m.keys().map(|k| Value::Str(k.as_str().into())).collect(),
+            _ => return Err(internal(env.file, iter.span)),
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let inner = env.push(FrameKind::Local(var.name.clone(), item));
+            if let Some(f) = filter
+                && !matches!(self.eval(f, &inner, cluster)?, Value::Bool(true))
+            {
+                continue;
+            }
+            out.push(self.eval(body, &inner, cluster)?);
+        }
+        Ok(Value::List(Rc::new(out)))
     }
 
     fn name(

@@ -123,293 +123,312 @@ impl<'p> Checker<'p> {
         label: Option<&PlainString>,
         header: Span,
     ) {
-        let file = scope.file;
-        let record = self.decls.record(rid).clone();
-        let inner = scope.with(Frame::Record(rid));
-        let mut set: HashMap<usize, Span> = HashMap::new();
-        // Fields given with `name = …` (a subset of `set`).
-        let mut assigned: HashMap<usize, Span> = HashMap::new();
-        let mut complete_spread = false;
-        let mut labels_seen: HashMap<(usize, String), Span> = HashMap::new();
-        // Fields a misspelling probably meant: not reported again as missing.
-        let mut misspelt: Vec<String> = Vec::new();
-        if let (Some(label), Some(index)) = (label, record.label_field()) {
-            set.insert(index, label.span);
-        }
-        if label.is_some()
-            && record.label_field().is_none()
-            && let Some(label) = label
-        {
-            self.error(
-                Diagnostic::error(
-                    Code::E0207,
-                    format!("`{}` blocks take no label", record.name),
-                )
-                .at(file, label.span, "remove this label"),
-            );
-        }
+        let cx = BlockContext {
+            rid,
+            record: self.decls.record(rid).clone(),
+            outer: scope,
+            inner: scope.with(Frame::Record(rid)),
+            label,
+        };
+        let mut progress = BlockProgress::default();
+        self.block_label(&cx, &mut progress);
         for entry in entries {
             match entry {
                 Entry::Field { name, value, .. } => {
-                    let Some((index, field)) = record.field(&name.name) else {
-                        // Check the value as the field the misspelling probably meant, so
-                        // `enviroment = test` does not also report `test` as unknown.
-                        let meant = self.unknown_field(&record, name, file, false);
-                        let meant_ty = meant
-                            .as_deref()
-                            .and_then(|m| record.field(m))
-                            .map(|(_, f)| f.ty.clone());
-                        match meant_ty {
-                            Some(ty) => {
-                                self.infer(value, Some(&ty), &inner);
-                            }
-                            None => {
-                                self.infer(value, None, &inner);
-                            }
-                        }
-                        misspelt.extend(meant);
-                        continue;
-                    };
-                    self.resolve(
-                        file,
-                        name.span,
-                        Resolution::FieldEntry {
-                            record: rid,
-                            field: index,
-                        },
-                    );
-                    if field.is_label && label.is_some() {
-                        self.error(
-                            Diagnostic::error(
-                                Code::E0217,
-                                format!("`{}` is set by the block label", field.name),
-                            )
-                            .at(file, name.span, "remove this line")
-                            .help(format!(
-                                "the label in `\"…\" {{` is the {}'s `{}`",
-                                record.name, field.name
-                            )),
-                        );
-                    } else if let Some(first) = if field.block_name.is_some() {
-                        // Repeated blocks and spread lists add to an assigned list.
-                        assigned.get(&index)
-                    } else {
-                        set.get(&index)
-                    } {
-                        let first = *first;
-                        self.error(
-                            Diagnostic::error(
-                                Code::E0108,
-                                format!("field `{}` is set twice", field.name),
-                            )
-                            .at(file, name.span, "set again here")
-                            .also(file, first, "first set here")
-                            .help("remove one of the assignments"),
-                        );
-                    }
-                    set.insert(index, name.span);
-                    assigned.insert(index, name.span);
-                    let ty = field.ty.clone();
-                    self.expect(value, &ty, &inner);
+                    self.field_entry(&cx, &mut progress, name, value);
                 }
                 Entry::Block {
-                    name,
-                    label: block_label,
-                    body,
-                    ..
+                    name, label, body, ..
                 } => {
-                    if let Some((index, field)) = record.block_field(&name.name) {
-                        self.resolve(
-                            file,
-                            name.span,
-                            Resolution::FieldEntry {
-                                record: rid,
-                                field: index,
-                            },
-                        );
-                        let Ty::List(elem) = &field.ty else { continue };
-                        let Ty::Record(elem) = **elem else { continue };
-                        let elem_def = self.decls.record(elem).clone();
-                        let header = block_label.as_ref().map_or(name.span, |l| l.span);
-                        match (elem_def.label_field(), block_label) {
-                            (Some(_), None) => self.error(
-                                Diagnostic::error(
-                                    Code::E0207,
-                                    format!("`{}` blocks need a label", name.name),
-                                )
-                                .at(file, name.span, "label missing")
-                                .help(format!("write `{} \"NAME\" {{ … }}`", name.name)),
-                            ),
-                            (None, Some(l)) => self.error(
-                                Diagnostic::error(
-                                    Code::E0207,
-                                    format!("`{}` blocks take no label", name.name),
-                                )
-                                .at(
-                                    file,
-                                    l.span,
-                                    "remove this label",
-                                ),
-                            ),
-                            (Some(_), Some(l)) => {
-                                if let Some(first) = labels_seen.get(&(index, l.value.clone())) {
-                                    let what = name.name.replace('_', " ");
-                                    self.error(
-                                        Diagnostic::error(
-                                            Code::E0107,
-                                            format!("{what} `{}` is declared twice", l.value),
-                                        )
-                                        .at(file, l.span, "second declaration")
-                                        .also(file, *first, "first declared here")
-                                        .help(format!(
-                                            "{what} names must be unique within a {}",
-                                            record.name.to_lowercase()
-                                        )),
-                                    );
-                                } else {
-                                    labels_seen.insert((index, l.value.clone()), l.span);
-                                }
-                            }
-                            (None, None) => {}
-                        }
-                        // A missing label was reported above; do not also report its field as missing.
-                        let stand_in = PlainString {
-                            value: String::new(),
-                            span: name.span,
-                        };
-                        let label = match (elem_def.label_field(), block_label) {
-                            (Some(_), Some(l)) => Some(l),
-                            (Some(_), None) => Some(&stand_in),
-                            (None, _) => None,
-                        };
-                        self.check_block(&body.entries, elem, &inner, label, header);
-                        set.entry(index).or_insert(name.span);
-                        continue;
-                    }
-                    match record.field(&name.name) {
-                        Some((index, field)) => {
-                            let Ty::Record(elem) = field.ty.required().clone() else {
-                                self.error(
-                                    Diagnostic::error(
-                                        Code::E0206,
-                                        format!("`{}` is not a block", name.name),
-                                    )
-                                    .at(
-                                        file,
-                                        name.span,
-                                        format!(
-                                            "`{}` has type {}",
-                                            name.name,
-                                            self.show(&field.ty)
-                                        ),
-                                    )
-                                    .help(match &field.block_name {
-                                        Some(block) => format!(
-                                            "write one `{block} {{ … }}` block per item, or `{} = [ … ]`",
-                                            name.name
-                                        ),
-                                        None => format!("write `{} = …`", name.name),
-                                    }),
-                                );
-                                continue;
-                            };
-                            self.resolve(
-                                file,
-                                name.span,
-                                Resolution::FieldEntry {
-                                    record: rid,
-                                    field: index,
-                                },
-                            );
-                            if let Some(first) = set.get(&index) {
-                                let first = *first;
-                                self.error(
-                                    Diagnostic::error(
-                                        Code::E0108,
-                                        format!("field `{}` is set twice", field.name),
-                                    )
-                                    .at(file, name.span, "set again here")
-                                    .also(
-                                        file,
-                                        first,
-                                        "first set here",
-                                    ),
-                                );
-                            }
-                            set.insert(index, name.span);
-                            if let Some(l) = block_label {
-                                self.error(
-                                    Diagnostic::error(
-                                        Code::E0207,
-                                        format!("`{}` blocks take no label", name.name),
-                                    )
-                                    .at(
-                                        file,
-                                        l.span,
-                                        "remove this label",
-                                    ),
-                                );
-                            }
-                            self.check_block(&body.entries, elem, &inner, None, name.span);
-                        }
-                        None => {
-                            self.unknown_field(&record, name, file, true);
-                        }
+                    if cx.record.block_field(&name.name).is_some() {
+                        self.repeated_block(&cx, &mut progress, name, label.as_ref(), body);
+                    } else {
+                        self.nested_block(&cx, &mut progress, name, label.as_ref(), body);
                     }
                 }
-                Entry::Spread { expr, .. } => {
-                    let ty = self.infer(expr, None, scope);
-                    match &ty {
-                        Ty::Error => complete_spread = true,
-                        Ty::Record(r) if *r == rid => complete_spread = true,
-                        Ty::List(elem) => {
-                            let target = match &**elem {
-                                Ty::Record(e) => record.fields.iter().position(|f| {
-                                    f.block_name.is_some()
-                                        && f.ty == Ty::List(Box::new(Ty::Record(*e)))
-                                }),
-                                Ty::Error => None,
-                                _ => None,
-                            };
-                            match target {
-                                Some(index) => {
-                                    set.entry(index).or_insert(expr.span);
-                                }
-                                None if **elem == Ty::Error => {}
-                                None => self.error(self.bad_spread(&record, &ty, file, expr.span)),
-                            }
-                        }
-                        _ => self.error(self.bad_spread(&record, &ty, file, expr.span)),
-                    }
-                }
+                Entry::Spread { expr, .. } => self.spread_entry(&cx, &mut progress, expr),
             }
         }
-        if complete_spread {
+        if !progress.complete_spread {
+            self.missing_fields(&cx, &progress, header);
+        }
+    }
+
+    /// The block's label sets the record's label field; a record without one takes no label.
+    fn block_label(&mut self, cx: &BlockContext, progress: &mut BlockProgress) {
+        match (cx.label, cx.record.label_field()) {
+            (Some(label), Some(index)) => {
+                progress.set.insert(index, label.span);
+            }
+            (Some(label), None) => self.error(
+                Diagnostic::error(
+                    Code::E0207,
+                    format!("`{}` blocks take no label", cx.record.name),
+                )
+                .at(cx.outer.file, label.span, "remove this label"),
+            ),
+            (None, _) => {}
+        }
+    }
+
+    /// `name = value`: a known field, set once (lists built from blocks may also be assigned).
+    fn field_entry(
+        &mut self,
+        cx: &BlockContext,
+        progress: &mut BlockProgress,
+        name: &Ident,
+        value: &'p Expr,
+    ) {
+        let file = cx.outer.file;
+        let record = &cx.record;
+        let Some((index, field)) = record.field(&name.name) else {
+            // Check the value as the field the misspelling probably meant, so
+            // `enviroment = test` does not also report `test` as unknown.
+            let meant = self.unknown_field(record, name, file, false);
+            let meant_ty = meant
+                .as_deref()
+                .and_then(|m| record.field(m))
+                .map(|(_, f)| f.ty.clone());
+            self.infer(value, meant_ty.as_ref(), &cx.inner);
+            progress.misspelt.extend(meant);
             return;
-        }
-        for (index, field) in record.fields.iter().enumerate() {
-            if field.is_required() && !set.contains_key(&index) && !misspelt.contains(&field.name) {
-                let what = match label {
-                    Some(l) => format!("{} `{}`", record.name, l.value),
-                    None => record.name.clone(),
-                };
-                let d = Diagnostic::error(
-                    Code::E0203,
-                    format!("missing field `{}` in {what}", field.name),
+        };
+        self.resolve(
+            file,
+            name.span,
+            Resolution::FieldEntry {
+                record: cx.rid,
+                field: index,
+            },
+        );
+        let earlier = if field.block_name.is_some() {
+            // Repeated blocks and spread lists add to an assigned list.
+            progress.assigned.get(&index)
+        } else {
+            progress.set.get(&index)
+        };
+        if field.is_label && cx.label.is_some() {
+            self.error(
+                Diagnostic::error(
+                    Code::E0217,
+                    format!("`{}` is set by the block label", field.name),
                 )
-                .at(file, header, format!("`{}` is not set", field.name))
-                .also(
-                    record.site.file,
-                    field.name_span,
-                    format!("required by `{}` (no default)", record.name),
-                )
+                .at(file, name.span, "remove this line")
                 .help(format!(
-                    "add `{} = …` ({})",
-                    field.name,
-                    self.decls.show(&field.ty)
-                ));
-                self.error(d);
+                    "the label in `\"…\" {{` is the {}'s `{}`",
+                    record.name, field.name
+                )),
+            );
+        } else if let Some(first) = earlier {
+            let first = *first;
+            self.error(
+                Diagnostic::error(Code::E0108, format!("field `{}` is set twice", field.name))
+                    .at(file, name.span, "set again here")
+                    .also(file, first, "first set here")
+                    .help("remove one of the assignments"),
+            );
+        }
+        progress.set.insert(index, name.span);
+        progress.assigned.insert(index, name.span);
+        self.expect(value, &field.ty, &cx.inner);
+    }
+
+    /// `pool "name" { … }`: one element of a list of records, each label unique.
+    fn repeated_block(
+        &mut self,
+        cx: &BlockContext,
+        progress: &mut BlockProgress,
+        name: &Ident,
+        block_label: Option<&PlainString>,
+        body: &'p Block,
+    ) {
+        let file = cx.outer.file;
+        let Some((index, field)) = cx.record.block_field(&name.name) else {
+            return;
+        };
+        self.resolve(
+            file,
+            name.span,
+            Resolution::FieldEntry {
+                record: cx.rid,
+                field: index,
+            },
+        );
+        let Ty::List(elem) = &field.ty else { return };
+        let Ty::Record(elem) = **elem else { return };
+        let elem_def = self.decls.record(elem).clone();
+        let header = block_label.map_or(name.span, |l| l.span);
+        match (elem_def.label_field(), block_label) {
+            (Some(_), None) => self.error(
+                Diagnostic::error(Code::E0207, format!("`{}` blocks need a label", name.name))
+                    .at(file, name.span, "label missing")
+                    .help(format!("write `{} \"NAME\" {{ … }}`", name.name)),
+            ),
+            (None, Some(l)) => {
+                self.error(
+                    Diagnostic::error(Code::E0207, format!("`{}` blocks take no label", name.name))
+                        .at(file, l.span, "remove this label"),
+                )
             }
+            (Some(_), Some(l)) => {
+                if let Some(first) = progress.labels_seen.get(&(index, l.value.clone())) {
+                    let what = name.name.replace('_', " ");
+                    self.error(
+                        Diagnostic::error(
+                            Code::E0107,
+                            format!("{what} `{}` is declared twice", l.value),
+                        )
+                        .at(file, l.span, "second declaration")
+                        .also(file, *first, "first declared here")
+                        .help(format!(
+                            "{what} names must be unique within a {}",
+                            cx.record.name.to_lowercase()
+                        )),
+                    );
+                } else {
+                    progress
+                        .labels_seen
+                        .insert((index, l.value.clone()), l.span);
+                }
+            }
+            (None, None) => {}
+        }
+        // A missing label was reported above; do not also report its field as missing.
+        let stand_in = PlainString {
+            value: String::new(),
+            span: name.span,
+        };
+        let label = match (elem_def.label_field(), block_label) {
+            (Some(_), Some(l)) => Some(l),
+            (Some(_), None) => Some(&stand_in),
+            (None, _) => None,
+        };
+        self.check_block(&body.entries, elem, &cx.inner, label, header);
+        progress.set.entry(index).or_insert(name.span);
+    }
+
+    /// `name { … }`: a field whose type is a record, written as a block without a label.
+    fn nested_block(
+        &mut self,
+        cx: &BlockContext,
+        progress: &mut BlockProgress,
+        name: &Ident,
+        block_label: Option<&PlainString>,
+        body: &'p Block,
+    ) {
+        let file = cx.outer.file;
+        let Some((index, field)) = cx.record.field(&name.name) else {
+            self.unknown_field(&cx.record, name, file, true);
+            return;
+        };
+        let Ty::Record(elem) = field.ty.required().clone() else {
+            self.error(
+                Diagnostic::error(Code::E0206, format!("`{}` is not a block", name.name))
+                    .at(
+                        file,
+                        name.span,
+                        format!("`{}` has type {}", name.name, self.show(&field.ty)),
+                    )
+                    .help(match &field.block_name {
+                        Some(block) => format!(
+                            "write one `{block} {{ … }}` block per item, or `{} = [ … ]`",
+                            name.name
+                        ),
+                        None => format!("write `{} = …`", name.name),
+                    }),
+            );
+            return;
+        };
+        self.resolve(
+            file,
+            name.span,
+            Resolution::FieldEntry {
+                record: cx.rid,
+                field: index,
+            },
+        );
+        if let Some(first) = progress.set.get(&index) {
+            let first = *first;
+            self.error(
+                Diagnostic::error(Code::E0108, format!("field `{}` is set twice", field.name))
+                    .at(file, name.span, "set again here")
+                    .also(file, first, "first set here"),
+            );
+        }
+        progress.set.insert(index, name.span);
+        if let Some(l) = block_label {
+            self.error(
+                Diagnostic::error(Code::E0207, format!("`{}` blocks take no label", name.name)).at(
+                    file,
+                    l.span,
+                    "remove this label",
+                ),
+            );
+        }
+        self.check_block(&body.entries, elem, &cx.inner, None, name.span);
+    }
+
+    /// `...expr`: a whole record of the block's type, or a list for a repeated-block field.
+    fn spread_entry(&mut self, cx: &BlockContext, progress: &mut BlockProgress, expr: &'p Expr) {
+        let file = cx.outer.file;
+        let record = &cx.record;
+        let ty = self.infer(expr, None, cx.outer);
+        match &ty {
+            Ty::Error => progress.complete_spread = true,
+            Ty::Record(r) if *r == cx.rid => progress.complete_spread = true,
+            Ty::List(elem) => {
+                let target = match &**elem {
+                    Ty::Record(e) => record.fields.iter().position(|f| {
+                        f.block_name.is_some() && f.ty == Ty::List(Box::new(Ty::Record(*e)))
+                    }),
+                    _ => None,
+                };
+                match target {
+                    Some(index) => {
+                        progress.set.entry(index).or_insert(expr.span);
+                    }
+                    None if **elem == Ty::Error => {}
+                    None => self.error(self.bad_spread(record, &ty, file, expr.span)),
+                }
+            }
+            _ => self.error(self.bad_spread(record, &ty, file, expr.span)),
+        }
+    }
+
+    /// Required fields (no default) that no entry, label or spread set.
+    fn missing_fields(&mut self, cx: &BlockContext, progress: &BlockProgress, header: Span) {
+        let record = &cx.record;
+        for (index, field) in record.fields.iter().enumerate() {
+            if !field.is_required()
+                || progress.set.contains_key(&index)
+                || progress.misspelt.contains(&field.name)
+            {
+                continue;
+            }
+            let what = match cx.label {
+                Some(l) => format!("{} `{}`", record.name, l.value),
+                None => record.name.clone(),
+            };
+            let d = Diagnostic::error(
+                Code::E0203,
+                format!("missing field `{}` in {what}", field.name),
+            )
+            .at(
+                cx.outer.file,
+                header,
+                format!("`{}` is not set", field.name),
+            )
+            .also(
+                record.site.file,
+                field.name_span,
+                format!("required by `{}` (no default)", record.name),
+            )
+            .help(format!(
+                "add `{} = …` ({})",
+                field.name,
+                self.decls.show(&field.ty)
+            ));
+            self.error(d);
         }
     }
 
@@ -468,4 +487,30 @@ impl<'p> Checker<'p> {
         self.error(d);
         meant
     }
+}
+
+/// The block being checked: its record type and the scopes its entries are read in.
+struct BlockContext<'s> {
+    rid: RecordId,
+    record: RecordDef,
+    /// Where the block is written (spreads are read here).
+    outer: &'s Scope,
+    /// `outer` with the record's fields visible (field values are read here).
+    inner: Scope,
+    label: Option<&'s PlainString>,
+}
+
+/// What a block's entries have set so far.
+#[derive(Default)]
+struct BlockProgress {
+    /// Fields set by an entry, the label or a spread, with where.
+    set: HashMap<usize, Span>,
+    /// Fields given with `name = …` (a subset of `set`).
+    assigned: HashMap<usize, Span>,
+    /// A spread of a whole record (or of an erroneous value) sets every field.
+    complete_spread: bool,
+    /// Labels of repeated blocks, by field, with where they were first written.
+    labels_seen: HashMap<(usize, String), Span>,
+    /// Fields a misspelling probably meant: not reported again as missing.
+    misspelt: Vec<String>,
 }

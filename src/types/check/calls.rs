@@ -1,10 +1,11 @@
-//! Calls of built-in functions.
+//! Calls of built-in functions: the name and argument count here, the argument types by
+//! each builtin's own rule (`crate::builtins`).
 
 use super::{Checker, Scope};
+use crate::builtins::{self, ArgTypes, BUILTINS};
 use crate::codes::Code;
 use crate::diagnostic::did_you_mean;
 use crate::syntax::ast::*;
-use crate::types::builtins::{self, Builtin};
 use crate::types::*;
 
 impl<'p> Checker<'p> {
@@ -17,50 +18,12 @@ impl<'p> Checker<'p> {
     ) -> Ty {
         let file = scope.file;
         let Some(builtin) = builtins::lookup(&name.name) else {
-            let names = super::BUILTINS.iter().map(|(n, ..)| *n);
-            let mut d = Diagnostic::error(Code::E0208, format!("unknown function `{}`", name.name));
-            d = match did_you_mean(&name.name, names) {
-                Some(s) => d.at(file, name.span, s),
-                None => d.at(file, name.span, "not a builtin").help(format!(
-                    "builtins: {}",
-                    super::BUILTINS
-                        .iter()
-                        .map(|(n, ..)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            };
-            self.error(d);
-            for a in args {
-                self.infer(a, None, scope);
-            }
+            self.unknown_function(name, file);
+            self.infer_all(args, scope);
             return Ty::Error;
         };
         self.resolve(file, name.span, Resolution::Builtin(builtin));
-        let arity = match builtin {
-            Builtin::Len
-            | Builtin::Lower
-            | Builtin::Upper
-            | Builtin::IsDigits
-            | Builtin::IsDnsLabel
-            | Builtin::ToString
-            | Builtin::Base64
-            | Builtin::Sha256
-            | Builtin::Keys
-            | Builtin::Values
-            | Builtin::Range
-            | Builtin::Seconds => 1,
-            Builtin::Join
-            | Builtin::Split
-            | Builtin::Contains
-            | Builtin::StartsWith
-            | Builtin::EndsWith
-            | Builtin::Secret
-            | Builtin::Min
-            | Builtin::Max => 2,
-            Builtin::Replace | Builtin::CidrSubnet => 3,
-        };
-        let signature = builtins::signature(builtin);
+        let arity = builtin.arity();
         if args.len() != arity {
             self.error(
                 Diagnostic::error(
@@ -73,134 +36,72 @@ impl<'p> Checker<'p> {
                     ),
                 )
                 .at(file, expr.span, "wrong number of arguments")
-                .help(format!("signature: {signature}")),
+                .help(format!("signature: {}", builtin.signature())),
             );
-            for a in args {
-                self.infer(a, None, scope);
-            }
+            self.infer_all(args, scope);
             return Ty::Error;
         }
-        let bad_arg = |me: &mut Self, arg: &Expr, t: &Ty| {
-            let shown = me.show(t);
-            me.error(
-                Diagnostic::error(Code::E0202, format!("`{}` cannot take {shown}", name.name))
-                    .at(file, arg.span, format!("this is {shown}"))
-                    .help(format!("signature: {signature}")),
-            );
-            Ty::Error
+        builtin.check(&mut CallArgs {
+            checker: self,
+            builtin,
+            args,
+            scope,
+        })
+    }
+
+    fn unknown_function(&mut self, name: &Ident, file: FileId) {
+        let names = BUILTINS.iter().map(|d| d.name);
+        let d = Diagnostic::error(Code::E0208, format!("unknown function `{}`", name.name));
+        let d = match did_you_mean(&name.name, names.clone()) {
+            Some(s) => d.at(file, name.span, s),
+            None => d.at(file, name.span, "not a builtin").help(format!(
+                "builtins: {}",
+                names.collect::<Vec<_>>().join(", ")
+            )),
         };
-        use Builtin::*;
-        match builtin {
-            Len => {
-                let t = self.infer(&args[0], None, scope);
-                match t {
-                    Ty::String | Ty::List(_) | Ty::Map(_) | Ty::Error => Ty::Int,
-                    other => bad_arg(self, &args[0], &other),
-                }
-            }
-            Lower | Upper | Base64 | Sha256 => {
-                self.expect(&args[0], &Ty::String, scope);
-                Ty::String
-            }
-            IsDigits | IsDnsLabel => {
-                self.expect(&args[0], &Ty::String, scope);
-                Ty::Bool
-            }
-            Join => {
-                self.expect(&args[0], &Ty::List(Box::new(Ty::String)), scope);
-                self.expect(&args[1], &Ty::String, scope);
-                Ty::String
-            }
-            Split => {
-                self.expect(&args[0], &Ty::String, scope);
-                self.expect(&args[1], &Ty::String, scope);
-                Ty::List(Box::new(Ty::String))
-            }
-            StartsWith | EndsWith => {
-                self.expect(&args[0], &Ty::String, scope);
-                self.expect(&args[1], &Ty::String, scope);
-                Ty::Bool
-            }
-            Replace => {
-                for a in args {
-                    self.expect(a, &Ty::String, scope);
-                }
-                Ty::String
-            }
-            Contains => {
-                let hay = self.infer(&args[0], None, scope);
-                match hay {
-                    Ty::List(elem) => {
-                        self.expect(&args[1], &elem, scope);
-                    }
-                    Ty::Map(_) | Ty::String => {
-                        self.expect(&args[1], &Ty::String, scope);
-                    }
-                    Ty::Error => {
-                        self.infer(&args[1], None, scope);
-                    }
-                    other => {
-                        bad_arg(self, &args[0], &other);
-                    }
-                }
-                Ty::Bool
-            }
-            ToString => {
-                let t = self.infer(&args[0], None, scope);
-                match t {
-                    Ty::String
-                    | Ty::Int
-                    | Ty::Float
-                    | Ty::Bool
-                    | Ty::Duration
-                    | Ty::Quantity
-                    | Ty::Enum(_)
-                    | Ty::Error => Ty::String,
-                    other => bad_arg(self, &args[0], &other),
-                }
-            }
-            Secret => {
-                self.expect(&args[0], &Ty::String, scope);
-                self.expect(&args[1], &Ty::String, scope);
-                Ty::Secret
-            }
-            Keys => match self.infer(&args[0], None, scope) {
-                Ty::Map(_) | Ty::Error => Ty::List(Box::new(Ty::String)),
-                other => bad_arg(self, &args[0], &other),
-            },
-            Values => match self.infer(&args[0], None, scope) {
-                Ty::Map(v) => Ty::List(v),
-                Ty::Error => Ty::Error,
-                other => bad_arg(self, &args[0], &other),
-            },
-            Min | Max => {
-                let a = self.infer(&args[0], None, scope);
-                match a {
-                    Ty::Int | Ty::Float | Ty::Duration | Ty::Quantity => {
-                        self.expect(&args[1], &a, scope);
-                        a
-                    }
-                    Ty::Error => {
-                        self.infer(&args[1], None, scope);
-                        Ty::Error
-                    }
-                    other => bad_arg(self, &args[0], &other),
-                }
-            }
-            Range => {
-                self.expect(&args[0], &Ty::Int, scope);
-                Ty::List(Box::new(Ty::Int))
-            }
-            Seconds => {
-                self.expect(&args[0], &Ty::Duration, scope);
-                Ty::Int
-            }
-            CidrSubnet => {
-                self.expect(&args[0], &Ty::String, scope);
-                self.expect(&args[1], &Ty::Int, scope);
-                self.expect(&args[2], &Ty::Int, scope);
-                Ty::String
-            }
+        self.error(d);
+    }
+
+    /// Arguments of a call that failed already: still checked, for their own errors.
+    fn infer_all(&mut self, args: &'p [Expr], scope: &Scope) {
+        for a in args {
+            self.infer(a, None, scope);
         }
+    }
+}
+
+/// A call's arguments, lent to its builtin's type rule.
+struct CallArgs<'c, 'p> {
+    checker: &'c mut Checker<'p>,
+    builtin: Builtin,
+    args: &'p [Expr],
+    scope: &'c Scope,
+}
+
+impl ArgTypes for CallArgs<'_, '_> {
+    fn infer(&mut self, i: usize) -> Ty {
+        self.checker.infer(&self.args[i], None, self.scope)
+    }
+
+    fn expect(&mut self, i: usize, ty: &Ty) {
+        self.checker.expect(&self.args[i], ty, self.scope);
+    }
+
+    fn reject(&mut self, i: usize, ty: &Ty) -> Ty {
+        let shown = self.checker.show(ty);
+        let builtin = self.builtin;
+        self.checker.error(
+            Diagnostic::error(
+                Code::E0202,
+                format!("`{}` cannot take {shown}", builtin.name()),
+            )
+            .at(
+                self.scope.file,
+                self.args[i].span,
+                format!("this is {shown}"),
+            )
+            .help(format!("signature: {}", builtin.signature())),
+        );
+        Ty::Error
     }
 }

@@ -96,19 +96,7 @@ impl<'p> Checker<'p> {
             }
             ExprKind::Float(_) => Ty::Float,
             ExprKind::Bool(_) => Ty::Bool,
-            ExprKind::Null => match expected {
-                Some(t @ Ty::Optional(_)) => t.clone(),
-                Some(Ty::Error) | None => Ty::Null,
-                Some(t) => {
-                    let t = self.show(t);
-                    self.error(
-                        Diagnostic::error(Code::E0214, format!("expected {t}, found `null`"))
-                            .at(file, expr.span, "not optional")
-                            .help("only optional types (`T?`) accept null"),
-                    );
-                    Ty::Error
-                }
-            },
+            ExprKind::Null => self.null(expr, expected, file),
             ExprKind::Str(parts) => {
                 for part in parts {
                     if let StrPart::Interpolation(e) = part {
@@ -121,263 +109,326 @@ impl<'p> Checker<'p> {
             ExprKind::UnitNumber { number, unit } => {
                 self.unit_number(expr, number, unit, want.as_ref(), file)
             }
-            ExprKind::List(items) => {
-                let elem_expected = match &want {
-                    Some(Ty::List(t)) => Some((**t).clone()),
-                    _ => None,
-                };
-                let mut elem: Option<Ty> = elem_expected.clone();
-                for item in items {
-                    match &elem {
-                        Some(t) => {
-                            let t = t.clone();
-                            let actual = self.infer(item, Some(&t), scope);
-                            if !assignable(&actual, &t) {
-                                if elem_expected.is_some() {
-                                    self.mismatch(item, &actual, &t, file);
-                                } else {
-                                    self.error(
-                                        Diagnostic::error(
-                                            Code::E0213,
-                                            format!(
-                                                "list elements must have one type: expected {}, found {}",
-                                                self.show(&t),
-                                                self.show(&actual)
-                                            ),
-                                        )
-                                        .at(file, item.span, format!("this is {}", self.show(&actual)))
-                                        .help("every element of a list has the type of the first one"),
-                                    );
-                                }
-                            } else if t == Ty::Error {
-                                elem = Some(actual);
-                            }
-                        }
-                        None => elem = Some(self.infer(item, None, scope)),
-                    }
-                }
-                Ty::List(Box::new(elem.unwrap_or(Ty::Error)))
-            }
-            ExprKind::Map(entries) => {
-                if entries.is_empty()
-                    && let Some(Ty::Record(rid)) = &want
-                {
-                    let rid = *rid;
-                    self.resolve(file, expr.span, Resolution::Record(rid));
-                    self.check_block(&[], rid, scope, None, expr.span);
-                    return Ty::Record(rid);
-                }
-                let value_expected = match &want {
-                    Some(Ty::Map(t)) => Some((**t).clone()),
-                    _ => None,
-                };
-                let mut value_ty = value_expected.clone();
-                let mut keys: HashMap<&str, Span> = HashMap::new();
-                for (key, value) in entries {
-                    if let Some(first) = keys.get(key.value.as_str()) {
-                        self.error(
-                            Diagnostic::error(
-                                Code::E0218,
-                                format!("key `{}` appears twice", key.value),
-                            )
-                            .at(file, key.span, "duplicate key")
-                            .also(file, *first, "first here"),
-                        );
-                    }
-                    keys.insert(&key.value, key.span);
-                    match &value_ty {
-                        Some(t) => {
-                            let t = t.clone();
-                            self.expect(value, &t, scope);
-                        }
-                        None => value_ty = Some(self.infer(value, None, scope)),
-                    }
-                }
-                Ty::Map(Box::new(value_ty.unwrap_or(Ty::Error)))
-            }
+            ExprKind::List(items) => self.list_literal(items, want.as_ref(), scope),
+            ExprKind::Map(entries) => self.map_literal(expr, entries, want.as_ref(), scope),
             ExprKind::Record { ty, body } => {
-                let rid = match ty {
-                    Some(t) => match self.type_expr(scope.module, file, t) {
-                        Ty::Record(r) => r,
-                        Ty::Error => return Ty::Error,
-                        other => {
-                            self.error(
-                                Diagnostic::error(
-                                    Code::E0202,
-                                    format!("{} is not a record type", self.show(&other)),
-                                )
-                                .at(
-                                    file,
-                                    t.span,
-                                    "cannot build this with `{ … }`",
-                                ),
-                            );
-                            return Ty::Error;
-                        }
-                    },
-                    None => match &want {
-                        Some(Ty::Record(r)) => *r,
-                        Some(Ty::Error) => return Ty::Error,
-                        _ => {
-                            self.error(
-                                Diagnostic::error(
-                                    Code::E0219,
-                                    "cannot tell which type this record has",
-                                )
-                                .at(file, expr.span, "untyped record")
-                                .help("name the type: `TypeName { … }`"),
-                            );
-                            return Ty::Error;
-                        }
-                    },
-                };
-                self.resolve(file, expr.span, Resolution::Record(rid));
-                let header = ty.as_ref().map_or(expr.span, |t| t.span);
-                self.check_block(&body.entries, rid, scope, None, header);
-                Ty::Record(rid)
+                self.record_literal(expr, ty.as_ref(), body, want.as_ref(), scope)
             }
             ExprKind::Name(ident) => self.name(ident, want.as_ref(), scope),
             ExprKind::Field(base, name) => {
                 self.field_access(expr, base, name, want.as_ref(), scope)
             }
-            ExprKind::Index(base, index) => {
-                let base_ty = self.infer(base, None, scope);
-                match base_ty.clone() {
-                    Ty::List(elem) => {
-                        self.expect(index, &Ty::Int, scope);
-                        *elem
-                    }
-                    Ty::Map(value) => {
-                        self.expect(index, &Ty::String, scope);
-                        *value
-                    }
-                    Ty::Error => {
-                        self.infer(index, None, scope);
-                        Ty::Error
-                    }
-                    other => {
-                        self.error(
-                            Diagnostic::error(
-                                Code::E0211,
-                                format!("cannot index into {}", self.show(&other)),
-                            )
-                            .at(file, base.span, format!("this is {}", self.show(&other)))
-                            .help("only lists (`xs[0]`) and maps (`m[\"key\"]`) can be indexed"),
-                        );
-                        Ty::Error
-                    }
-                }
-            }
+            ExprKind::Index(base, index) => self.index(base, index, scope),
             ExprKind::Call(name, args) => self.call(expr, name, args, scope),
-            ExprKind::Unary(op, operand) => {
-                let t = self.infer(operand, expected, scope);
-                let ok = match op {
-                    UnaryOp::Neg => matches!(
-                        t,
-                        Ty::Int | Ty::Float | Ty::Duration | Ty::Quantity | Ty::Error
-                    ),
-                    UnaryOp::Not => matches!(t, Ty::Bool | Ty::Error),
-                };
-                if ok {
-                    t
-                } else {
-                    self.error(
-                        Diagnostic::error(
-                            Code::E0209,
-                            format!("`{}` cannot be applied to {}", op.symbol(), self.show(&t)),
-                        )
-                        .at(
-                            file,
-                            expr.span,
-                            format!("operand is {}", self.show(&t)),
-                        ),
-                    );
-                    Ty::Error
-                }
-            }
+            ExprKind::Unary(op, operand) => self.unary(expr, *op, operand, expected, scope),
             ExprKind::Binary(BinaryOp::Coalesce, lhs, rhs) => {
                 self.coalesce(lhs, rhs, expected, scope)
             }
             ExprKind::Binary(op, lhs, rhs) => self.binary(expr, *op, lhs, rhs, scope),
             ExprKind::If(cond, then, otherwise) => {
-                self.expect(cond, &Ty::Bool, scope);
-                let t = self.infer(then, expected, scope);
-                let target = match expected {
-                    Some(e) => e.clone(),
-                    None => t.clone(),
-                };
-                let e = self.infer(otherwise, Some(&target), scope);
-                if expected.is_none() && !assignable(&e, &t) {
-                    if assignable(&t, &e) {
-                        return e;
-                    }
-                    self.error(
-                        Diagnostic::error(
-                            Code::E0202,
-                            format!(
-                                "`if` branches differ: {} and {}",
-                                self.show(&t),
-                                self.show(&e)
-                            ),
-                        )
-                        .at(file, otherwise.span, format!("this is {}", self.show(&e)))
-                        .also(
-                            file,
-                            then.span,
-                            format!("this is {}", self.show(&t)),
-                        ),
-                    );
-                    return Ty::Error;
-                }
-                if let Some(x) = expected {
-                    if !assignable(&e, x) {
-                        self.mismatch(otherwise, &e, x, file);
-                    }
-                    // Point at the branch, not at the whole `if` (reported here, once).
-                    if !assignable(&t, x) {
-                        self.mismatch(then, &t, x, file);
-                        return Ty::Error;
-                    }
-                }
-                t
+                self.conditional(cond, then, otherwise, expected, scope)
             }
             ExprKind::Comprehension {
                 body,
                 var,
                 iter,
                 filter,
-            } => {
-                let iter_ty = self.infer(iter, None, scope);
-                let elem = match iter_ty {
-                    Ty::List(e) => *e,
-                    Ty::Map(_) => Ty::String,
-                    Ty::Error => Ty::Error,
-                    other => {
-                        self.error(
-                            Diagnostic::error(
-                                Code::E0202,
-                                format!("cannot iterate over {}", self.show(&other)),
-                            )
-                            .at(file, iter.span, "expected a list or a map")
-                            .help("`[x for x in LIST]`; over a map, `x` is each key"),
-                        );
-                        Ty::Error
-                    }
-                };
-                self.resolve(file, var.span, Resolution::Local);
-                let inner = scope.with(Frame::Local(var.name.clone(), elem));
-                if let Some(f) = filter {
-                    self.expect(f, &Ty::Bool, &inner);
-                }
-                let elem_expected = match &want {
-                    Some(Ty::List(t)) => Some((**t).clone()),
-                    _ => None,
-                };
-                let t = self.infer(body, elem_expected.as_ref(), &inner);
-                Ty::List(Box::new(t))
-            }
+            } => self.comprehension(body, var, iter, filter.as_deref(), want.as_ref(), scope),
             ExprKind::Paren(inner) => self.infer(inner, expected, scope),
         }
+    }
+
+    /// `null`: the expected optional type, or an error where no null is allowed.
+    fn null(&mut self, expr: &Expr, expected: Option<&Ty>, file: FileId) -> Ty {
+        match expected {
+            Some(t @ Ty::Optional(_)) => t.clone(),
+            Some(Ty::Error) | None => Ty::Null,
+            Some(t) => {
+                let t = self.show(t);
+                self.error(
+                    Diagnostic::error(Code::E0214, format!("expected {t}, found `null`"))
+                        .at(file, expr.span, "not optional")
+                        .help("only optional types (`T?`) accept null"),
+                );
+                Ty::Error
+            }
+        }
+    }
+
+    /// `[a, b, …]`: every element has the expected element type, or the first one's.
+    fn list_literal(&mut self, items: &'p [Expr], want: Option<&Ty>, scope: &Scope) -> Ty {
+        let file = scope.file;
+        let elem_expected = match want {
+            Some(Ty::List(t)) => Some((**t).clone()),
+            _ => None,
+        };
+        let mut elem: Option<Ty> = elem_expected.clone();
+        for item in items {
+            let Some(t) = elem.clone() else {
+                elem = Some(self.infer(item, None, scope));
+                continue;
+            };
+            let actual = self.infer(item, Some(&t), scope);
+            if !assignable(&actual, &t) {
+                if elem_expected.is_some() {
+                    self.mismatch(item, &actual, &t, file);
+                } else {
+                    self.error(
+                        Diagnostic::error(
+                            Code::E0213,
+                            format!(
+                                "list elements must have one type: expected {}, found {}",
+                                self.show(&t),
+                                self.show(&actual)
+                            ),
+                        )
+                        .at(file, item.span, format!("this is {}", self.show(&actual)))
+                        .help("every element of a list has the type of the first one"),
+                    );
+                }
+            } else if t == Ty::Error {
+                elem = Some(actual);
+            }
+        }
+        Ty::List(Box::new(elem.unwrap_or(Ty::Error)))
+    }
+
+    /// `{"k": v, …}`: a map with unique keys, or `{}` where a record is expected.
+    fn map_literal(
+        &mut self,
+        expr: &Expr,
+        entries: &'p [(PlainString, Expr)],
+        want: Option<&Ty>,
+        scope: &Scope,
+    ) -> Ty {
+        let file = scope.file;
+        if entries.is_empty()
+            && let Some(Ty::Record(rid)) = want
+        {
+            let rid = *rid;
+            self.resolve(file, expr.span, Resolution::Record(rid));
+            self.check_block(&[], rid, scope, None, expr.span);
+            return Ty::Record(rid);
+        }
+        let mut value_ty = match want {
+            Some(Ty::Map(t)) => Some((**t).clone()),
+            _ => None,
+        };
+        let mut keys: HashMap<&str, Span> = HashMap::new();
+        for (key, value) in entries {
+            if let Some(first) = keys.get(key.value.as_str()) {
+                self.error(
+                    Diagnostic::error(Code::E0218, format!("key `{}` appears twice", key.value))
+                        .at(file, key.span, "duplicate key")
+                        .also(file, *first, "first here"),
+                );
+            }
+            keys.insert(&key.value, key.span);
+            match &value_ty {
+                Some(t) => {
+                    let t = t.clone();
+                    self.expect(value, &t, scope);
+                }
+                None => value_ty = Some(self.infer(value, None, scope)),
+            }
+        }
+        Ty::Map(Box::new(value_ty.unwrap_or(Ty::Error)))
+    }
+
+    /// `Type { … }`, or `{ … }` where a record type is expected.
+    fn record_literal(
+        &mut self,
+        expr: &Expr,
+        ty: Option<&TypeExpr>,
+        body: &'p Block,
+        want: Option<&Ty>,
+        scope: &Scope,
+    ) -> Ty {
+        let file = scope.file;
+        let rid = match ty {
+            Some(t) => match self.type_expr(scope.module, file, t) {
+                Ty::Record(r) => r,
+                Ty::Error => return Ty::Error,
+                other => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::E0202,
+                            format!("{} is not a record type", self.show(&other)),
+                        )
+                        .at(file, t.span, "cannot build this with `{ … }`"),
+                    );
+                    return Ty::Error;
+                }
+            },
+            None => match want {
+                Some(Ty::Record(r)) => *r,
+                Some(Ty::Error) => return Ty::Error,
+                _ => {
+                    self.error(
+                        Diagnostic::error(Code::E0219, "cannot tell which type this record has")
+                            .at(file, expr.span, "untyped record")
+                            .help("name the type: `TypeName { … }`"),
+                    );
+                    return Ty::Error;
+                }
+            },
+        };
+        self.resolve(file, expr.span, Resolution::Record(rid));
+        let header = ty.map_or(expr.span, |t| t.span);
+        self.check_block(&body.entries, rid, scope, None, header);
+        Ty::Record(rid)
+    }
+
+    /// `base[index]`: an Int into a list, a String into a map.
+    fn index(&mut self, base: &'p Expr, index: &'p Expr, scope: &Scope) -> Ty {
+        let file = scope.file;
+        match self.infer(base, None, scope) {
+            Ty::List(elem) => {
+                self.expect(index, &Ty::Int, scope);
+                *elem
+            }
+            Ty::Map(value) => {
+                self.expect(index, &Ty::String, scope);
+                *value
+            }
+            Ty::Error => {
+                self.infer(index, None, scope);
+                Ty::Error
+            }
+            other => {
+                self.error(
+                    Diagnostic::error(
+                        Code::E0211,
+                        format!("cannot index into {}", self.show(&other)),
+                    )
+                    .at(file, base.span, format!("this is {}", self.show(&other)))
+                    .help("only lists (`xs[0]`) and maps (`m[\"key\"]`) can be indexed"),
+                );
+                Ty::Error
+            }
+        }
+    }
+
+    /// `-x` on numbers, durations and quantities; `!x` on booleans.
+    fn unary(
+        &mut self,
+        expr: &Expr,
+        op: UnaryOp,
+        operand: &'p Expr,
+        expected: Option<&Ty>,
+        scope: &Scope,
+    ) -> Ty {
+        let t = self.infer(operand, expected, scope);
+        let ok = match op {
+            UnaryOp::Neg => matches!(
+                t,
+                Ty::Int | Ty::Float | Ty::Duration | Ty::Quantity | Ty::Error
+            ),
+            UnaryOp::Not => matches!(t, Ty::Bool | Ty::Error),
+        };
+        if ok {
+            return t;
+        }
+        self.error(
+            Diagnostic::error(
+                Code::E0209,
+                format!("`{}` cannot be applied to {}", op.symbol(), self.show(&t)),
+            )
+            .at(
+                scope.file,
+                expr.span,
+                format!("operand is {}", self.show(&t)),
+            ),
+        );
+        Ty::Error
+    }
+
+    /// `if cond then a else b`: both branches meet the expected type, or each other.
+    fn conditional(
+        &mut self,
+        cond: &'p Expr,
+        then: &'p Expr,
+        otherwise: &'p Expr,
+        expected: Option<&Ty>,
+        scope: &Scope,
+    ) -> Ty {
+        let file = scope.file;
+        self.expect(cond, &Ty::Bool, scope);
+        let t = self.infer(then, expected, scope);
+        let target = match expected {
+            Some(e) => e.clone(),
+            None => t.clone(),
+        };
+        let e = self.infer(otherwise, Some(&target), scope);
+        if expected.is_none() && !assignable(&e, &t) {
+            if assignable(&t, &e) {
+                return e;
+            }
+            self.error(
+                Diagnostic::error(
+                    Code::E0202,
+                    format!(
+                        "`if` branches differ: {} and {}",
+                        self.show(&t),
+                        self.show(&e)
+                    ),
+                )
+                .at(file, otherwise.span, format!("this is {}", self.show(&e)))
+                .also(file, then.span, format!("this is {}", self.show(&t))),
+            );
+            return Ty::Error;
+        }
+        if let Some(x) = expected {
+            if !assignable(&e, x) {
+                self.mismatch(otherwise, &e, x, file);
+            }
+            // Point at the branch, not at the whole `if` (reported here, once).
+            if !assignable(&t, x) {
+                self.mismatch(then, &t, x, file);
+                return Ty::Error;
+            }
+        }
+        t
+    }
+
+    /// `[body for var in iter if filter]`: `var` is each element of a list or key of a map.
+    fn comprehension(
+        &mut self,
+        body: &'p Expr,
+        var: &Ident,
+        iter: &'p Expr,
+        filter: Option<&'p Expr>,
+        want: Option<&Ty>,
+        scope: &Scope,
+    ) -> Ty {
+        let file = scope.file;
+        let elem = match self.infer(iter, None, scope) {
+            Ty::List(e) => *e,
+            Ty::Map(_) => Ty::String,
+            Ty::Error => Ty::Error,
+            other => {
+                self.error(
+                    Diagnostic::error(
+                        Code::E0202,
+                        format!("cannot iterate over {}", self.show(&other)),
+                    )
+                    .at(file, iter.span, "expected a list or a map")
+                    .help("`[x for x in LIST]`; over a map, `x` is each key"),
+                );
+                Ty::Error
+            }
+        };
+        self.resolve(file, var.span, Resolution::Local);
+        let inner = scope.with(Frame::Local(var.name.clone(), elem));
+        if let Some(f) = filter {
+            self.expect(f, &Ty::Bool, &inner);
+        }
+        let elem_expected = match want {
+            Some(Ty::List(t)) => Some((**t).clone()),
+            _ => None,
+        };
+        let t = self.infer(body, elem_expected.as_ref(), &inner);
+        Ty::List(Box::new(t))
     }
 
     fn check_interpolable(&mut self, e: &Expr, t: &Ty, file: FileId) {
