@@ -27,12 +27,23 @@ const ORIGIN: &str = "fuzz-set";
 const MAX_DEPTH: usize = 6;
 
 /// Largest loop, repetition and literal count. The fuzzer (`--cfg fuzzing`) takes any;
-/// the proptest runs in a debug build and must take seconds, so there the template fuel
-/// and the size limit are left to `tests/hostile.rs`'s own regression tests.
+/// the proptest runs in a debug build and must take seconds, so there it is 40 unless
+/// `TEMPLATE_FUZZ_MAX_COUNT` says otherwise (a long soak run, fuzz/README.md), and the
+/// template fuel and size limit are left to `tests/hostile.rs`'s own regression tests.
 #[cfg(fuzzing)]
-const MAX_COUNT: u32 = u32::MAX;
+fn max_count() -> u32 {
+    u32::MAX
+}
 #[cfg(not(fuzzing))]
-const MAX_COUNT: u32 = 40;
+fn max_count() -> u32 {
+    static MAX: OnceLock<u32> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("TEMPLATE_FUZZ_MAX_COUNT")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(40)
+    })
+}
 
 const FLEET: &str = r#"channel stable {
   kubernetes_version = "1.31.4"
@@ -399,7 +410,7 @@ fn template(pieces: &[Piece]) -> String {
             Piece::Text(fragment) => out.push_str(fragment.text()),
             Piece::Raw(text) => out.push_str(text),
             Piece::Large { seed, times } => {
-                let times = u32::from(*times).min(MAX_COUNT) as usize;
+                let times = u32::from(*times).min(max_count()) as usize;
                 out.push_str(&seed.text().repeat(times));
             }
             Piece::Print(expr) => out.push_str(&format!("{{{{ {} }}}}", expr.text())),
@@ -408,7 +419,7 @@ fn template(pieces: &[Piece]) -> String {
             }
             Piece::For(iterable) if open.len() < MAX_DEPTH => {
                 let over = match iterable {
-                    Iterable::Range(n) => format!("range({})", n.min(&MAX_COUNT)),
+                    Iterable::Range(n) => format!("range({})", n.min(&max_count())),
                     Iterable::Expr(expr) => expr.text(),
                 };
                 out.push_str(&format!("{{% for v{} in {over} %}}", open.len() % 4));
@@ -446,7 +457,7 @@ impl Expr {
         let mut text = self.atom.text();
         for op in self.ops.iter().take(6) {
             text = match op {
-                Op::Repeat(n) => format!("({text} * {})", n.min(&MAX_COUNT)),
+                Op::Repeat(n) => format!("({text} * {})", n.min(&max_count())),
                 Op::Concat(atom) => format!("({text} ~ {})", atom.text()),
                 Op::Add(n) => format!("({text} + {n})"),
                 Op::Attr(field) => {
