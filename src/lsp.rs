@@ -28,5 +28,11 @@ mod workspace;
 
 /// Serve the Language Server Protocol on stdin/stdout; returns the exit code.
 pub fn run_stdio() -> i32 {
-    server::run(std::io::stdin(), std::io::stdout())
+    serve(std::io::stdin(), std::io::stdout())
+}
+
+/// Serve one client whose messages arrive on `input` until `exit` or the end of
+/// `input`; returns the exit code. `run_stdio` with other streams: for fuzzing and tests.
+pub fn serve(input: impl std::io::Read + Send + 'static, output: impl std::io::Write) -> i32 {
+    server::run(input, output)
 }

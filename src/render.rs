@@ -164,7 +164,7 @@ const TEMPLATE_FUEL: u64 = 20_000_000;
 
 /// Largest text one template may render: far above any artifact AWS or Kubernetes
 /// accepts, far below what would exhaust memory.
-const MAX_RENDERED_BYTES: usize = 16 << 20;
+pub const MAX_RENDERED_BYTES: usize = 16 << 20;
 
 /// A template's output, refused beyond [`MAX_RENDERED_BYTES`].
 #[derive(Default)]

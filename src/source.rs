@@ -165,6 +165,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct FileId(pub u32);
 
+#[derive(Clone)]
 pub struct SourceFile {
     /// The path as shown to users (relative where the user gave a relative path).
     pub name: String,
@@ -174,7 +175,7 @@ pub struct SourceFile {
 }
 
 /// All files read in one run, so diagnostics can show their text.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
 }

@@ -3,13 +3,17 @@
 
 #[path = "support/files.rs"]
 mod files;
+#[path = "support/template_fuzz.rs"]
+mod template_fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use arbitrary::{Arbitrary, Unstructured};
 use files::{read_tree, temp_dir};
 use flotilla::compile::{Compilation, ConfigSource, compile, write_output};
 use flotilla::source::DiskFs;
+use proptest::prelude::*;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config-min");
 
@@ -357,4 +361,21 @@ fn unicode_escapes_write_control_characters_and_refuse_non_characters() {
         diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(),
         ["E0004"]
     );
+}
+
+// ---- the template fuzz target, a few cases per run ----------------------------------------
+
+// The fuzz target `template` (fuzz/README.md) with the same generator and checks: random
+// config sets and cluster values render as `compile` renders them, within the size limit,
+// and every error names its template. Loop counts are cut here (see `MAX_COUNT`).
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn random_config_sets_render_within_bounds_and_errors_name_their_template(
+        bytes in proptest::collection::vec(any::<u8>(), 0..4096)
+    ) {
+        if let Ok(input) = template_fuzz::Input::arbitrary(&mut Unstructured::new(&bytes)) {
+            template_fuzz::check(&input);
+        }
+    }
 }

@@ -2,6 +2,8 @@
 
 #[path = "support/jsonrpc.rs"]
 mod jsonrpc;
+#[path = "support/lsp_fuzz.rs"]
+mod lsp_fuzz;
 
 use std::collections::VecDeque;
 use std::io::{BufReader, Write};
@@ -10,7 +12,9 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
+use arbitrary::{Arbitrary, Unstructured};
 use jsonrpc::read_frame;
+use proptest::prelude::*;
 use serde_json::{Value, json};
 
 /// Long enough for a debug build on a slow machine; a hung server fails instead of hanging.
@@ -991,4 +995,19 @@ fn a_root_with_more_files_than_the_scan_bound_still_answers_for_the_open_documen
         "{refused}"
     );
     assert!(client.shutdown().success());
+}
+
+// The fuzz target `lsp_frames` (fuzz/README.md) with the same generator and checks:
+// streams of messages, broken frames and arbitrary bytes through the server in memory;
+// it never fails internally and answers a request sent after all of them.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn random_client_streams_are_answered_after_broken_frames(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048)
+    ) {
+        if let Ok(input) = lsp_fuzz::Input::arbitrary(&mut Unstructured::new(&bytes)) {
+            lsp_fuzz::check(&input);
+        }
+    }
 }

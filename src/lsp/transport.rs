@@ -135,7 +135,9 @@ fn read_frame(input: &mut impl BufRead) -> io::Result<Option<Result<Vec<u8>, Str
     let mut body = Vec::new();
     input.by_ref().take(length as u64).read_to_end(&mut body)?;
     if body.len() < length {
-        return Ok(None);
+        // The input ended inside the body. A header in what did arrive means the length
+        // was too large and frames followed: hand it on to resynchronise on them.
+        return Ok(next_header(&body).map(|_| Ok(body)));
     }
     Ok(Some(Ok(body)))
 }
@@ -277,6 +279,26 @@ mod tests {
                         .all(|m| m.as_ref().is_ok_and(|m| m.contains(r#""method":"n""#))),
                 "{first:?}: {got:?}"
             );
+        }
+    }
+
+    // A Content-Length beyond the end of the input swallowed the frames after it.
+    #[test]
+    fn frames_after_a_length_beyond_the_end_of_input_are_still_read() {
+        let note = r#"{"jsonrpc":"2.0","method":"n"}"#;
+        let next = format!("Content-Length: {}\r\n\r\n{note}", note.len());
+        for first in [
+            "Content-Length: 99999\r\n\r\nx",
+            "Content-Length: 99999\r\n\r\n",
+        ] {
+            let got = incoming(&format!("{first}{next}{next}"));
+            let whole = got
+                .iter()
+                .filter(|m| m.as_ref().is_ok_and(|m| m.contains(r#""method":"n""#)))
+                .count();
+            // Without a byte before it, the first frame's header is the broken frame's body.
+            let expected = if first.ends_with('x') { 2 } else { 1 };
+            assert_eq!(whole, expected, "{first:?}: {got:?}");
         }
     }
 
