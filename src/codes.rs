@@ -5,7 +5,8 @@
 /// Declares [`Code`] with one explanation per variant, so the two cannot drift apart.
 macro_rules! codes {
     ($($code:ident => $explanation:expr,)*) => {
-        /// A stable diagnostic code, `E0001`…; see `flotilla explain CODE`.
+        /// A stable diagnostic code, `E0001`… for errors, `W0001`… for warnings; see
+        /// `flotilla explain CODE`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Code {
             $($code,)*
@@ -87,6 +88,7 @@ codes! {
     E0503 => "A template failed to render (an undefined variable, a bad filter argument, a syntax error); the label points into the template.",
     E0504 => "A rendered artifact is invalid: malformed YAML/JSON or a mapping with the same key twice; a CloudFormation template with a missing Type, a logical id that is not alphanumeric (at most 255 characters), more than 500 resources or 200 parameters, outputs or mappings, a dangling Ref/GetAtt/DependsOn, an Fn::FindInMap naming no mapping, a Condition or Fn::If naming no condition, or an unused parameter; a manifest without apiVersion/kind/name or with a name that is not DNS-1123, or a duplicate object; a deletions entry that could select too much (a namespaced kind without `namespace`, a cluster-scoped kind with one, an empty `selector` or `labels`, a selector of only negative requirements), that has a name that is not DNS-1123, or that removes what the manifests apply. See \"Validation of rendered output\" in docs/config-set.md.",
     E0505 => "The config set could not be read: the channel's config_ref is not a ref of the repository, the path does not exist at that ref, or the --config-set directory is unreadable.",
+    W0001 => "Warning: a `let` that nothing reads. It is never evaluated, so a mistake in its value (even `12 / 0`) goes unnoticed. Use it, remove it, or start its name with `_` to keep it on purpose.",
 }
 
 impl Code {
@@ -137,7 +139,7 @@ mod tests {
             let text = code.as_str();
             assert!(
                 text.len() == 5
-                    && text.starts_with('E')
+                    && text.starts_with(['E', 'W'])
                     && text[1..].chars().all(|c| c.is_ascii_digit()),
                 "{text}"
             );

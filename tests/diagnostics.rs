@@ -191,23 +191,23 @@ fn json_positions_skip_carriage_returns_and_cover_the_invalid_byte() {
 fn long_operator_chains_and_deep_conditionals_are_errors_not_crashes() {
     // At the limits everything works, in a test thread's small stack.
     let chain = format!(
-        "let x = 1{}\n",
+        "let _x = 1{}\n",
         " + 1".repeat(flotilla::syntax::MAX_EXPRESSION_DEPTH - 1)
     );
     let (_, codes) = run(&[("main.flt", chain.into_bytes())]);
     assert!(codes.is_empty(), "{codes:?}");
     let negations = format!(
-        "let x = {}true\n",
+        "let _x = {}true\n",
         "!".repeat(flotilla::syntax::MAX_PREFIX_RUN)
     );
     let (_, codes) = run(&[("main.flt", negations.into_bytes())]);
     assert!(codes.is_empty(), "{codes:?}");
     // A long flat list of negative numbers is not deep at all.
-    let flat = format!("let x = [{}]\n", "-1, ".repeat(5_000));
+    let flat = format!("let _x = [{}]\n", "-1, ".repeat(5_000));
     let (_, codes) = run(&[("main.flt", flat.into_bytes())]);
     assert!(codes.is_empty(), "{codes:?}");
     let ifs = format!(
-        "let x = {}0\n",
+        "let _x = {}0\n",
         "if true then 1 else ".repeat(flotilla::syntax::MAX_CONDITIONALS)
     );
     let (_, codes) = run(&[("main.flt", ifs.into_bytes())]);
@@ -264,4 +264,40 @@ fn a_very_long_line_is_shown_around_the_error_only() {
         column(lines[shown + 1], "^^^"),
         "the caret stays under the name:\n{report}"
     );
+}
+
+// Issue 12: an unused `let` is never evaluated, so a mistake in it passed `check` silently.
+#[test]
+fn an_unused_let_is_a_warning_at_its_name() {
+    let (out, codes) = run(&[(
+        "main.flt",
+        b"let used = 2\nlet x = 12 / 0\nlet _kept = 1\nlet y = used + 1\n".to_vec(),
+    )]);
+    assert_eq!(codes, ["W0001", "W0001"], "{out}");
+    assert!(out.contains("warning[W0001]: `x` is never used"), "{out}");
+    assert!(out.contains("fleet/main.flt:2:5"), "{out}");
+    assert!(out.contains("warning[W0001]: `y` is never used"), "{out}");
+    assert!(out.contains("fleet/main.flt:4:5"), "{out}");
+    assert!(out.contains("name it `_x`"), "{out}");
+    assert!(out.contains("0 errors, 2 warnings"), "{out}");
+}
+
+#[test]
+fn a_let_read_from_another_file_is_used() {
+    let (out, codes) = run(&[
+        ("lib/a.flt", b"let shared = 3\n".to_vec()),
+        (
+            "main.flt",
+            b"import \"./lib/a.flt\" as a\nlet _total = a.shared * 2\n".to_vec(),
+        ),
+    ]);
+    assert!(codes.is_empty(), "{out}");
+}
+
+#[test]
+fn unused_lets_are_not_reported_beside_errors() {
+    // The error is what matters; the warnings come once it is fixed.
+    let (out, codes) = run(&[("main.flt", b"let x = 1 + \"a\"\nlet y = 2\n".to_vec())]);
+    assert!(!codes.is_empty(), "{out}");
+    assert!(!codes.contains(&"W0001"), "{out}");
 }

@@ -274,7 +274,7 @@ fn the_design_record_type_snippet_type_checks() {
     fs.insert(
         "fleet/main.flt",
         "type SketchPool {\n  name: String\n  instance_types: [InstanceType]\n  min_size: Int = 1\n  max_size: Int\n  check min_size <= max_size : \"min_size must not exceed max_size\"\n}\n\
-         let ok = SketchPool { name = \"a\"  instance_types = [\"m5.large\"]  max_size = 2 }\n",
+         let _ok = SketchPool { name = \"a\"  instance_types = [\"m5.large\"]  max_size = 2 }\n",
     );
     let analysis = analyze(&fs, Path::new("fleet/main.flt"));
     assert!(

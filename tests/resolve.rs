@@ -265,6 +265,6 @@ fn a_declaration_named_like_an_import_alias_is_an_error() {
 #[test]
 fn distinct_aliases_and_names_are_fine() {
     let analysis =
-        analyze_main("import \"./m/q.flt\" as q\nimport \"./m/r.flt\" as r\nlet a = q.v + r.w\n");
+        analyze_main("import \"./m/q.flt\" as q\nimport \"./m/r.flt\" as r\nlet _a = q.v + r.w\n");
     assert!(analysis.diagnostics.is_empty(), "{}", rendered(&analysis));
 }

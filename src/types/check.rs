@@ -6,10 +6,12 @@ mod calls;
 mod declarations;
 mod expressions;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::*;
+use crate::codes::Code;
 use crate::resolve::LoadedModule;
+use crate::syntax::ast::Item;
 
 pub(super) fn run(program: &Program) -> Checked {
     let mut checker = Checker {
@@ -28,6 +30,12 @@ pub(super) fn run(program: &Program) -> Checked {
     checker.resolve_aliases();
     checker.resolve_record_fields();
     checker.check_bodies();
+    // Only a program without errors hears about unused lets: tests and fleets mid-edit
+    // often hold a let for a moment, and the warning would bury the error that matters.
+    let has_errors = |d: &[Diagnostic]| d.iter().any(Diagnostic::is_error);
+    if !has_errors(&program.diagnostics) && !has_errors(&checker.diagnostics) {
+        checker.warn_unused_lets();
+    }
     Checked {
         decls: checker.decls,
         resolutions: checker.resolutions,
@@ -111,6 +119,40 @@ impl<'p> Checker<'p> {
 
     fn show(&self, ty: &Ty) -> String {
         format!("`{}`", self.decls.show(ty))
+    }
+
+    /// A `let` that nothing reads, in any module, is never evaluated: even an error in
+    /// it (`let x = 12 / 0`) would pass unseen. Names starting with `_` are left unused
+    /// on purpose; the stdlib's lets are there for fleets to use.
+    fn warn_unused_lets(&mut self) {
+        let used: HashSet<(ModuleId, usize)> = self
+            .resolutions
+            .values()
+            .filter_map(|r| match r {
+                Resolution::Let(module, item) => Some((*module, *item)),
+                _ => None,
+            })
+            .collect();
+        for module in self.program.module_ids() {
+            let m = self.module(module);
+            if m.is_std {
+                continue;
+            }
+            for (item, it) in m.ast.items.iter().enumerate() {
+                let Item::Let(decl) = it else { continue };
+                let name = &decl.name.name;
+                if name.starts_with('_') || used.contains(&(module, item)) {
+                    continue;
+                }
+                self.diagnostics.push(
+                    Diagnostic::warning(Code::W0001, format!("`{name}` is never used"))
+                        .at(m.file, decl.name.span, "unused `let`")
+                        .help(format!(
+                            "remove it, or name it `_{name}` if it is meant to stay unused"
+                        )),
+                );
+            }
+        }
     }
 }
 
