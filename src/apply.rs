@@ -470,17 +470,19 @@ impl Run<'_> {
     /// Values for the stack parameters a real account needs and templates cannot
     /// default (VPC, subnets), looked up by tag once per cluster. A failed lookup leaves
     /// them unset: a stack that needs one then fails before anything is sent.
-    async fn stack_parameters(&mut self) -> BTreeMap<String, String> {
+    /// A failed lookup fails the step with the read that failed: taken as "nothing
+    /// tagged", it would surface later as a missing parameter, hiding the fault.
+    async fn stack_parameters(&mut self) -> Result<BTreeMap<String, String>, StepError> {
         if self.parameters.is_none() {
             let cluster = self.target.cluster;
             let found = self
                 .cloud()
                 .tagged_parameters(&cluster.region, &cluster.id)
                 .await
-                .unwrap_or_default();
+                .map_err(StepError::live)?;
             self.parameters = Some(found.into_iter().collect());
         }
-        self.parameters.clone().unwrap_or_default()
+        Ok(self.parameters.clone().unwrap_or_default())
     }
 
     /// The rolling engine's view of this cluster (after [`Run::api`] connected).
@@ -514,7 +516,7 @@ impl Run<'_> {
                         s.artifact
                     ))
                 })?;
-                let parameters = self.stack_parameters().await;
+                let parameters = self.stack_parameters().await?;
                 let change = StackChange {
                     region: &self.target.cluster.region,
                     cluster: &self.target.cluster.id,

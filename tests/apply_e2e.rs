@@ -809,6 +809,23 @@ async fn an_aws_read_failing_fails_the_plan_and_stops_a_roll_without_removing_an
         );
     }
 
+    // Apply: the stack parameters' network lookup fails. The cluster fails saying so,
+    // not with a parameter that looks missing, and the stack is left as it was.
+    env.proxy.fail("DescribeSubnets", Fault::internal_error());
+    let log = Log::default();
+    let (_, reports) = env.apply(&v2, &log).await;
+    env.proxy.heal();
+    assert_eq!(reports[0].outcome, Outcome::Failed, "{}", log.text());
+    let failed = reports[0].failed.clone().unwrap();
+    assert!(
+        failed.contains("look up the network tagged") && failed.contains("HTTP 500"),
+        "{failed}"
+    );
+    assert_eq!(
+        stack_status(&env.aws, "prod-1-node-pool-workers").await,
+        "CREATE_COMPLETE"
+    );
+
     // Apply: once the roll has replaced its first node, every look at the groups
     // fails. The roll must stop there: no further termination, the group's sizes
     // left as they are (never lowered on a failed read), no stack deleted.
