@@ -79,6 +79,7 @@ fn main() {
     let mut wall = Duration::ZERO;
     let mut durations = Vec::new();
     let mut replaced = 0;
+    let mut calls = flotilla::sim::Stats::default();
     for c in 0..CLUSTERS {
         let id = format!("cluster-{c:02}");
         let sim = SimHandle::new(world(&id));
@@ -100,6 +101,11 @@ fn main() {
             _ => started.elapsed(),
         };
         replaced += report.replaced.len();
+        sim.with(|w| {
+            calls.mutations += w.stats.mutations;
+            calls.evictions += w.stats.evictions;
+            calls.evictions_blocked += w.stats.evictions_blocked;
+        });
         durations.push(((report.finished_ms - report.started_ms) / 1000) as u64);
     }
     let mean = durations.iter().sum::<u64>() as f64 / durations.len() as f64;
@@ -114,5 +120,9 @@ fn main() {
         wall.as_secs_f64() * 1000.0,
         mean,
         worst as f64 / lower_bound as f64
+    );
+    println!(
+        "\nsimulator: {} mutating calls, {} evictions, {} refused by a budget",
+        calls.mutations, calls.evictions, calls.evictions_blocked
     );
 }

@@ -382,6 +382,7 @@ impl SimWorld {
     pub fn add_workload(&mut self, cluster: &str, workload: WorkloadSpec) {
         if let Some(c) = self.clusters.get_mut(cluster) {
             c.workloads.push(workload);
+            c.touched();
         }
         self.settle();
     }

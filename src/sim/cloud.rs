@@ -380,20 +380,23 @@ fn live_per_zone(world: &SimWorld, region: &str, group: &Group) -> BTreeMap<Stri
 /// Launch instances until the group has its desired capacity (or the market's limit),
 /// each in the zone with the fewest, as Auto Scaling balances them.
 pub(super) fn launch_missing(world: &mut SimWorld, region: &str, name: &str) {
-    loop {
+    let limit = world
+        .faults
+        .capacity_limits
+        .get(name)
+        .copied()
+        .unwrap_or(usize::MAX);
+    // Asked after every change of the world: a group that is complete is not cloned.
+    let missing = |world: &SimWorld| {
+        world.group(region, name).is_some_and(|group| {
+            let live = group.instances.len();
+            (live as i32) < group.desired && live < limit
+        })
+    };
+    while missing(world) {
         let Some(group) = world.group(region, name).cloned() else {
             return;
         };
-        let limit = world
-            .faults
-            .capacity_limits
-            .get(name)
-            .copied()
-            .unwrap_or(usize::MAX);
-        let live = group.instances.len();
-        if live as i32 >= group.desired || live >= limit {
-            return;
-        }
         let counts = live_per_zone(world, region, &group);
         let Some(zone) = group
             .zones
@@ -436,13 +439,15 @@ pub(super) fn launch_missing(world: &mut SimWorld, region: &str, name: &str) {
 /// Terminate instances above desired capacity as Auto Scaling's default policy does:
 /// from the zone with the most, the oldest launch template first, then the oldest.
 fn terminate_excess(world: &mut SimWorld, region: &str, name: &str) {
-    loop {
+    let excess = |world: &SimWorld| {
+        world
+            .group(region, name)
+            .is_some_and(|group| group.instances.len() as i32 > group.desired)
+    };
+    while excess(world) {
         let Some(group) = world.group(region, name).cloned() else {
             return;
         };
-        if group.instances.len() as i32 <= group.desired {
-            return;
-        }
         let counts = live_per_zone(world, region, &group);
         let r = &world.regions[region];
         let victim = group

@@ -3,7 +3,7 @@
 //! PodDisruptionBudgets judged as the Eviction API does, and a plain object store for
 //! manifests, locks and blocks.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -161,6 +161,24 @@ pub struct Cluster {
     pub volume_zones: BTreeMap<String, String>,
     resource_version: u64,
     next_pod: u64,
+    #[serde(skip)]
+    controllers: ControllerMark,
+}
+
+/// Whether the controllers have acted on the cluster as it is: every change they act on
+/// (a pod removed, a node joining, leaving or patched, a workload added) bumps
+/// `generation`, so a world that settles after every call skips them when nothing of
+/// theirs moved. Bookkeeping, not state: two clusters that differ only here are equal.
+#[derive(Clone, Debug, Default)]
+struct ControllerMark {
+    generation: u64,
+    acted_on: Option<u64>,
+}
+
+impl PartialEq for ControllerMark {
+    fn eq(&self, _: &ControllerMark) -> bool {
+        true
+    }
 }
 
 impl Cluster {
@@ -169,6 +187,11 @@ impl Cluster {
             region: region.to_string(),
             ..Cluster::default()
         }
+    }
+
+    /// Something the controllers act on changed.
+    pub(super) fn touched(&mut self) {
+        self.controllers.generation += 1;
     }
 
     fn pod_ready(&self, pod: &Pod, now: i64) -> bool {
@@ -251,9 +274,9 @@ pub(super) fn settle(world: &mut SimWorld) {
     for (region, r) in regions.iter() {
         for i in r.instances.values() {
             if !i.terminated && i.booted(now) {
-                clusters
-                    .entry(i.cluster.clone())
-                    .or_insert_with(|| Cluster::new(region));
+                if !clusters.contains_key(&i.cluster) {
+                    clusters.insert(i.cluster.clone(), Cluster::new(region));
+                }
                 booted.entry(i.cluster.as_str()).or_default().push(i);
             }
         }
@@ -272,7 +295,7 @@ pub(super) fn settle(world: &mut SimWorld) {
 fn join_and_leave(cluster: &mut Cluster, instances: &[&super::Instance]) {
     // Runs after every change of the world: the common case, nobody joining or
     // leaving, costs no allocation per node.
-    let live: BTreeSet<&str> = instances.iter().map(|i| i.id.as_str()).collect();
+    let live: HashSet<&str> = instances.iter().map(|i| i.id.as_str()).collect();
     let before = cluster.nodes.len();
     cluster
         .nodes
@@ -281,6 +304,9 @@ fn join_and_leave(cluster: &mut Cluster, instances: &[&super::Instance]) {
     // Every node left is a distinct live instance's: as many nodes as instances means
     // every instance has joined.
     let joining = cluster.nodes.len() < instances.len();
+    if left || joining {
+        cluster.touched();
+    }
     for instance in instances.iter().filter(|_| joining) {
         let name = instance.node_name();
         cluster.nodes.entry(name.clone()).or_insert_with(|| {
@@ -309,6 +335,11 @@ fn join_and_leave(cluster: &mut Cluster, instances: &[&super::Instance]) {
 }
 
 fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) {
+    let generation = cluster.controllers.generation;
+    if cluster.controllers.acted_on == Some(generation) {
+        return;
+    }
+    cluster.controllers.acted_on = Some(generation);
     let startup = settings.pod_startup_seconds as i64 * 1000;
     let mut created: Vec<Pod> = Vec::new();
     let mut create = |namespace: &str,
@@ -333,8 +364,8 @@ fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) 
     let missing = |namespace: &str, name: &str| !pods.contains_key(&format!("{namespace}/{name}"));
     // What runs where, in one pass over the pods: this runs after every change of the
     // world, and asking per node and workload would cost an allocation each.
-    let mut owned: BTreeMap<(&str, &str), u32> = BTreeMap::new();
-    let mut on_node: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    let mut owned: HashMap<(&str, &str), u32> = HashMap::new();
+    let mut on_node: HashSet<(&str, &str, &str)> = HashSet::new();
     for p in pods.values() {
         match (p.kind, p.node.as_deref()) {
             (Some(WorkloadKind::Deployment), _) => {
@@ -420,64 +451,74 @@ fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) 
 /// StatefulSet pod only in its volume's zone; untainted nodes before
 /// `PreferNoSchedule` ones, then the least loaded.
 fn schedule(cluster: &mut Cluster, settings: &super::Settings, now: i64) {
-    let pending: Vec<String> = cluster
-        .pods
-        .iter()
-        .filter(|(_, p)| p.node.is_none())
-        .map(|(k, _)| k.clone())
-        .collect();
-    if pending.is_empty() {
+    if cluster.pods.values().all(|p| p.node.is_some()) {
         return;
     }
-    let mut load: BTreeMap<String, usize> = cluster.nodes.keys().map(|n| (n.clone(), 0)).collect();
-    for p in cluster.pods.values() {
-        if let Some(n) = &p.node {
-            *load.entry(n.clone()).or_insert(0) += 1;
+    // This runs after every change of the world: what it needs of the nodes is read
+    // once, borrowed, and the placements are written after the search.
+    struct Candidate<'a> {
+        name: &'a str,
+        pool: Option<&'a String>,
+        zone: Option<&'a String>,
+        avoided: bool,
+        load: usize,
+    }
+    let mut candidates: Vec<Candidate> = cluster
+        .nodes
+        .values()
+        .filter(|n| n.ready && !n.unschedulable)
+        .filter(|n| {
+            !n.taints
+                .iter()
+                .any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        })
+        .map(|n| Candidate {
+            name: &n.name,
+            pool: n.labels.get(super::POOL_LABEL),
+            zone: n.labels.get(ZONE_LABEL),
+            avoided: n.taints.iter().any(|t| t.effect == "PreferNoSchedule"),
+            load: 0,
+        })
+        .collect();
+    let index: HashMap<&str, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name, i))
+        .collect();
+    for node in cluster.pods.values().filter_map(|p| p.node.as_deref()) {
+        if let Some(&i) = index.get(node) {
+            candidates[i].load += 1;
         }
     }
-    let pools: BTreeMap<String, Option<String>> = cluster
+    let pools: HashMap<(&str, &str), Option<&String>> = cluster
         .workloads
         .iter()
-        .map(|w| (format!("{}/{}", w.namespace, w.name), w.pool.clone()))
+        .map(|w| ((w.namespace.as_str(), w.name.as_str()), w.pool.as_ref()))
         .collect();
-    for key in pending {
-        let p = &cluster.pods[&key];
+    let mut placed: Vec<(String, String, Option<String>)> = Vec::new();
+    for (key, p) in cluster.pods.iter().filter(|(_, p)| p.node.is_none()) {
         let pool = pools
-            .get(&format!("{}/{}", p.namespace, p.owner))
-            .cloned()
+            .get(&(p.namespace.as_str(), p.owner.as_str()))
+            .copied()
             .flatten();
-        let zone = cluster.volume_zones.get(&key).cloned();
-        let best = cluster
-            .nodes
-            .values()
-            .filter(|n| n.ready && !n.unschedulable)
-            .filter(|n| {
-                !n.taints
-                    .iter()
-                    .any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-            })
-            .filter(|n| {
-                pool.as_ref()
-                    .is_none_or(|p| n.labels.get(super::POOL_LABEL) == Some(p))
-            })
-            .filter(|n| {
-                zone.as_ref()
-                    .is_none_or(|z| n.labels.get(ZONE_LABEL) == Some(z))
-            })
-            .filter(|n| load[&n.name] < settings.pods_per_node)
-            .min_by_key(|n| {
-                let avoided = n.taints.iter().any(|t| t.effect == "PreferNoSchedule");
-                (avoided, load[&n.name], n.name.clone())
-            })
-            .map(|n| (n.name.clone(), n.labels.get(ZONE_LABEL).cloned()));
-        let Some((node, node_zone)) = best else {
+        let zone = cluster.volume_zones.get(key);
+        let best = candidates
+            .iter_mut()
+            .filter(|c| pool.is_none_or(|p| c.pool == Some(p)))
+            .filter(|c| zone.is_none_or(|z| c.zone == Some(z)))
+            .filter(|c| c.load < settings.pods_per_node)
+            .min_by_key(|c| (c.avoided, c.load, c.name));
+        let Some(best) = best else {
             continue;
         };
-        *load.entry(node.clone()).or_insert(0) += 1;
-        if p.kind == Some(WorkloadKind::StatefulSet) && zone.is_none() {
-            cluster
-                .volume_zones
-                .insert(key.clone(), node_zone.unwrap_or_default());
+        best.load += 1;
+        let new_zone = (p.kind == Some(WorkloadKind::StatefulSet) && zone.is_none())
+            .then(|| best.zone.cloned().unwrap_or_default());
+        placed.push((key.clone(), best.name.to_string(), new_zone));
+    }
+    for (key, node, new_zone) in placed {
+        if let Some(zone) = new_zone {
+            cluster.volume_zones.insert(key.clone(), zone);
         }
         if let Some(p) = cluster.pods.get_mut(&key) {
             p.node = Some(node);
@@ -617,6 +658,7 @@ impl SimCluster {
             })?;
         let result = f(cluster, now)?;
         if mutating {
+            cluster.touched();
             world.mutated();
         }
         Ok(result)
@@ -829,6 +871,7 @@ impl ClusterApi for SimCluster {
             }
         }
         c.pods.remove(&key);
+        c.touched();
         world.stats.evictions += 1;
         world.mutated();
         Ok(EvictionOutcome::Evicted)
