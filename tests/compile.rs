@@ -7,7 +7,7 @@ mod files;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use files::{read_tree, temp_dir};
+use files::{git, read_tree, temp_dir};
 use flotilla::compile::{CompileError, ConfigSource, compile, write_output};
 use flotilla::diagnostic::to_json;
 use flotilla::source::DiskFs;
@@ -402,28 +402,6 @@ fn secrets_never_appear_in_plain_text() {
 }
 
 // ---- git: channels pin config refs, diff --base ---------------------------------------
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=flotilla",
-            "-c",
-            "user.email=flotilla@example.org",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A repository with the fixture config set under `config/` and a fleet under `fleet/`.
 fn repo(name: &str, fleet: &str) -> PathBuf {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use files::{read_tree, temp_dir};
+use files::{git, read_tree, temp_dir};
 use flotilla::analysis::analyze;
 use flotilla::compile::{
     Cache, ConfigSource, FleetOutput, compile_at_revision, compile_model, compile_with_cache,
@@ -71,27 +71,6 @@ cluster "c" {
   }
 }
 "#;
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=flotilla",
-            "-c",
-            "user.email=flotilla@example.org",
-        ])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A repository with the fixture config set under `config/` on branches `stable` and
 /// `beta`, and the fleet under `fleet/`.
@@ -368,7 +347,7 @@ fn diff_base_reuses_the_cache_for_both_revisions() {
         "max_size = 10\n  }\n}\n\ncluster \"c\"",
         "max_size = 12\n  }\n}\n\ncluster \"c\"",
     );
-    let run = || {
+    let diff = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_flotilla"))
             .current_dir(&f.dir)
             .args([
@@ -381,10 +360,11 @@ fn diff_base_reuses_the_cache_for_both_revisions() {
                 "--format",
                 "json",
             ])
+            .args(extra)
             .output()
             .unwrap()
     };
-    let output = run();
+    let output = diff(&[]);
     assert_eq!(
         output.status.code(),
         Some(2),
@@ -399,21 +379,7 @@ fn diff_base_reuses_the_cache_for_both_revisions() {
         .map(|c| c["cluster"].as_str().unwrap())
         .collect();
     assert_eq!(changed, ["b"]);
-    let uncached = Command::new(env!("CARGO_BIN_EXE_flotilla"))
-        .current_dir(&f.dir)
-        .args([
-            "diff",
-            "fleet",
-            "--base",
-            "HEAD",
-            "--config-path",
-            "config",
-            "--format",
-            "json",
-            "--no-cache",
-        ])
-        .output()
-        .unwrap();
+    let uncached = diff(&["--no-cache"]);
     assert_eq!(uncached.stdout, output.stdout);
 
     // Only the edited cluster was rendered: both revisions found everything else.

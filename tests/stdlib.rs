@@ -53,6 +53,25 @@ fn pool_field(cluster: &Data, index: usize, field: &str) -> serde_json::Value {
     serde_json::to_value(pool.get(field).unwrap()).unwrap()
 }
 
+/// Each expression evaluated as a node pool label, with std/catalog imported as a user's
+/// fleet would: the labels by name.
+fn catalog_labels(labels: &[(&str, String)]) -> serde_json::Value {
+    let body = labels
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let c1 = clean(&format!(
+        "import \"std/catalog\"\n{}",
+        cluster(
+            "test",
+            "eu-central-1",
+            &pool("w", "\"m5.large\"", &format!("    labels = {{ {body} }}\n")),
+        )
+    ));
+    pool_field(&c1, 0, "labels")
+}
+
 #[test]
 fn current_instance_types_in_a_new_region_check_clean() {
     let pools = pool("compute", "\"c5a.2xlarge\"", "")
@@ -262,21 +281,7 @@ fn the_catalog_knows_enis_ips_per_eni_and_accelerators() {
             probe("instance_type_catalog[\"c8a.large\"].enis ?? 0"),
         ),
     ];
-    let body = labels
-        .iter()
-        .map(|(k, v)| format!("\"{k}\": {v}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // The catalog is std/catalog's, imported as a user's fleet would.
-    let c1 = clean(&format!(
-        "import \"std/catalog\"\n{}",
-        cluster(
-            "test",
-            "eu-central-1",
-            &pool("w", "\"m5.large\"", &format!("    labels = {{ {body} }}\n")),
-        )
-    ));
-    let got = pool_field(&c1, 0, "labels");
+    let got = catalog_labels(&labels);
     assert_eq!(got["m5-enis"], "3");
     assert_eq!(got["m5-ips"], "10");
     assert_eq!(got["g5"], "nvidia_gpu");
@@ -309,22 +314,16 @@ fn the_catalog_knows_vcpus_memory_and_gpus() {
         ("graviton-memory", "r8g.medium", "memory_mib"),
         ("newest-vcpus", "r9g.large", "vcpus"),
     ];
-    let body = fields
+    let labels: Vec<(&str, String)> = fields
         .iter()
         .map(|(label, t, field)| {
-            format!("\"{label}\": to_string(instance_type_catalog[\"{t}\"].{field} ?? 0)")
+            (
+                *label,
+                format!("to_string(instance_type_catalog[\"{t}\"].{field} ?? 0)"),
+            )
         })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let c1 = clean(&format!(
-        "import \"std/catalog\"\n{}",
-        cluster(
-            "test",
-            "eu-central-1",
-            &pool("w", "\"m5.large\"", &format!("    labels = {{ {body} }}\n")),
-        )
-    ));
-    let got = pool_field(&c1, 0, "labels");
+        .collect();
+    let got = catalog_labels(&labels);
     assert_eq!(got["c5a-vcpus"], "8");
     assert_eq!(got["c5a-memory"], "16384");
     assert_eq!(got["c5a-gpus"], "0");

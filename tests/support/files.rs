@@ -31,3 +31,27 @@ pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// Runs `git -C dir ARGS` with a fixed identity and no signing; a failure fails the test.
+#[allow(dead_code)] // not every test binary keeps a repository
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=flotilla",
+            "-c",
+            "user.email=flotilla@example.org",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
