@@ -12,6 +12,7 @@ pub mod aws;
 pub mod kube;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -437,7 +438,9 @@ pub trait ClusterApi: Send + Sync {
         namespace: Option<&str>,
         selection: &Selection,
     ) -> LiveResult<Vec<Value>>;
-    async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<NodeState>>;
+    /// Shared, not copied: the rolling engine looks at every node of a pool at each
+    /// step, and a client that keeps its nodes (the simulator) hands out references.
+    async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<Arc<NodeState>>>;
 
     // ---- Writes (apply). ----
 

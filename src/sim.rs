@@ -46,6 +46,10 @@ pub struct SimWorld {
     pub stats: Stats,
     rng: u64,
     next_id: u64,
+    /// Instances terminated since the world was made or loaded: nodes can only have
+    /// left their cluster when this moved, so settling looks for them only then.
+    #[serde(skip)]
+    departures: u64,
     /// Called after every change of the world (tests check invariants in it).
     #[serde(skip)]
     observer: Option<Observer>,
@@ -371,7 +375,7 @@ impl SimWorld {
     pub fn nodes(&self, cluster: &str) -> Vec<&NodeState> {
         self.clusters
             .get(cluster)
-            .map(|c| c.nodes.values().collect())
+            .map(|c| c.nodes.values().map(Arc::as_ref).collect())
             .unwrap_or_default()
     }
 
@@ -381,15 +385,14 @@ impl SimWorld {
 
     pub fn add_workload(&mut self, cluster: &str, workload: WorkloadSpec) {
         if let Some(c) = self.clusters.get_mut(cluster) {
-            c.workloads.push(workload);
-            c.touched();
+            c.add_workload(workload);
         }
         self.settle();
     }
 
     pub fn add_pdb(&mut self, cluster: &str, pdb: PdbSpec) {
         if let Some(c) = self.clusters.get_mut(cluster) {
-            c.pdbs.push(pdb);
+            c.add_pdb(pdb);
         }
         self.settle();
     }

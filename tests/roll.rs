@@ -131,7 +131,7 @@ fn placed(w: &SimWorld) -> BTreeMap<String, Placed> {
     let Some(c) = w.cluster(CLUSTER) else {
         return BTreeMap::new();
     };
-    c.pods
+    c.pods()
         .iter()
         .filter_map(|(key, p)| {
             let node = p.node.clone()?;
@@ -658,7 +658,7 @@ fn a_removed_pool_is_drained_one_node_at_a_time_and_nothing_is_terminated() {
         assert_eq!(workers.len(), 3);
         assert!(workers.iter().all(|n| n.unschedulable));
         let web_on_workers = c
-            .pods
+            .pods()
             .values()
             .filter(|p| p.owner == "web")
             .filter(|p| {

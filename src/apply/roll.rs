@@ -12,6 +12,7 @@
 //! ever scaled down or deleted because something looked absent.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -303,13 +304,14 @@ where
 struct View {
     group: AutoScalingGroupState,
     /// Nodes of the group's live instances.
-    nodes: Vec<NodeState>,
+    nodes: Vec<Arc<NodeState>>,
 }
 
 impl View {
     fn outdated<'v>(&'v self, hash: &'v str) -> impl Iterator<Item = &'v NodeState> + 'v {
         self.nodes
             .iter()
+            .map(Arc::as_ref)
             .filter(move |n| n.labels.get(HASH_LABEL).map(String::as_str) != Some(hash))
     }
 
@@ -319,7 +321,7 @@ impl View {
             .nodes
             .iter()
             .filter(|n| n.ready)
-            .filter_map(NodeState::instance_id)
+            .filter_map(|n| n.instance_id())
             .collect();
         self.group
             .instances
@@ -495,9 +497,9 @@ impl Roll<'_, '_> {
         let now = ctx.clock.now_ms();
         let view = self.view(group).await?;
         let hash = self.spec.config_hash.clone();
-        let mut outdated: Vec<NodeState> = view.outdated(&hash).cloned().collect();
+        let mut outdated: Vec<&NodeState> = view.outdated(&hash).collect();
         // Zone by zone: volumes are zonal, and so is what a drain disturbs.
-        outdated.sort_by_key(|n| (zone_of(n), n.name.clone()));
+        outdated.sort_by(|a, b| (zone(a), &a.name).cmp(&(zone(b), &b.name)));
         self.launches_new_config(&view, &outdated)?;
 
         for node in outdated.iter().filter(|n| !is_marked(n)) {
@@ -572,7 +574,7 @@ impl Roll<'_, '_> {
     fn launches_new_config(
         &mut self,
         view: &View,
-        outdated: &[NodeState],
+        outdated: &[&NodeState],
     ) -> Result<(), RollError> {
         let initial = self
             .initial_instances
@@ -610,8 +612,13 @@ impl Roll<'_, '_> {
         if busy {
             return Ok(false);
         }
-        let mut rest: Vec<&NodeState> = view.nodes.iter().filter(|n| !is_draining(n)).collect();
-        rest.sort_by_key(|n| (zone_of(n), n.name.clone()));
+        let mut rest: Vec<&NodeState> = view
+            .nodes
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|n| !is_draining(n))
+            .collect();
+        rest.sort_by(|a, b| (zone(a), &a.name).cmp(&(zone(b), &b.name)));
         match rest.first() {
             Some(node) => {
                 self.cordon(node, now).await?;
@@ -980,8 +987,12 @@ fn is_draining(node: &NodeState) -> bool {
     node.unschedulable && node.annotations.contains_key(DRAIN_STARTED)
 }
 
+fn zone(node: &NodeState) -> &str {
+    node.labels.get(ZONE_LABEL).map_or("", String::as_str)
+}
+
 fn zone_of(node: &NodeState) -> String {
-    node.labels.get(ZONE_LABEL).cloned().unwrap_or_default()
+    zone(node).to_string()
 }
 
 /// DaemonSet and mirror pods stay (they die with the node); finished pods need nothing.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -383,7 +383,7 @@ impl ClusterApi for KubeCluster {
         }
     }
 
-    async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<NodeState>> {
+    async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<Arc<NodeState>>> {
         let api: Api<Node> = Api::all(self.client.clone());
         let operation = format!("LIST nodes {label_selector}");
         let list = self
@@ -395,7 +395,7 @@ impl ClusterApi for KubeCluster {
             .await?;
         let mut nodes: Vec<NodeState> = list.items.into_iter().map(node_state).collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(nodes)
+        Ok(nodes.into_iter().map(Arc::new).collect())
     }
 
     async fn apply(&self, object: &Value, force: bool) -> LiveResult<Value> {

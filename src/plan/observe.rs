@@ -260,7 +260,10 @@ pub async fn observe(
     }
 
     if !desired.summary.node_pools.is_empty() || !observed.removed_pools.is_empty() {
-        observed.nodes = api.nodes(POOL_LABEL).await?;
+        observed.nodes = (api.nodes(POOL_LABEL).await?)
+            .into_iter()
+            .map(std::sync::Arc::unwrap_or_clone)
+            .collect();
     }
     Ok(observed)
 }

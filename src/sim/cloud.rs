@@ -207,6 +207,7 @@ fn delete_group(world: &mut SimWorld, region: &str, group: &str) {
         if let Some(instance) = world.region_mut(region).instances.get_mut(&id) {
             instance.terminated = true;
             world.stats.terminated += 1;
+            world.departures += 1;
         }
     }
 }
@@ -478,6 +479,7 @@ fn terminate(world: &mut SimWorld, region: &str, id: &str) {
         g.instances.retain(|i| i != id);
     }
     world.stats.terminated += 1;
+    world.departures += 1;
 }
 
 fn lifecycle(instance: &Instance, now: i64) -> &'static str {

@@ -3,7 +3,9 @@
 //! PodDisruptionBudgets judged as the Eviction API does, and a plain object store for
 //! manifests, locks and blocks.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -150,9 +152,11 @@ impl Pod {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cluster {
     pub region: String,
-    pub nodes: BTreeMap<String, NodeState>,
-    /// By `namespace/name`.
-    pub pods: BTreeMap<String, Pod>,
+    /// Shared with the callers of `nodes`, copied when patched while they hold them.
+    pub nodes: BTreeMap<String, Arc<NodeState>>,
+    /// By `namespace/name`; changed only through `add_pod` and `remove_pod`, which keep
+    /// `index` in step.
+    pods: BTreeMap<String, Pod>,
     pub workloads: Vec<WorkloadSpec>,
     pub pdbs: Vec<PdbSpec>,
     /// Other objects (manifests, locks, blocks) by [`object_key`].
@@ -162,23 +166,137 @@ pub struct Cluster {
     resource_version: u64,
     next_pod: u64,
     #[serde(skip)]
-    controllers: ControllerMark,
+    changes: Changes,
+    #[serde(skip)]
+    index: PodIndex,
+    /// The world's `departures` when nodes were last matched to live instances.
+    #[serde(skip)]
+    departures_seen: Option<u64>,
 }
 
-/// Whether the controllers have acted on the cluster as it is: every change they act on
-/// (a pod removed, a node joining, leaving or patched, a workload added) bumps
-/// `generation`, so a world that settles after every call skips them when nothing of
-/// theirs moved. Bookkeeping, not state: two clusters that differ only here are equal.
+/// What changed since the controllers and the scheduler last acted: the world settles
+/// after every call, and what they do then is proportional to this, not to the size
+/// of the cluster. Bookkeeping, not state: two clusters that differ only here are
+/// equal.
 #[derive(Clone, Debug, Default)]
-struct ControllerMark {
-    generation: u64,
-    acted_on: Option<u64>,
+struct Changes {
+    /// Whether the controllers have looked at the whole cluster since it was created or
+    /// loaded, or a workload was added; until then they look at everything.
+    seen_whole: bool,
+    /// Workloads `(namespace, name)` that lost a pod.
+    workloads: BTreeSet<(String, String)>,
+    /// Nodes that joined, changed, or lost a DaemonSet or mirror pod.
+    nodes: BTreeSet<String>,
+    /// A pod left a node: room for a Pending one.
+    room: bool,
 }
 
-impl PartialEq for ControllerMark {
-    fn eq(&self, _: &ControllerMark) -> bool {
+impl Changes {
+    fn none(&self) -> bool {
+        self.seen_whole && self.workloads.is_empty() && self.nodes.is_empty() && !self.room
+    }
+}
+
+impl PartialEq for Changes {
+    fn eq(&self, _: &Changes) -> bool {
         true
     }
+}
+
+/// Pods looked up the ways the controllers, the scheduler, draining and budgets ask,
+/// derived from `Cluster::pods` and `Cluster::pdbs` and kept up to date by every change
+/// of them (rebuilt whole when a budget is added or the cluster is loaded). Like
+/// [`Changes`], not part of the cluster's state.
+#[derive(Clone, Debug, Default)]
+struct PodIndex {
+    built: bool,
+    /// Pod keys by node.
+    on_node: HashMap<String, BTreeSet<String>>,
+    /// Pods without a node.
+    pending: BTreeSet<String>,
+    /// Deployment pods per `(namespace, owner)`.
+    replicas: HashMap<(String, String), u32>,
+    /// The pods each budget of `Cluster::pdbs` covers, in the same order.
+    covered: Vec<BTreeSet<String>>,
+}
+
+impl PartialEq for PodIndex {
+    fn eq(&self, _: &PodIndex) -> bool {
+        true
+    }
+}
+
+impl PodIndex {
+    fn add(&mut self, key: &str, pod: &Pod, pdbs: &[PdbSpec]) {
+        match &pod.node {
+            Some(node) => {
+                self.on_node
+                    .entry(node.clone())
+                    .or_default()
+                    .insert(key.to_string());
+            }
+            None => {
+                self.pending.insert(key.to_string());
+            }
+        }
+        if pod.kind == Some(WorkloadKind::Deployment) {
+            *self
+                .replicas
+                .entry((pod.namespace.clone(), pod.owner.clone()))
+                .or_insert(0) += 1;
+        }
+        for (pdb, covered) in pdbs.iter().zip(&mut self.covered) {
+            if covers(pdb, pod) {
+                covered.insert(key.to_string());
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str, pod: &Pod) {
+        match &pod.node {
+            Some(node) => {
+                if let Some(keys) = self.on_node.get_mut(node) {
+                    keys.remove(key);
+                }
+            }
+            None => {
+                self.pending.remove(key);
+            }
+        }
+        if pod.kind == Some(WorkloadKind::Deployment)
+            && let Some(count) = self
+                .replicas
+                .get_mut(&(pod.namespace.clone(), pod.owner.clone()))
+        {
+            *count = count.saturating_sub(1);
+        }
+        for covered in &mut self.covered {
+            covered.remove(key);
+        }
+    }
+
+    fn placed(&mut self, key: &str, node: &str) {
+        self.pending.remove(key);
+        self.on_node
+            .entry(node.to_string())
+            .or_default()
+            .insert(key.to_string());
+    }
+
+    fn replicas(&self, namespace: &str, owner: &str) -> u32 {
+        self.replicas
+            .get(&(namespace.to_string(), owner.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn load(&self, node: &str) -> usize {
+        self.on_node.get(node).map_or(0, BTreeSet::len)
+    }
+}
+
+fn covers(pdb: &PdbSpec, pod: &Pod) -> bool {
+    pod.namespace == pdb.namespace && matches(&pdb.selector, &pod.labels)
 }
 
 impl Cluster {
@@ -189,9 +307,69 @@ impl Cluster {
         }
     }
 
-    /// Something the controllers act on changed.
-    pub(super) fn touched(&mut self) {
-        self.controllers.generation += 1;
+    /// The pods, by `namespace/name`.
+    pub fn pods(&self) -> &BTreeMap<String, Pod> {
+        &self.pods
+    }
+
+    /// A new workload: the controllers look at everything once more.
+    pub(super) fn add_workload(&mut self, workload: WorkloadSpec) {
+        self.workloads.push(workload);
+        self.changes.seen_whole = false;
+    }
+
+    /// A new budget: which pods each budget covers is worked out again.
+    pub(super) fn add_pdb(&mut self, pdb: PdbSpec) {
+        self.pdbs.push(pdb);
+        self.index.built = false;
+    }
+
+    fn build_index(&mut self) {
+        if self.index.built {
+            return;
+        }
+        let mut index = PodIndex {
+            built: true,
+            covered: vec![BTreeSet::new(); self.pdbs.len()],
+            ..PodIndex::default()
+        };
+        for (key, pod) in &self.pods {
+            index.add(key, pod, &self.pdbs);
+        }
+        self.index = index;
+    }
+
+    fn add_pod(&mut self, pod: Pod) {
+        self.build_index();
+        let key = pod.key();
+        self.index.add(&key, &pod, &self.pdbs);
+        if let Some(replaced) = self.pods.insert(key.clone(), pod) {
+            self.index.remove(&key, &replaced);
+        }
+    }
+
+    /// Remove a pod; its controller is told, and the scheduler that there is room.
+    fn remove_pod(&mut self, key: &str) -> Option<Pod> {
+        self.build_index();
+        let pod = self.pods.remove(key)?;
+        self.index.remove(key, &pod);
+        match (pod.kind, &pod.node) {
+            (Some(WorkloadKind::DaemonSet) | None, Some(node)) => {
+                self.changes.nodes.insert(node.clone());
+            }
+            _ => {
+                self.changes
+                    .workloads
+                    .insert((pod.namespace.clone(), pod.owner.clone()));
+            }
+        }
+        self.changes.room |= pod.node.is_some();
+        Some(pod)
+    }
+
+    /// A node's labels, taints or schedulability changed.
+    fn node_changed(&mut self, name: &str) {
+        self.changes.nodes.insert(name.to_string());
     }
 
     fn pod_ready(&self, pod: &Pod, now: i64) -> bool {
@@ -203,15 +381,31 @@ impl Cluster {
                 .is_some_and(|n| n.ready)
     }
 
-    /// A PDB's status as the disruption controller computes it.
+    /// A PDB's status as the disruption controller computes it, from every pod.
     pub fn pdb_state(&self, pdb: &PdbSpec, now: i64) -> PdbState {
-        let covered: Vec<&Pod> = self
-            .pods
-            .values()
-            .filter(|p| p.namespace == pdb.namespace && matches(&pdb.selector, &p.labels))
-            .collect();
-        let expected = covered.len() as i32;
-        let healthy = covered.iter().filter(|p| self.pod_ready(p, now)).count() as i32;
+        let covered = self.pods.values().filter(|p| covers(pdb, p));
+        self.budget_status(pdb, covered, now)
+    }
+
+    /// The `i`th budget's status, from the pods the index says it covers.
+    fn indexed_pdb_state(&self, i: usize, now: i64) -> PdbState {
+        let covered = self.index.covered[i]
+            .iter()
+            .filter_map(|key| self.pods.get(key));
+        self.budget_status(&self.pdbs[i], covered, now)
+    }
+
+    fn budget_status<'p>(
+        &self,
+        pdb: &PdbSpec,
+        covered: impl Iterator<Item = &'p Pod>,
+        now: i64,
+    ) -> PdbState {
+        let (mut expected, mut healthy) = (0, 0);
+        for pod in covered {
+            expected += 1;
+            healthy += i32::from(self.pod_ready(pod, now));
+        }
         let desired = match (pdb.min_available, pdb.max_unavailable) {
             (Some(min), _) => min.of(expected),
             (None, Some(max)) => (expected - max.of(expected)).max(0),
@@ -261,13 +455,15 @@ fn workload_labels(w: &WorkloadSpec) -> BTreeMap<String, String> {
     }
 }
 
-/// Nodes follow instances; controllers and the scheduler follow nodes.
+/// Nodes follow instances; controllers and the scheduler follow nodes, each acting on
+/// what changed since they last did.
 pub(super) fn settle(world: &mut SimWorld) {
     let now = world.now_ms;
     let SimWorld {
         regions,
         clusters,
         settings,
+        departures,
         ..
     } = world;
     let mut booted: BTreeMap<&str, Vec<&super::Instance>> = BTreeMap::new();
@@ -286,60 +482,76 @@ pub(super) fn settle(world: &mut SimWorld) {
             .get(id.as_str())
             .map(Vec::as_slice)
             .unwrap_or_default();
-        join_and_leave(cluster, instances);
-        run_controllers(cluster, settings, now);
+        join_and_leave(cluster, instances, *departures);
+        if cluster.changes.none() {
+            continue;
+        }
+        let changes = std::mem::replace(
+            &mut cluster.changes,
+            Changes {
+                seen_whole: true,
+                ..Changes::default()
+            },
+        );
+        cluster.build_index();
+        run_controllers(cluster, &changes, settings, now);
         schedule(cluster, settings, now);
     }
 }
 
-fn join_and_leave(cluster: &mut Cluster, instances: &[&super::Instance]) {
+fn join_and_leave(cluster: &mut Cluster, instances: &[&super::Instance], departures: u64) {
     // Runs after every change of the world: the common case, nobody joining or
-    // leaving, costs no allocation per node.
-    let live: HashSet<&str> = instances.iter().map(|i| i.id.as_str()).collect();
-    let before = cluster.nodes.len();
-    cluster
-        .nodes
-        .retain(|_, node| node.instance_id().is_some_and(|id| live.contains(id)));
-    let left = cluster.nodes.len() < before;
+    // leaving, costs no allocation and no look at each node.
+    let mut left = Vec::new();
+    if cluster.departures_seen != Some(departures) {
+        cluster.departures_seen = Some(departures);
+        let live: HashSet<&str> = instances.iter().map(|i| i.id.as_str()).collect();
+        cluster.nodes.retain(|name, node| {
+            let stays = node.instance_id().is_some_and(|id| live.contains(id));
+            if !stays {
+                left.push(name.clone());
+            }
+            stays
+        });
+    }
     // Every node left is a distinct live instance's: as many nodes as instances means
     // every instance has joined.
     let joining = cluster.nodes.len() < instances.len();
-    if left || joining {
-        cluster.touched();
-    }
     for instance in instances.iter().filter(|_| joining) {
         let name = instance.node_name();
-        cluster.nodes.entry(name.clone()).or_insert_with(|| {
-            let mut labels = instance.node_labels.clone();
-            labels.insert(ZONE_LABEL.to_string(), instance.zone.clone());
-            labels.insert("kubernetes.io/hostname".to_string(), name.clone());
-            NodeState {
-                name,
-                labels,
-                annotations: BTreeMap::new(),
-                taints: Vec::new(),
-                ready: !instance.never_ready,
-                unschedulable: false,
-                provider_id: format!("aws:///{}/{}", instance.zone, instance.id),
-                created: rfc3339(instance.boot_done_ms),
-            }
-        });
+        let Entry::Vacant(entry) = cluster.nodes.entry(name.clone()) else {
+            continue;
+        };
+        let mut labels = instance.node_labels.clone();
+        labels.insert(ZONE_LABEL.to_string(), instance.zone.clone());
+        labels.insert("kubernetes.io/hostname".to_string(), name.clone());
+        entry.insert(Arc::new(NodeState {
+            name: name.clone(),
+            labels,
+            annotations: BTreeMap::new(),
+            taints: Vec::new(),
+            ready: !instance.never_ready,
+            unschedulable: false,
+            provider_id: format!("aws:///{}/{}", instance.zone, instance.id),
+            created: rfc3339(instance.boot_done_ms),
+        }));
+        cluster.node_changed(&name);
     }
-    if left {
+    if !left.is_empty() {
         // Pods of nodes that left are gone with them.
-        let nodes = &cluster.nodes;
-        cluster
-            .pods
-            .retain(|_, p| p.node.as_ref().is_none_or(|n| nodes.contains_key(n)));
+        cluster.build_index();
+        for node in left {
+            for key in cluster.index.on_node.remove(&node).unwrap_or_default() {
+                cluster.remove_pod(&key);
+            }
+        }
     }
 }
 
-fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) {
-    let generation = cluster.controllers.generation;
-    if cluster.controllers.acted_on == Some(generation) {
-        return;
-    }
-    cluster.controllers.acted_on = Some(generation);
+/// Re-create the pods workloads and nodes lost, and the ones new nodes run: on the
+/// nodes and workloads in `changes`, or all of them when the controllers have not
+/// looked at the whole cluster yet.
+fn run_controllers(cluster: &mut Cluster, changes: &Changes, settings: &super::Settings, now: i64) {
     let startup = settings.pod_startup_seconds as i64 * 1000;
     let mut created: Vec<Pod> = Vec::new();
     let mut create = |namespace: &str,
@@ -360,31 +572,45 @@ fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) 
             ready_ms: node.map(|_| now + startup),
         })
     };
-    let pods = &cluster.pods;
-    let missing = |namespace: &str, name: &str| !pods.contains_key(&format!("{namespace}/{name}"));
-    // What runs where, in one pass over the pods: this runs after every change of the
-    // world, and asking per node and workload would cost an allocation each.
-    let mut owned: HashMap<(&str, &str), u32> = HashMap::new();
-    let mut on_node: HashSet<(&str, &str, &str)> = HashSet::new();
-    for p in pods.values() {
-        match (p.kind, p.node.as_deref()) {
-            (Some(WorkloadKind::Deployment), _) => {
-                *owned
-                    .entry((p.namespace.as_str(), p.owner.as_str()))
-                    .or_insert(0) += 1;
-            }
-            (Some(WorkloadKind::DaemonSet), Some(node)) => {
-                on_node.insert((p.namespace.as_str(), p.owner.as_str(), node));
-            }
-            (None, Some(node)) => {
-                on_node.insert((p.namespace.as_str(), "", node));
-            }
-            _ => {}
-        }
-    }
+    let Cluster {
+        nodes,
+        pods,
+        workloads,
+        index,
+        next_pod,
+        ..
+    } = &mut *cluster;
+    let whole = !changes.seen_whole;
+    let nodes: Vec<&NodeState> = if whole {
+        nodes.values().map(Arc::as_ref).collect()
+    } else {
+        changes
+            .nodes
+            .iter()
+            .filter_map(|n| nodes.get(n))
+            .map(Arc::as_ref)
+            .collect()
+    };
+    let changed = |w: &WorkloadSpec| {
+        whole
+            || changes
+                .workloads
+                .iter()
+                .any(|(namespace, name)| *namespace == w.namespace && *name == w.name)
+    };
+    // Whether a node runs a pod of this kind, namespace and owner (any owner: mirror pods).
+    let runs = |node: &str, kind: Option<WorkloadKind>, namespace: &str, owner: Option<&str>| {
+        index.on_node.get(node).is_some_and(|keys| {
+            keys.iter().filter_map(|key| pods.get(key)).any(|p| {
+                p.kind == kind
+                    && p.namespace == namespace
+                    && owner.is_none_or(|owner| p.owner == owner)
+            })
+        })
+    };
     let mirror_labels = BTreeMap::from([("component".to_string(), "static-proxy".to_string())]);
-    for node in cluster.nodes.values() {
-        if settings.mirror_pods && !on_node.contains(&("kube-system", "", node.name.as_str())) {
+    for node in nodes.iter().filter(|_| settings.mirror_pods) {
+        if !runs(&node.name, None, "kube-system", None) {
             create(
                 "kube-system",
                 format!("static-proxy-{}", node.name),
@@ -395,21 +621,16 @@ fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) 
             );
         }
     }
-    for w in &cluster.workloads {
+    for w in workloads.iter() {
         let labels = workload_labels(w);
         match w.kind {
             WorkloadKind::DaemonSet => {
-                for node in cluster.nodes.values() {
+                for node in &nodes {
                     let fits = w
                         .pool
                         .as_ref()
                         .is_none_or(|p| node.labels.get(super::POOL_LABEL) == Some(p));
-                    let running = on_node.contains(&(
-                        w.namespace.as_str(),
-                        w.name.as_str(),
-                        node.name.as_str(),
-                    ));
-                    if fits && !running {
+                    if fits && !runs(&node.name, Some(w.kind), &w.namespace, Some(&w.name)) {
                         create(
                             &w.namespace,
                             format!("{}-{}", w.name, node.name),
@@ -421,29 +642,26 @@ fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) 
                     }
                 }
             }
-            WorkloadKind::StatefulSet => {
+            WorkloadKind::StatefulSet if changed(w) => {
                 for ordinal in 0..w.replicas {
                     let name = format!("{}-{ordinal}", w.name);
-                    if missing(&w.namespace, &name) {
+                    if !pods.contains_key(&format!("{}/{name}", w.namespace)) {
                         create(&w.namespace, name, &w.name, Some(w.kind), &labels, None);
                     }
                 }
             }
-            WorkloadKind::Deployment => {
-                let have = owned
-                    .get(&(w.namespace.as_str(), w.name.as_str()))
-                    .copied()
-                    .unwrap_or(0);
-                for _ in have..w.replicas {
-                    cluster.next_pod += 1;
-                    let name = format!("{}-{:05x}", w.name, cluster.next_pod);
+            WorkloadKind::Deployment if changed(w) => {
+                for _ in index.replicas(&w.namespace, &w.name)..w.replicas {
+                    *next_pod += 1;
+                    let name = format!("{}-{:05x}", w.name, next_pod);
                     create(&w.namespace, name, &w.name, Some(w.kind), &labels, None);
                 }
             }
+            WorkloadKind::StatefulSet | WorkloadKind::Deployment => {}
         }
     }
     for p in created {
-        cluster.pods.insert(p.key(), p);
+        cluster.add_pod(p);
     }
 }
 
@@ -451,11 +669,11 @@ fn run_controllers(cluster: &mut Cluster, settings: &super::Settings, now: i64) 
 /// StatefulSet pod only in its volume's zone; untainted nodes before
 /// `PreferNoSchedule` ones, then the least loaded.
 fn schedule(cluster: &mut Cluster, settings: &super::Settings, now: i64) {
-    if cluster.pods.values().all(|p| p.node.is_some()) {
+    if cluster.index.pending.is_empty() {
         return;
     }
-    // This runs after every change of the world: what it needs of the nodes is read
-    // once, borrowed, and the placements are written after the search.
+    // What it needs of the nodes is read once, borrowed, and the placements are
+    // written after the search.
     struct Candidate<'a> {
         name: &'a str,
         pool: Option<&'a String>,
@@ -477,26 +695,19 @@ fn schedule(cluster: &mut Cluster, settings: &super::Settings, now: i64) {
             pool: n.labels.get(super::POOL_LABEL),
             zone: n.labels.get(ZONE_LABEL),
             avoided: n.taints.iter().any(|t| t.effect == "PreferNoSchedule"),
-            load: 0,
+            load: cluster.index.load(&n.name),
         })
         .collect();
-    let index: HashMap<&str, usize> = candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name, i))
-        .collect();
-    for node in cluster.pods.values().filter_map(|p| p.node.as_deref()) {
-        if let Some(&i) = index.get(node) {
-            candidates[i].load += 1;
-        }
-    }
     let pools: HashMap<(&str, &str), Option<&String>> = cluster
         .workloads
         .iter()
         .map(|w| ((w.namespace.as_str(), w.name.as_str()), w.pool.as_ref()))
         .collect();
     let mut placed: Vec<(String, String, Option<String>)> = Vec::new();
-    for (key, p) in cluster.pods.iter().filter(|(_, p)| p.node.is_none()) {
+    for key in &cluster.index.pending {
+        let Some(p) = cluster.pods.get(key) else {
+            continue;
+        };
         let pool = pools
             .get(&(p.namespace.as_str(), p.owner.as_str()))
             .copied()
@@ -521,8 +732,9 @@ fn schedule(cluster: &mut Cluster, settings: &super::Settings, now: i64) {
             cluster.volume_zones.insert(key.clone(), zone);
         }
         if let Some(p) = cluster.pods.get_mut(&key) {
-            p.node = Some(node);
+            p.node = Some(node.clone());
             p.ready_ms = Some(now + settings.pod_startup_seconds as i64 * 1000);
+            cluster.index.placed(&key, &node);
         }
     }
 }
@@ -658,7 +870,6 @@ impl SimCluster {
             })?;
         let result = f(cluster, now)?;
         if mutating {
-            cluster.touched();
             world.mutated();
         }
         Ok(result)
@@ -733,7 +944,7 @@ impl ClusterApi for SimCluster {
         })
     }
 
-    async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<NodeState>> {
+    async fn nodes(&self, label_selector: &str) -> LiveResult<Vec<Arc<NodeState>>> {
         self.call("LIST nodes", false, |c, _| {
             Ok(c.nodes
                 .values()
@@ -801,6 +1012,7 @@ impl ClusterApi for SimCluster {
             let node = c
                 .nodes
                 .get_mut(name)
+                .map(Arc::make_mut)
                 .ok_or_else(|| not_found(operation.clone(), &format!("node {name}")))?;
             let mut object = node_object(node);
             merge_patch(&mut object, patch);
@@ -808,15 +1020,21 @@ impl ClusterApi for SimCluster {
                 operation: operation.clone(),
                 message: format!("422 Unprocessable Entity: {message}"),
                 retryable: false,
-            })
+            })?;
+            c.node_changed(name);
+            Ok(())
         })
     }
 
     async fn pods_on_node(&self, node: &str) -> LiveResult<Vec<PodState>> {
         self.call(&format!("LIST pods on {node}"), false, |c, now| {
-            Ok(c.pods
-                .values()
-                .filter(|p| p.node.as_deref() == Some(node))
+            c.build_index();
+            Ok(c.index
+                .on_node
+                .get(node)
+                .into_iter()
+                .flatten()
+                .filter_map(|key| c.pods.get(key))
                 .map(|p| c.pod_state(p, now))
                 .collect())
         })
@@ -824,7 +1042,10 @@ impl ClusterApi for SimCluster {
 
     async fn pdbs(&self) -> LiveResult<Vec<PdbState>> {
         self.call("LIST poddisruptionbudgets", false, |c, now| {
-            Ok(c.pdbs.iter().map(|p| c.pdb_state(p, now)).collect())
+            c.build_index();
+            Ok((0..c.pdbs.len())
+                .map(|i| c.indexed_pdb_state(i, now))
+                .collect())
         })
     }
 
@@ -837,14 +1058,13 @@ impl ClusterApi for SimCluster {
             return Err(not_found(operation, &format!("cluster {}", self.cluster)));
         };
         let key = format!("{namespace}/{pod}");
+        c.build_index();
         let Some(p) = c.pods.get(&key) else {
             return Ok(EvictionOutcome::Gone);
         };
-        let covering: Vec<PdbState> = c
-            .pdbs
-            .iter()
-            .filter(|b| b.namespace == namespace && matches(&b.selector, &p.labels))
-            .map(|b| c.pdb_state(b, now))
+        let covering: Vec<PdbState> = (0..c.pdbs.len())
+            .filter(|&i| c.index.covered[i].contains(&key))
+            .map(|i| c.indexed_pdb_state(i, now))
             .collect();
         if covering.len() > 1 {
             return Err(LiveError {
@@ -870,8 +1090,7 @@ impl ClusterApi for SimCluster {
                 )));
             }
         }
-        c.pods.remove(&key);
-        c.touched();
+        c.remove_pod(&key);
         world.stats.evictions += 1;
         world.mutated();
         Ok(EvictionOutcome::Evicted)
@@ -880,7 +1099,7 @@ impl ClusterApi for SimCluster {
     async fn delete_pod(&self, namespace: &str, pod: &str) -> LiveResult<bool> {
         let key = format!("{namespace}/{pod}");
         let removed = self.call(&format!("DELETE pod {key}"), true, |c, _| {
-            Ok(c.pods.remove(&key).is_some())
+            Ok(c.remove_pod(&key).is_some())
         })?;
         if removed {
             self.world.with(|w| w.stats.forced_deletions += 1);

@@ -351,7 +351,7 @@ fn evictions_follow_the_disruption_budget_and_controllers_replace_pods() {
         );
         let web: Vec<_> = sim.with(|w| {
             w.clusters["kube-1"]
-                .pods
+                .pods()
                 .values()
                 .filter(|p| p.owner == "web")
                 .map(|p| p.name.clone())
@@ -403,7 +403,7 @@ fn cordoned_nodes_get_no_pods_and_statefulset_pods_stay_in_their_zone() {
     block_on(async {
         let (home, zone) = sim.with(|w| {
             let c = &w.clusters["kube-1"];
-            let node = c.pods["default/db-0"].node.clone().unwrap();
+            let node = c.pods()["default/db-0"].node.clone().unwrap();
             (node.clone(), c.nodes[&node].labels[ZONE_LABEL].clone())
         });
         api.patch_node(&home, &json!({ "spec": { "unschedulable": true } }))
@@ -415,12 +415,12 @@ fn cordoned_nodes_get_no_pods_and_statefulset_pods_stay_in_their_zone() {
         );
         sim.sleep(Duration::from_secs(1)).await;
         // The only node in its zone is cordoned: the pod waits, Pending.
-        let node = sim.with(|w| w.clusters["kube-1"].pods["default/db-0"].node.clone());
+        let node = sim.with(|w| w.clusters["kube-1"].pods()["default/db-0"].node.clone());
         assert_eq!(node, None, "zone {zone}");
         api.patch_node(&home, &json!({ "spec": { "unschedulable": false } }))
             .await
             .unwrap();
-        let node = sim.with(|w| w.clusters["kube-1"].pods["default/db-0"].node.clone());
+        let node = sim.with(|w| w.clusters["kube-1"].pods()["default/db-0"].node.clone());
         assert_eq!(node, Some(home));
     });
 }
@@ -529,7 +529,7 @@ fn a_description_with_a_wrong_field_says_where() {
     assert_eq!(world.nodes("k").len(), 4);
     assert_eq!(
         world.clusters["k"]
-            .pods
+            .pods()
             .values()
             .filter(|p| p.owner == "web")
             .count(),
