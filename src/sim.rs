@@ -46,10 +46,8 @@ pub struct SimWorld {
     pub stats: Stats,
     rng: u64,
     next_id: u64,
-    /// Instances terminated since the world was made or loaded: nodes can only have
-    /// left their cluster when this moved, so settling looks for them only then.
     #[serde(skip)]
-    departures: u64,
+    fleet: Fleet,
     /// Called after every change of the world (tests check invariants in it).
     #[serde(skip)]
     observer: Option<Observer>,
@@ -171,6 +169,18 @@ impl Instance {
     pub fn node_name(&self) -> String {
         format!("ip-{}.compute.internal", self.id.trim_start_matches("i-"))
     }
+}
+
+/// Instances launched and terminated since the world was made or loaded: a node joins
+/// its cluster only when an instance boots and leaves only when one is terminated, so
+/// settling matches nodes to instances only when these moved or a boot time passed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fleet {
+    launches: u64,
+    departures: u64,
+    /// When nodes were last matched: `(launches, departures)` then, and the next time
+    /// an instance launched by then finishes booting.
+    matched: Option<((u64, u64), Option<i64>)>,
 }
 
 #[derive(Clone)]

@@ -207,7 +207,7 @@ fn delete_group(world: &mut SimWorld, region: &str, group: &str) {
         if let Some(instance) = world.region_mut(region).instances.get_mut(&id) {
             instance.terminated = true;
             world.stats.terminated += 1;
-            world.departures += 1;
+            world.fleet.departures += 1;
         }
     }
 }
@@ -429,6 +429,7 @@ pub(super) fn launch_missing(world: &mut SimWorld, region: &str, name: &str) {
             terminated: false,
         };
         world.stats.launched += 1;
+        world.fleet.launches += 1;
         let r = world.region_mut(region);
         r.instances.insert(id.clone(), instance);
         if let Some(g) = r.groups.get_mut(name) {
@@ -479,7 +480,7 @@ fn terminate(world: &mut SimWorld, region: &str, id: &str) {
         g.instances.retain(|i| i != id);
     }
     world.stats.terminated += 1;
-    world.departures += 1;
+    world.fleet.departures += 1;
 }
 
 fn lifecycle(instance: &Instance, now: i64) -> &'static str {

@@ -169,9 +169,6 @@ pub struct Cluster {
     changes: Changes,
     #[serde(skip)]
     index: PodIndex,
-    /// The world's `departures` when nodes were last matched to live instances.
-    #[serde(skip)]
-    departures_seen: Option<u64>,
 }
 
 /// What changed since the controllers and the scheduler last acted: the world settles
@@ -189,6 +186,9 @@ struct Changes {
     nodes: BTreeSet<String>,
     /// A pod left a node: room for a Pending one.
     room: bool,
+    /// The world's count of terminated instances when this cluster's nodes were last
+    /// matched to live ones: none can have left while it stays the same.
+    departures_seen: Option<u64>,
 }
 
 impl Changes {
@@ -463,33 +463,47 @@ pub(super) fn settle(world: &mut SimWorld) {
         regions,
         clusters,
         settings,
-        departures,
+        fleet,
         ..
     } = world;
-    let mut booted: BTreeMap<&str, Vec<&super::Instance>> = BTreeMap::new();
-    for (region, r) in regions.iter() {
-        for i in r.instances.values() {
-            if !i.terminated && i.booted(now) {
+    let counts = (fleet.launches, fleet.departures);
+    let matched = fleet
+        .matched
+        .is_some_and(|(seen, next_boot)| seen == counts && next_boot.is_none_or(|t| now < t));
+    if !matched {
+        let mut booted: BTreeMap<&str, Vec<&super::Instance>> = BTreeMap::new();
+        let mut next_boot: Option<i64> = None;
+        for (region, r) in regions.iter() {
+            for i in r.instances.values().filter(|i| !i.terminated) {
+                if !i.booted(now) {
+                    next_boot = Some(next_boot.map_or(i.boot_done_ms, |t| t.min(i.boot_done_ms)));
+                    continue;
+                }
                 if !clusters.contains_key(&i.cluster) {
                     clusters.insert(i.cluster.clone(), Cluster::new(region));
                 }
                 booted.entry(i.cluster.as_str()).or_default().push(i);
             }
         }
+        for (id, cluster) in clusters.iter_mut() {
+            let instances = booted
+                .get(id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            join_and_leave(cluster, instances, fleet.departures);
+        }
+        fleet.matched = Some((counts, next_boot));
     }
-    for (id, cluster) in clusters.iter_mut() {
-        let instances = booted
-            .get(id.as_str())
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        join_and_leave(cluster, instances, *departures);
+    for cluster in clusters.values_mut() {
         if cluster.changes.none() {
             continue;
         }
+        let departures_seen = cluster.changes.departures_seen;
         let changes = std::mem::replace(
             &mut cluster.changes,
             Changes {
                 seen_whole: true,
+                departures_seen,
                 ..Changes::default()
             },
         );
@@ -503,8 +517,8 @@ fn join_and_leave(cluster: &mut Cluster, instances: &[&super::Instance], departu
     // Runs after every change of the world: the common case, nobody joining or
     // leaving, costs no allocation and no look at each node.
     let mut left = Vec::new();
-    if cluster.departures_seen != Some(departures) {
-        cluster.departures_seen = Some(departures);
+    if cluster.changes.departures_seen != Some(departures) {
+        cluster.changes.departures_seen = Some(departures);
         let live: HashSet<&str> = instances.iter().map(|i| i.id.as_str()).collect();
         cluster.nodes.retain(|name, node| {
             let stays = node.instance_id().is_some_and(|id| live.contains(id));
@@ -622,6 +636,13 @@ fn run_controllers(cluster: &mut Cluster, changes: &Changes, settings: &super::S
         }
     }
     for w in workloads.iter() {
+        let look = match w.kind {
+            WorkloadKind::DaemonSet => !nodes.is_empty(),
+            WorkloadKind::StatefulSet | WorkloadKind::Deployment => changed(w),
+        };
+        if !look {
+            continue;
+        }
         let labels = workload_labels(w);
         match w.kind {
             WorkloadKind::DaemonSet => {
@@ -642,7 +663,7 @@ fn run_controllers(cluster: &mut Cluster, changes: &Changes, settings: &super::S
                     }
                 }
             }
-            WorkloadKind::StatefulSet if changed(w) => {
+            WorkloadKind::StatefulSet => {
                 for ordinal in 0..w.replicas {
                     let name = format!("{}-{ordinal}", w.name);
                     if !pods.contains_key(&format!("{}/{name}", w.namespace)) {
@@ -650,14 +671,13 @@ fn run_controllers(cluster: &mut Cluster, changes: &Changes, settings: &super::S
                     }
                 }
             }
-            WorkloadKind::Deployment if changed(w) => {
+            WorkloadKind::Deployment => {
                 for _ in index.replicas(&w.namespace, &w.name)..w.replicas {
                     *next_pod += 1;
                     let name = format!("{}-{:05x}", w.name, next_pod);
                     create(&w.namespace, name, &w.name, Some(w.kind), &labels, None);
                 }
             }
-            WorkloadKind::StatefulSet | WorkloadKind::Deployment => {}
         }
     }
     for p in created {
