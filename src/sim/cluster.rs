@@ -514,8 +514,8 @@ pub(super) fn settle(world: &mut SimWorld) {
 }
 
 fn join_and_leave(cluster: &mut Cluster, instances: &[&super::Instance], departures: u64) {
-    // Runs after every change of the world: the common case, nobody joining or
-    // leaving, costs no allocation and no look at each node.
+    // Runs whenever an instance was launched, terminated or finished booting: when
+    // none was terminated, nobody can have left, and that costs no look at each node.
     let mut left = Vec::new();
     if cluster.changes.departures_seen != Some(departures) {
         cluster.changes.departures_seen = Some(departures);
