@@ -416,9 +416,9 @@ impl Run<'_> {
         self.world.cloud(self.target.cluster)
     }
 
-    /// Template sizes, account guard, update block, lock — before anything is changed. A cluster that
-    /// does not exist yet has no API server: its block and lock are checked once the
-    /// control plane is up.
+    /// Template sizes, account guard, update block, lock — before anything is changed.
+    /// A cluster that does not exist yet has no API server: its block and lock are
+    /// checked once the control plane is up.
     async fn admit(&mut self) -> Result<(), String> {
         let spec = self.target.cluster;
         let files = &self.target.artifacts.files;
