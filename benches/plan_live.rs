@@ -126,6 +126,7 @@ fn main() {
             api_server_url: fleet.cluster(&a.cluster).unwrap().api_server_url.clone(),
             blocked: None,
             registry_id: None,
+            template_bucket: None,
         })
         .collect();
     let connector = KubeConnector {

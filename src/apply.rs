@@ -21,12 +21,13 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::live::template::check_sizes;
 use crate::live::{ChangeSetKind, Clock, Cloud, ClusterApi, LiveError};
 use crate::model::Cluster;
 use crate::plan::{ClusterPlan, Connector, StackAction, Step};
 use crate::render::Artifacts;
 
-pub use crate::live::account::{Accounts, GuardedAccounts, check_account};
+pub use crate::live::account::{Accounts, GuardedAccounts};
 pub use guard::{Block, LockPolicy, Rollout, clear_block, read_block, set_block};
 pub use local::LocalWorldError;
 pub use stacks::{StackChange, StackOutcome};
@@ -152,32 +153,70 @@ pub struct Target<'a> {
     pub cluster: &'a Cluster,
 }
 
+/// A cluster refused before its apply could start: its plan failed (credentials of
+/// another account, live state that could not be read).
+pub struct Refusal<'a> {
+    pub cluster: &'a Cluster,
+    pub reason: String,
+}
+
+/// A cluster of the fleet in its channel's turn.
+enum Turn<'t, 'a> {
+    Apply(&'t Target<'a>),
+    Refuse(&'t Refusal<'a>),
+}
+
+impl Turn<'_, '_> {
+    fn cluster(&self) -> &Cluster {
+        match self {
+            Turn::Apply(t) => t.cluster,
+            Turn::Refuse(r) => r.cluster,
+        }
+    }
+}
+
 /// Apply every cluster of the plan: channel by channel (lowest order first), up to
-/// `options.concurrency` clusters of a channel at once; after a channel with a failed
-/// cluster, the remaining clusters are skipped.
+/// `options.concurrency` clusters of a channel at once. A refused cluster fails in its
+/// channel's turn like a failed one: the clusters of its channel are applied, those of
+/// later channels are skipped.
 pub async fn apply_fleet(
     targets: &[Target<'_>],
+    refused: &[Refusal<'_>],
     world: &World<'_>,
     options: &Options,
     progress: &dyn Progress,
 ) -> Vec<ClusterReport> {
-    let mut order: Vec<&Target> = targets.iter().collect();
+    let mut order: Vec<Turn> = targets
+        .iter()
+        .map(Turn::Apply)
+        .chain(refused.iter().map(Turn::Refuse))
+        .collect();
     order.sort_by(|a, b| {
-        (a.cluster.channel.order, &a.cluster.id).cmp(&(b.cluster.channel.order, &b.cluster.id))
+        let (a, b) = (a.cluster(), b.cluster());
+        (a.channel.order, &a.id).cmp(&(b.channel.order, &b.id))
     });
     let mut reports = Vec::new();
     let mut stopped = false;
-    for channel in order.chunk_by(|a, b| a.cluster.channel.order == b.cluster.channel.order) {
-        if stopped {
-            reports.extend(channel.iter().map(|t| skipped(t)));
-            continue;
-        }
-        let results: Vec<ClusterReport> = futures::stream::iter(channel)
-            .map(|target| apply_cluster(target, world, options, progress))
-            .buffered(options.concurrency.max(1))
-            .collect()
-            .await;
-        stopped = results.iter().any(|r| r.outcome != Outcome::Done);
+    for channel in order.chunk_by(|a, b| a.cluster().channel.order == b.cluster().channel.order) {
+        let applied = channel.iter().filter_map(|turn| match turn {
+            Turn::Apply(target) => Some(*target),
+            Turn::Refuse(_) => None,
+        });
+        let mut results: Vec<ClusterReport> = if stopped {
+            applied.map(skipped).collect()
+        } else {
+            futures::stream::iter(applied)
+                .map(|target| apply_cluster(target, world, options, progress))
+                .buffered(options.concurrency.max(1))
+                .collect()
+                .await
+        };
+        results.extend(channel.iter().filter_map(|turn| match turn {
+            Turn::Refuse(refusal) => Some(refused_report(refusal)),
+            Turn::Apply(_) => None,
+        }));
+        results.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        stopped |= results.iter().any(|r| r.outcome != Outcome::Done);
         reports.extend(results);
     }
     reports
@@ -187,6 +226,13 @@ fn skipped(target: &Target) -> ClusterReport {
     let mut report = ClusterReport::new(&target.cluster.id);
     report.outcome = Outcome::Skipped;
     report.not_started = target.plan.steps.iter().map(describe).collect();
+    report
+}
+
+fn refused_report(refusal: &Refusal) -> ClusterReport {
+    let mut report = ClusterReport::new(&refusal.cluster.id);
+    report.outcome = Outcome::Refused;
+    report.failed = Some(refusal.reason.clone());
     report
 }
 
@@ -370,19 +416,24 @@ impl Run<'_> {
         self.world.cloud(self.target.cluster)
     }
 
-    /// Account guard, update block, lock — before anything is changed. A cluster that
-    /// does not exist yet has no API server: its block and lock are checked once the
-    /// control plane is up.
+    /// Template sizes, account guard, update block, lock — before anything is changed.
+    /// A cluster that does not exist yet has no API server: its block and lock are
+    /// checked once the control plane is up.
     async fn admit(&mut self) -> Result<(), String> {
         let spec = self.target.cluster;
-        check_account(
-            self.cloud(),
-            &spec.region,
-            &spec.account,
-            spec.aws_role_arn.as_deref(),
-        )
-        .await
-        .map_err(|e| e.message)?;
+        let files = &self.target.artifacts.files;
+        check_sizes(
+            self.target.plan.steps.iter().filter_map(|step| match step {
+                Step::Stack(s) => Some((s.stack.as_str(), files.get(&s.artifact)?.as_str())),
+                _ => None,
+            }),
+            spec.template_bucket.as_deref(),
+        )?;
+        self.world
+            .accounts
+            .check(&spec.account, spec.aws_role_arn.as_deref(), &spec.region)
+            .await
+            .map_err(|e| e.message)?;
         if let Some(reason) = &self.target.plan.blocked {
             return Err(format!(
                 "updates are blocked by the config item cluster_update_block: {reason}"
@@ -527,7 +578,7 @@ impl Run<'_> {
                     },
                     template,
                     parameters: &parameters,
-                    template_url: None,
+                    bucket: self.target.cluster.template_bucket.as_deref(),
                 };
                 stacks::apply_stack(
                     self.cloud(),

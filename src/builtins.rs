@@ -281,6 +281,14 @@ builtins! {
         check: |t| strings(t, 1, Ty::Bool),
         eval: |a| Ok(a.bool(crate::dns::is_dns_label(a.text(0)))),
     }
+    IsS3BucketName {
+        name: "is_s3_bucket_name",
+        signature: "is_s3_bucket_name(s: String) -> Bool",
+        doc: "Whether a string is a valid S3 bucket name: 3 to 63 characters, lower-case letters, digits, `.` and `-`, starting and ending with a letter or digit, no `..`, `.-` or `-.`, not an IP address, and none of the prefixes and suffixes S3 reserves (`xn--`, `sthree-`, `-s3alias`, `--ol-s3` …).",
+        arity: 1,
+        check: |t| strings(t, 1, Ty::Bool),
+        eval: |a| Ok(a.bool(crate::dns::is_s3_bucket_name(a.text(0)))),
+    }
     ToString {
         name: "to_string",
         signature: "to_string(x: Int | Float | Bool | Duration | Quantity | enum) -> String",

@@ -10,6 +10,7 @@
 pub mod account;
 pub mod aws;
 pub mod kube;
+pub mod template;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -193,7 +194,7 @@ pub trait Cloud: Send + Sync {
         &self,
         region: &str,
         name: &str,
-        template: &str,
+        template: &TemplateSource,
         parameters: &[(String, ParameterValue)],
     ) -> LiveResult<ChangeSetView>;
     /// Auto Scaling groups tagged `flotilla.io/cluster=<cluster>`, with their instances.
@@ -208,6 +209,15 @@ pub trait Cloud: Send + Sync {
 
     /// The AWS account the caller's credentials belong to (STS GetCallerIdentity).
     async fn caller_account(&self, region: &str) -> LiveResult<String>;
+    /// Store a template too large to send inline as object `key` of `bucket` (S3
+    /// PutObject), where a change set's [`TemplateSource::Url`] then reads it.
+    async fn put_template(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        body: &str,
+    ) -> LiveResult<()>;
     /// Create a change set of `kind` (always passed explicitly), wait until it is
     /// ready and return it. A change set that contains no changes is deleted again and
     /// returned with `empty = true`.
@@ -271,15 +281,30 @@ pub enum ChangeSetKind {
     Update,
 }
 
+/// A template as a change set takes it (see [`template::template_source`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TemplateSource {
+    /// The body itself (JSON), at most [`template::INLINE_TEMPLATE_LIMIT`] bytes.
+    Body(String),
+    /// The `https://` S3 URL of an uploaded copy, for larger bodies.
+    Url(String),
+}
+
+impl TemplateSource {
+    /// The body or the URL: what names this template in a change set's name.
+    pub fn text(&self) -> &str {
+        match self {
+            TemplateSource::Body(text) | TemplateSource::Url(text) => text,
+        }
+    }
+}
+
 /// Everything a change set for one stack needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChangeSetRequest {
     pub stack: String,
     pub kind: ChangeSetKind,
-    /// Template body (JSON). Bodies over the inline limit go through `template_url`.
-    pub template: String,
-    /// An `https://` S3 URL of the uploaded template, used instead of the body.
-    pub template_url: Option<String>,
+    pub template: TemplateSource,
     pub parameters: Vec<(String, ParameterValue)>,
     pub tags: Vec<(String, String)>,
 }

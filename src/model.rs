@@ -61,6 +61,9 @@ pub struct Cluster {
     pub criticality_level: Option<i64>,
     /// IAM role assumed for the cluster's AWS calls; `None`: the caller's credentials.
     pub aws_role_arn: Option<String>,
+    /// S3 bucket for templates over CloudFormation's inline limit; `None`: such a
+    /// stack cannot be applied.
+    pub template_bucket: Option<String>,
     /// Where the cluster is declared.
     #[serde(skip)]
     pub source: Source,
@@ -330,6 +333,7 @@ impl Cluster {
             local_id: r.optional_string("local_id")?,
             criticality_level: r.optional_int("criticality_level")?,
             aws_role_arn: r.optional_string("aws_role_arn")?,
+            template_bucket: r.optional_string("template_bucket")?,
             source: declaration.0.clone(),
             id,
         };

@@ -115,6 +115,9 @@ pub struct Stats {
     pub evictions_blocked: u64,
     pub forced_deletions: u64,
     pub injected_errors: u64,
+    /// STS GetCallerIdentity calls: the account guard asks once per account and role.
+    #[serde(default)]
+    pub caller_identity_calls: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -123,6 +126,10 @@ pub struct Region {
     pub stacks: BTreeMap<String, Stack>,
     pub groups: BTreeMap<String, Group>,
     pub instances: BTreeMap<String, Instance>,
+    /// S3 objects by `BUCKET/KEY`: templates uploaded for change sets. Every bucket
+    /// exists here.
+    #[serde(default)]
+    pub objects: BTreeMap<String, String>,
 }
 
 /// An Auto Scaling group.

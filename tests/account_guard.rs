@@ -1,19 +1,26 @@
 //! The account guard through the CLI against moto: a cluster whose credentials are
 //! another account's fails in `plan` and `apply` (never "new cluster: create
 //! everything"), a cluster with `aws_role_arn` is reached through that role, and a role
-//! that cannot be assumed fails its cluster clearly. Other clusters are planned as usual.
+//! that cannot be assumed fails its cluster clearly. Other clusters are planned and
+//! applied as usual.
 
 #[path = "support/faults.rs"]
 mod faults;
 #[path = "support/files.rs"]
 mod files;
+#[path = "support/kubelet.rs"]
+mod kubelet;
 #[path = "support/moto.rs"]
 mod moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use faults::{Fault, FaultProxy};
+use kube_loopback::LoopbackApi;
+use kubelet::Kubelet;
 use moto::{Moto, aws_env};
 use serde_json::Value;
 
@@ -170,30 +177,94 @@ fn plan_in_the_wrong_account_fails_that_cluster_and_plans_the_others() {
 }
 
 #[test]
-fn apply_in_the_wrong_account_fails_and_creates_nothing() {
+fn apply_in_the_wrong_account_refuses_that_cluster_and_applies_the_others() {
     let moto = Moto::start();
-    let fleet = write_fleet("wrong-apply", &[("away", OTHER, None)]);
-
-    let output = flotilla(&moto.url, &fleet, &["apply", "--auto-approve"]);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let said = stderr(&output);
-    assert!(
-        said.contains("away") && said.contains(OTHER) && said.contains(HOME),
-        "{said}"
+    let proxy = FaultProxy::start(&moto.url);
+    let api = Arc::new(LoopbackApi::start().unwrap());
+    let fleet = write_fleet(
+        "wrong-apply",
+        &[("home", HOME, None), ("away", OTHER, None)],
     );
-    assert!(said.contains("nothing was applied"), "{said}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let home = runtime.block_on(moto::sdk_config(&moto.url, "eu-central-1"));
+    runtime.block_on(moto::tagged_network(&home, "home"));
+    // Stands in for the kubelets of `home`'s new nodes.
+    let kubelet = runtime.block_on(async {
+        Kubelet::start("home", Arc::clone(&api), &home, Duration::from_millis(200))
+    });
+    let endpoint = format!("home={}", api.url());
+    proxy.clear_seen();
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let output = flotilla(
+        &proxy.url,
+        &fleet,
+        &["apply", "--auto-approve", "--kube-endpoint", &endpoint],
+    );
+    let summary = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{summary}\n{}",
+        stderr(&output)
+    );
+    let row = |cluster: &str| {
+        summary
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(cluster))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+    };
+    assert_eq!(row("home").as_deref(), Some("done"), "{summary}");
+    assert_eq!(row("away").as_deref(), Some("REFUSED"), "{summary}");
+    assert!(
+        summary.contains(&format!(
+            "away: not applied: check the caller's account (STS GetCallerIdentity): the credentials are for account {HOME}, but the cluster is in account {OTHER}"
+        )),
+        "{summary}"
+    );
+    // Each identity was asked once: apply's own checks use the guard's answer.
+    let seen = proxy.seen();
+    let identity = |seen: &[String]| seen.iter().filter(|s| *s == "GetCallerIdentity").count();
+    assert_eq!(identity(&seen), 2, "{seen:?}");
+
     runtime.block_on(async {
-        let home = moto::sdk_config(&moto.url, "eu-central-1").await;
-        assert_eq!(stacks(&home).await, Vec::<String>::new(), "nothing created");
+        let mut created = stacks(&home).await;
+        created.sort();
+        assert_eq!(created, ["home", "home-etcd", "home-node-pool-workers"]);
         let other = assumed(&moto, OTHER_ROLE).await;
         assert_eq!(
             stacks(&other).await,
             Vec::<String>::new(),
-            "nothing created"
+            "nothing created for away"
         );
     });
+    assert!(
+        api.get("v1", "ConfigMap", Some("kube-system"), "coredns")
+            .is_some(),
+        "home's manifests were applied"
+    );
+
+    // `block` checks the account through the guard too: one call.
+    proxy.clear_seen();
+    let output = flotilla(
+        &proxy.url,
+        &fleet,
+        &[
+            "block",
+            "home",
+            "--reason",
+            "freeze",
+            "--kube-endpoint",
+            &endpoint,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(identity(&proxy.seen()), 1, "{:?}", proxy.seen());
+    let observed = runtime.block_on(kubelet.stop());
+    assert_eq!(observed.errors, Vec::<String>::new(), "the harness failed");
 }
 
 #[test]

@@ -208,7 +208,7 @@ impl Env {
         let moto = Moto::start();
         let api = Arc::new(LoopbackApi::start().unwrap());
         let aws = moto::sdk_config(&moto.url, REGION).await;
-        tagged_network(&aws).await;
+        moto::tagged_network(&aws, CLUSTER).await;
         let proxy = FaultProxy::start(&moto.url);
         Env {
             accounts: GuardedAccounts::new([(ACCOUNT, None)], |_, _| cloud(&proxy.url)),
@@ -271,7 +271,7 @@ impl Env {
             .collect();
         let mut options = Options::new("e2e test".into());
         options.lock.wait = Duration::from_secs(5);
-        let reports = apply::apply_fleet(&targets, &self.world(), &options, log).await;
+        let reports = apply::apply_fleet(&targets, &[], &self.world(), &options, log).await;
         (plan, reports)
     }
 }
@@ -283,41 +283,6 @@ fn cloud(url: &str) -> AwsCloud {
         .with_credentials(aws_sdk_sts::config::Credentials::new(
             "testing", "testing", None, None, "static",
         ))
-}
-
-/// A VPC with a private subnet in each of two zones, tagged for the cluster, as the
-/// stacks' `VpcId` and `SubnetIds` are looked up.
-async fn tagged_network(aws: &aws_config::SdkConfig) {
-    let ec2 = aws_sdk_ec2::Client::new(aws);
-    let tag = |resource: aws_sdk_ec2::types::ResourceType| {
-        aws_sdk_ec2::types::TagSpecification::builder()
-            .resource_type(resource)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("flotilla.io/cluster")
-                    .value(CLUSTER)
-                    .build(),
-            )
-            .build()
-    };
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .tag_specifications(tag(aws_sdk_ec2::types::ResourceType::Vpc))
-        .send()
-        .await
-        .unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    for (index, zone) in ["eu-central-1a", "eu-central-1b"].iter().enumerate() {
-        ec2.create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(format!("10.0.{}.0/24", index + 1))
-            .availability_zone(*zone)
-            .tag_specifications(tag(aws_sdk_ec2::types::ResourceType::Subnet))
-            .send()
-            .await
-            .unwrap();
-    }
 }
 
 fn write_fleet(dir: &Path, source: &str) -> PathBuf {
@@ -888,4 +853,217 @@ fn instance_ids(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> BTreeSe
         .iter()
         .map(|i| i.instance_id().unwrap().to_string())
         .collect()
+}
+
+// ---- Templates over CloudFormation's inline limit ----
+
+const BUCKET: &str = "flotilla-templates";
+
+/// The node pool stack grows past 51,200 bytes of compact JSON: a Metadata section of
+/// notes (CloudFormation keeps Metadata without acting on it).
+fn pad_pool_stack(set: &Path) {
+    let padding = "Metadata:\n  Notes:\n{% for i in range(700) %}    - \"note {{ i }}: carried to make this stack larger than CloudFormation takes inline\"\n{% endfor %}";
+    std::fs::write(
+        set.join("node-pools/worker-default/stack.yaml.j2"),
+        format!("{padding}{POOL_STACK}"),
+    )
+    .unwrap();
+}
+
+/// `source` with the cluster's `template_bucket` set.
+fn with_bucket(source: &str, bucket: &str) -> String {
+    source.replacen(
+        "  region = ",
+        &format!("  template_bucket = \"{bucket}\"\n  region = "),
+        1,
+    )
+}
+
+/// The pool stack's template as CloudFormation is sent it: compact JSON.
+fn pool_template_body(compilation: &Compilation) -> String {
+    let artifact = &compilation.artifacts[0].files["cloudformation/node-pool-workers.json"];
+    serde_json::to_string(&serde_json::from_str::<Value>(artifact).unwrap()).unwrap()
+}
+
+/// moto's S3, addressed by path as a loopback endpoint has no per-bucket host names.
+fn s3(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(aws)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// Keys of every object in the bucket.
+async fn bucket_keys(aws: &aws_config::SdkConfig) -> Vec<String> {
+    let listed = s3(aws)
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_stack_over_the_inline_limit_is_applied_through_the_clusters_bucket() {
+    use sha2::Digest as _;
+    let env = Env::start().await;
+    s3(&env.aws)
+        .create_bucket()
+        .bucket(BUCKET)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuCentral1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = files::temp_dir("apply-e2e-s3");
+    let set = config_set(&dir);
+    pad_pool_stack(&set);
+    let fleet = write_fleet(&dir, &with_bucket(&fleet_source("m5.large"), BUCKET));
+    let kubelet = Kubelet::start(
+        CLUSTER,
+        Arc::clone(&env.api),
+        &env.aws,
+        Duration::from_millis(500),
+    );
+
+    let v1 = compile_fleet(&fleet, &set);
+    let body = pool_template_body(&v1);
+    assert!(body.len() > 51_200, "{} bytes", body.len());
+    let log = Log::default();
+    let (plan, reports) = env.apply(&v1, &log).await;
+    assert!(plan.clusters[0].creation);
+    assert_done(&reports, &log);
+    for stack in ["prod-1-etcd", "prod-1", "prod-1-node-pool-workers"] {
+        assert_eq!(
+            stack_status(&env.aws, stack).await,
+            "CREATE_COMPLETE",
+            "{stack}"
+        );
+    }
+    // Only the oversized template went through the bucket, under its digest.
+    let digest: String = sha2::Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let key = format!("flotilla/{CLUSTER}/prod-1-node-pool-workers/{digest}.json");
+    assert_eq!(bucket_keys(&env.aws).await, vec![key.as_str()]);
+    let object = s3(&env.aws)
+        .get_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let stored = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(String::from_utf8_lossy(&stored), body);
+    // CloudFormation created the stack from that object: it has the padding.
+    let cfn = aws_sdk_cloudformation::Client::new(&env.aws);
+    let template = cfn
+        .get_template()
+        .stack_name("prod-1-node-pool-workers")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        template.template_body().unwrap().contains("note 699:"),
+        "the stack's template is the uploaded one"
+    );
+
+    // Planned again, nothing to do; planned with another instance type, the preview's
+    // change set reads the new template from the bucket too.
+    assert_eq!(step_names(&env.plan(&v1).await), Vec::<String>::new());
+    let fleet = write_fleet(&dir, &with_bucket(&fleet_source("m5.xlarge"), BUCKET));
+    let v2 = compile_fleet(&fleet, &set);
+    let plan = env.plan(&v2).await;
+    assert_eq!(plan.failures, vec![], "the plan failed");
+    let updates: Vec<_> = plan.clusters[0]
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            flotilla::plan::Step::Stack(update) => Some(update),
+            _ => None,
+        })
+        .collect();
+    let [update] = updates.as_slice() else {
+        panic!("{:#?}", plan.clusters[0].steps);
+    };
+    assert_eq!(update.stack, "prod-1-node-pool-workers");
+    assert!(
+        update
+            .changes
+            .iter()
+            .any(|c| c.logical_id == "LaunchTemplate"),
+        "{:?}",
+        update.changes
+    );
+    assert_eq!(
+        bucket_keys(&env.aws).await.len(),
+        2,
+        "v2's template uploaded"
+    );
+    let observed = kubelet.stop().await;
+    assert_eq!(observed.errors, Vec::<String>::new(), "the harness failed");
+}
+
+#[test]
+fn without_a_bucket_an_oversized_template_refuses_the_cluster_before_anything_is_created() {
+    let moto = Moto::start();
+    let dir = files::temp_dir("apply-e2e-no-bucket");
+    let set = config_set(&dir);
+    pad_pool_stack(&set);
+    let fleet = write_fleet(&dir, &fleet_source("m5.large"));
+    let flotilla = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .args(args)
+            .arg(&fleet)
+            .arg("--config-set")
+            .arg(&set)
+            .envs(moto::aws_env(&moto.url))
+            .env("KUBECONFIG", "/nonexistent")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    // `plan` fails the cluster before it reads anything.
+    let output = flotilla(&["plan", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let message = plan["failures"][0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("prod-1-node-pool-workers (")
+            && message.contains("inline limit of 51200 bytes")
+            && message.contains("`template_bucket`"),
+        "{message}"
+    );
+    assert!(!message.contains("prod-1-etcd"), "{message}");
+
+    // `apply` refuses the cluster, names it and why, and creates nothing.
+    let output = flotilla(&["apply", "--auto-approve"]);
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        summary.contains("REFUSED") && summary.contains("`template_bucket`"),
+        "{summary}"
+    );
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let aws = moto::sdk_config(&moto.url, REGION).await;
+        let cfn = aws_sdk_cloudformation::Client::new(&aws);
+        let listed = cfn.list_stacks().send().await.unwrap();
+        assert_eq!(listed.stack_summaries(), [], "nothing created");
+    });
 }

@@ -426,3 +426,36 @@ fn a_role_to_assume_must_be_an_iam_role_of_the_clusters_account() {
             .is_none_or(|v| serde_json::to_value(v).unwrap().is_null())
     );
 }
+
+#[test]
+fn a_template_bucket_must_be_a_valid_s3_bucket_name() {
+    let workers = pool("w", "\"m5.large\"", "");
+    let bucket = |name: &str| {
+        cluster(
+            "test",
+            "eu-central-1",
+            &format!("  template_bucket = \"{name}\"\n{workers}"),
+        )
+    };
+    let c1 = clean(&bucket("flotilla-templates.example.org"));
+    assert_eq!(
+        serde_json::to_value(c1.get("template_bucket").unwrap()).unwrap(),
+        "flotilla-templates.example.org"
+    );
+    for wrong in ["Flotilla_Templates", "ab", "192.168.1.2", "-templates"] {
+        let message = error(&bucket(wrong));
+        assert!(
+            message.contains(&format!(
+                "template_bucket `{wrong}` is not a valid S3 bucket name"
+            )) && message
+                .contains("name an existing bucket of account 123456789012 in eu-central-1"),
+            "{message}"
+        );
+    }
+    // Unset: no bucket, which only a template over the inline limit needs.
+    let c1 = clean(&cluster("test", "eu-central-1", &workers));
+    assert!(
+        c1.get("template_bucket")
+            .is_none_or(|v| serde_json::to_value(v).unwrap().is_null())
+    );
+}

@@ -14,6 +14,7 @@ use sha2::Digest;
 use crate::live::{
     AutoScalingGroupState, ChangeSetRequest, ChangeSetView, Clock, Cloud, ClusterApi, GroupSize,
     InstanceState, LiveResult, ParameterValue, PreparedChangeSet, StackEvent, StackState,
+    TemplateSource,
 };
 use crate::plan::Connector;
 use crate::sim::{PdbSpec, SimHandle, SimWorld, WorkloadKind, WorkloadSpec};
@@ -249,7 +250,7 @@ impl Cloud for AccountView {
         &self,
         region: &str,
         name: &str,
-        template: &str,
+        template: &TemplateSource,
         parameters: &[(String, ParameterValue)],
     ) -> LiveResult<ChangeSetView> {
         self.world
@@ -290,6 +291,15 @@ impl Cloud for AccountView {
         // Asked of the world too, so its injected faults apply.
         self.world.caller_account(region).await?;
         Ok(self.account.clone())
+    }
+    async fn put_template(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        body: &str,
+    ) -> LiveResult<()> {
+        self.world.put_template(region, bucket, key, body).await
     }
     async fn create_change_set(
         &self,

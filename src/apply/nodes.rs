@@ -123,7 +123,7 @@ impl NodeWork<'_> {
             kind: ChangeSetKind::Update,
             template: "{}",
             parameters: &none,
-            template_url: None,
+            bucket: None,
         };
         stacks::delete_stack(
             self.cloud,

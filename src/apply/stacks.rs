@@ -8,12 +8,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Progress, StepError};
+use crate::live::template::{compact, template_source};
 use crate::live::{
     ChangeSetKind, ChangeSetRequest, Clock, Cloud, LiveError, ParameterValue, StackState,
 };
-
-/// Largest template body CloudFormation accepts in a request.
-const INLINE_TEMPLATE_LIMIT: usize = 51_200;
 
 /// Stack events shown when an operation fails.
 const EVENTS_SHOWN: usize = 10;
@@ -28,8 +26,8 @@ pub struct StackChange<'a> {
     pub template: &'a str,
     /// Values for the template's parameters, by name (from the cluster's fields).
     pub parameters: &'a BTreeMap<String, String>,
-    /// S3 URL where the template was uploaded, for bodies over the inline limit.
-    pub template_url: Option<String>,
+    /// The cluster's `template_bucket`, where templates over the inline limit go.
+    pub bucket: Option<&'a str>,
 }
 
 /// What happened to a stack.
@@ -91,20 +89,20 @@ pub async fn apply_stack(
         .cloned()
         .unwrap_or_default();
     let parameters = parameters(change, &declared, live.as_ref())?;
-    // Compact JSON: the artifact's indentation is for people, not for the API.
-    let body = serde_json::to_string(&template).unwrap_or_else(|_| change.template.to_string());
-    if body.len() > INLINE_TEMPLATE_LIMIT && change.template_url.is_none() {
-        return Err(StepError::new(format!(
-            "stack {}: the template is {} bytes, above CloudFormation's inline limit of {INLINE_TEMPLATE_LIMIT}; name an S3 bucket in the cluster's `template_bucket` to upload it",
-            change.stack,
-            body.len()
-        )));
-    }
+    let source = template_source(
+        cloud,
+        change.region,
+        change.cluster,
+        change.stack,
+        compact(change.template),
+        change.bucket,
+    )
+    .await
+    .map_err(StepError::live)?;
     let request = ChangeSetRequest {
         stack: change.stack.to_string(),
         kind: change.kind,
-        template: body,
-        template_url: change.template_url.clone(),
+        template: source,
         parameters,
         tags: vec![("flotilla.io/cluster".into(), change.cluster.into())],
     };
@@ -313,7 +311,7 @@ mod tests {
             kind: ChangeSetKind::Create,
             template: "",
             parameters: &given,
-            template_url: None,
+            bucket: None,
         };
         let error = parameters(&change, declared, None).unwrap_err();
         assert!(error.message.contains("`VpcId`"), "{}", error.message);

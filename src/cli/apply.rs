@@ -105,24 +105,31 @@ fn apply_with(
 ) -> CliResult<i32> {
     let runtime = runtime()?;
     let fresh = runtime.block_on(backend.plan(fleet, targets, args.concurrency.max(1) * 2));
-    if !fresh.failures.is_empty() {
-        for failure in &fresh.failures {
-            let _ = writeln!(
-                std::io::stderr(),
-                "error: {}: {}",
-                failure.cluster,
-                failure.error
-            );
-        }
+    // A cluster whose plan failed (another account's credentials, a read that failed)
+    // is refused in its turn; the others go on.
+    let refused: Vec<apply::Refusal> = fresh
+        .failures
+        .iter()
+        .filter_map(|failure| {
+            Some(apply::Refusal {
+                cluster: fleet.cluster(&failure.cluster)?,
+                reason: format!("not applied: {}", failure.error),
+            })
+        })
+        .collect();
+    for refusal in &refused {
         let _ = writeln!(
             std::io::stderr(),
-            "nothing was applied: the live state of {} cluster(s) could not be read",
-            fresh.failures.len()
+            "error: {}: {}",
+            refusal.cluster.id,
+            refusal.reason
         );
-        return Ok(1);
     }
     let plan = match saved {
-        Some(saved) => {
+        Some(mut saved) => {
+            saved
+                .clusters
+                .retain(|c| !refused.iter().any(|r| r.cluster.id == c.cluster));
             let moved = crate::plan::what_moved(&saved, &fresh);
             if !moved.is_empty() {
                 let mut message = String::from("the saved plan is stale; nothing was applied:\n");
@@ -143,14 +150,14 @@ fn apply_with(
             fresh
         }
     };
-    if !plan.has_changes() {
+    if !plan.has_changes() && refused.is_empty() {
         if matches!(args.format, OutputFormat::Json) {
             write_stdout("[]\n")?;
         }
         let _ = writeln!(std::io::stderr(), "nothing to apply");
         return Ok(0);
     }
-    if !args.auto_approve && !confirm(&plan)? {
+    if plan.has_changes() && !args.auto_approve && !confirm(&plan)? {
         return Ok(1);
     }
     let mut options = Options::new(who());
@@ -175,6 +182,7 @@ fn apply_with(
     let progress = CliProgress::new(backend.world().clock);
     let reports = runtime.block_on(apply::apply_fleet(
         &work,
+        &refused,
         &backend.world(),
         &options,
         &progress,

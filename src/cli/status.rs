@@ -102,13 +102,10 @@ fn set_block(
     let world = backend.world();
     let message: Result<String, crate::live::LiveError> = runtime()?.block_on(async {
         // Only the cluster's API is used below: the guard is asked for explicitly.
-        apply::check_account(
-            world.cloud(spec),
-            &spec.region,
-            &spec.account,
-            spec.aws_role_arn.as_deref(),
-        )
-        .await?;
+        world
+            .accounts
+            .check(&spec.account, spec.aws_role_arn.as_deref(), &spec.region)
+            .await?;
         let api = world
             .connector
             .connect(&spec.id, &spec.api_server_url)

@@ -11,11 +11,12 @@ use tokio::sync::OnceCell;
 use super::{
     AutoScalingGroupState, ChangeSetRequest, ChangeSetView, Cloud, GroupSize, InstanceState,
     LiveError, LiveResult, ParameterValue, PreparedChangeSet, StackEvent, StackState,
+    TemplateSource,
 };
 
 /// Fails unless the credentials belong to `account`. `role`, when the credentials come
 /// from assuming it, is named in the message.
-pub async fn check_account(
+async fn check_account(
     cloud: &dyn Cloud,
     region: &str,
     account: &str,
@@ -92,7 +93,7 @@ impl<C: Cloud> Cloud for Guarded<C> {
         &self,
         region: &str,
         name: &str,
-        template: &str,
+        template: &TemplateSource,
         parameters: &[(String, ParameterValue)],
     ) -> LiveResult<ChangeSetView> {
         self.guard(region).await?;
@@ -115,6 +116,16 @@ impl<C: Cloud> Cloud for Guarded<C> {
     /// The guard itself: asked of the credentials, never guarded.
     async fn caller_account(&self, region: &str) -> LiveResult<String> {
         self.inner.caller_account(region).await
+    }
+    async fn put_template(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        body: &str,
+    ) -> LiveResult<()> {
+        self.guard(region).await?;
+        self.inner.put_template(region, bucket, key, body).await
     }
     async fn create_change_set(
         &self,
@@ -192,9 +203,13 @@ impl<C: Cloud> Cloud for Guarded<C> {
 }
 
 /// The cloud as each cluster's credentials see it.
+#[async_trait]
 pub trait Accounts: Send + Sync {
     /// The cloud for a cluster of `account`, reached through `role` when it names one.
     fn cloud(&self, account: &str, role: Option<&str>) -> &dyn Cloud;
+    /// The account guard of that cloud, for a command that must know before it does
+    /// anything else: the same check (and the same single STS call) its calls make.
+    async fn check(&self, account: &str, role: Option<&str>, region: &str) -> LiveResult<()>;
 }
 
 /// One guarded cloud per account and role of a fleet, made once: the account guard runs
@@ -225,11 +240,21 @@ impl<C: Cloud> GuardedAccounts<C> {
     }
 }
 
-impl<C: Cloud> Accounts for GuardedAccounts<C> {
-    fn cloud(&self, account: &str, role: Option<&str>) -> &dyn Cloud {
+impl<C: Cloud> GuardedAccounts<C> {
+    fn guarded(&self, account: &str, role: Option<&str>) -> &Guarded<C> {
         self.clouds
             .get(&(account.to_string(), role.map(str::to_string)))
             .unwrap_or(&self.unnamed)
+    }
+}
+
+#[async_trait]
+impl<C: Cloud> Accounts for GuardedAccounts<C> {
+    fn cloud(&self, account: &str, role: Option<&str>) -> &dyn Cloud {
+        self.guarded(account, role)
+    }
+    async fn check(&self, account: &str, role: Option<&str>, region: &str) -> LiveResult<()> {
+        self.guarded(account, role).guard(region).await
     }
 }
 
@@ -297,6 +322,30 @@ mod tests {
         // Checked once: what the credentials say later is not asked again.
         sim.with(|w| w.settings.account = "999999999999".into());
         assert!(guarded.describe_stack(REGION, "kube-1").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_command_that_checks_first_shares_the_guards_single_sts_call() {
+        let sim = world();
+        let accounts = GuardedAccounts::new([("123456789012", None)], |_, _| sim.clone());
+        let calls = || sim.with(|w| w.stats.caller_identity_calls);
+        accounts.check("123456789012", None, REGION).await.unwrap();
+        let cloud = accounts.cloud("123456789012", None);
+        cloud.describe_stack(REGION, "kube-1").await.unwrap();
+        accounts.check("123456789012", None, REGION).await.unwrap();
+        assert_eq!(
+            calls(),
+            1,
+            "one GetCallerIdentity for the check and the calls"
+        );
+        let error = accounts
+            .check("210000000202", None, REGION)
+            .await
+            .unwrap_err();
+        assert!(
+            error.message.contains("(not named in the fleet)"),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use super::{
     AutoScalingGroupState, ChangeSetKind, ChangeSetRequest, ChangeSetView, Cloud, GroupInstance,
     GroupSize, InstanceState, LiveError, LiveResult, ParameterValue, PreparedChangeSet,
-    ResourceChange, StackEvent, StackState, Timeouts, seconds,
+    ResourceChange, StackEvent, StackState, TemplateSource, Timeouts, seconds,
 };
 
 pub struct AwsCloud {
@@ -152,6 +152,15 @@ impl AwsCloud {
 
     async fn cfn(&self, region: &str) -> aws_sdk_cloudformation::Client {
         aws_sdk_cloudformation::Client::new(&self.config(region).await)
+    }
+
+    /// S3 addressed by path (`ENDPOINT/BUCKET/KEY`) when an endpoint is given: an
+    /// emulator on a loopback address has no per-bucket host names.
+    async fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.config(region).await)
+            .force_path_style(self.endpoint.is_some())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
     }
 
     async fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
@@ -423,28 +432,31 @@ impl Cloud for AwsCloud {
         &self,
         region: &str,
         name: &str,
-        template: &str,
+        template: &TemplateSource,
         parameters: &[(String, ParameterValue)],
     ) -> LiveResult<ChangeSetView> {
         let client = self.cfn(region).await;
         // Unique per run, so concurrent plans of one stack do not delete each other's.
         let change_set = format!(
             "flotilla-plan-{}-{:08x}",
-            &crate::digest::short_digest(template),
+            &crate::digest::short_digest(template.text()),
             rand::random::<u32>()
         );
-        let created = client
+        let create = client
             .create_change_set()
             .stack_name(name)
             .change_set_name(&change_set)
             .change_set_type(ChangeSetType::Update)
-            .template_body(template)
             .set_parameters(Some(self::parameters(parameters)))
             .capabilities(Capability::CapabilityIam)
-            .capabilities(Capability::CapabilityNamedIam)
-            .send()
-            .await
-            .map_err(|e| self.failure(format!("create change set for {name}"), e))?;
+            .capabilities(Capability::CapabilityNamedIam);
+        let created = match template {
+            TemplateSource::Body(body) => create.template_body(body),
+            TemplateSource::Url(url) => create.template_url(url),
+        }
+        .send()
+        .await
+        .map_err(|e| self.failure(format!("create change set for {name}"), e))?;
         let id = created.id().unwrap_or(&change_set).to_string();
         let outcome = self.wait_for_change_set(&client, name, &id).await;
         // Always removed again, also when reading it failed: a preview leaves nothing.
@@ -569,6 +581,26 @@ impl Cloud for AwsCloud {
         })
     }
 
+    async fn put_template(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        body: &str,
+    ) -> LiveResult<()> {
+        self.s3(region)
+            .await
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .map_err(|e| self.failure(format!("upload template to s3://{bucket}/{key}"), e))?;
+        Ok(())
+    }
+
     async fn create_change_set(
         &self,
         region: &str,
@@ -578,7 +610,7 @@ impl Cloud for AwsCloud {
         let stack = &request.stack;
         let name = format!(
             "flotilla-apply-{}-{:08x}",
-            crate::digest::short_digest(&request.template),
+            crate::digest::short_digest(request.template.text()),
             rand::random::<u32>()
         );
         let kind = match request.kind {
@@ -599,9 +631,9 @@ impl Cloud for AwsCloud {
             .set_tags(Some(tags))
             .capabilities(Capability::CapabilityIam)
             .capabilities(Capability::CapabilityNamedIam);
-        create = match &request.template_url {
-            Some(url) => create.template_url(url),
-            None => create.template_body(&request.template),
+        create = match &request.template {
+            TemplateSource::Body(body) => create.template_body(body),
+            TemplateSource::Url(url) => create.template_url(url),
         };
         let created = create
             .send()

@@ -15,6 +15,7 @@ use super::{
     Step, compute, stacks_of,
 };
 use crate::live::kube::{Endpoint, KubeCluster};
+use crate::live::template::{check_sizes, compact, template_source};
 use crate::live::{
     Cloud, ClusterApi, LiveError, LiveResult, NodeState, ObjectRef, ParameterValue, Selection,
     Timeouts,
@@ -108,6 +109,8 @@ pub struct ClusterTarget<'a> {
     pub blocked: Option<String>,
     /// Shown next to the cluster id in the plan.
     pub registry_id: Option<String>,
+    /// Where templates over CloudFormation's inline limit are uploaded.
+    pub template_bucket: Option<String>,
 }
 
 impl<'a> ClusterTarget<'a> {
@@ -118,6 +121,7 @@ impl<'a> ClusterTarget<'a> {
             api_server_url: cluster.api_server_url.clone(),
             blocked: cluster.config_items.cluster_update_block.clone(),
             registry_id: cluster.registry_id.clone(),
+            template_bucket: cluster.template_bucket.clone(),
         }
     }
 }
@@ -142,9 +146,6 @@ pub fn plan_targets<'a>(
     }
     (targets, retired)
 }
-
-/// Largest template body CloudFormation accepts in a request.
-const INLINE_TEMPLATE_LIMIT: usize = 51_200;
 
 /// Objects in flight per cluster (gets and dry-run applies).
 const OBJECT_CONCURRENCY: usize = 8;
@@ -427,21 +428,19 @@ async fn preview_updates(
                 }
             }
         }
-        // Compact JSON: CloudFormation takes at most 51,200 bytes of template inline,
-        // and the artifact's indentation is for people, not for the API.
-        let body = serde_json::to_string(&wanted).unwrap_or_else(|_| template.clone());
-        if body.len() > INLINE_TEMPLATE_LIMIT {
-            return Err(LiveError {
-                operation: format!("plan update of stack {}", stack.stack),
-                message: format!(
-                    "the template is {} bytes, above CloudFormation's inline limit of {INLINE_TEMPLATE_LIMIT}; previewing it needs an S3 upload, which flotilla does not do yet",
-                    body.len()
-                ),
-                retryable: false,
-            });
-        }
+        // A template over the inline limit is uploaded for the preview as apply would
+        // upload it: the same digest key, so apply writes the same object again.
+        let source = template_source(
+            cloud,
+            &target.region,
+            &target.artifacts.cluster,
+            &stack.stack,
+            compact(template),
+            target.template_bucket.as_deref(),
+        )
+        .await?;
         stack.changes = cloud
-            .preview_update(&target.region, &stack.stack, &body, &parameters)
+            .preview_update(&target.region, &stack.stack, &source, &parameters)
             .await?
             .changes;
     }
@@ -457,6 +456,20 @@ async fn plan_cluster(
         cluster: target.artifacts.cluster.clone(),
         error,
     };
+    let artifacts = target.artifacts;
+    check_sizes(
+        stacks_of(artifacts).iter().filter_map(|(stack, _, path)| {
+            Some((stack.as_str(), artifacts.files.get(path)?.as_str()))
+        }),
+        target.template_bucket.as_deref(),
+    )
+    .map_err(|message| {
+        fail(LiveError {
+            operation: "check the templates' sizes".into(),
+            message,
+            retryable: false,
+        })
+    })?;
     let observed = observe(target, cloud, connector).await.map_err(fail)?;
     let mut plan = compute(
         &target.region,
@@ -594,7 +607,7 @@ mod tests {
             &self,
             _: &str,
             _: &str,
-            _: &str,
+            _: &crate::live::TemplateSource,
             _: &[(String, ParameterValue)],
         ) -> LiveResult<ChangeSetView> {
             unreachable!("removal planning previews nothing")
@@ -613,6 +626,9 @@ mod tests {
         // Apply is not wired to this backend yet.
         async fn caller_account(&self, _: &str) -> LiveResult<String> {
             Err(crate::live::unsupported("caller_account"))
+        }
+        async fn put_template(&self, _: &str, _: &str, _: &str, _: &str) -> LiveResult<()> {
+            Err(crate::live::unsupported("put_template"))
         }
         async fn create_change_set(
             &self,

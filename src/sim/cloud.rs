@@ -12,7 +12,7 @@ use super::{CLUSTER_TAG, Group, HASH_LABEL, Instance, POOL_LABEL, SimHandle, Sim
 use crate::live::{
     AutoScalingGroupState, ChangeSetKind, ChangeSetRequest, ChangeSetView, Cloud, GroupInstance,
     GroupSize, InstanceState, LiveError, LiveResult, ParameterValue, PreparedChangeSet,
-    ResourceChange, StackEvent, StackState,
+    ResourceChange, StackEvent, StackState, TemplateSource,
 };
 
 const ASG_TYPE: &str = "AWS::AutoScaling::AutoScalingGroup";
@@ -577,6 +577,32 @@ fn parse_template(operation: &str, body: &str) -> LiveResult<Value> {
     })
 }
 
+/// The template a change set names: its body, or the uploaded object its URL points at
+/// (read back from the simulated S3 of the region, as CloudFormation reads it).
+fn read_template(
+    world: &SimWorld,
+    region: &str,
+    operation: &str,
+    template: &TemplateSource,
+) -> LiveResult<Value> {
+    match template {
+        TemplateSource::Body(body) => parse_template(operation, body),
+        TemplateSource::Url(url) => {
+            let body = crate::live::template::parse_object_url(url)
+                .and_then(|(bucket, key)| {
+                    world.regions.get(region)?.objects.get(&format!("{bucket}/{key}"))
+                })
+                .ok_or_else(|| {
+                    validation(
+                        operation.to_string(),
+                        format!("TemplateURL must reference a valid S3 object to which you have access: {url}"),
+                    )
+                })?;
+            parse_template(operation, body)
+        }
+    }
+}
+
 #[async_trait]
 impl Cloud for SimHandle {
     async fn describe_stack(&self, region: &str, name: &str) -> LiveResult<Option<StackState>> {
@@ -605,13 +631,13 @@ impl Cloud for SimHandle {
         &self,
         region: &str,
         name: &str,
-        template: &str,
+        template: &TemplateSource,
         _parameters: &[(String, ParameterValue)],
     ) -> LiveResult<ChangeSetView> {
         let operation = format!("preview update of stack {name}");
         let mut world = self.lock();
         world.admit(&operation)?;
-        let new = parse_template(&operation, template)?;
+        let new = read_template(&world, region, &operation, template)?;
         let stack = world
             .regions
             .get(region)
@@ -682,7 +708,25 @@ impl Cloud for SimHandle {
     async fn caller_account(&self, _region: &str) -> LiveResult<String> {
         let mut world = self.lock();
         world.admit("get caller identity")?;
+        world.stats.caller_identity_calls += 1;
         Ok(world.settings.account.clone())
+    }
+
+    async fn put_template(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        body: &str,
+    ) -> LiveResult<()> {
+        let mut world = self.lock();
+        world.admit(&format!("upload template to s3://{bucket}/{key}"))?;
+        world
+            .region_mut(region)
+            .objects
+            .insert(format!("{bucket}/{key}"), body.to_string());
+        world.mutated();
+        Ok(())
     }
 
     async fn create_change_set(
@@ -694,13 +738,7 @@ impl Cloud for SimHandle {
         let operation = format!("create change set for stack {name}");
         let mut world = self.lock();
         world.admit(&operation)?;
-        if request.template_url.is_some() {
-            return Err(validation(
-                operation,
-                "the simulator takes template bodies, not S3 URLs".into(),
-            ));
-        }
-        let template = parse_template(&operation, &request.template)?;
+        let template = read_template(&world, region, &operation, &request.template)?;
         let now = world.now_ms;
         let number = world.fresh_id();
         let stacks = &mut world.region_mut(region).stacks;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::live::{
     ChangeSetKind, ChangeSetRequest, Cloud, ClusterApi, EvictionOutcome, GroupSize, ParameterValue,
+    TemplateSource,
 };
 
 const REGION: &str = "eu-central-1";
@@ -56,8 +57,7 @@ fn change_set(kind: ChangeSetKind, template: String) -> ChangeSetRequest {
     ChangeSetRequest {
         stack: "kube-1-node-pool-workers".into(),
         kind,
-        template,
-        template_url: None,
+        template: TemplateSource::Body(template),
         parameters: vec![(
             "SubnetIds".into(),
             ParameterValue::Value("subnet-1,subnet-2".into()),
@@ -161,7 +161,7 @@ fn an_update_changes_what_new_instances_boot_with_and_running_ones_keep_theirs()
             .preview_update(
                 REGION,
                 "kube-1-node-pool-workers",
-                &pool_template("v2", 2, 4),
+                &TemplateSource::Body(pool_template("v2", 2, 4)),
                 &[],
             )
             .await

@@ -105,3 +105,38 @@ pub async fn network(config: &aws_config::SdkConfig) -> (String, String) {
         subnet.subnet().unwrap().subnet_id().unwrap().to_string(),
     )
 }
+
+/// A VPC with a private subnet in each of two zones, tagged for `cluster`, as the
+/// stacks' `VpcId` and `SubnetIds` are looked up.
+pub async fn tagged_network(aws: &aws_config::SdkConfig, cluster: &str) {
+    let ec2 = aws_sdk_ec2::Client::new(aws);
+    let tag = |resource: aws_sdk_ec2::types::ResourceType| {
+        aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(resource)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("flotilla.io/cluster")
+                    .value(cluster)
+                    .build(),
+            )
+            .build()
+    };
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .tag_specifications(tag(aws_sdk_ec2::types::ResourceType::Vpc))
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    for (index, zone) in ["eu-central-1a", "eu-central-1b"].iter().enumerate() {
+        ec2.create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block(format!("10.0.{}.0/24", index + 1))
+            .availability_zone(*zone)
+            .tag_specifications(tag(aws_sdk_ec2::types::ResourceType::Subnet))
+            .send()
+            .await
+            .unwrap();
+    }
+}
