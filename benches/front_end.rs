@@ -10,6 +10,10 @@ mod support;
 use flotilla::analysis::analyze;
 use support::fleet;
 
+/// The allocator of the `flotilla` binary (src/main.rs), so the figures are its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
     (0..runs)
         .map(|_| {

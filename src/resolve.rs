@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, did_you_mean};
@@ -26,7 +27,8 @@ pub const PRELUDE: &str = "std/aws";
 
 pub struct LoadedModule {
     pub file: FileId,
-    pub ast: Module,
+    /// Shared: a stdlib module's tree is parsed once per process ([`parsed_std`]).
+    pub ast: Arc<Module>,
     pub is_std: bool,
     /// For each `import` item (by item index): the modules it brings in.
     pub imports: HashMap<usize, Vec<ModuleId>>,
@@ -143,6 +145,30 @@ pub fn add_source(
     }
 }
 
+/// Each stdlib module's tree, parsed on first use and shared by every later analysis
+/// in the process (each language-server edit, each benchmark run): the text is
+/// embedded and never changes, and parsing the instance type catalog (168 KB) was most
+/// of an analysis's fixed cost.
+static PARSED_STD: [OnceLock<Arc<Module>>; STDLIB.len()] =
+    [const { OnceLock::new() }; STDLIB.len()];
+
+/// The tree of `STDLIB[index]`, whose text is file `file` of this program. A tree is
+/// kept only when it parsed without problems: problems name their file, which differs
+/// between programs (and an embedded stdlib with syntax errors is a bug, caught by the
+/// tests, that should be reported every time).
+fn parsed_std(index: usize, file: FileId) -> (Arc<Module>, Vec<Diagnostic>) {
+    if let Some(ast) = PARSED_STD[index].get() {
+        return (ast.clone(), Vec::new());
+    }
+    let (ast, diagnostics) = parse(file, STDLIB[index].1);
+    let ast = Arc::new(ast);
+    if diagnostics.is_empty() {
+        // Another thread may have stored an identical tree first; either one will do.
+        let _ = PARSED_STD[index].set(ast.clone());
+    }
+    (ast, diagnostics)
+}
+
 struct Loader<'a> {
     fs: &'a dyn FileSystem,
     program: Program,
@@ -150,14 +176,13 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    fn add_module(&mut self, name: String, path: PathBuf, text: String, is_std: bool) -> ModuleId {
-        let file = self.program.sources.add(name, path.clone(), text);
-        let (ast, diagnostics) = parse(file, &self.program.sources.get(file).text);
-        self.program.diagnostics.extend(diagnostics);
-        self.push_module(file, path, ast, is_std)
-    }
-
-    fn push_module(&mut self, file: FileId, path: PathBuf, ast: Module, is_std: bool) -> ModuleId {
+    fn push_module(
+        &mut self,
+        file: FileId,
+        path: PathBuf,
+        ast: Arc<Module>,
+        is_std: bool,
+    ) -> ModuleId {
         let id = ModuleId(self.program.modules.len() as u32);
         self.program.modules.push(LoadedModule {
             file,
@@ -174,8 +199,15 @@ impl Loader<'_> {
         if let Some(id) = self.by_path.get(&path) {
             return Some(*id);
         }
-        let (_, text) = STDLIB.iter().find(|(n, _)| *n == name)?;
-        Some(self.add_module(format!("{name}.flt"), path, (*text).to_string(), true))
+        let index = STDLIB.iter().position(|(n, _)| *n == name)?;
+        let text = STDLIB[index].1;
+        let file = self
+            .program
+            .sources
+            .add(format!("{name}.flt"), path.clone(), text.to_string());
+        let (ast, diagnostics) = parsed_std(index, file);
+        self.program.diagnostics.extend(diagnostics);
+        Some(self.push_module(file, path, ast, true))
     }
 
     /// Load one file from the file system (once). `None` when it cannot be read.
@@ -191,12 +223,12 @@ impl Loader<'_> {
             // Not parsed: the replacement characters are not what the user wrote.
             Some(diagnostic) => {
                 self.program.diagnostics.push(diagnostic);
-                Module::default()
+                Arc::default()
             }
             None => {
                 let (ast, diagnostics) = parse(file, &self.program.sources.get(file).text);
                 self.program.diagnostics.extend(diagnostics);
-                ast
+                Arc::new(ast)
             }
         };
         Some(self.push_module(file, path, ast, false))
@@ -449,4 +481,41 @@ fn detect_cycles(program: &mut Program) {
         }
     }
     program.diagnostics.extend(found);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemoryFs;
+
+    fn program(text: &str) -> Program {
+        let mut fs = MemoryFs::new();
+        fs.insert("fleet/a.flt", text);
+        load(&fs, Path::new("fleet"))
+    }
+
+    /// The second program reuses the first one's stdlib trees, and each still has the
+    /// stdlib's files in its own source map, parsed without problems.
+    #[test]
+    fn the_stdlib_is_parsed_once_and_shared() {
+        let first = program("let a = 1\n");
+        let second = program("import \"std/catalog\"\nlet b = aws_regions\n");
+        assert!(first.diagnostics.is_empty(), "{:?}", first.diagnostics);
+        assert!(second.diagnostics.is_empty(), "{:?}", second.diagnostics);
+        let std_trees = |p: &Program| -> Vec<(String, Arc<Module>)> {
+            p.modules
+                .iter()
+                .filter(|m| m.is_std)
+                .map(|m| (p.sources.get(m.file).name.clone(), m.ast.clone()))
+                .collect()
+        };
+        let (first, second) = (std_trees(&first), std_trees(&second));
+        assert_eq!(first.len(), STDLIB.len());
+        assert_eq!(second.len(), STDLIB.len());
+        for (name, tree) in &first {
+            let (_, again) = second.iter().find(|(n, _)| n == name).unwrap();
+            assert!(Arc::ptr_eq(tree, again), "{name} was parsed twice");
+            assert!(!tree.items.is_empty(), "{name} has declarations");
+        }
+    }
 }

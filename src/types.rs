@@ -8,6 +8,7 @@ mod check;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::diagnostic::Diagnostic;
 use crate::resolve::{ModuleId, Program};
@@ -204,7 +205,10 @@ pub enum Def {
 /// Every declaration in the program, and each module's names.
 #[derive(Default)]
 pub struct Declarations {
-    pub records: Vec<RecordDef>,
+    /// Shared so that the checker can hold a record's definition while it checks a
+    /// block of it (one per node pool, cluster, …) without copying every field's
+    /// name, type and doc comment.
+    pub records: Vec<Arc<RecordDef>>,
     pub enums: Vec<EnumDef>,
     pub aliases: Vec<AliasDef>,
     pub channels: Vec<ChannelDef>,

@@ -109,7 +109,8 @@ pub(super) struct Env<'p> {
 
 enum FrameKind<'p> {
     Instance(Rc<Instance<'p>>),
-    Local(String, Value<'p>),
+    /// A comprehension variable; the name is borrowed from the tree, not copied per element.
+    Local(&'p str, Value<'p>),
 }
 
 struct Frame<'p> {
@@ -148,7 +149,7 @@ impl<'p> Env<'p> {
         let mut frame = self.frames.as_ref();
         while let Some(f) = frame {
             if let FrameKind::Local(n, v) = &f.kind
-                && n == name
+                && *n == name
             {
                 return Some(v.clone());
             }

@@ -211,20 +211,38 @@ impl<'p> Evaluator<'p> {
     fn comprehension(
         &self,
         body: &'p Expr,
-        var: &Ident,
+        var: &'p Ident,
         iter: &'p Expr,
         filter: Option<&'p Expr>,
         env: &Env<'p>,
         cluster: Option<&Rc<Instance<'p>>>,
     ) -> Result<Value<'p>> {
-        let items: Vec<Value<'p>> = match self.eval(iter, env, cluster)? {
-            Value::List(items) => items.iter().cloned().collect(),
-            Value::Map(m) => m.keys().map(|k| Value::Str(k.as_str().into())).collect(),
-            _ => return Err(internal(env.file, iter.span)),
-        };
+        // Elements are taken from the list (or the map's keys) as the loop goes, without
+        // first copying them into a vector of their own.
+        match &self.eval(iter, env, cluster)? {
+            Value::List(items) => {
+                self.comprehend(body, var, items.iter().cloned(), filter, env, cluster)
+            }
+            Value::Map(m) => {
+                let keys = m.keys().map(|k| Value::Str(k.as_str().into()));
+                self.comprehend(body, var, keys, filter, env, cluster)
+            }
+            _ => Err(internal(env.file, iter.span)),
+        }
+    }
+
+    fn comprehend(
+        &self,
+        body: &'p Expr,
+        var: &'p Ident,
+        items: impl ExactSizeIterator<Item = Value<'p>>,
+        filter: Option<&'p Expr>,
+        env: &Env<'p>,
+        cluster: Option<&Rc<Instance<'p>>>,
+    ) -> Result<Value<'p>> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let inner = env.push(FrameKind::Local(var.name.clone(), item));
+            let inner = env.push(FrameKind::Local(&var.name, item));
             if let Some(f) = filter
                 && !matches!(self.eval(f, &inner, cluster)?, Value::Bool(true))
             {

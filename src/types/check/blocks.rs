@@ -60,8 +60,8 @@ impl<'p> Checker<'p> {
             return;
         };
         let inner = scope.with(Frame::ClusterContext).with(Frame::Record(rid));
-        let fields = self.decls.record(rid).fields.clone();
-        for field in &fields {
+        let record = self.decls.records[rid.0 as usize].clone();
+        for field in &record.fields {
             let Member::Field(decl) = &t.members[field.member] else {
                 continue;
             };
@@ -125,7 +125,7 @@ impl<'p> Checker<'p> {
     ) {
         let cx = BlockContext {
             rid,
-            record: self.decls.record(rid).clone(),
+            record: self.decls.records[rid.0 as usize].clone(),
             outer: scope,
             inner: scope.with(Frame::Record(rid)),
             label,
@@ -256,7 +256,7 @@ impl<'p> Checker<'p> {
         );
         let Ty::List(elem) = &field.ty else { return };
         let Ty::Record(elem) = **elem else { return };
-        let elem_def = self.decls.record(elem).clone();
+        let elem_def = self.decls.records[elem.0 as usize].clone();
         let header = block_label.map_or(name.span, |l| l.span);
         match (elem_def.label_field(), block_label) {
             (Some(_), None) => self.error(
@@ -492,7 +492,7 @@ impl<'p> Checker<'p> {
 /// The block being checked: its record type and the scopes its entries are read in.
 struct BlockContext<'s> {
     rid: RecordId,
-    record: RecordDef,
+    record: Arc<RecordDef>,
     /// Where the block is written (spreads are read here).
     outer: &'s Scope,
     /// `outer` with the record's fields visible (field values are read here).

@@ -42,13 +42,13 @@ impl<'p> Checker<'p> {
                     name_span,
                 };
                 match it {
-                    Item::Type(t) => self.decls.records.push(RecordDef {
+                    Item::Type(t) => self.decls.records.push(Arc::new(RecordDef {
                         name: t.name.name.clone(),
                         doc: t.doc.clone(),
                         site: site(t.name.span),
                         fields: Vec::new(),
                         checks: Vec::new(),
-                    }),
+                    })),
                     Item::Enum(e) => {
                         let mut variants: Vec<VariantDef> = Vec::new();
                         for v in &e.variants {
@@ -272,8 +272,10 @@ impl<'p> Checker<'p> {
                 }
                 fields.push(def);
             }
-            self.decls.records[index].fields = fields;
-            self.decls.records[index].checks = checks;
+            // Not shared yet: no block has been checked, so nothing else holds it.
+            let record = Arc::make_mut(&mut self.decls.records[index]);
+            record.fields = fields;
+            record.checks = checks;
         }
     }
 

@@ -822,7 +822,7 @@ impl<'p> Checker<'p> {
                     ty
                 }
                 None => {
-                    let record = self.decls.record(*r).clone();
+                    let record = self.decls.records[r.0 as usize].clone();
                     self.unknown_field(&record, name, file, false);
                     Ty::Error
                 }
