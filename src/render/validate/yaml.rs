@@ -31,7 +31,7 @@ pub(super) fn strict_document<'de>(
 ) -> Result<Value, YamlError> {
     let repeated = RefCell::new(None);
     let seed = StrictValue {
-        at: String::new(),
+        at: At::Root,
         repeated: &repeated,
     };
     seed.deserialize(document)
@@ -112,14 +112,33 @@ struct Repeated {
     key: String,
 }
 
+/// Where a value is in the document, as a chain of borrowed steps: spelled out as a
+/// JSON pointer only for a repeated key, not built for every value parsed.
+#[derive(Clone, Copy)]
+enum At<'p> {
+    Root,
+    Key(&'p At<'p>, &'p str),
+    Index(&'p At<'p>, usize),
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Root => Ok(()),
+            At::Key(parent, key) => write!(f, "{parent}/{key}"),
+            At::Index(parent, index) => write!(f, "{parent}/{index}"),
+        }
+    }
+}
+
 /// Deserializes any YAML value into JSON like `serde_json::Value` does, but fails on
 /// a mapping key that appears twice, recording it in `repeated`.
-struct StrictValue<'a> {
-    at: String,
+struct StrictValue<'a, 'p> {
+    at: At<'p>,
     repeated: &'a RefCell<Option<Repeated>>,
 }
 
-impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+impl<'de> DeserializeSeed<'de> for StrictValue<'_, '_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -127,7 +146,7 @@ impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for StrictValue<'_> {
+impl<'de> Visitor<'de> for StrictValue<'_, '_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -181,7 +200,7 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element_seed(StrictValue {
-            at: format!("{}/{}", self.at, items.len()),
+            at: At::Index(&self.at, items.len()),
             repeated: self.repeated,
         })? {
             items.push(item);
@@ -194,11 +213,14 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
                 let message = format!("duplicate key `{key}`");
-                *self.repeated.borrow_mut() = Some(Repeated { at: self.at, key });
+                *self.repeated.borrow_mut() = Some(Repeated {
+                    at: self.at.to_string(),
+                    key,
+                });
                 return Err(de::Error::custom(message));
             }
             let value = map.next_value_seed(StrictValue {
-                at: format!("{}/{key}", self.at),
+                at: At::Key(&self.at, &key),
                 repeated: self.repeated,
             })?;
             object.insert(key, value);
