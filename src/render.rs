@@ -789,10 +789,12 @@ fn is_blank(text: &str) -> bool {
 
 /// Trim trailing spaces and blank lines left by template tags; end with one newline.
 fn normalize_text(text: &str) -> String {
-    let mut out: String = text
-        .lines()
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect();
+    // One buffer for the whole text: a string per line costs more than the rest.
+    let mut out = String::with_capacity(text.len() + 1);
+    for line in text.lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
     while out.ends_with("\n\n") {
         out.pop();
     }

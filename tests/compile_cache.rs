@@ -442,3 +442,131 @@ fn compile_reports_what_it_rendered_and_no_cache_skips_the_cache() {
     let ignore = std::fs::read_to_string(f.fleet().join(".flotilla/cache/.gitignore")).unwrap();
     assert!(ignore.lines().any(|l| l == "*"));
 }
+
+/// Each cluster directory of `out-NAME` by its inode: the same inode after a compile
+/// means the directory was left in place, a new one that it was written again.
+fn cluster_dirs(f: &Fixture, name: &str) -> BTreeMap<String, u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(f.dir.join(format!("out-{name}")))
+        .unwrap()
+        .map(|item| item.unwrap())
+        .filter(|item| item.file_type().unwrap().is_dir())
+        .map(|item| {
+            let ino = item.metadata().unwrap().ino();
+            (item.file_name().to_string_lossy().into_owned(), ino)
+        })
+        .collect()
+}
+
+/// The clusters whose directory changed between two [`cluster_dirs`], added and
+/// removed ones included.
+fn rewritten(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| before.get(*n) != after.get(*n))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_warm_compile_rewrites_only_the_changed_clusters_and_matches_a_cold_one() {
+    let f = Fixture::new("output-in-place");
+    let (_, tree) = f.warm("in-place");
+    assert_eq!(tree, f.cold("first"));
+    let mut dirs = cluster_dirs(&f, "in-place");
+    assert_eq!(dirs.len(), 3);
+    // Compile into the same directory, check it against a cold compile into a fresh
+    // one, and return the clusters whose directories were written again.
+    let mut step = |name: &str| {
+        let (rendered, tree) = f.warm("in-place");
+        assert_eq!(tree, f.cold(name), "{name}");
+        let after = cluster_dirs(&f, "in-place");
+        let changed = rewritten(&dirs, &after);
+        dirs = after;
+        (rendered, changed)
+    };
+
+    assert_eq!(step("nothing"), (ids(&[]), ids(&[])));
+
+    f.edit_template(
+        "beta",
+        "manifests/10-coredns/configmap.yaml.j2",
+        "name: coredns",
+        "name: coredns-beta",
+    );
+    assert_eq!(step("template"), (ids(&["c"]), ids(&["c"])));
+
+    f.edit_fleet("config_ref = \"beta\"", "config_ref = \"stable\"");
+    assert_eq!(step("pin"), (ids(&["c"]), ids(&["c"])));
+
+    f.edit_fleet("cluster \"b\" {", "cluster \"b\" {\n  owner = \"team-b\"");
+    assert_eq!(step("cluster"), (ids(&["b"]), ids(&["b"])));
+
+    // A cluster removed goes from the output; back, it comes from the cache.
+    let c_block = &FLEET[FLEET.find("cluster \"c\"").unwrap()..];
+    f.edit_fleet(c_block, "");
+    assert_eq!(step("removed"), (ids(&[]), ids(&["c"])));
+    let path = f.dir.join("fleet/main.flt");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(c_block);
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(step("back"), (ids(&[]), ids(&["c"])));
+}
+
+#[test]
+fn a_hand_edited_output_is_restored_on_the_next_compile() {
+    let f = Fixture::new("output-hand-edits");
+    let cold = f.cold("reference");
+    let out = f.dir.join("out-edited");
+    f.warm("edited");
+    // Edit the output, compile into it again, and return the directories that were
+    // written or removed.
+    let restored = |what: &str, edit: &dyn Fn()| {
+        edit();
+        let before = cluster_dirs(&f, "edited");
+        let (_, tree, _) = f.warm_noting("edited");
+        assert_eq!(tree, cold, "{what}");
+        rewritten(&before, &cluster_dirs(&f, "edited"))
+    };
+
+    // In place: the file is the cache's too, whose check catches it.
+    let changed = restored("edited in place", &|| {
+        std::fs::write(out.join("a/cloudformation/etcd.json"), "{}").unwrap();
+    });
+    assert_eq!(changed, ids(&["a"]));
+    // Replaced by another file of the same length (an editor's save by rename).
+    let changed = restored("replaced", &|| {
+        let path = out.join("b/summary.json");
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        let new = out.join("b/summary.json.new");
+        std::fs::write(&new, vec![b' '; len]).unwrap();
+        std::fs::rename(&new, &path).unwrap();
+    });
+    assert_eq!(changed, ids(&["b"]));
+    let changed = restored("deleted", &|| {
+        std::fs::remove_file(out.join("c/userdata/workers.yaml")).unwrap();
+    });
+    assert_eq!(changed, ids(&["c"]));
+    let changed = restored("a file added", &|| {
+        std::fs::write(out.join("a/manifests/notes.txt"), "mine").unwrap();
+    });
+    assert_eq!(changed, ids(&["a"]));
+    let changed = restored("an empty directory added", &|| {
+        std::fs::create_dir(out.join("b/scratch")).unwrap();
+    });
+    assert_eq!(changed, ids(&["b"]));
+    let changed = restored("a stray directory and file at the top", &|| {
+        std::fs::create_dir(out.join("old-cluster")).unwrap();
+        std::fs::write(out.join("old-cluster/summary.json"), "{}").unwrap();
+        std::fs::write(out.join("README"), "mine").unwrap();
+    });
+    assert_eq!(changed, ids(&["old-cluster"]));
+    // An output whose marker was changed is not trusted: everything is written again.
+    let changed = restored("the marker edited", &|| {
+        std::fs::write(out.join(".flotilla-output"), "mine\n").unwrap();
+    });
+    assert_eq!(changed, ids(&["a", "b", "c"]));
+}

@@ -110,11 +110,26 @@ pub(super) fn diff(args: DiffArgs) -> CliResult<i32> {
             }
         }
     };
-    let mut base = at_revision(&args.base)?;
-    let mut head = match &args.head {
-        Some(rev) => at_revision(rev)?,
-        None => compile_with_cache(&DiskFs, &args.path, &source, &[], cache.as_ref()),
-    };
+    // The two revisions are independent: their front ends, each on one core, run side
+    // by side.
+    let (base, head) = std::thread::scope(|scope| {
+        let head = scope.spawn(|| match &args.head {
+            Some(rev) => at_revision(rev),
+            None => Ok(compile_with_cache(
+                &DiskFs,
+                &args.path,
+                &source,
+                &[],
+                cache.as_ref(),
+            )),
+        });
+        let base = at_revision(&args.base);
+        let head = head
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (base, head)
+    });
+    let (mut base, mut head) = (base?, head?);
     let head_label = args.head.clone().unwrap_or_else(|| "work tree".to_string());
     for (label, c) in [(&args.base, &base), (&head_label, &head)] {
         if c.has_errors() {

@@ -18,7 +18,7 @@
 //! in the output directory reaches it) makes the entry corrupt, and it is moved aside
 //! and rebuilt. Reading an entry's text (`diff`) checks each file's SHA-256 as well.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -96,6 +96,23 @@ pub struct Cache {
 pub struct Entry {
     dir: PathBuf,
     manifest: Manifest,
+    /// Each file's place on disk, in the manifest's order, as seen when it was checked:
+    /// an output file with the same one is a hard link to it.
+    disk_ids: Vec<Option<DiskId>>,
+}
+
+/// (device, inode) of a file, where the platform tells them.
+pub(super) type DiskId = (u64, u64);
+
+#[cfg(unix)]
+pub(super) fn disk_id(metadata: &std::fs::Metadata) -> Option<DiskId> {
+    use std::os::unix::fs::MetadataExt;
+    Some((metadata.dev(), metadata.ino()))
+}
+
+#[cfg(not(unix))]
+pub(super) fn disk_id(_: &std::fs::Metadata) -> Option<DiskId> {
+    None
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -180,20 +197,28 @@ impl Cache {
     /// the same key first, its entry is returned.
     pub fn store(&self, key: &Key, artifacts: &Artifacts) -> std::io::Result<Entry> {
         let tmp = self.temp_path("entry");
-        let result = write_entry(&tmp, key, artifacts).and_then(|manifest| {
+        let result = write_entry(&tmp, key, artifacts).and_then(|(manifest, disk_ids)| {
             let dir = self.entry_dir(key);
             if let Some(parent) = dir.parent() {
                 std::fs::create_dir_all(parent)?;
             }
             match std::fs::rename(&tmp, &dir) {
-                Ok(()) => Ok(Entry { dir, manifest }),
+                Ok(()) => Ok(Entry {
+                    dir,
+                    manifest,
+                    disk_ids,
+                }),
                 // Someone else stored this key: theirs is as good as ours, unless it is
                 // corrupt, in which case it is replaced once.
                 Err(_) if dir.exists() => match self.load(key) {
                     Ok(entry) => Ok(entry),
                     Err(_) => {
                         std::fs::rename(&tmp, &dir)?;
-                        Ok(Entry { dir, manifest })
+                        Ok(Entry {
+                            dir,
+                            manifest,
+                            disk_ids,
+                        })
                     }
                 },
                 Err(e) => Err(e),
@@ -247,7 +272,12 @@ pub fn summary_json(summary: &Summary) -> Result<String, serde_json::Error> {
     Ok(serde_json::to_string_pretty(summary)? + "\n")
 }
 
-fn write_entry(dir: &Path, key: &Key, artifacts: &Artifacts) -> std::io::Result<Manifest> {
+/// Write an entry into `dir`: its manifest, and where each file is on disk.
+fn write_entry(
+    dir: &Path,
+    key: &Key,
+    artifacts: &Artifacts,
+) -> std::io::Result<(Manifest, Vec<Option<DiskId>>)> {
     let files_dir = dir.join("files");
     std::fs::create_dir_all(&files_dir)?;
     let summary = summary_json(&artifacts.summary).map_err(std::io::Error::other)?;
@@ -257,6 +287,8 @@ fn write_entry(dir: &Path, key: &Key, artifacts: &Artifacts) -> std::io::Result<
         .map(|(path, text)| (path.as_str(), text.as_str()))
         .chain([("summary.json", summary.as_str())]);
     let mut files = Vec::with_capacity(artifacts.files.len() + 1);
+    let mut disk_ids = Vec::with_capacity(artifacts.files.len() + 1);
+    let mut created = HashSet::new();
     for (path, text) in all {
         if !super::is_relative_inside(path, false) {
             return Err(std::io::Error::other(format!(
@@ -265,12 +297,17 @@ fn write_entry(dir: &Path, key: &Key, artifacts: &Artifacts) -> std::io::Result<
             )));
         }
         let target = files_dir.join(path);
-        if let Some(parent) = target.parent() {
+        // Each directory is created once, not once per file in it.
+        if let Some(parent) = target.parent()
+            && !created.contains(parent)
+        {
             std::fs::create_dir_all(parent)?;
+            created.insert(parent.to_path_buf());
         }
         let mut file = std::fs::File::create(&target)?;
         file.write_all(text.as_bytes())?;
         let metadata = file.metadata()?;
+        disk_ids.push(disk_id(&metadata));
         files.push(StoredFile {
             path: path.to_string(),
             len: metadata.len(),
@@ -287,7 +324,7 @@ fn write_entry(dir: &Path, key: &Key, artifacts: &Artifacts) -> std::io::Result<
     let body = serde_json::to_string(&manifest).map_err(std::io::Error::other)?;
     let sealed = format!("{}\n{body}", hex(&Sha256::digest(body.as_bytes())));
     std::fs::write(dir.join("entry.json"), sealed)?;
-    Ok(manifest)
+    Ok((manifest, disk_ids))
 }
 
 fn read_entry(dir: &Path, key: &Key) -> Result<Entry, EntryError> {
@@ -314,6 +351,7 @@ fn read_entry(dir: &Path, key: &Key) -> Result<Entry, EntryError> {
         ));
     }
     let files_dir = dir.join("files");
+    let mut disk_ids = Vec::with_capacity(manifest.files.len());
     for file in &manifest.files {
         let metadata = std::fs::symlink_metadata(files_dir.join(&file.path))
             .map_err(|e| corrupt(format!("{}: {e}", file.path)))?;
@@ -326,10 +364,12 @@ fn read_entry(dir: &Path, key: &Key) -> Result<Entry, EntryError> {
                 file.path
             )));
         }
+        disk_ids.push(disk_id(&metadata));
     }
     Ok(Entry {
         dir: dir.to_path_buf(),
         manifest,
+        disk_ids,
     })
 }
 
@@ -354,6 +394,16 @@ impl Entry {
             .files
             .iter()
             .map(move |f| (f.path.as_str(), files_dir.join(&f.path)))
+    }
+
+    /// Each file as (path relative to the cluster's output directory, where the cache's
+    /// copy is on disk).
+    pub(super) fn disk_ids(&self) -> impl Iterator<Item = (&str, Option<DiskId>)> {
+        self.manifest
+            .files
+            .iter()
+            .zip(&self.disk_ids)
+            .map(|(f, id)| (f.path.as_str(), *id))
     }
 
     /// The cluster's artifacts with their text, every file checked against its SHA-256.

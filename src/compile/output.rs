@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::cache::{Entry, summary_json};
+use super::cache::{Entry, disk_id, summary_json};
 use super::{CompileError, Content, FleetOutput, on_every_core};
 use crate::render::Artifacts;
 
@@ -83,6 +83,21 @@ fn write_clusters(
             return Err(CompileError::ForeignOutput(out.to_path_buf()));
         }
     }
+    for c in clusters {
+        // The stdlib's checks keep ids and names to DNS labels; this keeps every write
+        // inside the output directory even if something slipped past them.
+        if !is_relative_inside(c.cluster(), true) {
+            return Err(CompileError::ClusterDirectoryName(c.cluster().to_string()));
+        }
+    }
+    let in_place = clusters_in_place(out, clusters);
+    let changed: Vec<&ClusterFiles> = clusters
+        .iter()
+        .zip(&in_place)
+        .filter(|(_, kept)| !**kept)
+        .map(|(c, _)| c)
+        .collect();
+    let keep_any = in_place.iter().any(|kept| *kept);
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -93,15 +108,29 @@ fn write_clusters(
     let retired = parent.join(format!(".{name}.old-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     let _ = std::fs::remove_dir_all(&retired);
-    let result = write_tree(&staging, clusters).and_then(|()| {
-        if replace_all || !out.exists() {
-            swap_all(&[(out.to_path_buf(), staging.clone())], &retired)
+    let result = write_tree(&staging, &changed).and_then(|()| {
+        if !out.exists() || (replace_all && !keep_any) {
+            swap_all(&[(out.to_path_buf(), Some(staging.clone()))], &retired)
         } else {
-            // Only these clusters' directories change; all of them or none.
-            let pairs: Vec<(PathBuf, PathBuf)> = clusters
+            // Only these clusters' directories change (and, replacing the whole output,
+            // whatever is not a cluster of the fleet goes): all of them or none.
+            let mut pairs: Vec<(PathBuf, Option<PathBuf>)> = changed
                 .iter()
-                .map(|c| (out.join(c.cluster()), staging.join(c.cluster())))
+                .map(|c| (out.join(c.cluster()), Some(staging.join(c.cluster()))))
                 .collect();
+            if replace_all {
+                let wanted: HashSet<&str> = clusters.iter().map(ClusterFiles::cluster).collect();
+                for item in std::fs::read_dir(out).map_err(|e| io("read", out, e))? {
+                    let item = item.map_err(|e| io("read", out, e))?;
+                    let item_name = item.file_name();
+                    let is_wanted = item_name
+                        .to_str()
+                        .is_some_and(|n| n == OUTPUT_MARKER || wanted.contains(n));
+                    if !is_wanted {
+                        pairs.push((item.path(), None));
+                    }
+                }
+            }
             swap_all(&pairs, &retired)?;
             let marker = out.join(OUTPUT_MARKER);
             if !marker.exists() {
@@ -114,6 +143,99 @@ fn write_clusters(
     let _ = std::fs::remove_dir_all(&staging);
     let _ = std::fs::remove_dir_all(&retired);
     result
+}
+
+/// The marker's text: an output whose marker says otherwise is not trusted to hold
+/// what it held when written, and is rebuilt whole.
+const MARKER_TEXT: &str = "written by flotilla compile; replaced as a whole\n";
+
+/// For each cluster, whether its directory in `out` already holds exactly its files,
+/// so it is left in place. Only an output carrying flotilla's marker is looked at.
+fn clusters_in_place(out: &Path, clusters: &[ClusterFiles]) -> Vec<bool> {
+    let trusted = std::fs::read(out.join(OUTPUT_MARKER)).is_ok_and(|m| m == MARKER_TEXT.as_bytes());
+    if !trusted {
+        return vec![false; clusters.len()];
+    }
+    on_every_core(clusters.len(), |i| match &clusters[i] {
+        ClusterFiles::Stored(entry) => {
+            holds_entry(&out.join(entry.summary().cluster.as_str()), entry)
+        }
+        ClusterFiles::Memory(_) => false,
+    })
+}
+
+/// Whether `dir` holds `entry`'s files and nothing else, each a hard link to the
+/// cache's own file. Such a file's content is what the cache just verified (same
+/// length and modification time as when stored, which an edit in place through the
+/// output changes too, the inode being shared); a file replaced, added or removed by
+/// hand, an extra directory, or a file copied rather than linked (output and cache on
+/// different file systems) fails the check, and the cluster is written again. Names
+/// and inode numbers come from reading the directories, without a `stat` per file.
+#[cfg(unix)]
+fn holds_entry(dir: &Path, entry: &Entry) -> bool {
+    use std::collections::HashMap;
+    use std::os::unix::fs::DirEntryExt;
+
+    let Some(device) = std::fs::symlink_metadata(dir)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .and_then(|m| disk_id(&m))
+        .map(|(device, _)| device)
+    else {
+        return false;
+    };
+    let mut expected: HashMap<&str, u64> = HashMap::new();
+    for (path, id) in entry.disk_ids() {
+        match id {
+            Some((file_device, inode)) if file_device == device => {
+                expected.insert(path, inode);
+            }
+            _ => return false,
+        }
+    }
+    let mut found = 0;
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, prefix)) = pending.pop() {
+        let Ok(items) = std::fs::read_dir(&path) else {
+            return false;
+        };
+        let mut empty = true;
+        for item in items {
+            empty = false;
+            let Ok(item) = item else {
+                return false;
+            };
+            let (Ok(kind), Some(name)) = (
+                item.file_type(),
+                item.file_name().to_str().map(str::to_string),
+            ) else {
+                return false;
+            };
+            let relative = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if kind.is_dir() {
+                pending.push((item.path(), relative));
+            } else if kind.is_file() && expected.get(relative.as_str()) == Some(&item.ino()) {
+                found += 1;
+            } else {
+                return false;
+            }
+        }
+        // No cluster's output has an empty directory.
+        if empty {
+            return false;
+        }
+    }
+    found == expected.len()
+}
+
+/// Without inode numbers there is no telling a link from a copy: always written again.
+#[cfg(not(unix))]
+fn holds_entry(_: &Path, _: &Entry) -> bool {
+    false
 }
 
 /// Remove the staging directories of `name` that runs killed before they finished left
@@ -146,24 +268,13 @@ pub(super) fn process_is_gone(pid: u32) -> bool {
     proc.join("self").exists() && !proc.join(pid.to_string()).exists()
 }
 
-fn write_tree(root: &Path, clusters: &[ClusterFiles]) -> Result<(), CompileError> {
+fn write_tree(root: &Path, clusters: &[&ClusterFiles]) -> Result<(), CompileError> {
     let io = CompileError::io;
     std::fs::create_dir_all(root).map_err(|e| io("create", root, e))?;
-    std::fs::write(
-        root.join(OUTPUT_MARKER),
-        "written by flotilla compile; replaced as a whole\n",
-    )
-    .map_err(|e| io("write", root, e))?;
-    for c in clusters {
-        // The stdlib's checks keep ids and names to DNS labels; this keeps every write
-        // inside the output directory even if something slipped past them.
-        if !is_relative_inside(c.cluster(), true) {
-            return Err(CompileError::ClusterDirectoryName(c.cluster().to_string()));
-        }
-    }
+    std::fs::write(root.join(OUTPUT_MARKER), MARKER_TEXT).map_err(|e| io("write", root, e))?;
     let results = on_every_core(clusters.len(), |i| {
         let dir = root.join(clusters[i].cluster());
-        match &clusters[i] {
+        match clusters[i] {
             ClusterFiles::Memory(artifacts) => write_cluster(&dir, artifacts),
             ClusterFiles::Stored(entry) => link_cluster(&dir, entry),
         }
@@ -236,16 +347,19 @@ pub(super) fn is_relative_inside(path: &str, single: bool) -> bool {
             .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
-/// Put each `fresh` directory where its `target` is, all or nothing: previous targets
-/// are moved under `retired` first, and everything is moved back if a rename fails.
-fn swap_all(pairs: &[(PathBuf, PathBuf)], retired: &Path) -> Result<(), CompileError> {
+/// Put each `fresh` directory where its `target` is (or, without one, retire the
+/// target), all or nothing: previous targets are moved under `retired` first, and
+/// everything is moved back if a rename fails.
+fn swap_all(pairs: &[(PathBuf, Option<PathBuf>)], retired: &Path) -> Result<(), CompileError> {
     std::fs::create_dir_all(retired).map_err(|e| CompileError::io("create", retired, e))?;
-    // (target, where its previous content went), for the swaps done so far.
-    let mut done: Vec<(&Path, Option<PathBuf>)> = Vec::new();
+    // (target, whether something was moved in, where its previous content went), for
+    // the swaps done so far.
+    let mut done: Vec<(&Path, bool, Option<PathBuf>)> = Vec::new();
     let mut failure = None;
     for (index, (target, fresh)) in pairs.iter().enumerate() {
         let aside = retired.join(index.to_string());
-        let previous = if target.exists() {
+        // A dangling symlink is something to move aside too.
+        let previous = if std::fs::symlink_metadata(target).is_ok() {
             if let Err(source) = std::fs::rename(target, &aside) {
                 failure = Some(CompileError::MoveAside {
                     path: target.clone(),
@@ -257,7 +371,9 @@ fn swap_all(pairs: &[(PathBuf, PathBuf)], retired: &Path) -> Result<(), CompileE
         } else {
             None
         };
-        if let Err(source) = std::fs::rename(fresh, target) {
+        if let Some(fresh) = fresh
+            && let Err(source) = std::fs::rename(fresh, target)
+        {
             if let Some(previous) = &previous {
                 let _ = std::fs::rename(previous, target);
             }
@@ -267,13 +383,15 @@ fn swap_all(pairs: &[(PathBuf, PathBuf)], retired: &Path) -> Result<(), CompileE
             });
             break;
         }
-        done.push((target, previous));
+        done.push((target, fresh.is_some(), previous));
     }
     let Some(failure) = failure else {
         return Ok(());
     };
-    for (target, previous) in done.into_iter().rev() {
-        let _ = std::fs::remove_dir_all(target);
+    for (target, moved_in, previous) in done.into_iter().rev() {
+        if moved_in {
+            let _ = std::fs::remove_dir_all(target);
+        }
         if let Some(previous) = previous {
             let _ = std::fs::rename(previous, target);
         }

@@ -70,6 +70,30 @@ mod tests {
         manifests(&other_namespace, &mut index).unwrap();
     }
 
+    /// Manifests are read only for their identity; the rest must still be checked.
+    #[test]
+    fn a_manifest_read_for_its_identity_is_still_checked_in_full() {
+        let mut index = ObjectIndex::default();
+        let listed = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n- name: a\n";
+        assert!(
+            manifests(listed, &mut index)
+                .unwrap_err()
+                .to_string()
+                .contains("no `metadata.name`")
+        );
+        let deep = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {x: '1', x: '2'}\ndata:\n  k: [1, {y: 2, y: 3}]\n";
+        let err = manifests(deep, &mut index).unwrap_err().to_string();
+        assert!(
+            err.contains("key `x` appears twice in /metadata/labels"),
+            "{err}"
+        );
+        let fixed = deep.replace("x: '2'", "z: '2'");
+        let err = manifests(&fixed, &mut index).unwrap_err().to_string();
+        assert!(err.contains("key `y` appears twice in /data/k/1"), "{err}");
+        let syntax = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata: [1\n";
+        assert!(manifests(syntax, &mut index).is_err());
+    }
+
     #[test]
     fn deleting_an_applied_object_is_rejected() {
         let mut index = ObjectIndex::default();

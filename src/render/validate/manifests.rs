@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::deletions::{Deletions, DeletionsError, namespace_prefix};
-use super::yaml::{YamlError, strict_document};
+use super::yaml::{Keep, YamlError, strict_document};
 
 /// RBAC kinds, whose names are path segments (`system:coredns`), not DNS-1123 names.
 const RBAC_KINDS: [&str; 4] = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
@@ -77,13 +77,25 @@ pub fn deletions_spare(deletions: &Deletions, objects: &ObjectIndex) -> Result<(
     Ok(())
 }
 
+/// What of a manifest is read beyond checking its syntax and keys: the object's identity.
+const OBJECT_IDENTITY: Keep = Keep::Keys(&[
+    ("apiVersion", Keep::All),
+    ("kind", Keep::All),
+    (
+        "metadata",
+        Keep::Keys(&[("name", Keep::All), ("namespace", Keep::All)]),
+    ),
+]);
+
 /// Check every object in a multi-document manifest file.
 pub fn manifests(text: &str, index: &mut ObjectIndex) -> Result<(), ManifestError> {
     for (n, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let number = n + 1;
-        let value = strict_document(document, text).map_err(|source| ManifestError::Yaml {
-            document: number,
-            source,
+        let value = strict_document(document, text, OBJECT_IDENTITY).map_err(|source| {
+            ManifestError::Yaml {
+                document: number,
+                source,
+            }
         })?;
         if value.is_null() {
             continue;

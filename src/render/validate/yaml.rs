@@ -21,17 +21,30 @@ pub enum YamlError {
 
 /// Parse one YAML document as JSON, rejecting a mapping key that appears twice.
 pub fn yaml(text: &str) -> Result<Value, YamlError> {
-    strict_document(serde_yaml_ng::Deserializer::from_str(text), text)
+    strict_document(serde_yaml_ng::Deserializer::from_str(text), text, Keep::All)
 }
 
-/// One document of `text` as JSON, rejecting repeated keys.
+/// What of a document to build as JSON; the rest is read, checked for repeated keys
+/// and dropped, which costs far less than building it.
+#[derive(Clone, Copy)]
+pub(super) enum Keep {
+    All,
+    /// Of a mapping, only these keys, each with what to keep of its value (a scalar
+    /// is kept whole, a sequence kept empty).
+    Keys(&'static [(&'static str, Keep)]),
+    Nothing,
+}
+
+/// One document of `text` as JSON (as much of it as `keep` says), rejecting repeated keys.
 pub(super) fn strict_document<'de>(
     document: serde_yaml_ng::Deserializer<'de>,
     text: &str,
+    keep: Keep,
 ) -> Result<Value, YamlError> {
     let repeated = RefCell::new(None);
     let seed = StrictValue {
-        at: String::new(),
+        at: At::Root,
+        keep,
         repeated: &repeated,
     };
     seed.deserialize(document)
@@ -112,14 +125,34 @@ struct Repeated {
     key: String,
 }
 
+/// Where a value is in the document, as a chain of borrowed steps: spelled out as a
+/// JSON pointer only for a repeated key, not built for every value parsed.
+#[derive(Clone, Copy)]
+enum At<'p> {
+    Root,
+    Key(&'p At<'p>, &'p str),
+    Index(&'p At<'p>, usize),
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Root => Ok(()),
+            At::Key(parent, key) => write!(f, "{parent}/{key}"),
+            At::Index(parent, index) => write!(f, "{parent}/{index}"),
+        }
+    }
+}
+
 /// Deserializes any YAML value into JSON like `serde_json::Value` does, but fails on
 /// a mapping key that appears twice, recording it in `repeated`.
-struct StrictValue<'a> {
-    at: String,
+struct StrictValue<'a, 'p> {
+    at: At<'p>,
+    keep: Keep,
     repeated: &'a RefCell<Option<Repeated>>,
 }
 
-impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
+impl<'de> DeserializeSeed<'de> for StrictValue<'_, '_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -127,7 +160,7 @@ impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for StrictValue<'_> {
+impl<'de> Visitor<'de> for StrictValue<'_, '_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -159,7 +192,10 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
+        Ok(match self.keep {
+            Keep::Nothing => Value::Null,
+            _ => Value::String(v.to_string()),
+        })
     }
 
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
@@ -180,28 +216,56 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
+        let mut index = 0;
+        let keep = match self.keep {
+            Keep::All => Keep::All,
+            _ => Keep::Nothing,
+        };
         while let Some(item) = seq.next_element_seed(StrictValue {
-            at: format!("{}/{}", self.at, items.len()),
+            at: At::Index(&self.at, index),
+            keep,
             repeated: self.repeated,
         })? {
-            items.push(item);
+            index += 1;
+            if let Keep::All = keep {
+                items.push(item);
+            }
         }
         Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
+        // The keys seen, where their values are not kept in `object`.
+        let mut dropped: Vec<String> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
+            if object.contains_key(&key) || dropped.contains(&key) {
                 let message = format!("duplicate key `{key}`");
-                *self.repeated.borrow_mut() = Some(Repeated { at: self.at, key });
+                *self.repeated.borrow_mut() = Some(Repeated {
+                    at: self.at.to_string(),
+                    key,
+                });
                 return Err(de::Error::custom(message));
             }
+            let keep = match self.keep {
+                Keep::All => Keep::All,
+                Keep::Keys(wanted) => wanted
+                    .iter()
+                    .find(|(name, _)| *name == key)
+                    .map_or(Keep::Nothing, |(_, keep)| *keep),
+                Keep::Nothing => Keep::Nothing,
+            };
             let value = map.next_value_seed(StrictValue {
-                at: format!("{}/{key}", self.at),
+                at: At::Key(&self.at, &key),
+                keep,
                 repeated: self.repeated,
             })?;
-            object.insert(key, value);
+            match keep {
+                Keep::Nothing => dropped.push(key),
+                _ => {
+                    object.insert(key, value);
+                }
+            }
         }
         Ok(Value::Object(object))
     }
