@@ -630,11 +630,13 @@ fn example_fleet_plans_full_creation_as_a_pull_request_comment() {
         .envs(aws_env(&moto.url))
         .output()
         .unwrap();
+    // A failed cluster is reported in the plan itself (stdout), so show both.
     assert_eq!(
         output.status.code(),
         Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        "stderr:\n{}\nstdout:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
     );
     // The retired cluster is skipped, and says so.
     assert!(String::from_utf8_lossy(&output.stderr).contains("skipping aws-eu-west-1-prod-legacy"));
