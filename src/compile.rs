@@ -6,6 +6,7 @@
 mod cache;
 mod error;
 mod output;
+mod revision;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -200,6 +201,8 @@ impl FleetOutput {
 struct LoadedSet {
     set: ConfigSet,
     digest: String,
+    /// The commit it was read at (`None` for a directory).
+    commit: Option<String>,
 }
 
 /// Compile the fleet at `path` (read through `fs`). `only` limits the clusters.
@@ -433,27 +436,244 @@ pub fn compile_at_revision(
     config: &ConfigSource,
     cache: Option<&Cache>,
 ) -> Result<Option<FleetOutput>, CompileError> {
-    let commit = repo.resolve(rev)?;
-    let fs = repo.flt_files_at(&commit)?;
-    let relative = repo
-        .relative(path)
-        .ok_or_else(|| CompileError::OutsideRepository {
-            path: path.to_path_buf(),
-            root: repo.root.clone(),
-        })?;
-    let fleet = repo.root.join(relative);
-    if fs.read(&fleet).is_none() && fs.flt_files(&fleet).is_empty() {
-        return Ok(None);
-    }
-    let config = match config {
-        ConfigSource::Git { repo, path, .. } => ConfigSource::Git {
+    let at = At::new(repo, rev, path, config)?;
+    at.compile(cache)
+}
+
+/// A revision of the fleet to compile: its commit, the fleet's path in the repository,
+/// and where its config sets come from.
+#[derive(Clone)]
+struct At {
+    repo: Repo,
+    commit: String,
+    fleet: PathBuf,
+    relative: String,
+    config: ConfigSource,
+}
+
+impl At {
+    fn new(repo: &Repo, rev: &str, path: &Path, config: &ConfigSource) -> Result<At, CompileError> {
+        let commit = repo.resolve(rev)?;
+        let relative = repo
+            .relative(path)
+            .ok_or_else(|| CompileError::OutsideRepository {
+                path: path.to_path_buf(),
+                root: repo.root.clone(),
+            })?;
+        let config = match config {
+            ConfigSource::Git { repo, path, .. } => ConfigSource::Git {
+                repo: repo.clone(),
+                path: path.clone(),
+                head: Some(commit.clone()),
+            },
+            dir => dir.clone(),
+        };
+        Ok(At {
             repo: repo.clone(),
-            path: path.clone(),
-            head: Some(commit),
-        },
-        dir => dir.clone(),
+            fleet: repo.root.join(&relative),
+            relative: relative.to_string_lossy().replace('\\', "/"),
+            commit,
+            config,
+        })
+    }
+
+    fn compile(&self, cache: Option<&Cache>) -> Result<Option<FleetOutput>, CompileError> {
+        let fs = self.repo.flt_files_at(&self.commit)?;
+        if fs.read(&self.fleet).is_none() && fs.flt_files(&self.fleet).is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(compile_with_cache(
+            &fs,
+            &self.fleet,
+            &self.config,
+            &[],
+            cache,
+        )))
+    }
+
+    /// Where config sets come from, as a record names it.
+    fn config_name(&self) -> String {
+        match &self.config {
+            ConfigSource::Git { path, .. } => format!("git {}", path.trim_matches('/')),
+            ConfigSource::Dir(dir) => format!("dir {}", relative_to_fleet(&self.fleet, dir)),
+        }
+    }
+
+    /// What names the content of the config set a channel reaches as `name` at this
+    /// revision: the tree id of the set, or a directory's content digest.
+    fn set_id(&self, name: &str) -> Option<String> {
+        match &self.config {
+            ConfigSource::Git { repo, path, head } => {
+                let commit = repo.resolve(&config_ref_at(name, head.as_deref())).ok()?;
+                repo.tree_id(&commit, path).ok()
+            }
+            ConfigSource::Dir(dir) => {
+                let files = read_dir_files(dir).ok()?;
+                Some(cache::config_set_digest(
+                    &relative_to_fleet(&self.fleet, dir),
+                    &files,
+                ))
+            }
+        }
+    }
+
+    /// [`At::set_id`] of a set as it was loaded (from the commit it was read at, so a
+    /// ref that moved since cannot be recorded with the older content's keys).
+    fn loaded_set_id(&self, set: &LoadedSet) -> Option<String> {
+        match (&self.config, &set.commit) {
+            (ConfigSource::Git { repo, path, .. }, Some(commit)) => repo.tree_id(commit, path).ok(),
+            (ConfigSource::Dir(_), None) => Some(set.digest.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A revision as `diff` compares it.
+pub enum Revision {
+    /// Compiled in this run.
+    Compiled(FleetOutput),
+    /// Known from an earlier run with the same sources, config sets and flotilla: each
+    /// cluster's key, its output in the cache.
+    Recorded(Recorded),
+}
+
+pub struct Recorded {
+    clusters: Vec<(String, Key)>,
+    cache: Cache,
+    /// To compile the revision after all, should a cache entry be gone or corrupt.
+    at: At,
+}
+
+impl Revision {
+    /// Each cluster's id and its cache key (`None` without a cache), sorted by id.
+    pub fn keys(&self) -> Vec<(&str, Option<&Key>)> {
+        match self {
+            Revision::Compiled(output) => output
+                .clusters
+                .iter()
+                .map(|c| (c.cluster.as_str(), c.key.as_ref()))
+                .collect(),
+            Revision::Recorded(recorded) => recorded
+                .clusters
+                .iter()
+                .map(|(id, key)| (id.as_str(), Some(key)))
+                .collect(),
+        }
+    }
+
+    /// The compile, when this run compiled the revision.
+    pub fn output(&self) -> Option<&FleetOutput> {
+        match self {
+            Revision::Compiled(output) => Some(output),
+            Revision::Recorded(_) => None,
+        }
+    }
+
+    /// The artifacts with their text of every cluster not in `skip`. A recorded
+    /// revision whose entries cannot all be read is compiled after all.
+    pub fn artifacts_except(
+        &mut self,
+        skip: &BTreeSet<&str>,
+    ) -> Result<Vec<Artifacts>, CompileError> {
+        if let Revision::Recorded(recorded) = self {
+            let read: Result<Vec<Artifacts>, EntryError> = recorded
+                .clusters
+                .iter()
+                .filter(|(id, _)| !skip.contains(id.as_str()))
+                .map(|(_, key)| recorded.cache.load(key)?.artifacts())
+                .collect();
+            match read {
+                Ok(artifacts) => return Ok(artifacts),
+                Err(e) => {
+                    let mut output = recorded
+                        .at
+                        .compile(Some(&recorded.cache))?
+                        .ok_or_else(|| CompileError::NotRenderable(recorded.at.relative.clone()))?;
+                    output
+                        .cache_notes
+                        .push(format!("{e}; compiled the revision again"));
+                    *self = Revision::Compiled(output);
+                }
+            }
+        }
+        match self {
+            Revision::Compiled(output) => output.artifacts_except(skip),
+            Revision::Recorded(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The fleet at `path` as of git revision `rev`, for `diff`: from the record of an
+/// earlier run when its sources, config sets and flotilla are the same (no front end,
+/// no cache entry read), compiled and recorded otherwise. `Ok(None)` when the fleet
+/// does not exist at that revision.
+pub fn revision_for_diff(
+    repo: &Repo,
+    rev: &str,
+    path: &Path,
+    config: &ConfigSource,
+    cache: Option<&Cache>,
+) -> Result<Option<Revision>, CompileError> {
+    let at = At::new(repo, rev, path, config)?;
+    let Some(cache) = cache else {
+        return Ok(at.compile(None)?.map(Revision::Compiled));
     };
-    Ok(Some(compile_with_cache(&fs, &fleet, &config, &[], cache)))
+    let tree = repo.tree_id(&at.commit, "")?;
+    let config_name = at.config_name();
+    let lookup = revision::Lookup {
+        tree: &tree,
+        fleet: &at.relative,
+        config: &config_name,
+    };
+    if let Some(record) = revision::load(cache, &lookup)
+        && record
+            .sets
+            .iter()
+            .all(|(name, id)| at.set_id(name).as_ref() == Some(id))
+    {
+        return Ok(Some(Revision::Recorded(Recorded {
+            clusters: record.clusters,
+            cache: cache.clone(),
+            at,
+        })));
+    }
+    let Some(mut output) = at.compile(Some(cache))? else {
+        return Ok(None);
+    };
+    if let Some((sets, clusters)) = recordable(&at, &output)
+        && let Err(e) = revision::store(cache, &lookup, sets, clusters)
+    {
+        output.cache_notes.push(format!(
+            "cannot record revision {rev} in the compile cache at {}: {e}",
+            cache.root().display()
+        ));
+    }
+    Ok(Some(Revision::Compiled(output)))
+}
+
+/// (config set name, what names its content).
+type SetId = (String, String);
+
+/// What a record of `output` holds, when it can be recorded: compiled without errors,
+/// every cluster stored in the cache, every config set's content named.
+fn recordable(at: &At, output: &FleetOutput) -> Option<(Vec<SetId>, BTreeMap<String, Key>)> {
+    if output.has_errors() || output.cache.is_none() {
+        return None;
+    }
+    let clusters = output
+        .clusters
+        .iter()
+        .map(|c| match (&c.key, &c.content) {
+            (Some(key), Content::Stored(_)) => Some((c.cluster.clone(), key.clone())),
+            _ => None,
+        })
+        .collect::<Option<BTreeMap<_, _>>>()?;
+    let sets = output
+        .sets
+        .iter()
+        .map(|(name, set)| Some((name.clone(), at.loaded_set_id(set)?)))
+        .collect::<Option<Vec<_>>>()?;
+    Some((sets, clusters))
 }
 
 /// What `compile` reports: per cluster its channel, config set and file count, per pool
@@ -495,6 +715,18 @@ pub fn summary(output: &FleetOutput, out: &Path) -> String {
     text
 }
 
+/// The revision a channel's `config_ref` names when the fleet is read at commit `head`:
+/// `HEAD` (or `HEAD~N`) then means that commit, not the checkout's.
+fn config_ref_at(reference: &str, head: Option<&str>) -> String {
+    let relative_to_head = reference
+        .strip_prefix("HEAD")
+        .filter(|rest| rest.is_empty() || rest.starts_with(['~', '^']));
+    match (relative_to_head, head) {
+        (Some(rest), Some(head)) => format!("{head}{rest}"),
+        _ => reference.to_string(),
+    }
+}
+
 fn load_set(
     config: &ConfigSource,
     fleet: &Path,
@@ -518,17 +750,12 @@ fn load_set(
             Ok(LoadedSet {
                 set: set.recorded_as(recorded_as),
                 digest,
+                commit: None,
             })
         }
         ConfigSource::Git { repo, path, head } => {
             let reference = cluster.channel.config_ref.as_str();
-            let relative_to_head = reference
-                .strip_prefix("HEAD")
-                .filter(|rest| rest.is_empty() || rest.starts_with(['~', '^']));
-            let resolved = match (relative_to_head, head) {
-                (Some(rest), Some(head)) => format!("{head}{rest}"),
-                _ => reference.to_string(),
-            };
+            let resolved = config_ref_at(reference, head.as_deref());
             let channel = &cluster.channel.name;
             let fail = |message: String| {
                 vec![Diagnostic::error(Code::E0505, message).help(
@@ -566,7 +793,11 @@ fn load_set(
             let origin = format!("{reference}:{prefix}");
             let digest = cache::config_set_digest(&origin, &files);
             let set = ConfigSet::new(origin, files, sources)?;
-            Ok(LoadedSet { set, digest })
+            Ok(LoadedSet {
+                set,
+                digest,
+                commit: Some(commit),
+            })
         }
     }
 }

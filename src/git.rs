@@ -76,6 +76,21 @@ impl Repo {
         }
     }
 
+    /// The id of the tree at `path` (repository-relative; `""` for the root) in `commit`:
+    /// it names everything below, so an equal id means equal content.
+    pub fn tree_id(&self, commit: &str, path: &str) -> Result<String, GitError> {
+        let out = git(
+            &self.root,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{commit}:{}", path.trim_matches('/')),
+            ],
+        )?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
     /// Files under `prefix` (repository-relative) at `commit` whose path passes `keep`,
     /// as (path relative to the repository root, bytes), sorted by path.
     pub fn read_tree(

@@ -12,8 +12,8 @@ use std::process::Command;
 use files::{git, read_tree, temp_dir};
 use flotilla::analysis::analyze;
 use flotilla::compile::{
-    Cache, ConfigSource, FleetOutput, compile_at_revision, compile_model, compile_with_cache,
-    write_fleet_output,
+    Cache, ConfigSource, FleetOutput, Revision, compile_at_revision, compile_model,
+    compile_with_cache, revision_for_diff, write_fleet_output,
 };
 use flotilla::git::Repo;
 use flotilla::source::DiskFs;
@@ -569,4 +569,119 @@ fn a_hand_edited_output_is_restored_on_the_next_compile() {
         std::fs::write(out.join(".flotilla-output"), "mine\n").unwrap();
     });
     assert_eq!(changed, ids(&["a", "b", "c"]));
+}
+
+/// `diff --base` at `f`'s fleet: exit code and the JSON report (`extra` arguments added).
+fn diff_report(f: &Fixture, extra: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .current_dir(&f.dir)
+        .args([
+            "diff",
+            "fleet",
+            "--base",
+            "HEAD",
+            "--config-path",
+            "config",
+            "--format",
+            "json",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), output.stdout, stderr)
+}
+
+/// The clusters a [`diff_report`] lists.
+fn changed_clusters(report: &[u8]) -> Vec<String> {
+    let report: serde_json::Value = serde_json::from_slice(report).unwrap();
+    report["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cluster"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn diff_base_records_the_base_and_each_edit_invalidates_exactly_what_it_affects() {
+    let f = Fixture::new("cache-diff-record");
+    let cache = f.cache();
+    let repo = Repo::discover(&f.dir).unwrap();
+    // The base as `diff` gets it: recorded, or compiled with the clusters it rendered.
+    let base = || match revision_for_diff(&repo, "HEAD", &f.fleet(), &f.source, Some(&cache))
+        .unwrap()
+        .unwrap()
+    {
+        Revision::Recorded(_) => None,
+        Revision::Compiled(output) => {
+            assert!(!output.has_errors(), "{:?}", output.diagnostics);
+            Some(ids(&output.rendered()))
+        }
+    };
+    // Compared with the same diff without the cache, byte for byte.
+    let diff = |expected: &[&str]| {
+        let (code, report, stderr) = diff_report(&f, &[]);
+        let uncached = diff_report(&f, &["--no-cache"]);
+        assert_eq!((code, &report), (uncached.0, &uncached.1), "{stderr}");
+        assert_eq!(changed_clusters(&report), ids(expected), "{stderr}");
+        stderr
+    };
+
+    assert_eq!(base(), Some(ids(&["a", "b", "c"])), "first: compiled");
+    assert_eq!(base(), None, "then: recorded, no front end");
+
+    // A template on beta's branch: the base's set for beta changed, so the base is
+    // compiled again, and only its beta cluster rendered.
+    f.edit_template(
+        "beta",
+        "manifests/10-coredns/configmap.yaml.j2",
+        "name: coredns",
+        "name: coredns-beta",
+    );
+    assert_eq!(base(), Some(ids(&["c"])));
+    assert_eq!(base(), None);
+    diff(&[]);
+
+    // A cluster edited in the work tree: the base is still the recorded one.
+    f.edit_fleet(
+        "max_size = 10\n  }\n}\n\ncluster \"c\"",
+        "max_size = 12\n  }\n}\n\ncluster \"c\"",
+    );
+    diff(&["b"]);
+    assert_eq!(base(), None);
+
+    // A commit on a channel's branch that leaves its config set as it was: still recorded.
+    git(&f.dir, &["checkout", "-q", "stable"]);
+    std::fs::write(f.dir.join("README"), "unrelated\n").unwrap();
+    git(&f.dir, &["add", "README"]);
+    git(&f.dir, &["commit", "-q", "-m", "unrelated"]);
+    git(&f.dir, &["checkout", "-q", "main"]);
+    assert_eq!(base(), None);
+
+    // A channel pin and b's edit, committed: the base's sources changed; its clusters
+    // are found in the cache except the one whose set the pin changes.
+    f.edit_fleet("config_ref = \"beta\"", "config_ref = \"stable\"");
+    git(&f.dir, &["commit", "-q", "-am", "pin beta to stable"]);
+    assert_eq!(
+        base(),
+        Some(ids(&["c"])),
+        "b's edit, committed too, was rendered for the work tree"
+    );
+    assert_eq!(base(), None);
+    diff(&[]);
+
+    // One cluster's edit, committed: only that one.
+    f.edit_fleet("coredns_ndots = 5", "coredns_ndots = 4");
+    git(&f.dir, &["commit", "-q", "-am", "ndots of a"]);
+    assert_eq!(base(), Some(ids(&["a"])));
+    diff(&[]);
+
+    // The cache's entries gone: the recorded base is compiled again, never served
+    // without its files.
+    f.edit_fleet("max_size = 10", "max_size = 11");
+    assert_eq!(base(), None);
+    std::fs::remove_dir_all(cache.root().join("entries")).unwrap();
+    let stderr = diff(&["a"]);
+    assert!(stderr.contains("compiled the revision again"), "{stderr}");
 }

@@ -8,7 +8,8 @@ use super::{
     CliError, CliResult, ConfigArgs, ReportFormat, colour, print_diagnostics, write_stdout,
 };
 use crate::compile::{
-    Cache, FleetOutput, Key, compile_at_revision, compile_with_cache, summary, write_fleet_output,
+    Cache, FleetOutput, Key, Revision, compile_with_cache, revision_for_diff, summary,
+    write_fleet_output,
 };
 use crate::git::Repo;
 use crate::source::DiskFs;
@@ -97,16 +98,16 @@ pub(super) fn diff(args: DiffArgs) -> CliResult<i32> {
     let source = args.config.source(&args.path)?;
     let repo = Repo::discover(&args.path)?;
     let cache = cache_for(&args.path, args.no_cache);
-    let at_revision = |rev: &str| -> CliResult<FleetOutput> {
-        match compile_at_revision(&repo, rev, &args.path, &source, cache.as_ref())? {
-            Some(output) => Ok(output),
+    let at_revision = |rev: &str| -> CliResult<Revision> {
+        match revision_for_diff(&repo, rev, &args.path, &source, cache.as_ref())? {
+            Some(revision) => Ok(revision),
             None => {
                 let _ = writeln!(
                     std::io::stderr(),
                     "note: {} has no fleet at {rev}; its clusters count as added",
                     args.path.display()
                 );
-                Ok(FleetOutput::empty())
+                Ok(Revision::Compiled(FleetOutput::empty()))
             }
         }
     };
@@ -115,13 +116,13 @@ pub(super) fn diff(args: DiffArgs) -> CliResult<i32> {
     let (base, head) = std::thread::scope(|scope| {
         let head = scope.spawn(|| match &args.head {
             Some(rev) => at_revision(rev),
-            None => Ok(compile_with_cache(
+            None => Ok(Revision::Compiled(compile_with_cache(
                 &DiskFs,
                 &args.path,
                 &source,
                 &[],
                 cache.as_ref(),
-            )),
+            ))),
         });
         let base = at_revision(&args.base);
         let head = head
@@ -131,8 +132,8 @@ pub(super) fn diff(args: DiffArgs) -> CliResult<i32> {
     });
     let (mut base, mut head) = (base?, head?);
     let head_label = args.head.clone().unwrap_or_else(|| "work tree".to_string());
-    for (label, c) in [(&args.base, &base), (&head_label, &head)] {
-        if c.has_errors() {
+    for (label, revision) in [(&args.base, &base), (&head_label, &head)] {
+        if let Some(c) = revision.output().filter(|c| c.has_errors()) {
             print_cache_notes(c);
             print_diagnostics(&c.sources, &c.diagnostics);
             return Err(CliError::DoesNotCompile(label.clone()));
@@ -141,23 +142,24 @@ pub(super) fn diff(args: DiffArgs) -> CliResult<i32> {
     // A cluster with the same cache key at both revisions has the same output: there is
     // nothing to read or compare.
     let head_keys: BTreeMap<&str, &Key> = head
-        .clusters
-        .iter()
-        .filter_map(|h| Some((h.cluster.as_str(), h.key.as_ref()?)))
+        .keys()
+        .into_iter()
+        .filter_map(|(id, key)| Some((id, key?)))
         .collect();
     let same: BTreeSet<String> = base
-        .clusters
-        .iter()
-        .filter(|b| {
-            matches!((&b.key, head_keys.get(b.cluster.as_str())), (Some(base), Some(head)) if base == *head)
-        })
-        .map(|b| b.cluster.clone())
+        .keys()
+        .into_iter()
+        .filter(|(id, key)| matches!((key, head_keys.get(id)), (Some(base), Some(head)) if base == head))
+        .map(|(id, _)| id.to_string())
         .collect();
     let same: BTreeSet<&str> = same.iter().map(String::as_str).collect();
     let base_artifacts = base.artifacts_except(&same)?;
     let head_artifacts = head.artifacts_except(&same)?;
-    print_cache_notes(&base);
-    print_cache_notes(&head);
+    for revision in [&base, &head] {
+        if let Some(output) = revision.output() {
+            print_cache_notes(output);
+        }
+    }
     let result = crate::diff::diff(&args.base, &base_artifacts, &head_label, &head_artifacts);
     let text = match args.format {
         ReportFormat::Text => crate::diff::to_text(&result, colour(&std::io::stdout())),

@@ -36,7 +36,8 @@ const FORMAT: u32 = 1;
 
 /// The name of a cluster's rendered output: the SHA-256 (hex) of the cluster's model,
 /// the config set's content and flotilla's own build.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Key(String);
 
 impl Key {
@@ -58,11 +59,17 @@ impl Key {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether it is what [`Key::new`] makes (a key read back from a file is used as a
+    /// directory name).
+    pub(super) fn is_well_formed(&self) -> bool {
+        self.0.len() == 64 && self.0.bytes().all(|b| b.is_ascii_hexdigit())
+    }
 }
 
 /// flotilla's version and the digest of the sources it was built from (see build.rs):
 /// a rebuilt flotilla may render differently under the same version number.
-fn build_identity() -> &'static str {
+pub(super) fn build_identity() -> &'static str {
     concat!(
         env!("CARGO_PKG_VERSION"),
         " ",
@@ -229,7 +236,7 @@ impl Cache {
     }
 
     /// A fresh path under `tmp/`, unique to this process and call.
-    fn temp_path(&self, what: &str) -> PathBuf {
+    pub(super) fn temp_path(&self, what: &str) -> PathBuf {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         self.root
