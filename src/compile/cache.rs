@@ -44,15 +44,15 @@ impl Key {
     /// The key of `cluster` rendered through the config set whose content digest is
     /// `config_set`. The model serializes deterministically (maps are sorted) and holds
     /// everything the templates see, the channel and its pin included.
+    /// The model is serialized straight into the hash, never held whole in memory.
     pub fn new(cluster: &Cluster, config_set: &str) -> Result<Key, serde_json::Error> {
-        let model = serde_json::to_vec(cluster)?;
         let mut hasher = Sha256::new();
         hasher.update(format!("flotilla compile cache {FORMAT}\0").as_bytes());
         hasher.update(build_identity().as_bytes());
         hasher.update(b"\0");
         hasher.update(config_set.as_bytes());
         hasher.update(b"\0");
-        hasher.update(&model);
+        serde_json::to_writer(&mut hasher, cluster)?;
         Ok(Key(hex(&hasher.finalize())))
     }
 
@@ -339,6 +339,13 @@ fn read_entry(dir: &Path, key: &Key) -> Result<Entry, EntryError> {
         dir: dir.to_path_buf(),
         why,
     };
+    // An entry appears whole, by one rename, so one that exists before the read has its
+    // entry.json unless it is broken or being discarded (then it is gone again after).
+    // Asking only after a failed read would take an entry stored in between for a
+    // broken one.
+    if !dir.exists() {
+        return Err(EntryError::Missing);
+    }
     let sealed = match std::fs::read_to_string(dir.join("entry.json")) {
         Ok(text) => text,
         Err(_) if !dir.exists() => return Err(EntryError::Missing),
