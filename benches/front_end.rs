@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 mod support;
 
 use flotilla::analysis::analyze;
+use flotilla::eval::evaluate;
+use flotilla::model;
+use flotilla::resolve::load;
+use flotilla::types::check;
 use support::fleet;
 
 /// The allocator of the `flotilla` binary (src/main.rs), so the figures are its own.
@@ -27,7 +31,7 @@ fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
 
 fn main() {
     println!("clusters  pools  lines    check+eval (best of 5)  per cluster");
-    for clusters in [10, 100, 1000] {
+    for clusters in [1, 10, 100, 1000] {
         let (fs, lines) = fleet(clusters);
         let mut evaluated = 0;
         let time = best_of(5, || {
@@ -41,6 +45,36 @@ fn main() {
             clusters * 5,
             time.as_secs_f64() * 1e3,
             time.as_secs_f64() * 1e6 / clusters as f64
+        );
+    }
+    phases();
+}
+
+/// Each phase of an analysis on its own (best of 5): the one-cluster row shows what
+/// every analysis pays for the stdlib whatever the fleet's size.
+fn phases() {
+    println!();
+    println!("clusters  phases in ms (best of 5): load  check  evaluate  model");
+    for clusters in [1, 1000] {
+        let (fs, _) = fleet(clusters);
+        let path = Path::new("fleet");
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let load_time = best_of(5, || drop(load(&fs, path)));
+        let program = load(&fs, path);
+        let check_time = best_of(5, || drop(check(&program)));
+        let checked = check(&program);
+        let evaluate_time = best_of(5, || drop(evaluate(&program, &checked)));
+        let (evaluated, problems) = evaluate(&program, &checked);
+        assert!(problems.is_empty(), "generated fleet must evaluate");
+        let model_time = best_of(5, || {
+            drop(model::Fleet::from_evaluated(&program, &evaluated))
+        });
+        println!(
+            "{clusters:>8}  {:>33.1}  {:>5.1}  {:>8.1}  {:>5.1}",
+            ms(load_time),
+            ms(check_time),
+            ms(evaluate_time),
+            ms(model_time)
         );
     }
 }

@@ -45,7 +45,8 @@ pub fn analyze(fs: &dyn FileSystem, path: &Path) -> Analysis {
     })
 }
 
-const ANALYSIS_STACK: usize = 256 << 20;
+/// Also the stack of each thread that evaluates clusters (`crate::eval`).
+pub(crate) const ANALYSIS_STACK: usize = 256 << 20;
 
 fn analyze_here(fs: &dyn FileSystem, path: &Path) -> Analysis {
     let program = load(fs, path);

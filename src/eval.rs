@@ -7,8 +7,8 @@ mod interp;
 use serde::Serialize;
 
 use crate::diagnostic::Diagnostic;
-use crate::resolve::Program;
-use crate::syntax::ast::Item;
+use crate::resolve::{ModuleId, Program};
+use crate::syntax::ast::{ClusterDecl, Item};
 use crate::types::{ChannelId, Checked};
 
 pub use crate::units::format_duration;
@@ -41,7 +41,7 @@ pub fn evaluate(program: &Program, checked: &Checked) -> (Fleet, Vec<Diagnostic>
             Err(d) => diagnostics.push(d),
         }
     }
-    let mut clusters = Vec::new();
+    let mut decls = Vec::new();
     for module in program.module_ids() {
         let m = program.module(module);
         if m.is_std {
@@ -49,11 +49,15 @@ pub fn evaluate(program: &Program, checked: &Checked) -> (Fleet, Vec<Diagnostic>
         }
         for item in &m.ast.items {
             if let Item::Cluster(decl) = item {
-                match evaluator.cluster(module, decl) {
-                    Ok(data) => clusters.push(data),
-                    Err(d) => diagnostics.push(d),
-                }
+                decls.push((module, decl));
             }
+        }
+    }
+    let mut clusters = Vec::with_capacity(decls.len());
+    for result in evaluate_clusters(program, checked, &decls) {
+        match result {
+            Ok(data) => clusters.push(data),
+            Err(d) => diagnostics.push(d),
         }
     }
     let key = |d: &Data, field: &str| {
@@ -66,3 +70,57 @@ pub fn evaluate(program: &Program, checked: &Checked) -> (Fleet, Vec<Diagnostic>
     clusters.sort_by_key(|c| key(c, "id"));
     (Fleet { channels, clusters }, diagnostics)
 }
+
+/// Clusters evaluate independently of each other: each run of them gets an evaluator of
+/// its own (values are reference-counted per thread).
+fn evaluate_clusters(
+    program: &Program,
+    checked: &Checked,
+    decls: &[(ModuleId, &ClusterDecl)],
+) -> Vec<Result<Data, Diagnostic>> {
+    in_runs(decls, |run| {
+        let evaluator = interp::Evaluator::new(program, checked);
+        run.iter()
+            .map(|(module, decl)| evaluator.cluster(*module, decl))
+            .collect()
+    })
+}
+
+/// `each` over `items` split into runs of consecutive items, one run per core, each on a
+/// thread of its own; the results come back in the order of `items`. Few items are
+/// done here: below [`ITEMS_PER_THREAD`] a thread costs more than it saves.
+pub(crate) fn in_runs<T: Sync, R: Send>(
+    items: &[T],
+    each: impl Fn(&[T]) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = cores.min(items.len() / ITEMS_PER_THREAD).max(1);
+    if threads == 1 {
+        return each(items);
+    }
+    let each = &each;
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|run| {
+                std::thread::Builder::new()
+                    .name("flotilla-run".into())
+                    // Evaluation recurses over expression trees, as on the analysis thread.
+                    .stack_size(crate::analysis::ANALYSIS_STACK)
+                    .spawn_scoped(scope, move || each(run))
+                    // Without a thread, the run is done here.
+                    .map_err(|_| run)
+            })
+            .collect();
+        runs.into_iter()
+            .flat_map(|run| match run {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(run) => each(run),
+            })
+            .collect()
+    })
+}
+
+const ITEMS_PER_THREAD: usize = 8;

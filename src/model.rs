@@ -278,16 +278,24 @@ impl Fleet {
                 Err(e) => problems.push(e.diagnostic(None)),
             }
         }
-        let mut clusters = Vec::new();
-        for data in &evaluated.clusters {
-            let read =
-                Reader::record(data, "Cluster").and_then(|r| Cluster::from_record(r, &declared));
-            match read {
+        // Each cluster is read on its own, so runs of them are read on all cores.
+        let read = eval::in_runs(&evaluated.clusters, |run| {
+            run.iter()
+                .map(|data| {
+                    Reader::record(data, "Cluster")
+                        .and_then(|r| Cluster::from_record(r, &declared))
+                        .map_err(|e| {
+                            let id = data.get("id").and_then(Data::as_str).unwrap_or_default();
+                            e.diagnostic(declared.cluster(id).map(|(s, _)| s))
+                        })
+                })
+                .collect()
+        });
+        let mut clusters = Vec::with_capacity(read.len());
+        for result in read {
+            match result {
                 Ok(cluster) => clusters.push(cluster),
-                Err(e) => {
-                    let id = data.get("id").and_then(Data::as_str).unwrap_or_default();
-                    problems.push(e.diagnostic(declared.cluster(id).map(|(s, _)| s)));
-                }
+                Err(d) => problems.push(d),
             }
         }
         (Fleet { channels, clusters }, problems)

@@ -401,3 +401,69 @@ fn int_values_typed_as_float_compare_with_floats() {
     ));
     assert_eq!(text(&fleet, "owner"), "1 1 true true");
 }
+
+/// Enough clusters that evaluation is split over threads (where the machine has more
+/// than one core): every cluster keeps its own values, failures are reported once each
+/// in source order, and the fleet comes back sorted by id whatever thread evaluated it.
+/// A record read field by field (`shared.force_terminate_after`) gets each cluster's
+/// own defaults, though its reads are shared within a cluster.
+#[test]
+fn many_clusters_evaluate_apart_in_source_order() {
+    let failing = [5, 23, 38];
+    let mut fs = MemoryFs::new();
+    fs.insert(
+        "fleet/channels.flt",
+        format!("{CHANNEL}let shared = UpdateStrategy {{}}\n"),
+    );
+    for file in 0..4 {
+        let mut text = String::from("import \"./channels.flt\"\n");
+        for i in (file * 10)..(file * 10 + 10) {
+            let environment = if i % 2 == 0 { "production" } else { "test" };
+            let min_size = if failing.contains(&i) { 50 } else { 0 };
+            text.push_str(&format!(
+                "cluster \"c{i:02}\" {{\n  account = \"123456789012\"\n  region = \"eu-central-1\"\n  environment = {environment}\n  channel = stable\n  api_server_url = \"https://${{id}}.example.org\"\n  owner = \"${{shared.force_terminate_after}}\"\n  node_pool \"w\" {{\n    instance_types = [\"m5.large\"]\n    min_size = {min_size}\n    max_size = {}\n  }}\n}}\n",
+                i + 1
+            ));
+        }
+        fs.insert(format!("fleet/clusters-{file}.flt"), text);
+    }
+    let analysis = analyze(&fs, Path::new("fleet"));
+    let reported: Vec<String> = analysis
+        .diagnostics
+        .iter()
+        .map(|d| format!("{:?} {}", d.code, d.message))
+        .collect();
+    let expected: Vec<String> = failing
+        .iter()
+        .map(|i| {
+            format!(
+                "E0302 NodePool `w`: min_size (50) must not exceed max_size ({})",
+                i + 1
+            )
+        })
+        .collect();
+    assert_eq!(reported, expected);
+    let fleet = analysis.fleet.unwrap();
+    let ids: Vec<&str> = fleet
+        .clusters
+        .iter()
+        .map(|c| c.get("id").and_then(Data::as_str).unwrap())
+        .collect();
+    let expected_ids: Vec<String> = (0..40)
+        .filter(|i| !failing.contains(i))
+        .map(|i| format!("c{i:02}"))
+        .collect();
+    assert_eq!(ids, expected_ids);
+    for (cluster, id) in fleet.clusters.iter().zip(&expected_ids) {
+        let i: i64 = id[1..].parse().unwrap();
+        let owner = if i % 2 == 0 { "3d" } else { "8h" };
+        assert_eq!(path(cluster, "owner").as_str(), Some(owner), "{id}");
+        assert_eq!(path(cluster, "node_pools.0.max_size").as_int(), Some(i + 1));
+    }
+    let model = analysis.model.unwrap();
+    assert!(
+        model
+            .cluster_ids()
+            .eq(expected_ids.iter().map(String::as_str))
+    );
+}

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+use serde::Serialize;
 
 use super::{CliError, CliResult, colour, write_stdout};
 use crate::analysis::{Analysis, analyze};
@@ -53,46 +54,67 @@ pub(super) fn check(args: CheckArgs) -> CliResult<i32> {
 }
 
 pub(super) fn eval(args: EvalArgs) -> CliResult<i32> {
-    let analysis = analyze(&DiskFs, &args.path);
+    let mut analysis = analyze(&DiskFs, &args.path);
     report(&analysis, DiagnosticFormat::Text)?;
+    // What is printed is the model; the evaluated data it was read from goes first.
+    analysis.fleet = None;
     let Some(fleet) = analysis.model.as_ref().filter(|_| !analysis.has_errors()) else {
         return Ok(1);
     };
-    let value = if args.clusters.is_empty() {
-        serde_json::to_value(fleet)
-    } else {
-        let mut selected = Vec::new();
-        for id in &args.clusters {
-            let cluster = fleet.cluster(id).ok_or_else(|| CliError::UnknownCluster {
-                id: id.clone(),
-                path: args.path.clone(),
-                known: fleet.cluster_ids().map(str::to_string).collect(),
-            })?;
-            selected.push(cluster);
-        }
-        match selected.as_slice() {
-            [one] => serde_json::to_value(one),
-            all => serde_json::to_value(all),
-        }
+    if args.clusters.is_empty() {
+        print_data(fleet, args.format)?;
+        return Ok(0);
     }
-    .map_err(|source| CliError::Json {
+    let mut selected = Vec::new();
+    for id in &args.clusters {
+        let cluster = fleet.cluster(id).ok_or_else(|| CliError::UnknownCluster {
+            id: id.clone(),
+            path: args.path.clone(),
+            known: fleet.cluster_ids().map(str::to_string).collect(),
+        })?;
+        selected.push(cluster);
+    }
+    match selected.as_slice() {
+        [one] => print_data(one, args.format)?,
+        all => print_data(&all, args.format)?,
+    }
+    Ok(0)
+}
+
+fn print_data(value: &impl Serialize, format: DataFormat) -> CliResult<()> {
+    let json = |source| CliError::Json {
         what: "evaluated fleet",
         source,
-    })?;
-    let text = match args.format {
+    };
+    match format {
         DataFormat::Json => {
-            serde_json::to_string_pretty(&value).map_err(|source| CliError::Json {
+            // Written as it is serialised: for a large fleet the text is the size of
+            // the model again. A reader that stops early is not an error (`| head`).
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = serde_json::to_writer_pretty(&mut out, value)
+                .map_err(|e| match e.io_error_kind() {
+                    Some(_) => CliError::Stdout(e.into()),
+                    None => json(e),
+                })
+                .and_then(|()| {
+                    out.write_all(b"\n")
+                        .and_then(|()| out.flush())
+                        .map_err(CliError::Stdout)
+                });
+            match written {
+                Err(CliError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            }
+        }
+        DataFormat::Yaml => {
+            let value = serde_json::to_value(value).map_err(json)?;
+            let text = serde_yaml_ng::to_string(&value).map_err(|source| CliError::Yaml {
                 what: "evaluated fleet",
                 source,
-            })? + "\n"
+            })?;
+            write_stdout(&text)
         }
-        DataFormat::Yaml => serde_yaml_ng::to_string(&value).map_err(|source| CliError::Yaml {
-            what: "evaluated fleet",
-            source,
-        })?,
-    };
-    write_stdout(&text)?;
-    Ok(0)
+    }
 }
 
 fn report(analysis: &Analysis, format: DiagnosticFormat) -> CliResult<()> {

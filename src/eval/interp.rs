@@ -167,6 +167,12 @@ pub(super) struct Evaluator<'p> {
     /// Let values by (module, item); `None` while one is being evaluated (cycle check).
     lets: RefCell<IntKeyMap<(ModuleId, usize), LetSlot<'p>>>,
     channels: RefCell<IntKeyMap<ChannelId, Rc<Description<'p>>>>,
+    /// Records read field by field (`catalog[t].max_pods`), by the addresses of their
+    /// description and cluster: each read would otherwise place the record anew and
+    /// evaluate its field again. An instance's fields depend only on those two, so the
+    /// same instance serves every read; emptied after each cluster so that the
+    /// cluster's values do not outlive it.
+    read_instances: RefCell<IntKeyMap<(usize, usize), Rc<Instance<'p>>>>,
 }
 
 impl<'p> Evaluator<'p> {
@@ -176,6 +182,7 @@ impl<'p> Evaluator<'p> {
             checked,
             lets: RefCell::new(IntKeyMap::default()),
             channels: RefCell::new(IntKeyMap::default()),
+            read_instances: RefCell::new(IntKeyMap::default()),
         }
     }
 
@@ -207,7 +214,9 @@ impl<'p> Evaluator<'p> {
             (env.file, decl.id.span),
         )?;
         let instance = Rc::new(Instance::new(desc, None));
-        self.materialize(&instance)
+        let data = self.materialize(&instance);
+        self.read_instances.borrow_mut().clear();
+        data
     }
 
     pub fn channel(&self, id: ChannelId) -> Result<Data> {

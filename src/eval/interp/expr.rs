@@ -330,9 +330,23 @@ impl<'p> Evaluator<'p> {
                 let context = if Some(desc.ty) == self.checked.decls.channel_type {
                     None
                 } else {
-                    cluster.cloned()
+                    cluster
                 };
-                Rc::new(Instance::new(desc.clone(), context))
+                let key = (
+                    Rc::as_ptr(desc) as usize,
+                    context.map_or(0, |c| Rc::as_ptr(c) as usize),
+                );
+                let cached = self.read_instances.borrow().get(&key).cloned();
+                match cached {
+                    Some(instance) => instance,
+                    None => {
+                        let instance = Rc::new(Instance::new(desc.clone(), context.cloned()));
+                        self.read_instances
+                            .borrow_mut()
+                            .insert(key, instance.clone());
+                        instance
+                    }
+                }
             }
             Value::Null => {
                 return Err(Diagnostic::error(
