@@ -10,7 +10,7 @@ use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::source::{FileId, FileSystem, SourceMap, normalize};
 use crate::span::Span;
 use crate::syntax::ast::{Item, Module};
-use crate::syntax::parse;
+use crate::syntax::{parse, parse_all};
 
 /// Index of a module in [`Program::modules`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,6 +73,7 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
             diagnostics: Vec::new(),
         },
         by_path: HashMap::new(),
+        unparsed: Vec::new(),
     };
     // PRELUDE names an entry of STDLIB (both constants above, embedded in the binary),
     // and load_std fails only for a name that STDLIB lacks.
@@ -100,6 +101,7 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
         }
     }
     loader.resolve_all_imports();
+    loader.parse_loaded();
     let mut program = loader.program;
     program.roots.sort();
     program.roots.dedup();
@@ -173,6 +175,10 @@ struct Loader<'a> {
     fs: &'a dyn FileSystem,
     program: Program,
     by_path: HashMap<PathBuf, ModuleId>,
+    /// Modules read but not parsed yet, with the length `program.diagnostics` had when
+    /// each was read: files are parsed together, in parallel, and their problems
+    /// are put where a parse at read time would have put them.
+    unparsed: Vec<(ModuleId, usize)>,
 }
 
 impl Loader<'_> {
@@ -226,12 +232,34 @@ impl Loader<'_> {
                 Arc::default()
             }
             None => {
-                let (ast, diagnostics) = parse(file, &self.program.sources.get(file).text);
-                self.program.diagnostics.extend(diagnostics);
-                Arc::new(ast)
+                let id = ModuleId(self.program.modules.len() as u32);
+                self.unparsed.push((id, self.program.diagnostics.len()));
+                Arc::default()
             }
         };
         Some(self.push_module(file, path, ast, false))
+    }
+
+    /// Parse every module read since the last call, on several threads.
+    fn parse_loaded(&mut self) {
+        if self.unparsed.is_empty() {
+            return;
+        }
+        let unparsed = std::mem::take(&mut self.unparsed);
+        let sources = &self.program.sources;
+        let files: Vec<(FileId, &str)> = unparsed
+            .iter()
+            .map(|&(id, _)| {
+                let file = self.program.modules[id.0 as usize].file;
+                (file, sources.get(file).text.as_str())
+            })
+            .collect();
+        let parsed = parse_all(&files);
+        // Last first, so that each insertion point is still where it was recorded.
+        for ((id, at), (ast, diagnostics)) in unparsed.into_iter().zip(parsed).rev() {
+            self.program.modules[id.0 as usize].ast = Arc::new(ast);
+            self.program.diagnostics.splice(at..at, diagnostics);
+        }
     }
 
     /// Resolve imports breadth-first; newly loaded modules get their imports resolved too.
@@ -240,6 +268,9 @@ impl Loader<'_> {
         while next < self.program.modules.len() {
             let id = ModuleId(next as u32);
             next += 1;
+            // The files read so far (the roots, then each breadth-first wave of
+            // imports) are parsed together before the first of them is needed.
+            self.parse_loaded();
             let module = &self.program.modules[id.0 as usize];
             let file = module.file;
             let dir = self
