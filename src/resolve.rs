@@ -549,4 +549,64 @@ mod tests {
             assert!(!tree.items.is_empty(), "{name} has declarations");
         }
     }
+
+    /// Files are parsed in parallel, but modules, files and problems come in the
+    /// order of a sequential load: the roots by path, each root's parse problems;
+    /// then, root by root, what its imports find (and their files' parse problems).
+    #[test]
+    fn a_parallel_load_keeps_the_sequential_order() {
+        let mut fs = MemoryFs::new();
+        for root in ["a", "b", "c", "d", "e", "f"] {
+            fs.insert(
+                format!("fleet/{root}.flt"),
+                format!("import \"../lib/{root}\"\nimport \"./missing\"\nlet {root} = (1\n"),
+            );
+            fs.insert(format!("lib/{root}.flt"), format!("let {root}_lib = ]\n"));
+        }
+        let program = load(&fs, Path::new("fleet"));
+        let found: Vec<(String, String)> = program
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let file = d.primary.as_ref().unwrap().file;
+                (program.sources.get(file).name.clone(), d.code.to_string())
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for root in ["a", "b", "c", "d", "e", "f"] {
+            expected.push((format!("fleet/{root}.flt"), "E0001".to_string()));
+        }
+        for root in ["a", "b", "c", "d", "e", "f"] {
+            expected.push((format!("lib/{root}.flt"), "E0001".to_string()));
+            expected.push((format!("fleet/{root}.flt"), "E0101".to_string()));
+        }
+        assert_eq!(found, expected);
+        let names: Vec<&str> = program
+            .modules
+            .iter()
+            .filter(|m| !m.is_std)
+            .map(|m| program.sources.get(m.file).name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "fleet/a.flt",
+                "fleet/b.flt",
+                "fleet/c.flt",
+                "fleet/d.flt",
+                "fleet/e.flt",
+                "fleet/f.flt",
+                "lib/a.flt",
+                "lib/b.flt",
+                "lib/c.flt",
+                "lib/d.flt",
+                "lib/e.flt",
+                "lib/f.flt",
+            ]
+        );
+        // Each root keeps the declarations that parse: its two imports.
+        for &root in &program.roots {
+            assert_eq!(program.module(root).ast.items.len(), 2);
+        }
+    }
 }
