@@ -151,24 +151,26 @@ pub fn add_source(
 /// in the process (each language-server edit, each benchmark run): the text is
 /// embedded and never changes, and parsing the instance type catalog (168 KB) was most
 /// of an analysis's fixed cost.
-static PARSED_STD: [OnceLock<Arc<Module>>; STDLIB.len()] =
+static PARSED_STD: [OnceLock<Option<Arc<Module>>>; STDLIB.len()] =
     [const { OnceLock::new() }; STDLIB.len()];
 
 /// The tree of `STDLIB[index]`, whose text is file `file` of this program. A tree is
 /// kept only when it parsed without problems: problems name their file, which differs
 /// between programs (and an embedded stdlib with syntax errors is a bug, caught by the
-/// tests, that should be reported every time).
+/// tests, that should be reported every time). Threads that ask at once wait for one
+/// parse, so every program shares the same tree.
 fn parsed_std(index: usize, file: FileId) -> (Arc<Module>, Vec<Diagnostic>) {
-    if let Some(ast) = PARSED_STD[index].get() {
-        return (ast.clone(), Vec::new());
+    let kept = PARSED_STD[index].get_or_init(|| {
+        let (ast, diagnostics) = parse(file, STDLIB[index].1);
+        diagnostics.is_empty().then(|| Arc::new(ast))
+    });
+    match kept {
+        Some(ast) => (ast.clone(), Vec::new()),
+        None => {
+            let (ast, diagnostics) = parse(file, STDLIB[index].1);
+            (Arc::new(ast), diagnostics)
+        }
     }
-    let (ast, diagnostics) = parse(file, STDLIB[index].1);
-    let ast = Arc::new(ast);
-    if diagnostics.is_empty() {
-        // Another thread may have stored an identical tree first; either one will do.
-        let _ = PARSED_STD[index].set(ast.clone());
-    }
-    (ast, diagnostics)
 }
 
 struct Loader<'a> {

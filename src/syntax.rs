@@ -326,6 +326,33 @@ cluster "foobar" {
     }
 
     #[test]
+    fn parse_all_gives_what_parse_gives_each_file() {
+        let texts: Vec<String> = (0..9)
+            .map(|n| match n % 3 {
+                0 => format!("let a{n} = {n}\ncluster \"c{n}\" {{ size = {n}Gi }}\n"),
+                1 => format!("let b{n} = (1\nlet c{n} = \"x\\q\"\n"),
+                _ => format!("type T{n} {{ a: Int = {n} }}\n"),
+            })
+            .collect();
+        let files: Vec<(FileId, &str)> = texts
+            .iter()
+            .enumerate()
+            .map(|(n, t)| (FileId(n as u32), t.as_str()))
+            .collect();
+        let together = parse_all(&files);
+        assert_eq!(together.len(), files.len());
+        for ((module, diagnostics), &(file, text)) in together.iter().zip(&files) {
+            let (alone, alone_diagnostics) = parse(file, text);
+            assert_eq!(module.items, alone.items, "{text}");
+            assert_eq!(diagnostics, &alone_diagnostics, "{text}");
+        }
+        assert!(
+            !together[1].1.is_empty(),
+            "the broken files report their errors"
+        );
+    }
+
+    #[test]
     fn recovers_to_report_errors_in_later_declarations() {
         let (m, diagnostics) = parse(FileId(0), "let a = (1\nlet b = 2\nlet c = ]\n");
         assert_eq!(diagnostics.len(), 2, "{diagnostics:#?}");
