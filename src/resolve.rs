@@ -10,7 +10,7 @@ use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::source::{FileId, FileSystem, SourceMap, normalize};
 use crate::span::Span;
 use crate::syntax::ast::{Item, Module};
-use crate::syntax::parse;
+use crate::syntax::{parse, parse_all};
 
 /// Index of a module in [`Program::modules`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,6 +73,7 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
             diagnostics: Vec::new(),
         },
         by_path: HashMap::new(),
+        unparsed: Vec::new(),
     };
     // PRELUDE names an entry of STDLIB (both constants above, embedded in the binary),
     // and load_std fails only for a name that STDLIB lacks.
@@ -100,6 +101,7 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
         }
     }
     loader.resolve_all_imports();
+    loader.parse_loaded();
     let mut program = loader.program;
     program.roots.sort();
     program.roots.dedup();
@@ -149,30 +151,36 @@ pub fn add_source(
 /// in the process (each language-server edit, each benchmark run): the text is
 /// embedded and never changes, and parsing the instance type catalog (168 KB) was most
 /// of an analysis's fixed cost.
-static PARSED_STD: [OnceLock<Arc<Module>>; STDLIB.len()] =
+static PARSED_STD: [OnceLock<Option<Arc<Module>>>; STDLIB.len()] =
     [const { OnceLock::new() }; STDLIB.len()];
 
 /// The tree of `STDLIB[index]`, whose text is file `file` of this program. A tree is
 /// kept only when it parsed without problems: problems name their file, which differs
 /// between programs (and an embedded stdlib with syntax errors is a bug, caught by the
-/// tests, that should be reported every time).
+/// tests, that should be reported every time). Threads that ask at once wait for one
+/// parse, so every program shares the same tree.
 fn parsed_std(index: usize, file: FileId) -> (Arc<Module>, Vec<Diagnostic>) {
-    if let Some(ast) = PARSED_STD[index].get() {
-        return (ast.clone(), Vec::new());
+    let kept = PARSED_STD[index].get_or_init(|| {
+        let (ast, diagnostics) = parse(file, STDLIB[index].1);
+        diagnostics.is_empty().then(|| Arc::new(ast))
+    });
+    match kept {
+        Some(ast) => (ast.clone(), Vec::new()),
+        None => {
+            let (ast, diagnostics) = parse(file, STDLIB[index].1);
+            (Arc::new(ast), diagnostics)
+        }
     }
-    let (ast, diagnostics) = parse(file, STDLIB[index].1);
-    let ast = Arc::new(ast);
-    if diagnostics.is_empty() {
-        // Another thread may have stored an identical tree first; either one will do.
-        let _ = PARSED_STD[index].set(ast.clone());
-    }
-    (ast, diagnostics)
 }
 
 struct Loader<'a> {
     fs: &'a dyn FileSystem,
     program: Program,
     by_path: HashMap<PathBuf, ModuleId>,
+    /// Modules read but not parsed yet, with the length `program.diagnostics` had when
+    /// each was read: files are parsed together, in parallel, and their problems
+    /// are put where a parse at read time would have put them.
+    unparsed: Vec<(ModuleId, usize)>,
 }
 
 impl Loader<'_> {
@@ -226,12 +234,34 @@ impl Loader<'_> {
                 Arc::default()
             }
             None => {
-                let (ast, diagnostics) = parse(file, &self.program.sources.get(file).text);
-                self.program.diagnostics.extend(diagnostics);
-                Arc::new(ast)
+                let id = ModuleId(self.program.modules.len() as u32);
+                self.unparsed.push((id, self.program.diagnostics.len()));
+                Arc::default()
             }
         };
         Some(self.push_module(file, path, ast, false))
+    }
+
+    /// Parse every module read since the last call, on several threads.
+    fn parse_loaded(&mut self) {
+        if self.unparsed.is_empty() {
+            return;
+        }
+        let unparsed = std::mem::take(&mut self.unparsed);
+        let sources = &self.program.sources;
+        let files: Vec<(FileId, &str)> = unparsed
+            .iter()
+            .map(|&(id, _)| {
+                let file = self.program.modules[id.0 as usize].file;
+                (file, sources.get(file).text.as_str())
+            })
+            .collect();
+        let parsed = parse_all(&files);
+        // Last first, so that each insertion point is still where it was recorded.
+        for ((id, at), (ast, diagnostics)) in unparsed.into_iter().zip(parsed).rev() {
+            self.program.modules[id.0 as usize].ast = Arc::new(ast);
+            self.program.diagnostics.splice(at..at, diagnostics);
+        }
     }
 
     /// Resolve imports breadth-first; newly loaded modules get their imports resolved too.
@@ -240,6 +270,9 @@ impl Loader<'_> {
         while next < self.program.modules.len() {
             let id = ModuleId(next as u32);
             next += 1;
+            // The files read so far (the roots, then each breadth-first wave of
+            // imports) are parsed together before the first of them is needed.
+            self.parse_loaded();
             let module = &self.program.modules[id.0 as usize];
             let file = module.file;
             let dir = self
@@ -516,6 +549,66 @@ mod tests {
             let (_, again) = second.iter().find(|(n, _)| n == name).unwrap();
             assert!(Arc::ptr_eq(tree, again), "{name} was parsed twice");
             assert!(!tree.items.is_empty(), "{name} has declarations");
+        }
+    }
+
+    /// Files are parsed in parallel, but modules, files and problems come in the
+    /// order of a sequential load: the roots by path, each root's parse problems;
+    /// then, root by root, what its imports find (and their files' parse problems).
+    #[test]
+    fn a_parallel_load_keeps_the_sequential_order() {
+        let mut fs = MemoryFs::new();
+        for root in ["a", "b", "c", "d", "e", "f"] {
+            fs.insert(
+                format!("fleet/{root}.flt"),
+                format!("import \"../lib/{root}\"\nimport \"./missing\"\nlet {root} = (1\n"),
+            );
+            fs.insert(format!("lib/{root}.flt"), format!("let {root}_lib = ]\n"));
+        }
+        let program = load(&fs, Path::new("fleet"));
+        let found: Vec<(String, String)> = program
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let file = d.primary.as_ref().unwrap().file;
+                (program.sources.get(file).name.clone(), d.code.to_string())
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for root in ["a", "b", "c", "d", "e", "f"] {
+            expected.push((format!("fleet/{root}.flt"), "E0001".to_string()));
+        }
+        for root in ["a", "b", "c", "d", "e", "f"] {
+            expected.push((format!("lib/{root}.flt"), "E0001".to_string()));
+            expected.push((format!("fleet/{root}.flt"), "E0101".to_string()));
+        }
+        assert_eq!(found, expected);
+        let names: Vec<&str> = program
+            .modules
+            .iter()
+            .filter(|m| !m.is_std)
+            .map(|m| program.sources.get(m.file).name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "fleet/a.flt",
+                "fleet/b.flt",
+                "fleet/c.flt",
+                "fleet/d.flt",
+                "fleet/e.flt",
+                "fleet/f.flt",
+                "lib/a.flt",
+                "lib/b.flt",
+                "lib/c.flt",
+                "lib/d.flt",
+                "lib/e.flt",
+                "lib/f.flt",
+            ]
+        );
+        // Each root keeps the declarations that parse: its two imports.
+        for &root in &program.roots {
+            assert_eq!(program.module(root).ast.items.len(), 2);
         }
     }
 }

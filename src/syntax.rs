@@ -33,6 +33,60 @@ pub fn parse(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
 
 const PARSE_STACK: usize = 64 << 20;
 
+/// A file's tree and its problems, as [`parse`] returns them.
+pub type Parsed = (Module, Vec<Diagnostic>);
+
+/// Parse several files on up to `available_parallelism` threads. The results are in
+/// the order of `files`, each exactly what [`parse`] gives for that file.
+pub fn parse_all(files: &[(FileId, &str)]) -> Vec<Parsed> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len());
+    if threads <= 1 {
+        return files
+            .iter()
+            .map(|&(file, text)| parse(file, text))
+            .collect();
+    }
+    // Workers take the next file from a shared counter (file sizes vary), and each
+    // result goes to its file's slot, so the order does not depend on the timing.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<Parsed>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let work = || {
+        loop {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&(file, text)) = files.get(index) else {
+                break;
+            };
+            let parsed = parse_here(file, text);
+            if let Ok(mut slot) = slots[index].lock() {
+                *slot = Some(parsed);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            // A worker that cannot be started leaves its share to the others, and a
+            // file no worker reached is parsed below.
+            let _ = std::thread::Builder::new()
+                .name("flotilla-parse".into())
+                .stack_size(PARSE_STACK)
+                .spawn_scoped(scope, work);
+        }
+    });
+    slots
+        .into_iter()
+        .zip(files)
+        .map(|(slot, &(file, text))| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| parse(file, text))
+        })
+        .collect()
+}
+
 fn parse_here(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
     let scanned = scan::scan(file, text);
     if !scanned.fatal.is_empty() {
@@ -269,6 +323,33 @@ cluster "foobar" {
             let span = diagnostics[0].primary.as_ref().unwrap().span;
             assert_eq!(span.start as usize, text.find("${").unwrap());
         }
+    }
+
+    #[test]
+    fn parse_all_gives_what_parse_gives_each_file() {
+        let texts: Vec<String> = (0..9)
+            .map(|n| match n % 3 {
+                0 => format!("let a{n} = {n}\ncluster \"c{n}\" {{ size = {n}Gi }}\n"),
+                1 => format!("let b{n} = (1\nlet c{n} = \"x\\q\"\n"),
+                _ => format!("type T{n} {{ a: Int = {n} }}\n"),
+            })
+            .collect();
+        let files: Vec<(FileId, &str)> = texts
+            .iter()
+            .enumerate()
+            .map(|(n, t)| (FileId(n as u32), t.as_str()))
+            .collect();
+        let together = parse_all(&files);
+        assert_eq!(together.len(), files.len());
+        for ((module, diagnostics), &(file, text)) in together.iter().zip(&files) {
+            let (alone, alone_diagnostics) = parse(file, text);
+            assert_eq!(module.items, alone.items, "{text}");
+            assert_eq!(diagnostics, &alone_diagnostics, "{text}");
+        }
+        assert!(
+            !together[1].1.is_empty(),
+            "the broken files report their errors"
+        );
     }
 
     #[test]

@@ -720,8 +720,12 @@ fn any_expr() -> BoxedStrategy<Expr> {
                 prop::collection::vec(inner.clone(), 0..5).prop_map(ExprKind::List),
                 prop::collection::vec((plain_string(), inner.clone()), 0..4)
                     .prop_map(ExprKind::Map),
-                (prop::option::of(named_type()), block(inner.clone()))
-                    .prop_map(|(ty, body)| ExprKind::Record { ty, body }),
+                (prop::option::of(named_type()), block(inner.clone())).prop_map(|(ty, body)| {
+                    ExprKind::Record {
+                        ty: ty.map(Box::new),
+                        body,
+                    }
+                }),
                 (boxed.clone(), name()).prop_map(|(base, field)| ExprKind::Field(base, field)),
                 (boxed.clone(), boxed.clone())
                     .prop_map(|(base, index)| ExprKind::Index(base, index)),

@@ -236,7 +236,9 @@ pub enum ExprKind {
     Map(Vec<(PlainString, Expr)>),
     /// `Type { … }` or `{ a = 1 }` (type from context).
     Record {
-        ty: Option<TypeExpr>,
+        /// Boxed: most records have no type name, and every expression is as large as
+        /// the largest kind.
+        ty: Option<Box<TypeExpr>>,
         body: Block,
     },
     Name(Ident),

@@ -1,6 +1,6 @@
 //! pest pairs → AST, with literal validation and friendly syntax errors.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use pest::Parser as _;
 use pest::iterators::Pair;
@@ -26,39 +26,53 @@ pub(super) fn parse_items(
     text: &str,
     base: usize,
 ) -> std::result::Result<(Vec<Item>, Vec<Diagnostic>), Diagnostic> {
-    let source = &text[base..];
-    let pairs = match Grammar::parse(Rule::file, source) {
-        Ok(pairs) => pairs,
-        Err(_) => {
-            // Parse again with pest's attempt tracking (slower, so only on failure) to
-            // learn which punctuation was expected, not only which rules.
-            pest::set_error_detail(true);
-            let detailed = Grammar::parse(Rule::file, source).err();
-            pest::set_error_detail(false);
-            return Err(match detailed {
-                Some(e) => syntax_error(file, full_text, base, e),
-                None => Diagnostic::error(Code::E0001, "syntax error"),
-            });
-        }
-    };
     let mut builder = Builder {
         file,
         base,
         problems: Vec::new(),
     };
     let mut items = Vec::new();
-    for pair in pairs.flatten().take(1) {
-        for item in children(pair) {
-            if item.as_rule() == Rule::EOI {
-                continue;
-            }
-            match builder.item(item) {
-                Ok(item) => items.push(item),
-                Err(d) => builder.problems.push(d),
-            }
+    // One declaration per pest run (`first_item`, then `next_item` from where the
+    // last one ended), which accepts what `file` accepts.
+    let mut at = base;
+    let mut rule = Rule::first_item;
+    loop {
+        let Ok(pairs) = Grammar::parse(rule, &text[at..]) else {
+            return Err(syntax_error_in(file, full_text, text, base));
+        };
+        rule = Rule::next_item;
+        let Some(step) = pairs.into_iter().next() else {
+            return Err(syntax_error_in(file, full_text, text, base));
+        };
+        let end = at + step.as_span().end();
+        let Some(item) = step.into_inner().find(|p| p.as_rule() != Rule::EOI) else {
+            break;
+        };
+        builder.base = at;
+        match builder.item(item) {
+            Ok(item) => items.push(item),
+            Err(d) => builder.problems.push(d),
         }
+        at = end;
     }
     Ok((items, builder.problems))
+}
+
+/// The syntax error in `text[base..]`, which does not parse: the whole text is parsed
+/// again with pest's attempt tracking (slower, so only on failure) to learn which
+/// punctuation was expected, not only which rules.
+fn syntax_error_in(file: FileId, full_text: &str, text: &str, base: usize) -> Diagnostic {
+    // The switch is global to pest, so one thread at a time turns it on and off, and
+    // every detailed parse sees it on.
+    static DETAIL: Mutex<()> = Mutex::new(());
+    let _detail = DETAIL.lock().unwrap_or_else(PoisonError::into_inner);
+    pest::set_error_detail(true);
+    let detailed = Grammar::parse(Rule::file, &text[base..]).err();
+    pest::set_error_detail(false);
+    match detailed {
+        Some(e) => syntax_error(file, full_text, base, e),
+        None => Diagnostic::error(Code::E0001, "syntax error"),
+    }
 }
 
 struct Builder {
@@ -270,8 +284,11 @@ impl Builder {
 
     fn block(&mut self, pair: Pair<Rule>) -> Result<Block> {
         let span = self.span(&pair);
-        let mut entries = Vec::new();
-        for p in children(pair) {
+        // Every child is an entry: sized exactly, a cluster's many blocks keep no
+        // spare room.
+        let inner = pair.into_inner();
+        let mut entries = Vec::with_capacity(inner.len());
+        for p in inner {
             let entry_span = self.span(&p);
             let rule = p.as_rule();
             let mut inner = children(p);
@@ -454,9 +471,10 @@ impl Builder {
                 ExprKind::If(Box::new(c), Box::new(t), Box::new(e))
             }
             Rule::list => {
-                let mut items = Vec::new();
+                let inner = pair.into_inner();
+                let mut items = Vec::with_capacity(inner.len());
                 let mut comprehension = None;
-                for p in children(pair) {
+                for p in inner {
                     match p.as_rule() {
                         Rule::comprehension => comprehension = Some(p),
                         _ => items.push(self.expr(p)?),
@@ -483,8 +501,9 @@ impl Builder {
                 }
             }
             Rule::map => {
-                let mut entries = Vec::new();
-                for entry in children(pair) {
+                let inner = pair.into_inner();
+                let mut entries = Vec::with_capacity(inner.len());
+                for entry in inner {
                     let mut inner = children(entry);
                     let key = self.plain_string(next(&mut inner))?;
                     let value = self.expr(next(&mut inner))?;
@@ -498,10 +517,10 @@ impl Builder {
                 for p in children(pair) {
                     match p.as_rule() {
                         Rule::named_type => {
-                            ty = Some(TypeExpr {
+                            ty = Some(Box::new(TypeExpr {
                                 span: self.span(&p),
                                 kind: self.named_type(p),
-                            })
+                            }))
                         }
                         _ => body = Some(self.block(p)?),
                     }
@@ -512,9 +531,12 @@ impl Builder {
                 }
             }
             Rule::call => {
-                let mut inner = children(pair);
+                let mut inner = pair.into_inner();
                 let name = self.ident(next(&mut inner));
-                let args = inner.map(|p| self.expr(p)).collect::<Result<_>>()?;
+                let mut args = Vec::with_capacity(inner.len());
+                for p in inner {
+                    args.push(self.expr(p)?);
+                }
                 ExprKind::Call(name, args)
             }
             other => unreachable!("grammar: unexpected primary {other:?}"),
@@ -524,8 +546,10 @@ impl Builder {
 
     fn string(&mut self, pair: Pair<Rule>) -> Result<Expr> {
         let span = self.span(&pair);
-        let mut parts: Vec<StrPart> = Vec::new();
-        for p in children(pair) {
+        // Adjacent text and escapes merge into one part: most strings have one.
+        let inner = pair.into_inner();
+        let mut parts: Vec<StrPart> = Vec::with_capacity(inner.len().min(1));
+        for p in inner {
             match p.as_rule() {
                 Rule::interpolation => {
                     let e = self.expr(next(&mut children(p)))?;
@@ -540,6 +564,7 @@ impl Builder {
                 }
             }
         }
+        parts.shrink_to_fit();
         Ok(Expr {
             kind: ExprKind::Str(parts),
             span,

@@ -112,7 +112,7 @@ impl<'p> Checker<'p> {
             ExprKind::List(items) => self.list_literal(items, want.as_ref(), scope),
             ExprKind::Map(entries) => self.map_literal(expr, entries, want.as_ref(), scope),
             ExprKind::Record { ty, body } => {
-                self.record_literal(expr, ty.as_ref(), body, want.as_ref(), scope)
+                self.record_literal(expr, ty.as_deref(), body, want.as_ref(), scope)
             }
             ExprKind::Name(ident) => self.name(ident, want.as_ref(), scope),
             ExprKind::Field(base, name) => {
