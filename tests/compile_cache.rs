@@ -347,31 +347,9 @@ fn diff_base_reuses_the_cache_for_both_revisions() {
         "max_size = 10\n  }\n}\n\ncluster \"c\"",
         "max_size = 12\n  }\n}\n\ncluster \"c\"",
     );
-    let diff = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_flotilla"))
-            .current_dir(&f.dir)
-            .args([
-                "diff",
-                "fleet",
-                "--base",
-                "HEAD",
-                "--config-path",
-                "config",
-                "--format",
-                "json",
-            ])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
-    let output = diff(&[]);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (code, stdout, stderr) = diff_report(&f, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let changed: Vec<&str> = report["clusters"]
         .as_array()
         .unwrap()
@@ -379,8 +357,8 @@ fn diff_base_reuses_the_cache_for_both_revisions() {
         .map(|c| c["cluster"].as_str().unwrap())
         .collect();
     assert_eq!(changed, ["b"]);
-    let uncached = diff(&["--no-cache"]);
-    assert_eq!(uncached.stdout, output.stdout);
+    let (_, uncached, _) = diff_report(&f, &["--no-cache"]);
+    assert_eq!(uncached, stdout);
 
     // Only the edited cluster was rendered: both revisions found everything else.
     let head = compile_with_cache(&DiskFs, &f.fleet(), &f.source, &[], Some(&cache));
