@@ -270,9 +270,12 @@ impl Loader<'_> {
         while next < self.program.modules.len() {
             let id = ModuleId(next as u32);
             next += 1;
-            // The files read so far (the roots, then each breadth-first wave of
-            // imports) are parsed together before the first of them is needed.
-            self.parse_loaded();
+            // Files read but not parsed (the roots, then each breadth-first wave of
+            // imports) are parsed together when the first of them is needed. Modules
+            // are read in id order, so the first unparsed one is the lowest id.
+            if self.unparsed.first().is_some_and(|&(first, _)| first <= id) {
+                self.parse_loaded();
+            }
             let module = &self.program.modules[id.0 as usize];
             let file = module.file;
             let dir = self
