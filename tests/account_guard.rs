@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use faults::{Fault, FaultProxy};
 use kube_loopback::LoopbackApi;
-use kubelet::Kubelet;
+use kubelet::{Kubelet, PodStartup};
 use moto::{Moto, aws_env};
 use serde_json::Value;
 
@@ -194,7 +194,12 @@ fn apply_in_the_wrong_account_refuses_that_cluster_and_applies_the_others() {
     runtime.block_on(moto::tagged_network(&home, "home"));
     // Stands in for the kubelets of `home`'s new nodes.
     let kubelet = runtime.block_on(async {
-        Kubelet::start("home", Arc::clone(&api), &home, Duration::from_millis(200))
+        Kubelet::start(
+            "home",
+            Arc::clone(&api),
+            &home,
+            PodStartup::After(Duration::from_millis(200)),
+        )
     });
     let endpoint = format!("home={}", api.url());
     proxy.clear_seen();

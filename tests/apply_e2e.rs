@@ -31,7 +31,7 @@ use flotilla::plan::{ClusterTarget, KubeConnector, Plan, plan_fleet, plan_target
 use flotilla::source::DiskFs;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube_loopback::{Failure, LoopbackApi};
-use kubelet::Kubelet;
+use kubelet::{Kubelet, PodStartup};
 use moto::Moto;
 use serde_json::{Value, json};
 
@@ -426,7 +426,10 @@ async fn create_then_change_the_instance_type_rolls_every_node_within_the_budget
         CLUSTER,
         Arc::clone(&env.api),
         &env.aws,
-        Duration::from_millis(1500),
+        PodStartup::UntilAnEvictionIsRefused {
+            after: Duration::from_millis(1500),
+            at_most: Duration::from_secs(30),
+        },
     );
 
     // ---- v1: a new cluster ----
@@ -602,7 +605,7 @@ async fn running_v1(env: &Env, name: &str) -> RunningV1 {
         CLUSTER,
         Arc::clone(&env.api),
         &env.aws,
-        Duration::from_millis(500),
+        PodStartup::After(Duration::from_millis(500)),
     );
     let v1 = compile_fleet(&fleet, &set);
     let log = Log::default();
@@ -932,7 +935,7 @@ async fn a_pool_stack_over_the_inline_limit_is_applied_through_the_clusters_buck
         CLUSTER,
         Arc::clone(&env.api),
         &env.aws,
-        Duration::from_millis(500),
+        PodStartup::After(Duration::from_millis(500)),
     );
 
     let v1 = compile_fleet(&fleet, &set);

@@ -38,6 +38,26 @@ pub struct Observations {
     pub errors: Vec<String>,
 }
 
+/// When a new pod becomes Ready.
+#[derive(Debug, Clone, Copy)]
+pub enum PodStartup {
+    /// This long after it was created.
+    After(Duration),
+    /// As `After`, except that a pod created once the API has accepted an eviction stays
+    /// unready until the API has refused one (or `at_most` has passed). A roll then meets
+    /// its PodDisruptionBudget whatever the machine's speed: with pods Ready after a fixed
+    /// time, a slow machine could take longer than that between two evictions.
+    UntilAnEvictionIsRefused { after: Duration, at_most: Duration },
+}
+
+impl PodStartup {
+    fn after(self) -> Duration {
+        match self {
+            PodStartup::After(after) | PodStartup::UntilAnEvictionIsRefused { after, .. } => after,
+        }
+    }
+}
+
 pub struct Kubelet {
     stop: Arc<AtomicBool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -49,10 +69,14 @@ struct Harness {
     api: Arc<LoopbackApi>,
     autoscaling: aws_sdk_autoscaling::Client,
     ec2: aws_sdk_ec2::Client,
-    /// How long a new pod takes to become Ready.
-    pod_startup: Duration,
+    /// When a new pod becomes Ready.
+    pod_startup: PodStartup,
     /// Pod → when it was created (harness time).
     started: BTreeMap<String, Instant>,
+    /// Pods held unready until an eviction is refused (see `PodStartup`).
+    held: BTreeSet<String>,
+    /// What the API has answered to evictions so far: (any accepted, any refused).
+    evictions: (bool, bool),
     pods_created: usize,
     observations: Arc<Mutex<Observations>>,
 }
@@ -63,7 +87,7 @@ impl Kubelet {
         cluster: &str,
         api: Arc<LoopbackApi>,
         aws: &aws_config::SdkConfig,
-        pod_startup: Duration,
+        pod_startup: PodStartup,
     ) -> Kubelet {
         let observations = Arc::new(Mutex::new(Observations::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -74,6 +98,8 @@ impl Kubelet {
             ec2: aws_sdk_ec2::Client::new(aws),
             pod_startup,
             started: BTreeMap::new(),
+            held: BTreeSet::new(),
+            evictions: (false, false),
             pods_created: 0,
             observations: Arc::clone(&observations),
         };
@@ -275,6 +301,17 @@ impl Harness {
 
     /// The Deployment controller, the scheduler and pod startup, in one pass.
     fn sync_deployments(&mut self) {
+        if let PodStartup::UntilAnEvictionIsRefused { .. } = self.pod_startup {
+            let answers: Vec<u16> = self
+                .api
+                .requests()
+                .iter()
+                .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+                .map(|r| r.status)
+                .collect();
+            self.evictions.0 |= answers.contains(&201);
+            self.evictions.1 |= answers.contains(&429);
+        }
         let nodes = self.api.list("v1", "Node", None);
         let mut pods = self.api.list("v1", "Pod", None);
         for deployment in self.api.list("apps/v1", "Deployment", None) {
@@ -341,8 +378,13 @@ impl Harness {
                     "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]},
                 });
                 if let Ok(pod) = self.api.insert(pod) {
-                    self.started
-                        .insert(format!("{namespace}/{pod_name}"), Instant::now());
+                    let key = format!("{namespace}/{pod_name}");
+                    if let (PodStartup::UntilAnEvictionIsRefused { .. }, (true, false)) =
+                        (self.pod_startup, self.evictions)
+                    {
+                        self.held.insert(key.clone());
+                    }
+                    self.started.insert(key, Instant::now());
                     pods.push(pod);
                 }
             }
@@ -355,9 +397,16 @@ impl Harness {
             pod["metadata"]["namespace"].as_str().unwrap_or_default(),
             pod["metadata"]["name"].as_str().unwrap_or_default()
         );
-        self.started
-            .get(&key)
-            .is_none_or(|t| t.elapsed() >= self.pod_startup)
+        let Some(created) = self.started.get(&key) else {
+            return true;
+        };
+        let elapsed = created.elapsed();
+        match self.pod_startup {
+            PodStartup::UntilAnEvictionIsRefused { at_most, .. } if self.held.contains(&key) => {
+                (self.evictions.1 && elapsed >= self.pod_startup.after()) || elapsed >= at_most
+            }
+            startup => elapsed >= startup.after(),
+        }
     }
 
     /// The Deployment's ReplicaSet, created on first sight.
