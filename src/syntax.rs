@@ -3,6 +3,7 @@
 
 pub mod ast;
 mod parser;
+mod reparse;
 mod scan;
 
 use crate::diagnostic::Diagnostic;
@@ -10,6 +11,7 @@ use crate::source::FileId;
 use ast::{Comment, Item, Member, Module};
 
 pub use parser::{DURATION_UNITS, QUANTITY_UNITS};
+pub use reparse::Reparser;
 pub use scan::{MAX_CONDITIONALS, MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_PREFIX_RUN};
 
 /// Parse one file. Always returns a module (possibly partial) and the problems found.
