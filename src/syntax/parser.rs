@@ -99,7 +99,12 @@ pub(super) fn parse_step(
 /// The syntax error in `text[base..]`, which does not parse: the whole text is parsed
 /// again with pest's attempt tracking (slower, so only on failure) to learn which
 /// punctuation was expected, not only which rules.
-fn syntax_error_in(file: FileId, full_text: &str, text: &str, base: usize) -> Diagnostic {
+pub(super) fn syntax_error_in(
+    file: FileId,
+    full_text: &str,
+    text: &str,
+    base: usize,
+) -> Diagnostic {
     // The switch is global to pest, so one thread at a time turns it on and off, and
     // every detailed parse sees it on.
     static DETAIL: Mutex<()> = Mutex::new(());
