@@ -20,14 +20,20 @@
 //!   The declaration just before the first one the edit touches is parsed again all
 //!   the same, so that nothing it read past its end is taken on trust.
 //!
-//! A text with a syntax error is parsed whole (its error and recovery read the whole
-//! file); the last parse without one stays the base for the next edit.
+//! A text with a syntax error is parsed as [`super::recover`] parses it, in chunks from
+//! one top-level keyword line to the next, each parsed on its own: a chunk whose text
+//! (and the keyword after it, which an error message may name) is that of a chunk of
+//! the last text with a syntax error is re-used, shifted. The error of the whole
+//! file's parse is that of a parse from the start of the declaration before the one
+//! that fails: pest reports the attempts that got furthest, and those of the
+//! declarations before end before that one's keyword. The last parse without syntax
+//! errors stays the base for the next edit that has none.
 
 use std::sync::Arc;
 
 use super::ast::*;
-use super::parser::{SyntaxError, parse_step};
-use super::{attach_docs, parse_here, scan};
+use super::parser::{Step, SyntaxError, parse_step, syntax_error_in};
+use super::{add_first_error, attach_docs, chunks, parse_chunk, scan};
 use crate::diagnostic::{Diagnostic, Label};
 use crate::source::FileId;
 use crate::span::Span;
@@ -35,25 +41,37 @@ use crate::span::Span;
 /// One file's parses, each re-using what it can of the last one.
 #[derive(Default)]
 pub struct Reparser {
-    kept: Option<Kept>,
+    /// The last parse of a text without syntax errors, in declarations.
+    valid: Option<Kept>,
+    /// The last parse of a text with one, in chunks.
+    broken: Option<Kept>,
 }
 
-/// A parse without syntax errors.
+/// A parse, and the pieces it was made of, one after the other from the start.
 struct Kept {
     file: FileId,
     text: String,
-    declarations: Vec<Declaration>,
+    pieces: Vec<Piece>,
     module: Arc<Module>,
 }
 
-/// One step of the parse: a declaration, with the blanks and comments before it.
-struct Declaration {
-    /// Where it ends (its last token); it starts where the one before it ended.
+/// A declaration (with the blanks and comments before it), or a chunk.
+struct Piece {
+    /// Where it ends; it starts where the one before it ended.
     end: usize,
-    /// Whether it is in the module's items (a declaration with a bad literal is not).
-    has_item: bool,
-    /// Its literal errors.
+    /// How many of the module's items it holds (a declaration with a bad literal none).
+    items: usize,
+    /// Its problems: literal errors, a chunk's syntax error.
     problems: Vec<Diagnostic>,
+}
+
+/// Pieces parsed again, and where the old ones are taken up again.
+struct Parsed {
+    pieces: Vec<(Piece, Vec<Item>)>,
+    /// The old pieces before this index are kept as they are...
+    first: usize,
+    /// ...and those from this one on are shifted by the edit.
+    resumed: usize,
 }
 
 impl Reparser {
@@ -67,88 +85,186 @@ impl Reparser {
             };
             return (Arc::new(module), scanned.fatal);
         }
-        let kept = self.kept.take().filter(|kept| kept.file == file);
-        let edit = Edit::between(kept.as_ref().map_or("", |k| &k.text), text);
-        let old: &[Declaration] = kept.as_ref().map_or(&[], |k| &k.declarations);
-        // Parse again from the declaration before the first one the edit touches.
-        let touched = old.partition_point(|d| d.end < edit.start);
-        let first = touched.saturating_sub(1);
-        let mut at = first.checked_sub(1).map_or(0, |i| old[i].end);
-        let mut parsed = Vec::new();
-        let mut resumed = old.len();
-        loop {
-            match parse_step(file, text, at, at == 0) {
-                Ok(Some(step)) => {
-                    at = step.end;
-                    parsed.push(step);
-                    if at >= edit.new_end {
-                        let old_end = at.wrapping_sub(edit.delta as usize);
-                        if let Ok(i) = old.binary_search_by_key(&old_end, |d| d.end) {
-                            resumed = i + 1;
-                            break;
-                        }
+        let valid = self.valid.take().filter(|kept| kept.file == file);
+        match declarations(file, text, valid.as_ref()) {
+            Ok((parsed, edit)) => {
+                let (module, diagnostics, kept) =
+                    assemble(file, text, valid, parsed, &edit, scanned.comments, None);
+                self.valid = Some(kept);
+                (module, diagnostics)
+            }
+            Err(from) => {
+                self.valid = valid;
+                let first_error = syntax_error_in(file, text, text, from);
+                let broken = self.broken.take().filter(|kept| kept.file == file);
+                let edit = Edit::between(broken.as_ref().map_or("", |k| &k.text), text);
+                let parsed = chunked(file, text, broken.as_ref(), &edit);
+                let (module, diagnostics, kept) = assemble(
+                    file,
+                    text,
+                    broken,
+                    parsed,
+                    &edit,
+                    scanned.comments,
+                    Some(first_error),
+                );
+                self.broken = Some(kept);
+                (module, diagnostics)
+            }
+        }
+    }
+}
+
+/// Parse `text` declaration by declaration, re-using those of `valid` the edit cannot
+/// have changed. On a syntax error: where the declaration before the failing one starts.
+fn declarations(file: FileId, text: &str, valid: Option<&Kept>) -> Result<(Parsed, Edit), usize> {
+    let edit = Edit::between(valid.map_or("", |k| &k.text), text);
+    let old: &[Piece] = valid.map_or(&[], |k| &k.pieces);
+    let start_of = |i: usize| i.checked_sub(1).map_or(0, |i| old[i].end);
+    // Parse again from the declaration before the first one the edit touches.
+    let touched = old.partition_point(|d| d.end < edit.start);
+    let first = touched.saturating_sub(1);
+    let mut at = start_of(first);
+    let mut before = first.checked_sub(1).map_or(0, start_of);
+    let mut pieces = Vec::new();
+    let mut resumed = old.len();
+    loop {
+        match parse_step(file, text, at, at == 0) {
+            Ok(Some(Step {
+                end,
+                item,
+                problems,
+            })) => {
+                before = at;
+                at = end;
+                let piece = Piece {
+                    end,
+                    items: usize::from(item.is_some()),
+                    problems,
+                };
+                pieces.push((piece, item.into_iter().collect()));
+                if at >= edit.new_end {
+                    let old_end = at.wrapping_sub(edit.delta as usize);
+                    if let Ok(i) = old.binary_search_by_key(&old_end, |d| d.end) {
+                        resumed = i + 1;
+                        break;
                     }
                 }
-                Ok(None) => break,
-                Err(SyntaxError) => {
-                    // The last parse without errors stays the base for the next edit.
-                    self.kept = kept;
-                    let (module, diagnostics) = parse_here(file, text);
-                    return (Arc::new(module), diagnostics);
-                }
             }
+            Ok(None) => break,
+            Err(SyntaxError) => return Err(before),
         }
-
-        let (mut items, mut declarations) = match kept {
-            Some(kept) => (Arc::unwrap_or_clone(kept.module).items, kept.declarations),
-            None => (Vec::new(), Vec::new()),
-        };
-        let items_before = declarations[..first].iter().filter(|d| d.has_item).count();
-        let items_replaced = declarations[first..resumed]
-            .iter()
-            .filter(|d| d.has_item)
-            .count();
-        let mut items_after = items.split_off(items_before + items_replaced);
-        items.truncate(items_before);
-        let mut after = declarations.split_off(resumed);
-        declarations.truncate(first);
-        for item in &mut items_after {
-            shift_item(item, edit.delta);
-        }
-        for declaration in &mut after {
-            declaration.end = declaration.end.wrapping_add(edit.delta as usize);
-            for problem in &mut declaration.problems {
-                shift_diagnostic(problem, file, edit.delta);
-            }
-        }
-        for step in parsed {
-            declarations.push(Declaration {
-                end: step.end,
-                has_item: step.item.is_some(),
-                problems: step.problems,
-            });
-            items.extend(step.item);
-        }
-        items.append(&mut items_after);
-        declarations.append(&mut after);
-
-        attach_docs(text, &scanned.comments, &mut items);
-        let module = Arc::new(Module {
-            items,
-            comments: scanned.comments,
-        });
-        let diagnostics = declarations
-            .iter()
-            .flat_map(|d| d.problems.iter().cloned())
-            .collect();
-        self.kept = Some(Kept {
-            file,
-            text: text.to_owned(),
-            declarations,
-            module: module.clone(),
-        });
-        (module, diagnostics)
     }
+    let parsed = Parsed {
+        pieces,
+        first,
+        resumed,
+    };
+    Ok((parsed, edit))
+}
+
+/// The chunks of a text with a syntax error ([`super::recover`]), re-using those of
+/// `broken` whose text (and the keyword after it) the edit did not change.
+fn chunked(file: FileId, text: &str, broken: Option<&Kept>, edit: &Edit) -> Parsed {
+    // The longest keyword an error message may read past a chunk's end.
+    const KEYWORD: usize = "cluster".len();
+    let old: &[Piece] = broken.map_or(&[], |k| &k.pieces);
+    let start_of = |i: usize| i.checked_sub(1).map_or(0, |i| old[i].end);
+    let chunks = chunks(text);
+    let first = chunks
+        .iter()
+        .zip(old)
+        .take_while(|((_, end), piece)| *end == piece.end && end + KEYWORD < edit.start)
+        .count();
+    let (mut last, mut resumed) = (chunks.len(), old.len());
+    while last > first && resumed > first {
+        let (start, end) = chunks[last - 1];
+        let same = start >= edit.new_end
+            && start_of(resumed - 1) == start.wrapping_sub(edit.delta as usize)
+            && old[resumed - 1].end == end.wrapping_sub(edit.delta as usize);
+        if !same {
+            break;
+        }
+        last -= 1;
+        resumed -= 1;
+    }
+    let pieces = chunks[first..last]
+        .iter()
+        .map(|&(start, end)| {
+            let (items, problems) = parse_chunk(file, text, start, end);
+            let piece = Piece {
+                end,
+                items: items.len(),
+                problems,
+            };
+            (piece, items)
+        })
+        .collect();
+    Parsed {
+        pieces,
+        first,
+        resumed,
+    }
+}
+
+/// The module and problems of `text`: `old`'s pieces before `parsed.first` as they are,
+/// the new ones, and `old`'s from `parsed.resumed` on shifted by the edit.
+fn assemble(
+    file: FileId,
+    text: &str,
+    old: Option<Kept>,
+    parsed: Parsed,
+    edit: &Edit,
+    comments: Vec<Comment>,
+    first_error: Option<Diagnostic>,
+) -> (Arc<Module>, Vec<Diagnostic>, Kept) {
+    let Parsed {
+        pieces: new,
+        first,
+        resumed,
+    } = parsed;
+    let (mut items, mut pieces) = match old {
+        Some(old) => (Arc::unwrap_or_clone(old.module).items, old.pieces),
+        None => (Vec::new(), Vec::new()),
+    };
+    let items_before: usize = pieces[..first].iter().map(|p| p.items).sum();
+    let items_replaced: usize = pieces[first..resumed].iter().map(|p| p.items).sum();
+    let mut items_after = items.split_off(items_before + items_replaced);
+    items.truncate(items_before);
+    let mut after = pieces.split_off(resumed);
+    pieces.truncate(first);
+    for item in &mut items_after {
+        shift_item(item, edit.delta);
+    }
+    for piece in &mut after {
+        piece.end = piece.end.wrapping_add(edit.delta as usize);
+        for problem in &mut piece.problems {
+            shift_diagnostic(problem, file, edit.delta);
+        }
+    }
+    for (piece, piece_items) in new {
+        pieces.push(piece);
+        items.extend(piece_items);
+    }
+    items.append(&mut items_after);
+    pieces.append(&mut after);
+
+    attach_docs(text, &comments, &mut items);
+    let module = Arc::new(Module { items, comments });
+    let mut diagnostics: Vec<Diagnostic> = pieces
+        .iter()
+        .flat_map(|p| p.problems.iter().cloned())
+        .collect();
+    if let Some(first_error) = first_error {
+        add_first_error(&mut diagnostics, first_error);
+    }
+    let kept = Kept {
+        file,
+        text: text.to_owned(),
+        pieces,
+        module: module.clone(),
+    };
+    (module, diagnostics, kept)
 }
 
 /// Where two texts differ: everything before `start` is the same, and everything
@@ -569,8 +685,8 @@ mod tests {
         assert_eq!(module.items, parse(FileId(0), &edited).0.items);
         // Each declaration ends with the blanks after it. `a` is reused, `b` (just
         // before the edit) and `c` are parsed again, `d` is shifted by one.
-        let kept = reparser.kept.as_ref().unwrap();
-        let ends: Vec<usize> = kept.declarations.iter().map(|d| d.end).collect();
+        let kept = reparser.valid.as_ref().unwrap();
+        let ends: Vec<usize> = kept.pieces.iter().map(|d| d.end).collect();
         assert_eq!(ends, [10, 20, 31, 41]);
     }
 
@@ -581,7 +697,7 @@ mod tests {
         let (_, diagnostics) = reparser.parse(FileId(0), "let a = 1\nlet b = )\n");
         assert_eq!(diagnostics.len(), 1);
         assert_eq!(
-            reparser.kept.as_ref().unwrap().text,
+            reparser.valid.as_ref().unwrap().text,
             "let a = 1\nlet b = 2\n"
         );
         let (module, diagnostics) = reparser.parse(FileId(0), "let a = 1\nlet b = 3\n");
