@@ -7,7 +7,8 @@
 //! [`super::parse`] gives for the new text (the property test below).
 //!
 //! Why that is exact:
-//! - A declaration is parsed from `text[start..]` by one pest run ([`parser::parse_step`]).
+//! - A declaration is parsed from `text[start..]` by one pest run
+//!   ([`super::parser::parse_step`]).
 //!   Once a new declaration ends at `e` past the edit, where an old one ended at
 //!   `e - delta`, the rest of the new text is the rest of the old one, so every later
 //!   run sees the same input and gives the same declarations.
@@ -16,7 +17,8 @@
 //!   only to try continuing the declaration (an operator, `as`, `else`), at the first
 //!   token of the next declaration, a keyword that no continuation accepts. Were the
 //!   edit to make it continue, the text where it used to end would no longer start a
-//!   declaration: parsing from there fails, and a failure falls back to a full parse.
+//!   declaration: parsing from there fails, and the text is parsed as one with a
+//!   syntax error (below), as the full parser does.
 //!   The declaration just before the first one the edit touches is parsed again all
 //!   the same, so that nothing it read past its end is taken on trust.
 //!
