@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::diagnostic::{Diagnostic, sort_diagnostics};
 use crate::eval::{Fleet, evaluate};
 use crate::model;
-use crate::resolve::{Program, load};
+use crate::resolve::{Parses, Program, load_with};
 use crate::source::FileSystem;
 use crate::types::{Checked, check};
 
@@ -29,27 +29,32 @@ impl Analysis {
 
 /// Analyse `path` (a `.flt` file or a directory of them).
 pub fn analyze(fs: &dyn FileSystem, path: &Path) -> Analysis {
+    analyze_with(fs, path, None)
+}
+
+/// [`analyze`], asking `parses` first for the tree of each of the user's files.
+pub fn analyze_with(fs: &dyn FileSystem, path: &Path, parses: Option<&dyn Parses>) -> Analysis {
     // Checking and evaluation recurse over expression trees (bounded by the scanner's
     // limits); a dedicated thread gives them room that a test or editor thread lacks.
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("flotilla-analysis".into())
             .stack_size(ANALYSIS_STACK)
-            .spawn_scoped(scope, || analyze_here(fs, path))
+            .spawn_scoped(scope, || analyze_here(fs, path, parses))
             .map(|thread| {
                 thread
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
-            .unwrap_or_else(|_| analyze_here(fs, path))
+            .unwrap_or_else(|_| analyze_here(fs, path, parses))
     })
 }
 
 /// Also the stack of each thread that evaluates clusters (`crate::eval`).
 pub(crate) const ANALYSIS_STACK: usize = 256 << 20;
 
-fn analyze_here(fs: &dyn FileSystem, path: &Path) -> Analysis {
-    let program = load(fs, path);
+fn analyze_here(fs: &dyn FileSystem, path: &Path, parses: Option<&dyn Parses>) -> Analysis {
+    let program = load_with(fs, path, parses);
     let checked = check(&program);
     let mut diagnostics = program.diagnostics.clone();
     diagnostics.extend(checked.diagnostics.iter().cloned());

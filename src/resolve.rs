@@ -61,10 +61,27 @@ impl Program {
     }
 }
 
+/// Parses some of the user's files in the loader's place: the language server keeps
+/// each open document's last parse and parses again only what an edit changed.
+pub trait Parses: Sync {
+    /// The tree and problems [`crate::syntax::parse`] gives for `text`, the text of
+    /// `path` (file `file` of this program), or `None` to leave the file to the loader.
+    fn parse(&self, file: FileId, path: &Path, text: &str) -> Option<Parsed>;
+}
+
+/// A file's tree and its problems.
+pub type Parsed = (Arc<Module>, Vec<Diagnostic>);
+
 /// Load `path` (a `.flt` file or a directory of them) and everything it imports.
 pub fn load(fs: &dyn FileSystem, path: &Path) -> Program {
+    load_with(fs, path, None)
+}
+
+/// [`load`], asking `parses` first for each file of the user's.
+pub fn load_with(fs: &dyn FileSystem, path: &Path, parses: Option<&dyn Parses>) -> Program {
     let mut loader = Loader {
         fs,
+        parses,
         program: Program {
             sources: SourceMap::default(),
             modules: Vec::new(),
@@ -175,6 +192,7 @@ fn parsed_std(index: usize, file: FileId) -> (Arc<Module>, Vec<Diagnostic>) {
 
 struct Loader<'a> {
     fs: &'a dyn FileSystem,
+    parses: Option<&'a dyn Parses>,
     program: Program,
     by_path: HashMap<PathBuf, ModuleId>,
     /// Modules read but not parsed yet, with the length `program.diagnostics` had when
@@ -256,11 +274,33 @@ impl Loader<'_> {
                 (file, sources.get(file).text.as_str())
             })
             .collect();
-        let parsed = parse_all(&files);
+        let mut given: Vec<Option<Parsed>> = files
+            .iter()
+            .map(|&(file, text)| {
+                let parses = self.parses?;
+                parses.parse(file, &sources.get(file).path, text)
+            })
+            .collect();
+        let rest: Vec<(FileId, &str)> = files
+            .iter()
+            .zip(&given)
+            .filter(|(_, given)| given.is_none())
+            .map(|(&file, _)| file)
+            .collect();
+        let mut parsed = parse_all(&rest).into_iter();
+        for slot in &mut given {
+            if slot.is_none() {
+                *slot = parsed
+                    .next()
+                    .map(|(ast, diagnostics)| (Arc::new(ast), diagnostics));
+            }
+        }
         // Last first, so that each insertion point is still where it was recorded.
-        for ((id, at), (ast, diagnostics)) in unparsed.into_iter().zip(parsed).rev() {
-            self.program.modules[id.0 as usize].ast = Arc::new(ast);
-            self.program.diagnostics.splice(at..at, diagnostics);
+        for ((id, at), given) in unparsed.into_iter().zip(given).rev() {
+            if let Some((ast, diagnostics)) = given {
+                self.program.modules[id.0 as usize].ast = ast;
+                self.program.diagnostics.splice(at..at, diagnostics);
+            }
         }
     }
 

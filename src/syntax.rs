@@ -3,6 +3,7 @@
 
 pub mod ast;
 mod parser;
+mod reparse;
 mod scan;
 
 use crate::diagnostic::Diagnostic;
@@ -10,6 +11,7 @@ use crate::source::FileId;
 use ast::{Comment, Item, Member, Module};
 
 pub use parser::{DURATION_UNITS, QUANTITY_UNITS};
+pub use reparse::Reparser;
 pub use scan::{MAX_CONDITIONALS, MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_PREFIX_RUN};
 
 /// Parse one file. Always returns a module (possibly partial) and the problems found.
@@ -115,25 +117,37 @@ fn parse_here(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
 /// After a syntax error, parse each top-level declaration on its own (they start at
 /// column 0 with a keyword), keeping what parses and one error per broken declaration.
 fn recover(file: FileId, text: &str, first: Diagnostic) -> (Vec<Item>, Vec<Diagnostic>) {
-    let starts = declaration_starts(text);
     let mut items = Vec::new();
     let mut diagnostics = Vec::new();
-    for (n, &start) in starts.iter().enumerate() {
-        let end = starts.get(n + 1).copied().unwrap_or(text.len());
-        let chunk_text = &text[..end];
-        match parser::parse_items(file, text, chunk_text, start) {
-            Ok((chunk_items, problems)) => {
-                items.extend(chunk_items);
-                diagnostics.extend(problems);
-            }
-            Err(d) => diagnostics.push(d),
-        }
+    for (start, end) in chunks(text) {
+        let (chunk_items, problems) = parse_chunk(file, text, start, end);
+        items.extend(chunk_items);
+        diagnostics.extend(problems);
     }
+    add_first_error(&mut diagnostics, first);
+    (items, diagnostics)
+}
+
+/// The pieces [`recover`] parses one by one: from each declaration's first line to
+/// the next one's.
+fn chunks(text: &str) -> Vec<(usize, usize)> {
+    let starts = declaration_starts(text);
+    let ends = starts.iter().skip(1).copied().chain([text.len()]);
+    starts.iter().copied().zip(ends).collect()
+}
+
+/// `text[start..end]` parsed on its own, or its syntax error. The error's words read
+/// `text` a little past `end` (the next declaration's keyword, or the end of the file).
+fn parse_chunk(file: FileId, text: &str, start: usize, end: usize) -> (Vec<Item>, Vec<Diagnostic>) {
+    parser::parse_items(file, text, &text[..end], start).unwrap_or_else(|d| (Vec::new(), vec![d]))
+}
+
+/// The error of the whole file's parse goes first, unless a piece reported it too.
+fn add_first_error(diagnostics: &mut Vec<Diagnostic>, first: Diagnostic) {
     if !diagnostics.iter().any(|d| d.primary == first.primary) {
         diagnostics.insert(0, first);
         diagnostics.sort_by_key(|d| d.primary.as_ref().map(|l| l.span.start));
     }
-    (items, diagnostics)
 }
 
 fn declaration_starts(text: &str) -> Vec<usize> {

@@ -1011,3 +1011,88 @@ proptest! {
         }
     }
 }
+
+/// The server re-parses only what each edit changed: after every edit of a series
+/// (breaking and fixing syntax, adding, merging and removing declarations, editing
+/// strings and comments), it publishes what a fresh server publishes for the same text.
+#[test]
+fn edits_give_the_diagnostics_of_a_fresh_analysis() {
+    let dir = TempDir::new("reparse");
+    let fresh_dir = TempDir::new("reparse-fresh");
+    let clusters: String = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|id| {
+            cluster("\"team\"", "    max_size = 3\n")
+                .replace("\"alpha\"", &format!("\"{id}\""))
+                .replace("https://alpha", &format!("https://{id}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n// between\n");
+    let mut text = format!("{CHANNELS}\n{clusters}");
+    let path = dir.write("fleet.flt", &text);
+    let mut client = Client::start(&dir.0);
+    client.open(&path, &text);
+    assert_eq!(
+        client.diagnostics(&uri(&path), Some(1)),
+        Vec::<Value>::new()
+    );
+    let edits: &[(&str, &str)] = &[
+        ("max_size = 3", "max_size = (3"),
+        ("\"c\" {", "\"c\" {{"),
+        ("max_size = (3", "max_size = 3"),
+        ("\"c\" {{", "\"c\" {"),
+        ("owner = \"team\"", "owner = \"te${am\""),
+        ("owner = \"te${am\"", "owner = \"team\" + 1"),
+        (
+            "\n// between\ncluster \"d\"",
+            "\nlet x = 5\n// between\ncluster \"d\"",
+        ),
+        ("let x = 5\n", "let x = 5\n+ 2\n"),
+        ("}\n\n// between\ncluster \"e\" {\n", ""),
+        ("// between", "/// documented\n// between"),
+        ("max_size = 3", "max_size = \"three\""),
+        ("cluster \"a\"", "cluster \"a\" )"),
+        ("region = \"eu-central-1\"", "region = 1"),
+        ("cluster \"a\" )", "cluster \"a\""),
+    ];
+    for (n, (from, to)) in edits.iter().enumerate() {
+        let version = n as i32 + 2;
+        let at = text
+            .rfind(from)
+            .unwrap_or_else(|| panic!("`{from}` in the text"));
+        // The text is ASCII: UTF-16 columns are byte columns.
+        let position = |offset: usize| {
+            let line = text[..offset].matches('\n').count();
+            (
+                line,
+                offset - text[..offset].rfind('\n').map_or(0, |i| i + 1),
+            )
+        };
+        let (start, end) = (position(at), position(at + from.len()));
+        client.change(
+            &path,
+            version,
+            json!([{ "range": {
+                "start": { "line": start.0, "character": start.1 },
+                "end": { "line": end.0, "character": end.1 },
+            }, "text": to }]),
+        );
+        text.replace_range(at..at + from.len(), to);
+        let published = client.diagnostics(&uri(&path), Some(version));
+
+        let fresh_path = fresh_dir.write("fleet.flt", &text);
+        let mut fresh = Client::start(&fresh_dir.0);
+        fresh.open(&fresh_path, &text);
+        // Related information names the file: the fresh server's is another.
+        let expected = Value::Array(fresh.diagnostics(&uri(&fresh_path), Some(1)))
+            .to_string()
+            .replace(&uri(&fresh_dir.0), &uri(&dir.0));
+        assert_eq!(
+            Value::Array(published).to_string(),
+            expected,
+            "after edit {n} (`{from}` → `{to}`):\n{text}"
+        );
+        assert!(fresh.shutdown().success());
+    }
+    assert!(client.shutdown().success());
+}

@@ -1,17 +1,20 @@
 //! The analyses the server keeps: one per root (a workspace folder, or the directory
 //! of a document opened outside every folder), each the front end's [`Analysis`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use lsp_types::{Position, Range};
 
 use super::documents::{Documents, OverlayFs};
 use super::paths::StdlibCache;
 use super::scan::ScanLimits;
-use crate::analysis::{Analysis, analyze};
+use crate::analysis::{Analysis, analyze_with};
+use crate::resolve::{Parsed, Parses};
 use crate::source::{FileId, SourceFile};
 use crate::span::Span;
+use crate::syntax::Reparser;
 
 /// What changed since the last analysis.
 #[derive(Default)]
@@ -50,6 +53,8 @@ pub(crate) struct Workspace {
     limits: ScanLimits,
     /// Directories whose bounded walk was already reported to the user.
     reported: HashSet<PathBuf>,
+    /// Each open document's last parse, which the next parses only what an edit changed.
+    reparsers: Mutex<HashMap<PathBuf, Reparser>>,
 }
 
 impl Workspace {
@@ -79,6 +84,12 @@ impl Workspace {
         stale: &Stale,
     ) -> Vec<String> {
         let fs = OverlayFs::new(documents, self.limits);
+        let reparsers = self.reparsers.get_mut().unwrap_or_else(|p| p.into_inner());
+        reparsers.retain(|path, _| documents.get(path).is_some());
+        let parses = OpenDocuments {
+            documents,
+            reparsers: &self.reparsers,
+        };
         let mut previous = std::mem::take(&mut self.analyses);
         for root in self.roots(documents, stdlib) {
             let kept = previous
@@ -87,7 +98,12 @@ impl Workspace {
                 .map(|i| previous.swap_remove(i));
             let analysis = match kept {
                 Some(kept) if !affects(stale, &kept) => kept.analysis,
-                _ => analyze(&fs, &root),
+                kept => {
+                    // The old trees are the reparsers' too: once the old analysis is
+                    // gone, a reparser changes its tree in place rather than copying it.
+                    drop(kept);
+                    analyze_with(&fs, &root, Some(&parses))
+                }
             };
             self.analyses.push(RootAnalysis { root, analysis });
         }
@@ -136,6 +152,25 @@ impl Workspace {
                 .find(path)
                 .map(|file| (&a.analysis, file))
         })
+    }
+}
+
+/// Open documents are parsed by their reparsers; files on disk by the loader.
+struct OpenDocuments<'a> {
+    documents: &'a Documents,
+    reparsers: &'a Mutex<HashMap<PathBuf, Reparser>>,
+}
+
+impl Parses for OpenDocuments<'_> {
+    fn parse(&self, file: FileId, path: &Path, text: &str) -> Option<Parsed> {
+        self.documents.get(path)?;
+        let mut reparsers = self.reparsers.lock().unwrap_or_else(|p| p.into_inner());
+        Some(
+            reparsers
+                .entry(path.to_path_buf())
+                .or_default()
+                .parse(file, text),
+        )
     }
 }
 

@@ -26,42 +26,85 @@ pub(super) fn parse_items(
     text: &str,
     base: usize,
 ) -> std::result::Result<(Vec<Item>, Vec<Diagnostic>), Diagnostic> {
+    let mut items = Vec::new();
+    let mut problems = Vec::new();
+    let mut at = base;
+    loop {
+        match parse_step(file, text, at, at == base) {
+            Ok(Some(step)) => {
+                items.extend(step.item);
+                problems.extend(step.problems);
+                at = step.end;
+            }
+            Ok(None) => break,
+            Err(SyntaxError) => return Err(syntax_error_in(file, full_text, text, base)),
+        }
+    }
+    Ok((items, problems))
+}
+
+/// One declaration of [`parse_items`], with the blanks and comments before it.
+pub(super) struct Step {
+    /// Where the declaration's last token ends: where the next step starts.
+    pub end: usize,
+    /// `None` when building it found a problem (then in `problems`).
+    pub item: Option<Item>,
+    /// Literal errors (bad escape, bad unit…) found in it.
+    pub problems: Vec<Diagnostic>,
+}
+
+/// `text[at..]` does not start with blanks and a declaration, nor only blanks.
+pub(super) struct SyntaxError;
+
+/// Parse the declaration that `text[at..]` starts with, after blanks and comments
+/// (`first`: at the start of the file, where a byte order mark may open it); `None`
+/// when only blanks are left. One pest run per declaration (`first_item`, then
+/// `next_item` from where the last one ended) accepts what `file` accepts.
+pub(super) fn parse_step(
+    file: FileId,
+    text: &str,
+    at: usize,
+    first: bool,
+) -> std::result::Result<Option<Step>, SyntaxError> {
+    let rule = if first {
+        Rule::first_item
+    } else {
+        Rule::next_item
+    };
+    let pairs = Grammar::parse(rule, &text[at..]).map_err(|_| SyntaxError)?;
+    let step = pairs.into_iter().next().ok_or(SyntaxError)?;
+    let end = at + step.as_span().end();
+    let Some(item) = step.into_inner().find(|p| p.as_rule() != Rule::EOI) else {
+        return Ok(None);
+    };
     let mut builder = Builder {
         file,
-        base,
+        base: at,
         problems: Vec::new(),
     };
-    let mut items = Vec::new();
-    // One declaration per pest run (`first_item`, then `next_item` from where the
-    // last one ended), which accepts what `file` accepts.
-    let mut at = base;
-    let mut rule = Rule::first_item;
-    loop {
-        let Ok(pairs) = Grammar::parse(rule, &text[at..]) else {
-            return Err(syntax_error_in(file, full_text, text, base));
-        };
-        rule = Rule::next_item;
-        let Some(step) = pairs.into_iter().next() else {
-            return Err(syntax_error_in(file, full_text, text, base));
-        };
-        let end = at + step.as_span().end();
-        let Some(item) = step.into_inner().find(|p| p.as_rule() != Rule::EOI) else {
-            break;
-        };
-        builder.base = at;
-        match builder.item(item) {
-            Ok(item) => items.push(item),
-            Err(d) => builder.problems.push(d),
+    let item = match builder.item(item) {
+        Ok(item) => Some(item),
+        Err(d) => {
+            builder.problems.push(d);
+            None
         }
-        at = end;
-    }
-    Ok((items, builder.problems))
+    };
+    Ok(Some(Step {
+        end,
+        item,
+        problems: builder.problems,
+    }))
 }
 
 /// The syntax error in `text[base..]`, which does not parse: the whole text is parsed
 /// again with pest's attempt tracking (slower, so only on failure) to learn which
 /// punctuation was expected, not only which rules.
-fn syntax_error_in(file: FileId, full_text: &str, text: &str, base: usize) -> Diagnostic {
+pub(super) fn syntax_error_in(
+    file: FileId,
+    full_text: &str,
+    text: &str,
+    base: usize,
+) -> Diagnostic {
     // The switch is global to pest, so one thread at a time turns it on and off, and
     // every detailed parse sees it on.
     static DETAIL: Mutex<()> = Mutex::new(());
