@@ -591,7 +591,7 @@ impl Renderer<'_> {
     }
 
     fn check_yaml(&mut self, out: &str, template: &str, text: &str) {
-        if let Err(e) = validate::yaml(text) {
+        if let Err(e) = validate::check_yaml(text) {
             self.invalid(out, template, &e);
         }
     }

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! entries/<key[..2]>/<key>/entry.json       what the entry holds (below) and its digest
-//! entries/<key[..2]>/<key>/files/<path>     the cluster's output files, summary.json too
+//! entries/<key[..2]>/<key>/files/<name>     the cluster's output files, summary.json too,
+//!                                           each named by its path with `/` as `%2F`
 //! tmp/                                      entries being written, renamed in when complete
 //! ```
 //!
@@ -18,7 +19,7 @@
 //! in the output directory reaches it) makes the entry corrupt, and it is moved aside
 //! and rebuilt. Reading an entry's text (`diff`) checks each file's SHA-256 as well.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +33,7 @@ use crate::model::Cluster;
 use crate::render::{Artifacts, Summary};
 
 /// Bumped whenever the layout or the meaning of a key changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The name of a cluster's rendered output: the SHA-256 (hex) of the cluster's model,
 /// the config set's content and flotilla's own build.
@@ -295,7 +296,6 @@ fn write_entry(
         .chain([("summary.json", summary.as_str())]);
     let mut files = Vec::with_capacity(artifacts.files.len() + 1);
     let mut disk_ids = Vec::with_capacity(artifacts.files.len() + 1);
-    let mut created = HashSet::new();
     for (path, text) in all {
         if !super::is_relative_inside(path, false) {
             return Err(std::io::Error::other(format!(
@@ -303,15 +303,7 @@ fn write_entry(
                 artifacts.cluster
             )));
         }
-        let target = files_dir.join(path);
-        // Each directory is created once, not once per file in it.
-        if let Some(parent) = target.parent()
-            && !created.contains(parent)
-        {
-            std::fs::create_dir_all(parent)?;
-            created.insert(parent.to_path_buf());
-        }
-        let mut file = std::fs::File::create(&target)?;
+        let mut file = std::fs::File::create(files_dir.join(stored_name(path)))?;
         file.write_all(text.as_bytes())?;
         let metadata = file.metadata()?;
         disk_ids.push(disk_id(&metadata));
@@ -332,6 +324,14 @@ fn write_entry(
     let sealed = format!("{}\n{body}", hex(&Sha256::digest(body.as_bytes())));
     std::fs::write(dir.join("entry.json"), sealed)?;
     Ok((manifest, disk_ids))
+}
+
+/// The name of an output file in an entry's flat `files/` directory: its path with `%`
+/// and `/` escaped. An entry then needs no directory of its own per output directory
+/// (a cluster's output has two dozen): creating an inode costs more than writing the
+/// file, and the output links these files into its own tree anyway.
+fn stored_name(path: &str) -> String {
+    path.replace('%', "%25").replace('/', "%2F")
 }
 
 fn read_entry(dir: &Path, key: &Key) -> Result<Entry, EntryError> {
@@ -367,7 +367,7 @@ fn read_entry(dir: &Path, key: &Key) -> Result<Entry, EntryError> {
     let files_dir = dir.join("files");
     let mut disk_ids = Vec::with_capacity(manifest.files.len());
     for file in &manifest.files {
-        let metadata = std::fs::symlink_metadata(files_dir.join(&file.path))
+        let metadata = std::fs::symlink_metadata(files_dir.join(stored_name(&file.path)))
             .map_err(|e| corrupt(format!("{}: {e}", file.path)))?;
         if !metadata.is_file()
             || metadata.len() != file.len
@@ -407,7 +407,7 @@ impl Entry {
         self.manifest
             .files
             .iter()
-            .map(move |f| (f.path.as_str(), files_dir.join(&f.path)))
+            .map(move |f| (f.path.as_str(), files_dir.join(stored_name(&f.path))))
     }
 
     /// Each file as (path relative to the cluster's output directory, where the cache's
@@ -444,5 +444,47 @@ impl Entry {
             files,
             summary: self.manifest.summary.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files are stored flat, under escaped names: paths that escape to look alike
+    /// (`a/b` and a file literally named `a%2Fb`) must stay apart.
+    #[test]
+    fn files_in_subdirectories_are_stored_flat_and_read_back_apart() {
+        let root = std::env::temp_dir().join(format!("flotilla-cache-flat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let cache = Cache::at(root.clone());
+        cache.prepare().unwrap();
+        let artifacts = Artifacts {
+            cluster: "c".into(),
+            files: [
+                ("manifests/a/b.yaml", "slash\n"),
+                ("manifests/a%2Fb.yaml", "percent\n"),
+                ("manifests/a%252Fb.yaml", "escaped percent\n"),
+                ("deletions.yaml", "top\n"),
+            ]
+            .into_iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect(),
+            summary: Summary {
+                cluster: "c".into(),
+                ..Summary::default()
+            },
+        };
+        let key = Key("0".repeat(64));
+        cache.store(&key, &artifacts).unwrap();
+        let entry = cache.load(&key).unwrap();
+        assert_eq!(entry.artifacts().unwrap(), artifacts);
+        let stored: Vec<_> = std::fs::read_dir(entry.dir().join("files"))
+            .unwrap()
+            .map(|f| f.unwrap())
+            .collect();
+        assert!(stored.iter().all(|f| f.file_type().unwrap().is_file()));
+        assert_eq!(stored.len(), 5, "four artifacts and summary.json");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

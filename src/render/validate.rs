@@ -9,7 +9,7 @@ mod yaml;
 pub use cloudformation::{MAX_TEMPLATE_BYTES, TemplateError, cloudformation};
 pub use deletions::{DeletionEntry, Deletions, DeletionsError, EntryProblem, deletions};
 pub use manifests::{ManifestError, NameProblem, ObjectIndex, deletions_spare, manifests};
-pub use yaml::{YamlError, yaml};
+pub use yaml::{YamlError, check_yaml, yaml};
 
 #[cfg(test)]
 mod tests {
@@ -170,6 +170,30 @@ mod tests {
         let plain: Value = serde_yaml_ng::from_str(text).unwrap();
         assert_eq!(strict, plain);
         assert!(matches!(yaml("a: [1"), Err(YamlError::Syntax(_))));
+    }
+
+    /// Userdata is checked without building its value; it must fail exactly where the
+    /// full reading fails.
+    #[test]
+    fn checking_without_building_rejects_what_reading_rejects() {
+        let good =
+            "write_files:\n- path: /etc/a\n  content: |\n    x: 1\n    x: 1\nruncmd: [a, {b: c}]\n";
+        assert!(yaml(good).is_ok());
+        check_yaml(good).unwrap();
+        let repeated = "write_files:\n- path: /etc/a\n  path: /etc/b\n";
+        let read = yaml(repeated).unwrap_err().to_string();
+        let checked = check_yaml(repeated).unwrap_err().to_string();
+        assert_eq!(checked, read);
+        assert!(
+            checked.contains("key `path` appears twice in /write_files/0 (lines 2 and 3)"),
+            "{checked}"
+        );
+        let nested = "a:\n  b: [1, {c: 2, c: 3}]\n";
+        assert_eq!(
+            check_yaml(nested).unwrap_err().to_string(),
+            yaml(nested).unwrap_err().to_string()
+        );
+        assert!(matches!(check_yaml("a: [1"), Err(YamlError::Syntax(_))));
     }
 
     #[test]

@@ -24,6 +24,17 @@ pub fn yaml(text: &str) -> Result<Value, YamlError> {
     strict_document(serde_yaml_ng::Deserializer::from_str(text), text, Keep::All)
 }
 
+/// Check one YAML document (syntax, and no mapping key twice) without building it, for
+/// text that is written as it is (userdata).
+pub fn check_yaml(text: &str) -> Result<(), YamlError> {
+    strict_document(
+        serde_yaml_ng::Deserializer::from_str(text),
+        text,
+        Keep::Nothing,
+    )
+    .map(drop)
+}
+
 /// What of a document to build as JSON; the rest is read, checked for repeated keys
 /// and dropped, which costs far less than building it.
 #[derive(Clone, Copy)]
