@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, sort_diagnostics};
-use crate::eval::{Fleet, evaluate};
+use crate::eval::{Evaluated, Fleet, evaluate, evaluate_each, sort_key};
 use crate::model;
 use crate::resolve::{Parses, Program, load_with};
 use crate::source::FileSystem;
@@ -13,9 +13,11 @@ use crate::types::{Checked, check};
 pub struct Analysis {
     pub program: Program,
     pub checked: Checked,
-    /// `None` when parsing or checking found errors (evaluation needs a checked program).
+    /// `None` when parsing or checking found errors (evaluation needs a checked program),
+    /// or when not kept ([`Keep`]).
     pub fleet: Option<Fleet>,
-    /// The evaluated fleet as the typed model that later stages read (`None` with `fleet`).
+    /// The evaluated fleet as the typed model that later stages read (`None` as
+    /// `fleet`, except that [`Keep::Model`] keeps it).
     pub model: Option<model::Fleet>,
     /// Sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
@@ -27,45 +29,82 @@ impl Analysis {
     }
 }
 
-/// Analyse `path` (a `.flt` file or a directory of them).
-pub fn analyze(fs: &dyn FileSystem, path: &Path) -> Analysis {
-    analyze_with(fs, path, None)
+/// What an analysis keeps of the evaluated fleet once its diagnostics are known. The
+/// diagnostics are the same whatever it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// The evaluated data and the model (the language server reads both).
+    Everything,
+    /// The model only: each cluster's data is dropped once it is read.
+    Model,
+    /// Neither: each cluster is evaluated and read into the model for its diagnostics,
+    /// then dropped, so memory grows with the cores rather than the fleet (`check`).
+    Diagnostics,
 }
 
-/// [`analyze`], asking `parses` first for the tree of each of the user's files.
-pub fn analyze_with(fs: &dyn FileSystem, path: &Path, parses: Option<&dyn Parses>) -> Analysis {
+/// Analyse `path` (a `.flt` file or a directory of them), keeping everything.
+pub fn analyze(fs: &dyn FileSystem, path: &Path) -> Analysis {
+    analyze_keeping(fs, path, Keep::Everything)
+}
+
+/// Analyse `path`, keeping of the evaluated fleet what `keep` says.
+pub fn analyze_keeping(fs: &dyn FileSystem, path: &Path, keep: Keep) -> Analysis {
+    analyze_on_own_thread(fs, path, keep, None)
+}
+
+/// [`analyze`], asking `parses` first for the tree of each of the user's files (the
+/// language server's reparsed open documents).
+pub fn analyze_with(fs: &dyn FileSystem, path: &Path, parses: &dyn Parses) -> Analysis {
+    analyze_on_own_thread(fs, path, Keep::Everything, Some(parses))
+}
+
+fn analyze_on_own_thread(
+    fs: &dyn FileSystem,
+    path: &Path,
+    keep: Keep,
+    parses: Option<&dyn Parses>,
+) -> Analysis {
     // Checking and evaluation recurse over expression trees (bounded by the scanner's
     // limits); a dedicated thread gives them room that a test or editor thread lacks.
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("flotilla-analysis".into())
             .stack_size(ANALYSIS_STACK)
-            .spawn_scoped(scope, || analyze_here(fs, path, parses))
+            .spawn_scoped(scope, || analyze_here(fs, path, keep, parses))
             .map(|thread| {
                 thread
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
-            .unwrap_or_else(|_| analyze_here(fs, path, parses))
+            .unwrap_or_else(|_| analyze_here(fs, path, keep, parses))
     })
 }
 
 /// Also the stack of each thread that evaluates clusters (`crate::eval`).
 pub(crate) const ANALYSIS_STACK: usize = 256 << 20;
 
-fn analyze_here(fs: &dyn FileSystem, path: &Path, parses: Option<&dyn Parses>) -> Analysis {
+fn analyze_here(
+    fs: &dyn FileSystem,
+    path: &Path,
+    keep: Keep,
+    parses: Option<&dyn Parses>,
+) -> Analysis {
     let program = load_with(fs, path, parses);
     let checked = check(&program);
     let mut diagnostics = program.diagnostics.clone();
     diagnostics.extend(checked.diagnostics.iter().cloned());
     let (fleet, model) = if diagnostics.iter().any(Diagnostic::is_error) {
         (None, None)
-    } else {
+    } else if keep == Keep::Everything {
         let (fleet, problems) = evaluate(&program, &checked);
         diagnostics.extend(problems);
         let (model, problems) = model::Fleet::from_evaluated(&program, &fleet);
         diagnostics.extend(problems);
         (Some(fleet), Some(model))
+    } else {
+        let (model, problems) = evaluate_to_model(&program, &checked, keep);
+        diagnostics.extend(problems);
+        (None, model)
     };
     sort_diagnostics(&mut diagnostics);
     Analysis {
@@ -75,4 +114,44 @@ fn analyze_here(fs: &dyn FileSystem, path: &Path, parses: Option<&dyn Parses>) -
         model,
         diagnostics,
     }
+}
+
+/// Each cluster evaluated and read into the model on the same thread, its data
+/// dropped there (and its model too unless `keep` is [`Keep::Model`]). The model and
+/// the diagnostics are those of `evaluate` then `model::Fleet::from_evaluated`, the
+/// diagnostics in the same order: evaluation's, then the channels' model problems,
+/// then the clusters' in the order of their ids.
+fn evaluate_to_model(
+    program: &Program,
+    checked: &Checked,
+    keep: Keep,
+) -> (Option<model::Fleet>, Vec<Diagnostic>) {
+    let reader = model::ClusterReader::new(program);
+    let Evaluated {
+        channels,
+        mut clusters,
+        mut diagnostics,
+    } = evaluate_each(program, checked, |data| {
+        let read = reader.read(&data);
+        let read = match keep {
+            Keep::Model => read.map(Some),
+            _ => read.map(|_| None),
+        };
+        (sort_key(&data, "id"), read)
+    });
+    let (channels, problems) = model::read_channels(&channels);
+    diagnostics.extend(problems);
+    clusters.sort_by(|(a, _), (b, _)| a.cmp(b));
+    let mut models = Vec::new();
+    for (_, read) in clusters {
+        match read {
+            Ok(cluster) => models.extend(cluster),
+            Err(d) => diagnostics.push(d),
+        }
+    }
+    let model = (keep == Keep::Model).then_some(model::Fleet {
+        channels,
+        clusters: models,
+    });
+    (model, diagnostics)
 }

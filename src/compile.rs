@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::analysis::analyze;
+use crate::analysis::{Keep, analyze_keeping};
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, sort_diagnostics};
 use crate::git::Repo;
@@ -238,7 +238,8 @@ pub fn compile_with_cache(
     only: &[String],
     cache: Option<&Cache>,
 ) -> FleetOutput {
-    let analysis = analyze(fs, path);
+    // Rendering reads the model only: each cluster's evaluated data is dropped once read.
+    let analysis = analyze_keeping(fs, path, Keep::Model);
     let has_errors = analysis.diagnostics.iter().any(Diagnostic::is_error);
     match analysis.model.filter(|_| !has_errors) {
         Some(fleet) => {

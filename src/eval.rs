@@ -7,8 +7,8 @@ mod interp;
 use serde::Serialize;
 
 use crate::diagnostic::Diagnostic;
-use crate::resolve::{ModuleId, Program};
-use crate::syntax::ast::{ClusterDecl, Item};
+use crate::resolve::Program;
+use crate::syntax::ast::Item;
 use crate::types::{ChannelId, Checked};
 
 pub use crate::units::format_duration;
@@ -32,6 +32,33 @@ impl Fleet {
 /// Evaluate every channel and every cluster declared outside the stdlib. A cluster
 /// that fails to evaluate is reported and left out; the others are still evaluated.
 pub fn evaluate(program: &Program, checked: &Checked) -> (Fleet, Vec<Diagnostic>) {
+    let Evaluated {
+        channels,
+        mut clusters,
+        diagnostics,
+    } = evaluate_each(program, checked, |data| data);
+    clusters.sort_by_key(|c| sort_key(c, "id"));
+    (Fleet { channels, clusters }, diagnostics)
+}
+
+/// What [`evaluate_each`] gives: the channels, and what `then` made of each cluster.
+pub struct Evaluated<T> {
+    /// Sorted by name.
+    pub channels: Vec<Data>,
+    /// In declaration order; a cluster that failed to evaluate is left out.
+    pub clusters: Vec<T>,
+    /// Channels' and clusters' evaluation errors, in that order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// As [`evaluate`], but each cluster's data goes through `then` on the thread that
+/// evaluated it, and only what `then` returns is kept: a caller that wants a
+/// cluster's model or its diagnostics does not hold the whole fleet's data.
+pub fn evaluate_each<T: Send>(
+    program: &Program,
+    checked: &Checked,
+    then: impl Fn(Data) -> T + Sync,
+) -> Evaluated<T> {
     let evaluator = interp::Evaluator::new(program, checked);
     let mut diagnostics = Vec::new();
     let mut channels = Vec::new();
@@ -41,6 +68,7 @@ pub fn evaluate(program: &Program, checked: &Checked) -> (Fleet, Vec<Diagnostic>
             Err(d) => diagnostics.push(d),
         }
     }
+    channels.sort_by_key(|c| sort_key(c, "name"));
     let mut decls = Vec::new();
     for module in program.module_ids() {
         let m = program.module(module);
@@ -53,37 +81,35 @@ pub fn evaluate(program: &Program, checked: &Checked) -> (Fleet, Vec<Diagnostic>
             }
         }
     }
-    let mut clusters = Vec::with_capacity(decls.len());
-    for result in evaluate_clusters(program, checked, &decls) {
+    // Clusters evaluate independently of each other: each run of them gets an
+    // evaluator of its own (values are reference-counted per thread).
+    let results = in_runs(&decls, |run| {
+        let evaluator = interp::Evaluator::new(program, checked);
+        run.iter()
+            .map(|(module, decl)| evaluator.cluster(*module, decl).map(&then))
+            .collect()
+    });
+    let mut clusters = Vec::with_capacity(results.len());
+    for result in results {
         match result {
-            Ok(data) => clusters.push(data),
+            Ok(kept) => clusters.push(kept),
             Err(d) => diagnostics.push(d),
         }
     }
-    let key = |d: &Data, field: &str| {
-        d.get(field)
-            .and_then(Data::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    channels.sort_by_key(|c| key(c, "name"));
-    clusters.sort_by_key(|c| key(c, "id"));
-    (Fleet { channels, clusters }, diagnostics)
+    Evaluated {
+        channels,
+        clusters,
+        diagnostics,
+    }
 }
 
-/// Clusters evaluate independently of each other: each run of them gets an evaluator of
-/// its own (values are reference-counted per thread).
-fn evaluate_clusters(
-    program: &Program,
-    checked: &Checked,
-    decls: &[(ModuleId, &ClusterDecl)],
-) -> Vec<Result<Data, Diagnostic>> {
-    in_runs(decls, |run| {
-        let evaluator = interp::Evaluator::new(program, checked);
-        run.iter()
-            .map(|(module, decl)| evaluator.cluster(*module, decl))
-            .collect()
-    })
+/// The text of a record's `field` (its name or id), by which channels and clusters are
+/// sorted; empty when there is none.
+pub fn sort_key(data: &Data, field: &str) -> String {
+    data.get(field)
+        .and_then(Data::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 /// `each` over `items` split into runs of consecutive items, one run per core, each on a

@@ -269,27 +269,11 @@ impl Fleet {
     /// `program`'s sources. A cluster that does not fit the model is reported (E0307)
     /// and left out, as the evaluator does with a cluster that fails to evaluate.
     pub fn from_evaluated(program: &Program, evaluated: &eval::Fleet) -> (Fleet, Vec<Diagnostic>) {
-        let declared = Declarations::of(program);
-        let mut problems = Vec::new();
-        let mut channels = Vec::new();
-        for data in &evaluated.channels {
-            match Reader::record(data, "Channel").and_then(Channel::from_record) {
-                Ok(channel) => channels.push(channel),
-                Err(e) => problems.push(e.diagnostic(None)),
-            }
-        }
+        let reader = ClusterReader::new(program);
+        let (channels, mut problems) = read_channels(&evaluated.channels);
         // Each cluster is read on its own, so runs of them are read on all cores.
         let read = eval::in_runs(&evaluated.clusters, |run| {
-            run.iter()
-                .map(|data| {
-                    Reader::record(data, "Cluster")
-                        .and_then(|r| Cluster::from_record(r, &declared))
-                        .map_err(|e| {
-                            let id = data.get("id").and_then(Data::as_str).unwrap_or_default();
-                            e.diagnostic(declared.cluster(id).map(|(s, _)| s))
-                        })
-                })
-                .collect()
+            run.iter().map(|data| reader.read(data)).collect()
         });
         let mut clusters = Vec::with_capacity(read.len());
         for result in read {
@@ -299,6 +283,43 @@ impl Fleet {
             }
         }
         (Fleet { channels, clusters }, problems)
+    }
+}
+
+/// The model of evaluated channels, each that does not fit it reported (E0307).
+pub fn read_channels(evaluated: &[Data]) -> (Vec<Channel>, Vec<Diagnostic>) {
+    let mut channels = Vec::new();
+    let mut problems = Vec::new();
+    for data in evaluated {
+        match Reader::record(data, "Channel").and_then(Channel::from_record) {
+            Ok(channel) => channels.push(channel),
+            Err(e) => problems.push(e.diagnostic(None)),
+        }
+    }
+    (channels, problems)
+}
+
+/// Reads evaluated clusters into the model one at a time (from any thread), each with
+/// its place in the program's sources.
+pub struct ClusterReader<'a> {
+    declared: Declarations<'a>,
+}
+
+impl<'a> ClusterReader<'a> {
+    pub fn new(program: &'a Program) -> ClusterReader<'a> {
+        ClusterReader {
+            declared: Declarations::of(program),
+        }
+    }
+
+    /// The model of one evaluated cluster; E0307 at its label when it does not fit.
+    pub fn read(&self, data: &Data) -> Result<Cluster, Diagnostic> {
+        Reader::record(data, "Cluster")
+            .and_then(|r| Cluster::from_record(r, &self.declared))
+            .map_err(|e| {
+                let id = data.get("id").and_then(Data::as_str).unwrap_or_default();
+                e.diagnostic(self.declared.cluster(id).map(|(s, _)| s))
+            })
     }
 }
 

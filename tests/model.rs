@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use flotilla::analysis::{Analysis, analyze};
+use flotilla::analysis::{Analysis, Keep, analyze, analyze_keeping};
 use flotilla::eval::Data;
 use flotilla::model::{CapacityType, Environment, Fleet, LifecycleStatus};
 use flotilla::source::{DiskFs, MemoryFs};
@@ -120,6 +120,57 @@ fn clusters_and_pools_know_where_they_are_written() {
     assert!(!shared.source.declared);
     assert_eq!(shared.source.label, cluster.source.label);
     assert_eq!(shared.profile_span(), None);
+}
+
+/// A fleet of `n` clusters in three files, declared out of id order, where every third
+/// cluster fails a check (min_size above max_size) and every fifth divides by zero.
+fn fleet_with_failures(n: usize) -> MemoryFs {
+    let mut fs = MemoryFs::new();
+    fs.insert(
+        "fleet/channels.flt",
+        "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"main\"\n}\n",
+    );
+    let mut files = vec![String::from("import \"./channels.flt\"\n"); 3];
+    for i in 0..n {
+        let id = format!("c{:02}", (i * 7) % n);
+        let min_size = if i % 3 == 0 { 9 } else { 1 };
+        let divisor = if i % 5 == 0 { 0 } else { 1 };
+        files[i % 3].push_str(&format!(
+            "cluster \"{id}\" {{\n  account = \"123456789012\"\n  region = \"eu-central-1\"\n  environment = test\n  channel = stable\n  api_server_url = \"https://{id}.example.org\"\n  node_pool \"w\" {{\n    instance_types = [\"m5.large\"]\n    min_size = {min_size}\n    max_size = 4 / {divisor}\n  }}\n}}\n"
+        ));
+    }
+    for (i, text) in files.into_iter().enumerate() {
+        fs.insert(format!("fleet/f{i}.flt"), text);
+    }
+    fs
+}
+
+#[test]
+fn what_an_analysis_keeps_does_not_change_its_diagnostics_or_model() {
+    // Enough clusters that evaluation runs on several threads.
+    let fs = fleet_with_failures(40);
+    let everything = analyze(&fs, Path::new("fleet"));
+    let codes: Vec<_> = everything
+        .diagnostics
+        .iter()
+        .map(|d| d.code.as_str())
+        .collect();
+    assert!(codes.len() > 10, "{:#?}", everything.diagnostics);
+    assert!(codes.contains(&"E0301"), "{codes:?}");
+    let full_model = everything.model.as_ref().unwrap();
+    assert!(full_model.clusters.len() > 10);
+
+    let model_only = analyze_keeping(&fs, Path::new("fleet"), Keep::Model);
+    assert_eq!(model_only.diagnostics, everything.diagnostics);
+    assert!(model_only.fleet.is_none());
+    assert_eq!(
+        format!("{:?}", model_only.model.as_ref().unwrap()),
+        format!("{full_model:?}")
+    );
+
+    let diagnostics_only = analyze_keeping(&fs, Path::new("fleet"), Keep::Diagnostics);
+    assert_eq!(diagnostics_only.diagnostics, everything.diagnostics);
+    assert!(diagnostics_only.fleet.is_none() && diagnostics_only.model.is_none());
 }
 
 /// The record at `path` (field names; list items by index) inside `data`.

@@ -7,7 +7,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use super::{CliError, CliResult, colour, write_stdout};
-use crate::analysis::{Analysis, analyze};
+use crate::analysis::{Analysis, Keep, analyze_keeping};
 use crate::diagnostic::{render_all, to_json};
 use crate::source::DiskFs;
 
@@ -48,16 +48,15 @@ enum DataFormat {
 }
 
 pub(super) fn check(args: CheckArgs) -> CliResult<i32> {
-    let analysis = analyze(&DiskFs, &args.path);
+    let analysis = analyze_keeping(&DiskFs, &args.path, Keep::Diagnostics);
     report(&analysis, args.format)?;
     Ok(i32::from(analysis.has_errors()))
 }
 
 pub(super) fn eval(args: EvalArgs) -> CliResult<i32> {
-    let mut analysis = analyze(&DiskFs, &args.path);
+    // What is printed is the model; each cluster's evaluated data goes once it is read.
+    let analysis = analyze_keeping(&DiskFs, &args.path, Keep::Model);
     report(&analysis, DiagnosticFormat::Text)?;
-    // What is printed is the model; the evaluated data it was read from goes first.
-    analysis.fleet = None;
     let Some(fleet) = analysis.model.as_ref().filter(|_| !analysis.has_errors()) else {
         return Ok(1);
     };

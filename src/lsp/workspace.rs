@@ -102,7 +102,7 @@ impl Workspace {
                     // The old trees are the reparsers' too: once the old analysis is
                     // gone, a reparser changes its tree in place rather than copying it.
                     drop(kept);
-                    analyze_with(&fs, &root, Some(&parses))
+                    analyze_with(&fs, &root, &parses)
                 }
             };
             self.analyses.push(RootAnalysis { root, analysis });

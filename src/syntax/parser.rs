@@ -1,10 +1,10 @@
 //! pest pairs → AST, with literal validation and friendly syntax errors.
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::iter::Peekable;
+use std::sync::{Mutex, PoisonError};
 
 use pest::Parser as _;
-use pest::iterators::Pair;
-use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::iterators::{Pair, Pairs};
 
 use super::ast::*;
 use super::scan::MAX_EXPRESSION_DEPTH;
@@ -370,81 +370,7 @@ impl Builder {
 
     fn expr(&mut self, pair: Pair<Rule>) -> Result<Expr> {
         debug_assert_eq!(pair.as_rule(), Rule::expr);
-        let pairs = pair.into_inner();
-        // The Pratt parser's callbacks cannot borrow `self` mutably more than once,
-        // so literal problems are collected in a cell and merged afterwards.
-        let problems = std::cell::RefCell::new(Vec::new());
-        let result = pratt()
-            .map_primary(|p| {
-                let mut sub = Builder {
-                    file: self.file,
-                    base: self.base,
-                    problems: Vec::new(),
-                };
-                let r = sub.primary(p);
-                problems.borrow_mut().extend(sub.problems);
-                r
-            })
-            .map_prefix(|op, rhs| {
-                let rhs = rhs?;
-                let span = self.span(&op).to(rhs.span);
-                let op = match op.as_rule() {
-                    Rule::neg => UnaryOp::Neg,
-                    _ => UnaryOp::Not,
-                };
-                Ok(Expr {
-                    kind: ExprKind::Unary(op, Box::new(rhs)),
-                    span,
-                })
-            })
-            .map_postfix(|lhs, op| {
-                let lhs = lhs?;
-                let span = lhs.span.to(self.span(&op));
-                let kind = match op.as_rule() {
-                    Rule::field_access => {
-                        let name = self.ident(next(&mut children(op)));
-                        ExprKind::Field(Box::new(lhs), name)
-                    }
-                    _ => {
-                        let mut sub = Builder {
-                            file: self.file,
-                            base: self.base,
-                            problems: Vec::new(),
-                        };
-                        let index = sub.expr(next(&mut children(op)));
-                        problems.borrow_mut().extend(sub.problems);
-                        ExprKind::Index(Box::new(lhs), Box::new(index?))
-                    }
-                };
-                Ok(Expr { kind, span })
-            })
-            .map_infix(|lhs, op, rhs| {
-                let (lhs, rhs) = (lhs?, rhs?);
-                let op = match op.as_rule() {
-                    Rule::coalesce => BinaryOp::Coalesce,
-                    Rule::or => BinaryOp::Or,
-                    Rule::and => BinaryOp::And,
-                    Rule::eq => BinaryOp::Eq,
-                    Rule::ne => BinaryOp::Ne,
-                    Rule::lt => BinaryOp::Lt,
-                    Rule::le => BinaryOp::Le,
-                    Rule::gt => BinaryOp::Gt,
-                    Rule::ge => BinaryOp::Ge,
-                    Rule::add => BinaryOp::Add,
-                    Rule::sub => BinaryOp::Sub,
-                    Rule::mul => BinaryOp::Mul,
-                    Rule::div => BinaryOp::Div,
-                    _ => BinaryOp::Rem,
-                };
-                let span = lhs.span.to(rhs.span);
-                Ok(Expr {
-                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
-                    span,
-                })
-            })
-            .parse(pairs);
-        self.problems.extend(problems.into_inner());
-        let expr = result?;
+        let expr = self.binary(&mut pair.into_inner().peekable(), 0)?;
         if depth(&expr) > MAX_EXPRESSION_DEPTH {
             let span = expr.span;
             dismantle(expr);
@@ -458,49 +384,134 @@ impl Builder {
         Ok(expr)
     }
 
+    /// Operands joined by infix operators of at least precedence `min`, all
+    /// left-associative (precedence climbing): an operator that binds tighter takes
+    /// its right side by recursion, so the stack grows with the precedence levels,
+    /// not with the length of a chain. As with pest's Pratt parser before, every
+    /// operand is built even after one failed (its literal problems are reported),
+    /// and the leftmost failure is returned.
+    fn binary(&mut self, pairs: &mut Peekable<Pairs<'_, Rule>>, min: u8) -> Result<Expr> {
+        let mut lhs = self.operand(pairs);
+        // After an operand, only an infix operator can follow.
+        while let Some(op) = pairs
+            .peek()
+            .map(|p| binary_op(p.as_str()))
+            .filter(|op| precedence(*op) >= min)
+        {
+            pairs.next();
+            let rhs = self.binary(pairs, precedence(op) + 1);
+            lhs = match (lhs, rhs) {
+                (Ok(lhs), Ok(rhs)) => {
+                    let span = lhs.span.to(rhs.span);
+                    Ok(Expr {
+                        kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                        span,
+                    })
+                }
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            };
+        }
+        lhs
+    }
+
+    /// Prefix operators, a primary and its postfix operators. Postfix binds tighter
+    /// than prefix (`-a.b` is `-(a.b)`), both tighter than any infix operator.
+    fn operand(&mut self, pairs: &mut Peekable<Pairs<'_, Rule>>) -> Result<Expr> {
+        let mut prefixes = Vec::new();
+        let mut primary = None;
+        for p in pairs.by_ref() {
+            match p.as_rule() {
+                Rule::neg | Rule::not => prefixes.push(p),
+                _ => {
+                    primary = Some(p);
+                    break;
+                }
+            }
+        }
+        let mut operand = self.primary(required(primary, "grammar: an operand has a primary"));
+        while let Some(op) =
+            pairs.next_if(|p| matches!(p.as_rule(), Rule::field_access | Rule::index))
+        {
+            // A failed operand stays failed; its index expression is not built.
+            operand = operand.and_then(|lhs| self.postfix(lhs, op));
+        }
+        for op in prefixes.into_iter().rev() {
+            operand = operand.map(|rhs| {
+                let span = self.span(&op).to(rhs.span);
+                let op = match op.as_rule() {
+                    Rule::neg => UnaryOp::Neg,
+                    _ => UnaryOp::Not,
+                };
+                Expr {
+                    kind: ExprKind::Unary(op, Box::new(rhs)),
+                    span,
+                }
+            });
+        }
+        operand
+    }
+
+    /// `lhs.name` or `lhs[index]`.
+    fn postfix(&mut self, lhs: Expr, op: Pair<Rule>) -> Result<Expr> {
+        let span = lhs.span.to(self.span(&op));
+        let kind = match op.as_rule() {
+            Rule::field_access => {
+                let name = self.ident(next(&mut children(op)));
+                ExprKind::Field(Box::new(lhs), name)
+            }
+            _ => {
+                let index = self.expr(next(&mut children(op)))?;
+                ExprKind::Index(Box::new(lhs), Box::new(index))
+            }
+        };
+        Ok(Expr { kind, span })
+    }
+
     fn primary(&mut self, pair: Pair<Rule>) -> Result<Expr> {
         let span = self.span(&pair);
         let rule = pair.as_rule();
         let kind = match rule {
-            Rule::int => match pair.as_str().replace('_', "").parse::<i64>() {
-                Ok(n) => ExprKind::Int(n),
-                Err(_) => {
-                    self.problems.push(
-                        Diagnostic::error(Code::E0006, "integer literal is too large")
-                            .at(self.file, span, "does not fit in a 64-bit integer")
-                            .help(format!("integers range from {} to {}", i64::MIN, i64::MAX)),
+            Rule::number => match number_kind(pair.as_str()) {
+                NumberKind::Int => match pair.as_str().replace('_', "").parse::<i64>() {
+                    Ok(n) => ExprKind::Int(n),
+                    Err(_) => {
+                        self.problems.push(
+                            Diagnostic::error(Code::E0006, "integer literal is too large")
+                                .at(self.file, span, "does not fit in a 64-bit integer")
+                                .help(format!("integers range from {} to {}", i64::MIN, i64::MAX)),
+                        );
+                        ExprKind::Int(0)
+                    }
+                },
+                NumberKind::Float => {
+                    let value: f64 = pair.as_str().replace('_', "").parse().unwrap_or(f64::NAN);
+                    if !value.is_finite() {
+                        self.problems.push(
+                            Diagnostic::error(Code::E0006, "float literal is out of range").at(
+                                self.file,
+                                span,
+                                "not a finite number",
+                            ),
+                        );
+                    }
+                    ExprKind::Float(value)
+                }
+                NumberKind::Unit => {
+                    let text = pair.as_str();
+                    let split = required(
+                        text.find(|c: char| c.is_ascii_alphabetic()),
+                        "grammar: unit number has a unit",
                     );
-                    ExprKind::Int(0)
+                    let (number, unit) = text.split_at(split);
+                    if !is_known_unit(unit) {
+                        self.problems.push(bad_unit(self.file, span, split, unit));
+                    }
+                    ExprKind::UnitNumber {
+                        number: number.replace('_', ""),
+                        unit: unit.to_string(),
+                    }
                 }
             },
-            Rule::float => {
-                let value: f64 = pair.as_str().replace('_', "").parse().unwrap_or(f64::NAN);
-                if !value.is_finite() {
-                    self.problems.push(
-                        Diagnostic::error(Code::E0006, "float literal is out of range").at(
-                            self.file,
-                            span,
-                            "not a finite number",
-                        ),
-                    );
-                }
-                ExprKind::Float(value)
-            }
-            Rule::unit_number => {
-                let text = pair.as_str();
-                let split = required(
-                    text.find(|c: char| c.is_ascii_alphabetic()),
-                    "grammar: unit number has a unit",
-                );
-                let (number, unit) = text.split_at(split);
-                if !is_known_unit(unit) {
-                    self.problems.push(bad_unit(self.file, span, split, unit));
-                }
-                ExprKind::UnitNumber {
-                    number: number.replace('_', ""),
-                    unit: unit.to_string(),
-                }
-            }
             Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
             Rule::null => ExprKind::Null,
             Rule::string => return self.string(pair),
@@ -741,26 +752,67 @@ fn dismantle(expr: Expr) {
     }
 }
 
-fn pratt() -> &'static PrattParser<Rule> {
-    static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
-    PRATT.get_or_init(|| {
-        PrattParser::new()
-            .op(Op::infix(Rule::coalesce, Assoc::Left))
-            .op(Op::infix(Rule::or, Assoc::Left))
-            .op(Op::infix(Rule::and, Assoc::Left))
-            .op(Op::infix(Rule::eq, Assoc::Left)
-                | Op::infix(Rule::ne, Assoc::Left)
-                | Op::infix(Rule::lt, Assoc::Left)
-                | Op::infix(Rule::le, Assoc::Left)
-                | Op::infix(Rule::gt, Assoc::Left)
-                | Op::infix(Rule::ge, Assoc::Left))
-            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-            .op(Op::infix(Rule::mul, Assoc::Left)
-                | Op::infix(Rule::div, Assoc::Left)
-                | Op::infix(Rule::rem, Assoc::Left))
-            .op(Op::prefix(Rule::neg) | Op::prefix(Rule::not))
-            .op(Op::postfix(Rule::field_access) | Op::postfix(Rule::index))
-    })
+/// The operator an `infix` pair's text names.
+fn binary_op(text: &str) -> BinaryOp {
+    match text {
+        "??" => BinaryOp::Coalesce,
+        "||" => BinaryOp::Or,
+        "&&" => BinaryOp::And,
+        "==" => BinaryOp::Eq,
+        "!=" => BinaryOp::Ne,
+        "<" => BinaryOp::Lt,
+        "<=" => BinaryOp::Le,
+        ">" => BinaryOp::Gt,
+        ">=" => BinaryOp::Ge,
+        "+" => BinaryOp::Add,
+        "-" => BinaryOp::Sub,
+        "*" => BinaryOp::Mul,
+        "/" => BinaryOp::Div,
+        _ => BinaryOp::Rem,
+    }
+}
+
+/// How tightly an infix operator binds: `??` loosest, then `||`, `&&`, comparisons,
+/// `+ -`, and `* / %` tightest (prefix and postfix operators bind tighter still).
+fn precedence(op: BinaryOp) -> u8 {
+    use BinaryOp::*;
+    match op {
+        Coalesce => 1,
+        Or => 2,
+        And => 3,
+        Eq | Ne | Lt | Le | Gt | Ge => 4,
+        Add | Sub => 5,
+        Mul | Div | Rem => 6,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum NumberKind {
+    Int,
+    Float,
+    /// A duration or quantity: digits with a unit (`90s`, `1.5Gi`).
+    Unit,
+}
+
+/// Which kind of number `text`, matched by the grammar's `number`, is: a float has a
+/// fraction and nothing after it but an exponent; any other letters are a unit.
+fn number_kind(text: &str) -> NumberKind {
+    match text.find(|c: char| c.is_ascii_alphabetic()) {
+        None if text.contains('.') => NumberKind::Float,
+        None => NumberKind::Int,
+        Some(at) if text[..at].contains('.') && is_exponent(&text[at..]) => NumberKind::Float,
+        Some(_) => NumberKind::Unit,
+    }
+}
+
+/// `e3`, `E-6`, `e+1_000`.
+fn is_exponent(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix(['e', 'E']) else {
+        return false;
+    };
+    let digits = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+    digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
 pub const DURATION_UNITS: [&str; 5] = ["ms", "s", "m", "h", "d"];
@@ -959,28 +1011,13 @@ fn expected_words(rules: &[Rule], tokens: Vec<String>) -> (String, Option<String
             | Rule::list
             | Rule::map
             | Rule::record
-            | Rule::unit_number
-            | Rule::float
-            | Rule::int
+            | Rule::number
             | Rule::boolean
             | Rule::null
             | Rule::call
             | Rule::neg
             | Rule::not => "an expression",
-            Rule::coalesce
-            | Rule::or
-            | Rule::and
-            | Rule::eq
-            | Rule::ne
-            | Rule::le
-            | Rule::ge
-            | Rule::lt
-            | Rule::gt
-            | Rule::add
-            | Rule::sub
-            | Rule::mul
-            | Rule::div
-            | Rule::rem => "an operator",
+            Rule::infix => "an operator",
             Rule::field_access | Rule::index => "`.` or `[`",
             Rule::map_entry => "a map entry `\"key\": value`",
             Rule::interpolation => "`${`",
@@ -1020,4 +1057,116 @@ fn expected_words(rules: &[Rule], tokens: Vec<String>) -> (String, Option<String
         n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
     };
     (text, help)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::parse;
+
+    /// The tree of `let x = <text>`, fully parenthesised, each node with its text.
+    fn tree(text: &str) -> String {
+        let source = format!("let x = {text}");
+        let (module, diagnostics) = parse(FileId(0), &source);
+        assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+        let Some(Item::Let(l)) = module.items.first() else {
+            panic!("no let")
+        };
+        show(&source, &l.value)
+    }
+
+    fn show(source: &str, e: &Expr) -> String {
+        let inner = match &e.kind {
+            ExprKind::Binary(op, a, b) => {
+                format!("{:?} {} {}", op, show(source, a), show(source, b))
+            }
+            ExprKind::Unary(op, a) => format!("{:?} {}", op, show(source, a)),
+            ExprKind::Field(a, name) => format!("Field {} .{}", show(source, a), name.name),
+            ExprKind::Index(a, i) => format!("Index {} {}", show(source, a), show(source, i)),
+            ExprKind::Paren(a) => format!("Paren {}", show(source, a)),
+            ExprKind::Int(n) => format!("Int {n}"),
+            ExprKind::Float(x) => format!("Float {x}"),
+            ExprKind::UnitNumber { number, unit } => format!("Unit {number} {unit}"),
+            ExprKind::Name(n) => format!("Name {}", n.name),
+            other => format!("{other:?}"),
+        };
+        format!("({inner} `{}`)", &source[e.span.range()])
+    }
+
+    #[test]
+    fn operators_bind_by_the_precedence_table_and_associate_left() {
+        assert_eq!(
+            tree("a - b + c"),
+            "(Add (Sub (Name a `a`) (Name b `b`) `a - b`) (Name c `c`) `a - b + c`)"
+        );
+        assert_eq!(
+            tree("a + b * c % d"),
+            "(Add (Name a `a`) (Rem (Mul (Name b `b`) (Name c `c`) `b * c`) (Name d `d`) `b * c % d`) `a + b * c % d`)"
+        );
+        assert_eq!(
+            tree("a ?? b || c && d == e <= f"),
+            "(Coalesce (Name a `a`) (Or (Name b `b`) (And (Name c `c`) (Le (Eq (Name d `d`) (Name e `e`) `d == e`) (Name f `f`) `d == e <= f`) `c && d == e <= f`) `b || c && d == e <= f`) `a ?? b || c && d == e <= f`)"
+        );
+        assert_eq!(
+            tree("a * b - c / d"),
+            "(Sub (Mul (Name a `a`) (Name b `b`) `a * b`) (Div (Name c `c`) (Name d `d`) `c / d`) `a * b - c / d`)"
+        );
+        assert_eq!(
+            tree("a != b > c < d >= e"),
+            "(Ge (Lt (Gt (Ne (Name a `a`) (Name b `b`) `a != b`) (Name c `c`) `a != b > c`) (Name d `d`) `a != b > c < d`) (Name e `e`) `a != b > c < d >= e`)"
+        );
+    }
+
+    #[test]
+    fn postfix_binds_tighter_than_prefix_and_prefix_than_infix() {
+        assert_eq!(
+            tree("-a.b[0] * !c"),
+            "(Mul (Neg (Index (Field (Name a `a`) .b `a.b`) (Int 0 `0`) `a.b[0]`) `-a.b[0]`) (Not (Name c `c`) `!c`) `-a.b[0] * !c`)"
+        );
+        assert_eq!(
+            tree("- -(a + b).c"),
+            "(Neg (Neg (Field (Paren (Add (Name a `a`) (Name b `b`) `a + b`) `(a + b)`) .c `(a + b).c`) `-(a + b).c`) `- -(a + b).c`)"
+        );
+        assert_eq!(
+            tree("a[b - 1] + c"),
+            "(Add (Index (Name a `a`) (Sub (Name b `b`) (Int 1 `1`) `b - 1`) `a[b - 1]`) (Name c `c`) `a[b - 1] + c`)"
+        );
+    }
+
+    #[test]
+    fn numbers_are_told_apart_by_their_text() {
+        assert_eq!(tree("1_000"), "(Int 1000 `1_000`)");
+        assert_eq!(tree("1.5"), "(Float 1.5 `1.5`)");
+        assert_eq!(tree("1.5e3"), "(Float 1500 `1.5e3`)");
+        assert_eq!(tree("2.0E-6"), "(Float 0.000002 `2.0E-6`)");
+        assert_eq!(tree("1.5Gi"), "(Unit 1.5 Gi `1.5Gi`)");
+        assert_eq!(tree("90s"), "(Unit 90 s `90s`)");
+        assert_eq!(
+            tree("3d - 1h"),
+            "(Sub (Unit 3 d `3d`) (Unit 1 h `1h`) `3d - 1h`)"
+        );
+        assert_eq!(tree("1.x"), "(Field (Int 1 `1`) .x `1.x`)");
+        // Without a fraction, an exponent is a unit (an unknown one).
+        assert_eq!(number_kind("1e3"), NumberKind::Unit);
+        assert_eq!(number_kind("1.5e3x"), NumberKind::Unit);
+        assert_eq!(number_kind("1.5E"), NumberKind::Unit);
+        assert_eq!(number_kind("1.5e+1_0"), NumberKind::Float);
+    }
+
+    #[test]
+    fn literal_problems_of_every_operand_are_reported() {
+        let (_, diagnostics) = parse(FileId(0), "let x = 99999999999999999999 + 2GB * 1.5Q");
+        let codes: Vec<_> = diagnostics
+            .iter()
+            .map(|d| (d.code.as_str(), d.message.as_str()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("E0006", "integer literal is too large"),
+                ("E0007", "unknown unit `GB` in number literal"),
+                ("E0007", "unknown unit `Q` in number literal"),
+            ]
+        );
+    }
 }
