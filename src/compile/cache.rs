@@ -329,10 +329,19 @@ fn write_entry(
 /// The name of an output file in an entry's flat `files/` directory: its path with `%`
 /// and `/` escaped. An entry then needs no directory of its own per output directory
 /// (a cluster's output has two dozen): creating an inode costs more than writing the
-/// file, and the output links these files into its own tree anyway.
+/// file, and the output links these files into its own tree anyway. A path whose
+/// escaped name would pass the file system's 255-byte limit (each of its parts may be
+/// within it) is named by its digest instead, after `%h`, which no escaped name holds.
 fn stored_name(path: &str) -> String {
-    path.replace('%', "%25").replace('/', "%2F")
+    let escaped = path.replace('%', "%25").replace('/', "%2F");
+    if escaped.len() <= MAX_STORED_NAME {
+        escaped
+    } else {
+        format!("%h{}", hex(&Sha256::digest(path.as_bytes())))
+    }
 }
+
+const MAX_STORED_NAME: usize = 255;
 
 fn read_entry(dir: &Path, key: &Key) -> Result<Entry, EntryError> {
     let corrupt = |why: String| EntryError::Corrupt {
@@ -459,6 +468,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         let cache = Cache::at(root.clone());
         cache.prepare().unwrap();
+        // Each part within 255 bytes, the whole escaped path beyond it.
+        let long = format!("manifests/{}/{}.yaml", "n".repeat(63), "x".repeat(240));
+        let long_too = format!("manifests/{}/{}.yaml", "n".repeat(63), "y".repeat(240));
         let artifacts = Artifacts {
             cluster: "c".into(),
             files: [
@@ -466,6 +478,8 @@ mod tests {
                 ("manifests/a%2Fb.yaml", "percent\n"),
                 ("manifests/a%252Fb.yaml", "escaped percent\n"),
                 ("deletions.yaml", "top\n"),
+                (long.as_str(), "long\n"),
+                (long_too.as_str(), "long too\n"),
             ]
             .into_iter()
             .map(|(p, t)| (p.to_string(), t.to_string()))
@@ -484,7 +498,7 @@ mod tests {
             .map(|f| f.unwrap())
             .collect();
         assert!(stored.iter().all(|f| f.file_type().unwrap().is_file()));
-        assert_eq!(stored.len(), 5, "four artifacts and summary.json");
+        assert_eq!(stored.len(), 7, "six artifacts and summary.json");
         let _ = std::fs::remove_dir_all(&root);
     }
 }
