@@ -28,7 +28,19 @@ mod workspace;
 
 /// Serve the Language Server Protocol on stdin/stdout; returns the exit code.
 pub fn run_stdio() -> i32 {
+    without_huge_pages();
     serve(std::io::stdin(), std::io::stdout())
+}
+
+/// The allocator asks for transparent huge pages, which pays in a one-shot run (`eval`
+/// of 1,000 clusters: 0.19 s with them, 0.30 s without), but each analysis here works
+/// in fresh memory on new threads, and every first touch of a huge page zeroes 2 MB:
+/// 13% of the server's CPU, and edit-to-diagnostics p90 22–27 ms with them against
+/// 16–21 ms without (BENCHMARKS.md, "Language server"). If the kernel refuses, the
+/// server only runs slower.
+fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
 
 /// Serve one client whose messages arrive on `input` until `exit` or the end of
