@@ -236,8 +236,16 @@ fn pairs(
 
 /// Write to stdout; a closed pipe (`flotilla eval | head`) is not an error.
 fn write_stdout(text: &str) -> CliResult<()> {
-    match std::io::stdout().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Stdout(e)),
-        _ => Ok(()),
+    write_stdout_with(|out| out.write_all(text.as_bytes()).map_err(CliError::Stdout))
+}
+
+/// Write to stdout through `write`, buffered, for output too large to build first; a
+/// closed pipe is not an error here either.
+fn write_stdout_with(write: impl FnOnce(&mut dyn Write) -> CliResult<()>) -> CliResult<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = write(&mut out).and_then(|()| out.flush().map_err(CliError::Stdout));
+    match written {
+        Err(CliError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use super::{CliError, CliResult, colour, write_stdout};
+use super::{CliError, CliResult, colour, write_stdout, write_stdout_with};
 use crate::analysis::{Analysis, Keep, analyze_keeping};
 use crate::diagnostic::{render_all, to_json};
 use crate::source::DiskFs;
@@ -86,25 +86,17 @@ fn print_data(value: &impl Serialize, format: DataFormat) -> CliResult<()> {
         source,
     };
     match format {
-        DataFormat::Json => {
-            // Written as it is serialised: for a large fleet the text is the size of
-            // the model again. A reader that stops early is not an error (`| head`).
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let written = serde_json::to_writer_pretty(&mut out, value)
-                .map_err(|e| match e.io_error_kind() {
+        // Written as it is serialised: for a large fleet the text is the size of the
+        // model again.
+        DataFormat::Json => write_stdout_with(|out| {
+            serde_json::to_writer_pretty(&mut *out, value).map_err(|e| {
+                match e.io_error_kind() {
                     Some(_) => CliError::Stdout(e.into()),
                     None => json(e),
-                })
-                .and_then(|()| {
-                    out.write_all(b"\n")
-                        .and_then(|()| out.flush())
-                        .map_err(CliError::Stdout)
-                });
-            match written {
-                Err(CliError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                other => other,
-            }
-        }
+                }
+            })?;
+            out.write_all(b"\n").map_err(CliError::Stdout)
+        }),
         DataFormat::Yaml => {
             let value = serde_json::to_value(value).map_err(json)?;
             let text = serde_yaml_ng::to_string(&value).map_err(|source| CliError::Yaml {
