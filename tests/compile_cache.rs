@@ -349,14 +349,7 @@ fn diff_base_reuses_the_cache_for_both_revisions() {
     );
     let (code, stdout, stderr) = diff_report(&f, &[]);
     assert_eq!(code, Some(2), "{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
-    let changed: Vec<&str> = report["clusters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["cluster"].as_str().unwrap())
-        .collect();
-    assert_eq!(changed, ["b"]);
+    assert_eq!(changed_clusters(&stdout), ["b"]);
     let (_, uncached, _) = diff_report(&f, &["--no-cache"]);
     assert_eq!(uncached, stdout);
 

@@ -68,7 +68,7 @@ struct Piece {
 }
 
 /// Pieces parsed again, and where the old ones are taken up again.
-struct Parsed {
+struct Reparsed {
     pieces: Vec<(Piece, Vec<Item>)>,
     /// The old pieces before this index are kept as they are...
     first: usize,
@@ -119,7 +119,7 @@ impl Reparser {
 
 /// Parse `text` declaration by declaration, re-using those of `valid` the edit cannot
 /// have changed. On a syntax error: where the declaration before the failing one starts.
-fn declarations(file: FileId, text: &str, valid: Option<&Kept>) -> Result<(Parsed, Edit), usize> {
+fn declarations(file: FileId, text: &str, valid: Option<&Kept>) -> Result<(Reparsed, Edit), usize> {
     let edit = Edit::between(valid.map_or("", |k| &k.text), text);
     let old: &[Piece] = valid.map_or(&[], |k| &k.pieces);
     let start_of = |i: usize| i.checked_sub(1).map_or(0, |i| old[i].end);
@@ -157,7 +157,7 @@ fn declarations(file: FileId, text: &str, valid: Option<&Kept>) -> Result<(Parse
             Err(SyntaxError) => return Err(before),
         }
     }
-    let parsed = Parsed {
+    let parsed = Reparsed {
         pieces,
         first,
         resumed,
@@ -167,7 +167,7 @@ fn declarations(file: FileId, text: &str, valid: Option<&Kept>) -> Result<(Parse
 
 /// The chunks of a text with a syntax error ([`super::recover`]), re-using those of
 /// `broken` whose text (and the keyword after it) the edit did not change.
-fn chunked(file: FileId, text: &str, broken: Option<&Kept>, edit: &Edit) -> Parsed {
+fn chunked(file: FileId, text: &str, broken: Option<&Kept>, edit: &Edit) -> Reparsed {
     // The longest keyword an error message may read past a chunk's end.
     const KEYWORD: usize = "cluster".len();
     let old: &[Piece] = broken.map_or(&[], |k| &k.pieces);
@@ -202,7 +202,7 @@ fn chunked(file: FileId, text: &str, broken: Option<&Kept>, edit: &Edit) -> Pars
             (piece, items)
         })
         .collect();
-    Parsed {
+    Reparsed {
         pieces,
         first,
         resumed,
@@ -215,12 +215,12 @@ fn assemble(
     file: FileId,
     text: &str,
     old: Option<Kept>,
-    parsed: Parsed,
+    parsed: Reparsed,
     edit: &Edit,
     comments: Vec<Comment>,
     first_error: Option<Diagnostic>,
 ) -> (Arc<Module>, Vec<Diagnostic>, Kept) {
-    let Parsed {
+    let Reparsed {
         pieces: new,
         first,
         resumed,
