@@ -1154,6 +1154,65 @@ mod tests {
     }
 
     #[test]
+    fn a_name_may_start_with_a_keyword_but_not_be_one() {
+        for name in [
+            "asx",
+            "checks",
+            "elsewhere",
+            "enums",
+            "falsey",
+            "forx",
+            "iff",
+            "imports",
+            "in_",
+            "index",
+            "letx",
+            "nullable",
+            "thenx",
+            "trueish",
+            "typed",
+            "a",
+            "i",
+            "t",
+        ] {
+            assert_eq!(tree(name), format!("(Name {name} `{name}`)"));
+        }
+        for keyword in [
+            "as", "check", "else", "enum", "for", "if", "import", "in", "let", "then", "type",
+        ] {
+            let (_, diagnostics) = parse(FileId(0), &format!("let x = {keyword}"));
+            assert_eq!(diagnostics.len(), 1, "`{keyword}` is not a name");
+        }
+        // Type names start with a capital, which no keyword does.
+        let (_, diagnostics) = parse(FileId(0), "type If { Let: Int }\nlet x = If { Let = 1 }");
+        assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+    }
+
+    #[test]
+    fn string_text_runs_to_the_next_quote_escape_or_interpolation() {
+        let source = r#"let x = "ab c\"d${y}e\nf""#;
+        let (module, diagnostics) = parse(FileId(0), source);
+        assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+        let Some(Item::Let(l)) = module.items.first() else {
+            panic!("no let")
+        };
+        let ExprKind::Str(parts) = &l.value.kind else {
+            panic!("not a string: {:?}", l.value.kind)
+        };
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|p| match p {
+                StrPart::Text(t) => format!("text {t:?}"),
+                StrPart::Interpolation(e) => show(source, e),
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            ["text \"ab c\\\"d\"", "(Name y `y`)", "text \"e\\nf\""]
+        );
+    }
+
+    #[test]
     fn literal_problems_of_every_operand_are_reported() {
         let (_, diagnostics) = parse(FileId(0), "let x = 99999999999999999999 + 2GB * 1.5Q");
         let codes: Vec<_> = diagnostics
