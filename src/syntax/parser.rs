@@ -371,7 +371,9 @@ impl Builder {
     fn expr(&mut self, pair: Pair<Rule>) -> Result<Expr> {
         debug_assert_eq!(pair.as_rule(), Rule::expr);
         let expr = self.binary(&mut pair.into_inner().peekable(), 0)?;
-        if depth(&expr) > MAX_EXPRESSION_DEPTH {
+        // Every level of a tree adds at least one byte to its text, so an expression
+        // shorter than the limit (nearly all) cannot pass it and is not walked.
+        if expr.span.range().len() > MAX_EXPRESSION_DEPTH && depth(&expr) > MAX_EXPRESSION_DEPTH {
             let span = expr.span;
             dismantle(expr);
             return Err(Diagnostic::error(
