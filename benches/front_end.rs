@@ -10,7 +10,9 @@ mod support;
 use flotilla::analysis::{Keep, analyze, analyze_keeping};
 use flotilla::eval::evaluate;
 use flotilla::model;
-use flotilla::resolve::load;
+use flotilla::resolve::{STDLIB, load};
+use flotilla::source::{FileId, FileSystem};
+use flotilla::syntax;
 use flotilla::types::check;
 use support::fleet;
 
@@ -30,6 +32,11 @@ fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
 }
 
 fn main() {
+    // `front_end parse`: parsing alone, once, for a profiler (callgrind, perf).
+    if std::env::args().any(|a| a == "parse") {
+        parse_only(1);
+        return;
+    }
     println!(
         "clusters  pools  lines    check+eval (best of 5)  per cluster  diagnostics only (`check`)"
     );
@@ -56,6 +63,36 @@ fn main() {
         );
     }
     phases();
+    parse_only(5);
+}
+
+/// What every `check` and `eval` parses: the stdlib and the 1,000-cluster fleet's
+/// files, each file with `syntax::parse_all`'s per-file function on one thread (best of
+/// `runs`).
+fn parse_only(runs: usize) {
+    let (fs, _) = fleet(1000);
+    let mut texts: Vec<String> = STDLIB.iter().map(|(_, text)| text.to_string()).collect();
+    texts.extend(
+        fs.flt_files(Path::new("fleet"))
+            .iter()
+            .filter_map(|path| fs.read(path))
+            .filter_map(|bytes| String::from_utf8(bytes).ok()),
+    );
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let time = best_of(runs, || {
+        for (i, text) in texts.iter().enumerate() {
+            let (module, problems) = syntax::parse(FileId(i as u32), text);
+            assert!(problems.is_empty(), "the stdlib and the fleet parse");
+            drop(module);
+        }
+    });
+    println!();
+    println!(
+        "parse only (stdlib + 1,000 clusters, {} files, {bytes} bytes, best of {runs}): {:.1} ms, {:.1} MB/s",
+        texts.len(),
+        time.as_secs_f64() * 1e3,
+        bytes as f64 / time.as_secs_f64() / 1e6
+    );
 }
 
 /// Each phase of an analysis on its own (best of 5): the one-cluster row shows what
