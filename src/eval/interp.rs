@@ -28,22 +28,49 @@ pub(super) enum Value<'p> {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Rc<str>),
+    Str(Text<'p>),
     Duration(i64),
     Quantity(Quantity),
     Secret(Rc<SecretValue>),
     Enum(EnumId, usize),
     List(Rc<Vec<Value<'p>>>),
-    Map(Rc<BTreeMap<String, Value<'p>>>),
+    /// Keys are always written in a map literal, so they borrow the tree's text.
+    Map(Rc<BTreeMap<&'p str, Value<'p>>>),
     Record(Rc<Description<'p>>),
     Instance(Rc<Instance<'p>>),
+}
+
+/// A string value: a literal's text borrowed from the tree (most strings are plain
+/// literals, and a copy of each for every evaluation was an allocation per node), or
+/// text the evaluator built (interpolation, `+`, builtins).
+#[derive(Clone)]
+pub(super) enum Text<'p> {
+    Tree(&'p str),
+    Built(Rc<str>),
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Text::Tree(s) => s,
+            Text::Built(s) => s,
+        }
+    }
+}
+
+impl From<String> for Text<'_> {
+    fn from(s: String) -> Self {
+        Text::Built(s.into())
+    }
 }
 
 /// What a record literal or block says, before it is placed.
 pub(super) struct Description<'p> {
     ty: RecordId,
     slots: Vec<Option<Slot<'p>>>,
-    label: Option<String>,
+    label: Option<&'p str>,
     /// Where the record was written (the block header), for check failures.
     origin: (FileId, Span),
     /// Span of each explicitly set entry, for check failures.
@@ -71,7 +98,7 @@ enum Layer<'p> {
 #[derive(Clone)]
 struct PendingBlock<'p> {
     entries: &'p [Entry],
-    label: Option<String>,
+    label: Option<&'p str>,
     origin: (FileId, Span),
     env: Env<'p>,
 }
@@ -210,7 +237,7 @@ impl<'p> Evaluator<'p> {
             rid,
             &decl.body.entries,
             &env,
-            Some(decl.id.value.clone()),
+            Some(&decl.id.value),
             (env.file, decl.id.span),
         )?;
         let instance = Rc::new(Instance::new(desc, None));
@@ -244,7 +271,7 @@ impl<'p> Evaluator<'p> {
             rid,
             &decl.body.entries,
             &env,
-            Some(def.name.clone()),
+            Some(&def.name),
             (env.file, decl.name.span),
         )?;
         self.channels.borrow_mut().insert(id, desc.clone());
