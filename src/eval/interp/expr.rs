@@ -342,7 +342,7 @@ impl<'p> Evaluator<'p> {
                 match cached {
                     Some(instance) => instance,
                     None => {
-                        let instance = Rc::new(Instance::new(desc.clone(), context.cloned()));
+                        let instance = self.place(desc.clone(), context.cloned());
                         self.read_instances
                             .borrow_mut()
                             .insert(key, instance.clone());

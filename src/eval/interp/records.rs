@@ -367,7 +367,7 @@ impl<'p> Evaluator<'p> {
                 } else {
                     cluster.cloned()
                 };
-                let instance = Rc::new(Instance::new(desc.clone(), context));
+                let instance = self.place(desc.clone(), context);
                 self.materialize(&instance)?
             }
             Value::Instance(instance) => self.materialize(instance)?,
