@@ -49,63 +49,89 @@ pub fn analyze(fs: &dyn FileSystem, path: &Path) -> Analysis {
 
 /// Analyse `path`, keeping of the evaluated fleet what `keep` says.
 pub fn analyze_keeping(fs: &dyn FileSystem, path: &Path, keep: Keep) -> Analysis {
-    analyze_on_own_thread(fs, path, keep, None)
+    on_own_thread(|| analyze_here(fs, path, keep, None))
 }
 
 /// [`analyze`], asking `parses` first for the tree of each of the user's files (the
 /// language server's reparsed open documents).
 pub fn analyze_with(fs: &dyn FileSystem, path: &Path, parses: &dyn Parses) -> Analysis {
-    analyze_on_own_thread(fs, path, Keep::Everything, Some(parses))
+    on_own_thread(|| analyze_here(fs, path, Keep::Everything, Some(parses)))
 }
 
-fn analyze_on_own_thread(
+/// What [`analyze_each_cluster`] keeps of a fleet without errors.
+pub struct EachCluster<T> {
+    /// Sorted by name.
+    pub channels: Vec<model::Channel>,
+    /// What `each` made of every cluster's model, in the order of the clusters' ids.
+    pub clusters: Vec<T>,
+}
+
+/// Analyse `path` as [`Keep::Model`] does, but give each cluster's model to `each` on
+/// the thread that read it, keeping only what `each` returns: `eval` turns each
+/// cluster into its text there, so the fleet's model is never held whole. The
+/// analysis keeps no model; the clusters are `None` when it has errors.
+pub fn analyze_each_cluster<T: Send>(
     fs: &dyn FileSystem,
     path: &Path,
-    keep: Keep,
-    parses: Option<&dyn Parses>,
-) -> Analysis {
-    // Checking and evaluation recurse over expression trees (bounded by the scanner's
-    // limits); a dedicated thread gives them room that a test or editor thread lacks.
+    each: impl Fn(model::Cluster) -> T + Sync,
+) -> (Analysis, Option<EachCluster<T>>) {
+    on_own_thread(|| {
+        let (program, checked, mut diagnostics) = front_end(fs, path, None);
+        let clusters = if diagnostics.iter().any(Diagnostic::is_error) {
+            None
+        } else {
+            let (read, problems) = evaluate_to_model(&program, &checked, &each);
+            diagnostics.extend(problems);
+            Some(read)
+        };
+        let analysis = finish(program, checked, diagnostics, None, None);
+        let clusters = clusters.filter(|_| !analysis.has_errors());
+        (analysis, clusters)
+    })
+}
+
+/// `analyze` on a thread of its own. Checking and evaluation recurse over expression
+/// trees (bounded by the scanner's limits); a dedicated thread gives them room that a
+/// test or editor thread lacks.
+fn on_own_thread<R: Send>(analyze: impl Fn() -> R + Sync) -> R {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("flotilla-analysis".into())
             .stack_size(ANALYSIS_STACK)
-            .spawn_scoped(scope, || analyze_here(fs, path, keep, parses))
+            .spawn_scoped(scope, &analyze)
             .map(|thread| {
                 thread
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
-            .unwrap_or_else(|_| analyze_here(fs, path, keep, parses))
+            // Without a thread, the analysis runs here.
+            .unwrap_or_else(|_| analyze())
     })
 }
 
 /// Also the stack of each thread that evaluates clusters (`crate::eval`).
 pub(crate) const ANALYSIS_STACK: usize = 256 << 20;
 
-fn analyze_here(
+/// Load and check: the program, the checker's results, and both's diagnostics.
+fn front_end(
     fs: &dyn FileSystem,
     path: &Path,
-    keep: Keep,
     parses: Option<&dyn Parses>,
-) -> Analysis {
+) -> (Program, Checked, Vec<Diagnostic>) {
     let program = load_with(fs, path, parses);
     let checked = check(&program);
     let mut diagnostics = program.diagnostics.clone();
     diagnostics.extend(checked.diagnostics.iter().cloned());
-    let (fleet, model) = if diagnostics.iter().any(Diagnostic::is_error) {
-        (None, None)
-    } else if keep == Keep::Everything {
-        let (fleet, problems) = evaluate(&program, &checked);
-        diagnostics.extend(problems);
-        let (model, problems) = model::Fleet::from_evaluated(&program, &fleet);
-        diagnostics.extend(problems);
-        (Some(fleet), Some(model))
-    } else {
-        let (model, problems) = evaluate_to_model(&program, &checked, keep);
-        diagnostics.extend(problems);
-        (None, model)
-    };
+    (program, checked, diagnostics)
+}
+
+fn finish(
+    program: Program,
+    checked: Checked,
+    mut diagnostics: Vec<Diagnostic>,
+    fleet: Option<Fleet>,
+    model: Option<model::Fleet>,
+) -> Analysis {
     sort_diagnostics(&mut diagnostics);
     Analysis {
         program,
@@ -116,42 +142,68 @@ fn analyze_here(
     }
 }
 
+fn analyze_here(
+    fs: &dyn FileSystem,
+    path: &Path,
+    keep: Keep,
+    parses: Option<&dyn Parses>,
+) -> Analysis {
+    let (program, checked, mut diagnostics) = front_end(fs, path, parses);
+    let (fleet, model) = if diagnostics.iter().any(Diagnostic::is_error) {
+        (None, None)
+    } else if keep == Keep::Everything {
+        let (fleet, problems) = evaluate(&program, &checked);
+        diagnostics.extend(problems);
+        let (model, problems) = model::Fleet::from_evaluated(&program, &fleet);
+        diagnostics.extend(problems);
+        (Some(fleet), Some(model))
+    } else if keep == Keep::Model {
+        let (read, problems) = evaluate_to_model(&program, &checked, &|cluster| cluster);
+        diagnostics.extend(problems);
+        let model = model::Fleet {
+            channels: read.channels,
+            clusters: read.clusters,
+        };
+        (None, Some(model))
+    } else {
+        let (_, problems) = evaluate_to_model(&program, &checked, &drop);
+        diagnostics.extend(problems);
+        (None, None)
+    };
+    finish(program, checked, diagnostics, fleet, model)
+}
+
 /// Each cluster evaluated and read into the model on the same thread, its data
-/// dropped there (and its model too unless `keep` is [`Keep::Model`]). The model and
-/// the diagnostics are those of `evaluate` then `model::Fleet::from_evaluated`, the
-/// diagnostics in the same order: evaluation's, then the channels' model problems,
-/// then the clusters' in the order of their ids.
-fn evaluate_to_model(
+/// dropped there and its model given to `each`. The model and the diagnostics are
+/// those of `evaluate` then `model::Fleet::from_evaluated`, the diagnostics in the
+/// same order: evaluation's, then the channels' model problems, then the clusters' in
+/// the order of their ids.
+fn evaluate_to_model<T: Send>(
     program: &Program,
     checked: &Checked,
-    keep: Keep,
-) -> (Option<model::Fleet>, Vec<Diagnostic>) {
+    each: &(impl Fn(model::Cluster) -> T + Sync),
+) -> (EachCluster<T>, Vec<Diagnostic>) {
     let reader = model::ClusterReader::new(program);
     let Evaluated {
         channels,
         mut clusters,
         mut diagnostics,
     } = evaluate_each(program, checked, |data| {
-        let read = reader.read(&data);
-        let read = match keep {
-            Keep::Model => read.map(Some),
-            _ => read.map(|_| None),
-        };
-        (sort_key(&data, "id"), read)
+        (sort_key(&data, "id"), reader.read(&data).map(each))
     });
     let (channels, problems) = model::read_channels(&channels);
     diagnostics.extend(problems);
     clusters.sort_by(|(a, _), (b, _)| a.cmp(b));
-    let mut models = Vec::new();
+    let mut kept = Vec::new();
     for (_, read) in clusters {
         match read {
-            Ok(cluster) => models.extend(cluster),
+            Ok(cluster) => kept.push(cluster),
             Err(d) => diagnostics.push(d),
         }
     }
-    let model = (keep == Keep::Model).then_some(model::Fleet {
+    let read = EachCluster {
         channels,
-        clusters: models,
-    });
-    (model, diagnostics)
+        clusters: kept,
+    };
+    (read, diagnostics)
 }

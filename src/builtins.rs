@@ -45,7 +45,7 @@ pub enum View<'v, V> {
     /// Milliseconds.
     Duration(i64),
     List(&'v [V]),
-    Map(&'v BTreeMap<String, V>),
+    Map(&'v BTreeMap<&'v str, V>),
     Other,
 }
 
@@ -347,7 +347,7 @@ builtins! {
             let View::Map(m) = a.view(a.arg(0)) else {
                 return Err(Fault::Internal);
             };
-            Ok(a.list(m.keys().map(|k| a.str(k.clone())).collect()))
+            Ok(a.list(m.keys().map(|k| a.str(k.to_string())).collect()))
         },
     }
     Values {

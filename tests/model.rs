@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use flotilla::analysis::{Analysis, Keep, analyze, analyze_keeping};
+use flotilla::analysis::{Analysis, Keep, analyze, analyze_each_cluster, analyze_keeping};
 use flotilla::eval::Data;
 use flotilla::model::{CapacityType, Environment, Fleet, LifecycleStatus};
 use flotilla::source::{DiskFs, MemoryFs};
@@ -171,6 +171,99 @@ fn what_an_analysis_keeps_does_not_change_its_diagnostics_or_model() {
     let diagnostics_only = analyze_keeping(&fs, Path::new("fleet"), Keep::Diagnostics);
     assert_eq!(diagnostics_only.diagnostics, everything.diagnostics);
     assert!(diagnostics_only.fleet.is_none() && diagnostics_only.model.is_none());
+}
+
+#[test]
+fn each_cluster_gets_its_model_in_id_order_with_the_same_diagnostics() {
+    // Ids out of declaration order, on several threads, some clusters failing.
+    let fs = fleet_with_failures(40);
+    let model_only = analyze_keeping(&fs, Path::new("fleet"), Keep::Model);
+    assert!(model_only.has_errors());
+    let (analysis, clusters) = analyze_each_cluster(&fs, Path::new("fleet"), |c| c.id);
+    assert_eq!(analysis.diagnostics, model_only.diagnostics);
+    assert!(clusters.is_none(), "a fleet with errors gives no clusters");
+    assert!(analysis.model.is_none() && analysis.fleet.is_none());
+
+    let fs = valid_fleet(40);
+    let model = analyze_keeping(&fs, Path::new("fleet"), Keep::Model)
+        .model
+        .unwrap();
+    let (analysis, each) = analyze_each_cluster(&fs, Path::new("fleet"), |c| c.id);
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:#?}",
+        analysis.diagnostics
+    );
+    let each = each.unwrap();
+    let ids: Vec<_> = model.cluster_ids().map(str::to_string).collect();
+    assert_eq!(each.clusters, ids);
+    assert_eq!(ids.first().map(String::as_str), Some("c00"));
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        format!("{:?}", each.channels),
+        format!("{:?}", model.channels)
+    );
+}
+
+#[test]
+fn eval_json_prints_the_model_as_serde_json_pretty_prints_it() {
+    let dir = std::env::temp_dir().join(format!("flotilla-eval-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (name, source) in [
+        ("fleet", valid_fleet_files(40)),
+        ("none", valid_fleet_files(0)),
+    ] {
+        for (path, text) in source {
+            let path = dir.join(name).join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let fleet = dir.join(name).join("fleet");
+        let model = analyze_keeping(&DiskFs, &fleet, Keep::Model).model.unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .args(["eval", "--format", "json"])
+            .arg(&fleet)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let expected = serde_json::to_string_pretty(&model).unwrap() + "\n";
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            expected,
+            "{name}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn valid_fleet(n: usize) -> MemoryFs {
+    let mut fs = MemoryFs::new();
+    for (path, text) in valid_fleet_files(n) {
+        fs.insert(path, text);
+    }
+    fs
+}
+
+/// `n` valid clusters in three files, declared out of the order of their ids, and a
+/// channel: (path, text) under `fleet/`.
+fn valid_fleet_files(n: usize) -> Vec<(String, String)> {
+    let mut fleet = vec![(
+        "fleet/channels.flt".to_string(),
+        "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"main\"\n}\n"
+            .to_string(),
+    )];
+    let mut files = vec![String::from("import \"./channels.flt\"\n"); 3];
+    for i in 0..n {
+        let id = format!("c{:02}", (i * 7) % n);
+        files[i % 3].push_str(&format!(
+            "cluster \"{id}\" {{\n  account = \"123456789012\"\n  region = \"eu-central-1\"\n  environment = test\n  channel = stable\n  api_server_url = \"https://{id}.example.org\"\n  node_pool \"w\" {{\n    instance_types = [\"m5.large\"]\n    min_size = 1\n    max_size = {}\n    labels = {{ \"team\": \"t{i}\" }}\n  }}\n}}\n",
+            i % 9 + 1
+        ));
+    }
+    for (i, text) in files.into_iter().enumerate() {
+        fleet.push((format!("fleet/f{i}.flt"), text));
+    }
+    fleet
 }
 
 /// The record at `path` (field names; list items by index) inside `data`.

@@ -7,7 +7,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use super::{CliError, CliResult, colour, write_stdout, write_stdout_with};
-use crate::analysis::{Analysis, Keep, analyze_keeping};
+use crate::analysis::{Analysis, Keep, analyze_each_cluster, analyze_keeping};
 use crate::diagnostic::{render_all, to_json};
 use crate::source::DiskFs;
 
@@ -54,6 +54,9 @@ pub(super) fn check(args: CheckArgs) -> CliResult<i32> {
 }
 
 pub(super) fn eval(args: EvalArgs) -> CliResult<i32> {
+    if args.clusters.is_empty() && matches!(args.format, DataFormat::Json) {
+        return eval_json(&args);
+    }
     // What is printed is the model; each cluster's evaluated data goes once it is read.
     let analysis = analyze_keeping(&DiskFs, &args.path, Keep::Model);
     report(&analysis, DiagnosticFormat::Text)?;
@@ -78,6 +81,59 @@ pub(super) fn eval(args: EvalArgs) -> CliResult<i32> {
         all => print_data(&all, args.format)?,
     }
     Ok(0)
+}
+
+/// The whole fleet as JSON, each cluster's text made on the thread that read it and its
+/// model dropped there: the fleet's model is never held whole, and the text is made on
+/// every core. The text is that of `serde_json::to_writer_pretty` on the model.
+fn eval_json(args: &EvalArgs) -> CliResult<i32> {
+    let (analysis, fleet) = analyze_each_cluster(&DiskFs, &args.path, |cluster| {
+        pretty_json(&cluster, CLUSTER_DEPTH)
+    });
+    report(&analysis, DiagnosticFormat::Text)?;
+    let Some(fleet) = fleet else {
+        return Ok(1);
+    };
+    let channels = pretty_json(&fleet.channels, 1)?;
+    let clusters = fleet.clusters.into_iter().collect::<CliResult<Vec<_>>>()?;
+    write_stdout_with(|out| {
+        let mut write = |bytes: &[u8]| out.write_all(bytes).map_err(CliError::Stdout);
+        write(b"{\n  \"channels\": ")?;
+        write(&channels)?;
+        write(b",\n  \"clusters\": [")?;
+        for (i, cluster) in clusters.iter().enumerate() {
+            write(if i == 0 { b"\n    " } else { b",\n    " })?;
+            write(cluster)?;
+        }
+        write(if clusters.is_empty() {
+            b"]\n}\n"
+        } else {
+            b"\n  ]\n}\n"
+        })
+    })?;
+    Ok(0)
+}
+
+/// Where a cluster sits in the fleet's JSON: in the `clusters` list of the top object.
+const CLUSTER_DEPTH: usize = 2;
+
+/// `value` as `serde_json::to_writer_pretty` writes it `depth` levels deep in a
+/// document: every line after the first indented by two spaces per level (a newline
+/// only ever separates tokens; inside strings it is escaped).
+fn pretty_json(value: &impl Serialize, depth: usize) -> CliResult<Vec<u8>> {
+    let text = serde_json::to_vec_pretty(value).map_err(|source| CliError::Json {
+        what: "evaluated fleet",
+        source,
+    })?;
+    let lines = text.iter().filter(|&&b| b == b'\n').count();
+    let mut out = Vec::with_capacity(text.len() + lines * 2 * depth);
+    for &byte in &text {
+        out.push(byte);
+        if byte == b'\n' {
+            out.resize(out.len() + 2 * depth, b' ');
+        }
+    }
+    Ok(out)
 }
 
 fn print_data(value: &impl Serialize, format: DataFormat) -> CliResult<()> {

@@ -28,22 +28,49 @@ pub(super) enum Value<'p> {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Rc<str>),
+    Str(Text<'p>),
     Duration(i64),
     Quantity(Quantity),
     Secret(Rc<SecretValue>),
     Enum(EnumId, usize),
     List(Rc<Vec<Value<'p>>>),
-    Map(Rc<BTreeMap<String, Value<'p>>>),
+    /// Keys are always written in a map literal, so they borrow the tree's text.
+    Map(Rc<BTreeMap<&'p str, Value<'p>>>),
     Record(Rc<Description<'p>>),
     Instance(Rc<Instance<'p>>),
+}
+
+/// A string value: a literal's text borrowed from the tree (most strings are plain
+/// literals, and a copy of each for every evaluation was an allocation per node), or
+/// text the evaluator built (interpolation, `+`, builtins).
+#[derive(Clone)]
+pub(super) enum Text<'p> {
+    Tree(&'p str),
+    Built(Rc<str>),
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Text::Tree(s) => s,
+            Text::Built(s) => s,
+        }
+    }
+}
+
+impl From<String> for Text<'_> {
+    fn from(s: String) -> Self {
+        Text::Built(s.into())
+    }
 }
 
 /// What a record literal or block says, before it is placed.
 pub(super) struct Description<'p> {
     ty: RecordId,
     slots: Vec<Option<Slot<'p>>>,
-    label: Option<String>,
+    label: Option<&'p str>,
     /// Where the record was written (the block header), for check failures.
     origin: (FileId, Span),
     /// Span of each explicitly set entry, for check failures.
@@ -71,7 +98,7 @@ enum Layer<'p> {
 #[derive(Clone)]
 struct PendingBlock<'p> {
     entries: &'p [Entry],
-    label: Option<String>,
+    label: Option<&'p str>,
     origin: (FileId, Span),
     env: Env<'p>,
 }
@@ -173,6 +200,12 @@ pub(super) struct Evaluator<'p> {
     /// same instance serves every read; emptied after each cluster so that the
     /// cluster's values do not outlive it.
     read_instances: RefCell<IntKeyMap<(usize, usize), Rc<Instance<'p>>>>,
+    /// Every instance placed since the last cluster or channel was done. Values form
+    /// reference cycles (an instance's fields hold the descriptions of its blocks, whose
+    /// environments hold the instance), so each instance's fields are emptied when its
+    /// cluster is done; without that every cluster's values outlived it, and the
+    /// evaluator's memory grew with the fleet.
+    placed: RefCell<Vec<Rc<Instance<'p>>>>,
 }
 
 impl<'p> Evaluator<'p> {
@@ -183,6 +216,31 @@ impl<'p> Evaluator<'p> {
             lets: RefCell::new(IntKeyMap::default()),
             channels: RefCell::new(IntKeyMap::default()),
             read_instances: RefCell::new(IntKeyMap::default()),
+            placed: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `desc` placed in `cluster`, to be released when the cluster is done.
+    fn place(
+        &self,
+        desc: Rc<Description<'p>>,
+        cluster: Option<Rc<Instance<'p>>>,
+    ) -> Rc<Instance<'p>> {
+        let instance = Rc::new(Instance::new(desc, cluster));
+        self.placed.borrow_mut().push(instance.clone());
+        instance
+    }
+
+    /// Empty the fields of every instance placed since the last release, which breaks
+    /// the cycles among them so that they are freed. An instance that something still
+    /// holds (a `let`'s value, evaluated once for all clusters) evaluates its fields
+    /// again when next read, to the same values: they depend only on its description
+    /// and its cluster.
+    fn release_placed(&self) {
+        self.read_instances.borrow_mut().clear();
+        let placed = std::mem::take(&mut *self.placed.borrow_mut());
+        for instance in placed {
+            instance.state.borrow_mut().fill(State::Pending);
         }
     }
 
@@ -210,19 +268,21 @@ impl<'p> Evaluator<'p> {
             rid,
             &decl.body.entries,
             &env,
-            Some(decl.id.value.clone()),
+            Some(&decl.id.value),
             (env.file, decl.id.span),
         )?;
-        let instance = Rc::new(Instance::new(desc, None));
+        let instance = self.place(desc, None);
         let data = self.materialize(&instance);
-        self.read_instances.borrow_mut().clear();
+        self.release_placed();
         data
     }
 
     pub fn channel(&self, id: ChannelId) -> Result<Data> {
         let desc = self.channel_description(id)?;
-        let instance = Rc::new(Instance::new(desc, None));
-        self.materialize(&instance)
+        let instance = self.place(desc, None);
+        let data = self.materialize(&instance);
+        self.release_placed();
+        data
     }
 
     fn channel_description(&self, id: ChannelId) -> Result<Rc<Description<'p>>> {
@@ -244,7 +304,7 @@ impl<'p> Evaluator<'p> {
             rid,
             &decl.body.entries,
             &env,
-            Some(def.name.clone()),
+            Some(&def.name),
             (env.file, decl.name.span),
         )?;
         self.channels.borrow_mut().insert(id, desc.clone());
@@ -299,5 +359,79 @@ fn item(program: &Program, module: ModuleId, index: usize) -> Item_<'_> {
         Some(crate::syntax::ast::Item::Let(l)) => Item_::Let(l),
         Some(crate::syntax::ast::Item::Channel(c)) => Item_::Channel(c),
         _ => Item_::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::rc::Weak;
+
+    use super::*;
+    use crate::source::MemoryFs;
+
+    #[test]
+    fn a_clusters_instances_are_freed_when_it_is_done() {
+        let mut fs = MemoryFs::new();
+        fs.insert(
+            "fleet/main.flt",
+            "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"main\"\n}\n\
+             let types = [\"m5.large\"]\n\
+             cluster \"c1\" {\n  account = \"123456789012\"\n  region = \"eu-central-1\"\n  environment = test\n  channel = stable\n  api_server_url = \"https://${id}.example.org\"\n  node_pool \"w\" {\n    instance_types = types\n    min_size = 1\n    max_size = 3\n    update {\n      max_surge = 2\n    }\n  }\n}\n",
+        );
+        let program = crate::resolve::load(&fs, Path::new("fleet"));
+        let checked = crate::types::check(&program);
+        assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
+        let module = program
+            .module_ids()
+            .find(|m| !program.module(*m).is_std)
+            .unwrap();
+        let decl = program
+            .module(module)
+            .ast
+            .items
+            .iter()
+            .find_map(|item| match item {
+                crate::syntax::ast::Item::Cluster(decl) => Some(decl),
+                _ => None,
+            })
+            .unwrap();
+        let evaluator = Evaluator::new(&program, &checked);
+        for _ in 0..2 {
+            let data = evaluator.cluster(module, decl).unwrap();
+            assert_eq!(data.get("id").and_then(Data::as_str), Some("c1"));
+            let pool = &data.get("node_pools").unwrap().as_list()[0];
+            assert_eq!(pool.get("max_size").and_then(Data::as_int), Some(3));
+            assert!(evaluator.placed.borrow().is_empty());
+        }
+
+        // What `cluster` does, watching the instances: the cluster's fields hold its
+        // node pool's description, whose environment holds the cluster.
+        let rid = checked.decls.cluster_type.unwrap();
+        let env = evaluator.module_env(module);
+        let desc = evaluator
+            .describe(
+                rid,
+                &decl.body.entries,
+                &env,
+                Some(&decl.id.value),
+                (env.file, decl.id.span),
+            )
+            .unwrap();
+        let instance = evaluator.place(desc, None);
+        evaluator.materialize(&instance).unwrap();
+        drop(instance);
+        let placed: Vec<Weak<Instance>> = evaluator
+            .placed
+            .borrow()
+            .iter()
+            .map(Rc::downgrade)
+            .collect();
+        assert!(
+            placed.len() > 2,
+            "the cluster, its pool and its update block"
+        );
+        evaluator.release_placed();
+        assert!(placed.iter().all(|i| i.upgrade().is_none()));
     }
 }

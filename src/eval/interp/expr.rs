@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::{Env, Evaluator, FrameKind, Instance, Item_, Result, Value, internal, item, overflow};
+use super::{
+    Env, Evaluator, FrameKind, Instance, Item_, Result, Text, Value, internal, item, overflow,
+};
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
 use crate::eval::data::Quantity;
@@ -52,7 +54,7 @@ impl<'p> Evaluator<'p> {
                 }
                 let mut map = BTreeMap::new();
                 for (k, v) in entries {
-                    map.insert(k.value.clone(), self.eval(v, env, cluster)?);
+                    map.insert(k.value.as_str(), self.eval(v, env, cluster)?);
                 }
                 Value::Map(Rc::new(map))
             }
@@ -100,7 +102,7 @@ impl<'p> Evaluator<'p> {
     ) -> Result<Value<'p>> {
         // Most strings are plain text: copy it once, without a growing buffer.
         if let [StrPart::Text(text)] = parts {
-            return Ok(Value::Str(text.as_str().into()));
+            return Ok(Value::Str(Text::Tree(text)));
         }
         let mut out = String::new();
         for part in parts {
@@ -174,7 +176,7 @@ impl<'p> Evaluator<'p> {
                 })
             }
             (Value::Map(m), Value::Str(k)) => m.get(&**k).cloned().ok_or_else(|| {
-                Diagnostic::error(Code::E0304, format!("key `{k}` is not in the map"))
+                Diagnostic::error(Code::E0304, format!("key `{}` is not in the map", &**k))
                     .at(file, index.span, "missing key")
                     .help("check with `contains(map, key)` first, or use a default")
             }),
@@ -224,7 +226,7 @@ impl<'p> Evaluator<'p> {
                 self.comprehend(body, var, items.iter().cloned(), filter, env, cluster)
             }
             Value::Map(m) => {
-                let keys = m.keys().map(|k| Value::Str(k.as_str().into()));
+                let keys = m.keys().map(|k| Value::Str(Text::Tree(k)));
                 self.comprehend(body, var, keys, filter, env, cluster)
             }
             _ => Err(internal(env.file, iter.span)),
@@ -340,7 +342,7 @@ impl<'p> Evaluator<'p> {
                 match cached {
                     Some(instance) => instance,
                     None => {
-                        let instance = Rc::new(Instance::new(desc.clone(), context.cloned()));
+                        let instance = self.place(desc.clone(), context.cloned());
                         self.read_instances
                             .borrow_mut()
                             .insert(key, instance.clone());
@@ -458,7 +460,7 @@ impl<'p> Evaluator<'p> {
                 }
                 Value::Float(x)
             }
-            (Add, Value::Str(a), Value::Str(b)) => Value::Str(format!("{a}{b}").into()),
+            (Add, Value::Str(a), Value::Str(b)) => Value::Str([&**a, &**b].concat().into()),
             (Add, Value::Duration(a), Value::Duration(b)) => {
                 Value::Duration(a.checked_add(*b).ok_or_else(of)?)
             }
@@ -488,7 +490,7 @@ impl<'p> Evaluator<'p> {
             }
             (Add, Value::Map(a), Value::Map(b)) => {
                 let mut m = (**a).clone();
-                m.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+                m.extend(b.iter().map(|(k, v)| (*k, v.clone())));
                 Value::Map(Rc::new(m))
             }
             _ => return Err(internal(file, expr.span)),
@@ -502,7 +504,7 @@ impl<'p> Evaluator<'p> {
             (Value::Int(a), Value::Int(b)) => a == b,
             (Value::Float(a), Value::Float(b)) => a == b,
             (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => *a as f64 == *b,
-            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Str(a), Value::Str(b)) => **a == **b,
             (Value::Duration(a), Value::Duration(b)) => a == b,
             (Value::Quantity(a), Value::Quantity(b)) => a.milli == b.milli,
             (Value::Secret(a), Value::Secret(b)) => a == b,
@@ -539,7 +541,7 @@ pub(super) fn compare(l: &Value<'_>, r: &Value<'_>) -> Option<std::cmp::Ordering
         // An Int value where a Float is typed (`let f: Float = some_int`).
         (Value::Int(a), Value::Float(b)) => (*a as f64).partial_cmp(b),
         (Value::Float(a), Value::Int(b)) => a.partial_cmp(&(*b as f64)),
-        (Value::Str(a), Value::Str(b)) => Some(a.cmp(b)),
+        (Value::Str(a), Value::Str(b)) => Some((**a).cmp(&**b)),
         (Value::Duration(a), Value::Duration(b)) => Some(a.cmp(b)),
         (Value::Quantity(a), Value::Quantity(b)) => Some(a.milli.cmp(&b.milli)),
         _ => None,

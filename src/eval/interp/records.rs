@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::{
     Description, Env, Evaluator, FrameKind, Instance, Item, Item_, Layer, PendingBlock, Result,
-    Slot, State, Value, internal, item,
+    Slot, State, Text, Value, internal, item,
 };
 use crate::codes::Code;
 use crate::diagnostic::Diagnostic;
@@ -25,7 +25,7 @@ impl<'p> Evaluator<'p> {
         rid: RecordId,
         entries: &'p [Entry],
         env: &Env<'p>,
-        label: Option<String>,
+        label: Option<&'p str>,
         origin: (FileId, Span),
     ) -> Result<Rc<Description<'p>>> {
         let def = self.checked.decls.record(rid);
@@ -53,7 +53,7 @@ impl<'p> Evaluator<'p> {
                         entry_spans[i] = other.entry_spans[i];
                     }
                     if label.is_none() {
-                        label = other.label.clone();
+                        label = other.label;
                     }
                 }
                 Value::List(list) => {
@@ -102,7 +102,7 @@ impl<'p> Evaluator<'p> {
                     };
                     let pending = PendingBlock {
                         entries: &body.entries,
-                        label: block_label.as_ref().map(|l| l.value.clone()),
+                        label: block_label.as_ref().map(|l| l.value.as_str()),
                         origin: (env.file, block_label.as_ref().map_or(name.span, |l| l.span)),
                         env: env.clone(),
                     };
@@ -181,7 +181,7 @@ impl<'p> Evaluator<'p> {
         if fdef.is_label
             && let Some(label) = &instance.desc.label
         {
-            return Ok(Value::Str(label.as_str().into()));
+            return Ok(Value::Str(Text::Tree(label)));
         }
         let own = |env: &Env<'p>| env.push(FrameKind::Instance(instance.clone()));
         let value = match &instance.desc.slots[field] {
@@ -194,7 +194,7 @@ impl<'p> Evaluator<'p> {
                 for layer in layers {
                     let desc = match layer {
                         Layer::Block(p) => {
-                            self.describe(*rid, p.entries, &own(&p.env), p.label.clone(), p.origin)?
+                            self.describe(*rid, p.entries, &own(&p.env), p.label, p.origin)?
                         }
                         Layer::Expr(expr, env) => {
                             match self.eval(expr, &own(env), cluster.as_ref())? {
@@ -225,7 +225,7 @@ impl<'p> Evaluator<'p> {
                             rid,
                             p.entries,
                             &own(&p.env),
-                            p.label.clone(),
+                            p.label,
                             p.origin,
                         )?),
                         Item::Expr(expr, env) => {
@@ -357,7 +357,7 @@ impl<'p> Evaluator<'p> {
             ),
             Value::Map(m) => Data::Map(
                 m.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.to_data(v, cluster)?)))
+                    .map(|(k, v)| Ok((k.to_string(), self.to_data(v, cluster)?)))
                     .collect::<Result<_>>()?,
             ),
             Value::Record(desc) => {
@@ -367,7 +367,7 @@ impl<'p> Evaluator<'p> {
                 } else {
                     cluster.cloned()
                 };
-                let instance = Rc::new(Instance::new(desc.clone(), context));
+                let instance = self.place(desc.clone(), context);
                 self.materialize(&instance)?
             }
             Value::Instance(instance) => self.materialize(instance)?,
@@ -407,7 +407,7 @@ fn overlay<'p>(base: &Description<'p>, top: &Description<'p>) -> Rc<Description<
     Rc::new(Description {
         ty: top.ty,
         slots,
-        label: top.label.clone().or_else(|| base.label.clone()),
+        label: top.label.or(base.label),
         origin: top.origin,
         entry_spans,
     })
