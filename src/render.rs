@@ -4,8 +4,9 @@
 
 pub mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
 
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
@@ -30,6 +31,45 @@ pub struct ConfigSet {
     /// Template path (relative to the set) → file in the shared source map.
     templates: BTreeMap<String, FileId>,
     env: Environment<'static>,
+    passed: Passed,
+}
+
+/// Rendered texts that passed their check in this run, by the check and the text's
+/// SHA-256: a third of a fleet's files are byte for byte another cluster's (manifests
+/// that no cluster setting reaches), and parsing them again would find the same.
+#[derive(Default)]
+struct Passed(Mutex<PassedTexts>);
+
+/// (check, SHA-256 of the text) → what the check keeps of it.
+type PassedTexts = HashMap<(Check, [u8; 32]), Vec<validate::ObjectKey>>;
+
+/// A check whose outcome depends on the text alone, with what it keeps of a text that
+/// passes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Check {
+    /// Userdata: YAML, no repeated key. Nothing kept.
+    Yaml,
+    /// A manifest file: every document's object checked. Its objects are kept, to be
+    /// added to the cluster's index (whether they were declared before depends on the
+    /// cluster).
+    Manifests,
+}
+
+impl Passed {
+    fn get(&self, check: Check, digest: &[u8; 32]) -> Option<Vec<validate::ObjectKey>> {
+        self.lock().get(&(check, *digest)).cloned()
+    }
+
+    fn insert(&self, check: Check, digest: [u8; 32], kept: Vec<validate::ObjectKey>) {
+        self.lock().insert((check, digest), kept);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PassedTexts> {
+        // Each use is one call on the map: a panic elsewhere leaves it whole.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The files of one cluster, keyed by their path under the cluster's output directory.
@@ -123,6 +163,7 @@ impl ConfigSet {
                 origin,
                 templates,
                 env,
+                passed: Passed::default(),
             })
         } else {
             Err(problems)
@@ -388,7 +429,7 @@ impl Renderer<'_> {
                 continue;
             }
             let out = template.trim_end_matches(".j2").to_string();
-            match validate::manifests(&text, &mut objects) {
+            match objects.add(self.manifest_objects(&text)) {
                 Ok(()) => {
                     files.insert(out, normalize_text(&text));
                 }
@@ -591,9 +632,32 @@ impl Renderer<'_> {
     }
 
     fn check_yaml(&mut self, out: &str, template: &str, text: &str) {
-        if let Err(e) = validate::check_yaml(text) {
-            self.invalid(out, template, &e);
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        if self.set.passed.get(Check::Yaml, &digest).is_some() {
+            return;
         }
+        match validate::check_yaml(text) {
+            Ok(()) => self.set.passed.insert(Check::Yaml, digest, Vec::new()),
+            Err(e) => self.invalid(out, template, &e),
+        }
+    }
+
+    /// The objects of a manifest file, read once per distinct text that passes.
+    fn manifest_objects(&self, text: &str) -> validate::Objects {
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        if let Some(keys) = self.set.passed.get(Check::Manifests, &digest) {
+            return validate::Objects {
+                keys,
+                refused: None,
+            };
+        }
+        let objects = validate::objects(text);
+        if objects.refused.is_none() {
+            self.set
+                .passed
+                .insert(Check::Manifests, digest, objects.keys.clone());
+        }
+        objects
     }
 
     /// E0504 for output `out` rendered from `template`: the label names the template

@@ -391,3 +391,43 @@ fn an_error_in_an_included_helper_keeps_every_site() {
     assert_eq!(d.secondary.len(), 1, "{:#?}", d.secondary);
     assert!(d.secondary[0].message.contains("included here"));
 }
+
+/// A manifest text is read once per run, whichever clusters render it: an object it
+/// declares is still refused where it is declared twice, in every cluster, and a text
+/// that fails fails with the same message in every cluster.
+#[test]
+fn manifests_read_once_are_still_checked_in_every_cluster() {
+    let shared =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  namespace: default\n";
+    let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n";
+    let set = config_set(
+        "manifests-once",
+        &[
+            ("manifests/30-shared/a.yaml.j2", &|_| shared.to_string()),
+            ("manifests/31-copy/a.yaml.j2", &|_| shared.to_string()),
+            ("manifests/32-bad/b.yaml.j2", &|_| bad.to_string()),
+        ],
+    );
+    let one = fleet_source(POOL);
+    let second = one[one.find("cluster \"prod-1\"").unwrap()..].replace("prod-1", "prod-2");
+    let c = compile_with("manifests-once", &format!("{one}\n{second}"), &set);
+    let mut messages: Vec<String> = c
+        .diagnostics
+        .iter()
+        .map(|d| {
+            assert_eq!(d.code, "E0504", "{d:#?}");
+            d.message.clone()
+        })
+        .collect();
+    messages.sort();
+    let expected: Vec<String> = ["prod-1", "prod-2"]
+        .iter()
+        .flat_map(|cluster| {
+            [
+                format!("cluster `{cluster}`: manifests/31-copy/a.yaml is invalid: ConfigMap `default/shared` is declared twice in this cluster's manifests"),
+                format!("cluster `{cluster}`: manifests/32-bad/b.yaml is invalid: ConfigMap `Bad_Name`: metadata.name is not a valid DNS-1123 subdomain (lower-case letters, digits, `-` and `.`; at most 253 characters)"),
+            ]
+        })
+        .collect();
+    assert_eq!(messages, expected);
+}

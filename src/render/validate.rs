@@ -8,7 +8,10 @@ mod yaml;
 
 pub use cloudformation::{MAX_TEMPLATE_BYTES, TemplateError, cloudformation};
 pub use deletions::{DeletionEntry, Deletions, DeletionsError, EntryProblem, deletions};
-pub use manifests::{ManifestError, NameProblem, ObjectIndex, deletions_spare, manifests};
+pub use manifests::{
+    ManifestError, NameProblem, ObjectIndex, ObjectKey, Objects, deletions_spare, manifests,
+    objects,
+};
 pub use yaml::{YamlError, check_yaml, yaml};
 
 #[cfg(test)]

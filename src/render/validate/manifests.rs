@@ -13,7 +13,37 @@ const RBAC_KINDS: [&str; 4] = ["ClusterRole", "ClusterRoleBinding", "Role", "Rol
 /// Identity of Kubernetes objects across one cluster's manifests.
 #[derive(Default)]
 pub struct ObjectIndex {
-    seen: HashMap<(String, String, String, String), ()>,
+    seen: HashMap<ObjectKey, ()>,
+}
+
+/// An object's API group, kind, namespace and name.
+pub type ObjectKey = (String, String, String, String);
+
+/// The objects one manifest file declares, in order, up to the first document refused
+/// on its own (syntax, repeated key, missing field, bad name), and why that one was.
+pub struct Objects {
+    pub keys: Vec<ObjectKey>,
+    pub refused: Option<ManifestError>,
+}
+
+impl ObjectIndex {
+    /// Add one file's objects in order: the first declared before (in this file or an
+    /// earlier one) is refused as a duplicate, as reading document by document would;
+    /// past them all, the file's own refusal if it has one.
+    pub fn add(&mut self, objects: Objects) -> Result<(), ManifestError> {
+        for key in objects.keys {
+            if self.seen.contains_key(&key) {
+                let (_, kind, namespace, name) = key;
+                return Err(ManifestError::Duplicate {
+                    kind,
+                    namespace,
+                    name,
+                });
+            }
+            self.seen.insert(key, ());
+        }
+        objects.refused.map_or(Ok(()), Err)
+    }
 }
 
 /// Why a manifest file is refused.
@@ -89,54 +119,72 @@ const OBJECT_IDENTITY: Keep = Keep::Keys(&[
 
 /// Check every object in a multi-document manifest file.
 pub fn manifests(text: &str, index: &mut ObjectIndex) -> Result<(), ManifestError> {
+    index.add(objects(text))
+}
+
+/// Read the objects of a multi-document manifest file, checking each on its own.
+pub fn objects(text: &str) -> Objects {
+    let mut keys = Vec::new();
     for (n, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let number = n + 1;
-        let value = strict_document(document, text, OBJECT_IDENTITY).map_err(|source| {
-            ManifestError::Yaml {
-                document: number,
-                source,
+        match object(document, text, n + 1) {
+            Ok(Some(key)) => keys.push(key),
+            Ok(None) => {}
+            Err(refused) => {
+                return Objects {
+                    keys,
+                    refused: Some(refused),
+                };
             }
-        })?;
-        if value.is_null() {
-            continue;
         }
-        let text_field =
-            |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
-        let api_version =
-            text_field(&value, "apiVersion").ok_or(ManifestError::NoApiVersion(number))?;
-        let kind = text_field(&value, "kind").ok_or(ManifestError::NoKind(number))?;
-        let metadata = value
-            .get("metadata")
-            .ok_or_else(|| ManifestError::NoMetadata {
-                document: number,
-                kind: kind.clone(),
-            })?;
-        let name = text_field(metadata, "name").ok_or_else(|| ManifestError::NoName {
+    }
+    Objects {
+        keys,
+        refused: None,
+    }
+}
+
+/// The identity of document `number`, checked (`None` for an empty document).
+fn object(
+    document: serde_yaml_ng::Deserializer<'_>,
+    text: &str,
+    number: usize,
+) -> Result<Option<ObjectKey>, ManifestError> {
+    let value =
+        strict_document(document, text, OBJECT_IDENTITY).map_err(|source| ManifestError::Yaml {
+            document: number,
+            source,
+        })?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    let text_field =
+        |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
+    let api_version =
+        text_field(&value, "apiVersion").ok_or(ManifestError::NoApiVersion(number))?;
+    let kind = text_field(&value, "kind").ok_or(ManifestError::NoKind(number))?;
+    let metadata = value
+        .get("metadata")
+        .ok_or_else(|| ManifestError::NoMetadata {
             document: number,
             kind: kind.clone(),
         })?;
-        if let Some(problem) = name_problem(&kind, &name) {
-            return Err(ManifestError::BadName {
-                kind,
-                name,
-                problem,
-            });
-        }
-        let namespace = text_field(metadata, "namespace").unwrap_or_default();
-        let group = api_version
-            .rsplit_once('/')
-            .map_or("", |(g, _)| g)
-            .to_string();
-        let key = (group, kind.clone(), namespace.clone(), name.clone());
-        if index.seen.insert(key, ()).is_some() {
-            return Err(ManifestError::Duplicate {
-                kind,
-                namespace,
-                name,
-            });
-        }
+    let name = text_field(metadata, "name").ok_or_else(|| ManifestError::NoName {
+        document: number,
+        kind: kind.clone(),
+    })?;
+    if let Some(problem) = name_problem(&kind, &name) {
+        return Err(ManifestError::BadName {
+            kind,
+            name,
+            problem,
+        });
     }
-    Ok(())
+    let namespace = text_field(metadata, "namespace").unwrap_or_default();
+    let group = api_version
+        .rsplit_once('/')
+        .map_or("", |(g, _)| g)
+        .to_string();
+    Ok(Some((group, kind, namespace, name)))
 }
 
 /// Why a string is not a valid name for an object of some kind.
