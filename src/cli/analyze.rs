@@ -118,22 +118,126 @@ fn eval_json(args: &EvalArgs) -> CliResult<i32> {
 const CLUSTER_DEPTH: usize = 2;
 
 /// `value` as `serde_json::to_writer_pretty` writes it `depth` levels deep in a
-/// document: every line after the first indented by two spaces per level (a newline
-/// only ever separates tokens; inside strings it is escaped).
+/// document: every line after the first indented by two spaces per level.
 fn pretty_json(value: &impl Serialize, depth: usize) -> CliResult<Vec<u8>> {
-    let text = serde_json::to_vec_pretty(value).map_err(|source| CliError::Json {
-        what: "evaluated fleet",
-        source,
-    })?;
-    let lines = text.iter().filter(|&&b| b == b'\n').count();
-    let mut out = Vec::with_capacity(text.len() + lines * 2 * depth);
-    for &byte in &text {
-        out.push(byte);
-        if byte == b'\n' {
-            out.resize(out.len() + 2 * depth, b' ');
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, Indented::at(depth));
+    value
+        .serialize(&mut serializer)
+        .map_err(|source| CliError::Json {
+            what: "evaluated fleet",
+            source,
+        })?;
+    Ok(out)
+}
+
+/// serde_json's pretty layout (a value per line, two spaces per level), starting
+/// `base` levels deep. Indenting the finished text instead took a second pass over
+/// every byte, 4% of `eval`'s instructions.
+struct Indented {
+    base: usize,
+    level: usize,
+    /// Whether the innermost open array or object has a value (then its closing
+    /// bracket goes on a line of its own).
+    has_value: bool,
+}
+
+impl Indented {
+    fn at(base: usize) -> Self {
+        Indented {
+            base,
+            level: 0,
+            has_value: false,
         }
     }
-    Ok(out)
+
+    fn new_line<W: ?Sized + std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
+        out.write_all(b"\n")?;
+        for _ in 0..self.base + self.level {
+            out.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn open<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
+        self.level = self.level.saturating_sub(1);
+        if self.has_value {
+            self.new_line(out)?;
+        }
+        out.write_all(bracket)
+    }
+
+    fn item<W: ?Sized + std::io::Write>(&self, out: &mut W, first: bool) -> std::io::Result<()> {
+        if !first {
+            out.write_all(b",")?;
+        }
+        self.new_line(out)
+    }
+}
+
+impl serde_json::ser::Formatter for Indented {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.open(out, b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.item(out, first)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.open(out, b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.item(out, first)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        out: &mut W,
+    ) -> std::io::Result<()> {
+        out.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 fn print_data(value: &impl Serialize, format: DataFormat) -> CliResult<()> {

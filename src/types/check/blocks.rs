@@ -130,7 +130,7 @@ impl<'p> Checker<'p> {
             inner: scope.with(Frame::Record(rid)),
             label,
         };
-        let mut progress = BlockProgress::default();
+        let mut progress = BlockProgress::new(cx.record.fields.len());
         self.block_label(&cx, &mut progress);
         for entry in entries {
             match entry {
@@ -203,9 +203,9 @@ impl<'p> Checker<'p> {
         );
         let earlier = if field.block_name.is_some() {
             // Repeated blocks and spread lists add to an assigned list.
-            progress.assigned.get(&index)
+            progress.assigned.get(index)
         } else {
-            progress.set.get(&index)
+            progress.set.get(index)
         };
         if field.is_label && cx.label.is_some() {
             self.error(
@@ -220,7 +220,6 @@ impl<'p> Checker<'p> {
                 )),
             );
         } else if let Some(first) = earlier {
-            let first = *first;
             self.error(
                 Diagnostic::error(Code::E0108, format!("field `{}` is set twice", field.name))
                     .at(file, name.span, "set again here")
@@ -304,7 +303,7 @@ impl<'p> Checker<'p> {
             (None, _) => None,
         };
         self.check_block(&body.entries, elem, &cx.inner, label, header);
-        progress.set.entry(index).or_insert(name.span);
+        progress.set.insert_first(index, name.span);
     }
 
     /// `name { … }`: a field whose type is a record, written as a block without a label.
@@ -347,8 +346,7 @@ impl<'p> Checker<'p> {
                 field: index,
             },
         );
-        if let Some(first) = progress.set.get(&index) {
-            let first = *first;
+        if let Some(first) = progress.set.get(index) {
             self.error(
                 Diagnostic::error(Code::E0108, format!("field `{}` is set twice", field.name))
                     .at(file, name.span, "set again here")
@@ -385,7 +383,7 @@ impl<'p> Checker<'p> {
                 };
                 match target {
                     Some(index) => {
-                        progress.set.entry(index).or_insert(expr.span);
+                        progress.set.insert_first(index, expr.span);
                     }
                     None if **elem == Ty::Error => {}
                     None => self.error(self.bad_spread(record, &ty, file, expr.span)),
@@ -400,7 +398,7 @@ impl<'p> Checker<'p> {
         let record = &cx.record;
         for (index, field) in record.fields.iter().enumerate() {
             if !field.is_required()
-                || progress.set.contains_key(&index)
+                || progress.set.get(index).is_some()
                 || progress.misspelt.contains(&field.name)
             {
                 continue;
@@ -501,16 +499,51 @@ struct BlockContext<'s> {
 }
 
 /// What a block's entries have set so far.
-#[derive(Default)]
 struct BlockProgress {
     /// Fields set by an entry, the label or a spread, with where.
-    set: HashMap<usize, Span>,
+    set: FieldSpans,
     /// Fields given with `name = …` (a subset of `set`).
-    assigned: HashMap<usize, Span>,
+    assigned: FieldSpans,
     /// A spread of a whole record (or of an erroneous value) sets every field.
     complete_spread: bool,
     /// Labels of repeated blocks, by field, with where they were first written.
     labels_seen: HashMap<(usize, String), Span>,
     /// Fields a misspelling probably meant: not reported again as missing.
     misspelt: Vec<String>,
+}
+
+impl BlockProgress {
+    fn new(fields: usize) -> Self {
+        BlockProgress {
+            set: FieldSpans(vec![None; fields]),
+            assigned: FieldSpans(vec![None; fields]),
+            complete_spread: false,
+            labels_seen: HashMap::new(),
+            misspelt: Vec::new(),
+        }
+    }
+}
+
+/// A span for some of a record's fields, by field index. Every block is checked with
+/// two of these, so they are a vector the size of the record rather than hash maps,
+/// which cost an allocation and a hash per entry (a tenth of the checker's time).
+struct FieldSpans(Vec<Option<Span>>);
+
+impl FieldSpans {
+    fn get(&self, index: usize) -> Option<Span> {
+        self.0.get(index).copied().flatten()
+    }
+
+    fn insert(&mut self, index: usize, span: Span) {
+        if let Some(slot) = self.0.get_mut(index) {
+            *slot = Some(span);
+        }
+    }
+
+    /// Keeps the span already there, if any.
+    fn insert_first(&mut self, index: usize, span: Span) {
+        if let Some(slot @ None) = self.0.get_mut(index) {
+            *slot = Some(span);
+        }
+    }
 }
