@@ -1,4 +1,5 @@
-//! Scratch directories and directory snapshots shared by the integration tests.
+//! Scratch directories and directory snapshots shared by the integration tests (and, as
+//! `test_files`, the unit tests of the library).
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
