@@ -5,12 +5,15 @@
 //! one cluster's source is edited.
 //! Run with `cargo bench --bench compile`.
 
+#[path = "../tests/support/files.rs"]
+mod files;
 #[path = "support/fleet.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use files::TempDir;
 use flotilla::analysis::analyze;
 use flotilla::compile::{
     Cache, ConfigSource, compile, compile_with_cache, write_fleet_output, write_output,
@@ -25,7 +28,9 @@ fn seconds(d: Duration) -> f64 {
 
 fn main() {
     let config = ConfigSource::Dir(PathBuf::from("stdlib/config"));
-    let out = std::env::temp_dir().join(format!("flotilla-bench-compile-{}", std::process::id()));
+    // The output's staging directories and the cache go beside it, in the scratch directory.
+    let scratch = TempDir::new("bench-compile");
+    let out = scratch.join("out");
     println!("clusters  files    bytes   total    front end   render      validate    write");
     for clusters in [100, 1000] {
         let (fs, _) = fleet(clusters);
@@ -97,7 +102,7 @@ fn main() {
 
     println!();
     println!("clusters  with the cache                  compile   write    total  rendered");
-    let cache_dir = out.with_extension("cache");
+    let cache_dir = scratch.join("cache");
     for clusters in [100, 1000] {
         let (mut fs, _) = fleet(clusters);
         let _ = std::fs::remove_dir_all(&out);
@@ -129,6 +134,4 @@ fn main() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&out);
-    let _ = std::fs::remove_dir_all(&cache_dir);
 }

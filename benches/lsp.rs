@@ -2,15 +2,18 @@
 //! receiving the `publishDiagnostics` for that version, on a generated 5,000-line fleet
 //! file. Run with `cargo bench --bench lsp`.
 
+#[path = "../tests/support/files.rs"]
+mod files;
 #[path = "../tests/support/jsonrpc.rs"]
 mod jsonrpc;
 
 use std::io::{BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use files::TempDir;
 use flotilla::analysis::analyze;
 use flotilla::eval::evaluate;
 use flotilla::resolve::load;
@@ -219,9 +222,7 @@ fn phases(dir: &Path, valid: &str, broken: &str) {
 }
 
 fn main() {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("flotilla-lsp-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("bench directory");
+    let dir = TempDir::new("lsp-bench");
     let text = fleet(LINES);
     let path = dir.join("fleet.flt");
     std::fs::write(&path, &text).expect("write the fleet");
@@ -329,5 +330,4 @@ fn main() {
     server.request("shutdown", Value::Null);
     server.notify("exit", Value::Null);
     let _ = server.child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }

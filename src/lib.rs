@@ -40,3 +40,8 @@ pub mod span;
 pub mod syntax;
 pub mod types;
 mod units;
+
+/// The integration tests' scratch directories, for unit tests that need files on disk.
+#[cfg(test)]
+#[path = "../tests/support/files.rs"]
+mod test_files;

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faults::{Fault, FaultProxy};
+use files::TempDir;
 use kube_loopback::LoopbackApi;
 use kubelet::{Kubelet, PodStartup};
 use moto::{Moto, aws_env};
@@ -31,8 +32,9 @@ const HOME: &str = "123456789012";
 const OTHER: &str = "210000000202";
 const OTHER_ROLE: &str = "arn:aws:iam::210000000202:role/flotilla-deploy";
 
-/// A fleet of clusters given as (id, account, role to assume).
-fn write_fleet(name: &str, clusters: &[(&str, &str, Option<&str>)]) -> PathBuf {
+/// A fleet of clusters given as (id, account, role to assume), in `fleet/` of a scratch
+/// directory that lives as long as the guard returned with it.
+fn write_fleet(name: &str, clusters: &[(&str, &str, Option<&str>)]) -> (TempDir, PathBuf) {
     let mut source = String::from(
         "channel stable {\n  kubernetes_version = \"1.31.4\"\n  config_ref = \"stable\"\n}\n",
     );
@@ -44,10 +46,11 @@ fn write_fleet(name: &str, clusters: &[(&str, &str, Option<&str>)]) -> PathBuf {
             "\ncluster \"{id}\" {{\n  account = \"{account}\"\n{role}  region = \"eu-central-1\"\n  environment = production\n  channel = stable\n  api_server_url = \"https://{id}.example.org\"\n  node_pool \"workers\" {{\n    instance_types = [\"m5.large\"]\n    min_size = 2\n    max_size = 4\n  }}\n}}\n"
         ));
     }
-    let fleet = files::temp_dir(name).join("fleet");
+    let dir = TempDir::new(name);
+    let fleet = dir.join("fleet");
     std::fs::create_dir_all(&fleet).unwrap();
     std::fs::write(fleet.join("main.flt"), source).unwrap();
-    fleet
+    (dir, fleet)
 }
 
 /// flotilla `args` on `fleet`, every AWS call sent to `aws` with moto's credentials,
@@ -141,7 +144,7 @@ async fn assumed(moto: &Moto, role: &str) -> aws_config::SdkConfig {
 #[test]
 fn plan_in_the_wrong_account_fails_that_cluster_and_plans_the_others() {
     let moto = Moto::start();
-    let fleet = write_fleet("wrong-plan", &[("home", HOME, None), ("away", OTHER, None)]);
+    let (_dir, fleet) = write_fleet("wrong-plan", &[("home", HOME, None), ("away", OTHER, None)]);
 
     let output = flotilla(&moto.url, &fleet, &["plan", "--format", "json"]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -181,7 +184,7 @@ fn apply_in_the_wrong_account_refuses_that_cluster_and_applies_the_others() {
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.url);
     let api = Arc::new(LoopbackApi::start().unwrap());
-    let fleet = write_fleet(
+    let (_dir, fleet) = write_fleet(
         "wrong-apply",
         &[("home", HOME, None), ("away", OTHER, None)],
     );
@@ -292,7 +295,7 @@ fn a_role_of_the_clusters_account_is_assumed_and_passes_the_guard() {
             .unwrap();
     });
     proxy.clear_seen();
-    let fleet = write_fleet(
+    let (_dir, fleet) = write_fleet(
         "role",
         &[("home", HOME, None), ("away", OTHER, Some(OTHER_ROLE))],
     );
@@ -352,7 +355,7 @@ fn a_role_that_cannot_be_assumed_fails_its_cluster_clearly() {
             "User: arn:aws:iam::123456789012:user/moto is not authorized to perform: sts:AssumeRole",
         ),
     );
-    let fleet = write_fleet(
+    let (_dir, fleet) = write_fleet(
         "role-denied",
         &[("home", HOME, None), ("away", OTHER, Some(OTHER_ROLE))],
     );

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use faults::{Fault, FaultProxy};
+use files::TempDir;
 use flotilla::apply::{
     self, Accounts, ClusterReport, GuardedAccounts, Options, Outcome, Progress, Target, World,
 };
@@ -419,7 +420,7 @@ fn assert_done(reports: &[ClusterReport], log: &Log) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_then_change_the_instance_type_rolls_every_node_within_the_budget() {
     let env = Env::start().await;
-    let dir = files::temp_dir("apply-e2e");
+    let dir = TempDir::new("apply-e2e");
     let set = config_set(&dir);
     let fleet = write_fleet(&dir, &fleet_source("m5.large"));
     let kubelet = Kubelet::start(
@@ -590,7 +591,7 @@ async fn create_then_change_the_instance_type_rolls_every_node_within_the_budget
 /// A cluster applied at v1 (m5.large) with the web workload Ready on it, and the
 /// harness looking after it: where the read-fault tests start from.
 struct RunningV1 {
-    dir: PathBuf,
+    dir: TempDir,
     set: PathBuf,
     kubelet: Kubelet,
     v1: Compilation,
@@ -598,7 +599,7 @@ struct RunningV1 {
 }
 
 async fn running_v1(env: &Env, name: &str) -> RunningV1 {
-    let dir = files::temp_dir(name);
+    let dir = TempDir::new(name);
     let set = config_set(&dir);
     let fleet = write_fleet(&dir, &fleet_source("m5.large"));
     let kubelet = Kubelet::start(
@@ -927,7 +928,7 @@ async fn a_pool_stack_over_the_inline_limit_is_applied_through_the_clusters_buck
         .send()
         .await
         .unwrap();
-    let dir = files::temp_dir("apply-e2e-s3");
+    let dir = TempDir::new("apply-e2e-s3");
     let set = config_set(&dir);
     pad_pool_stack(&set);
     let fleet = write_fleet(&dir, &with_bucket(&fleet_source("m5.large"), BUCKET));
@@ -1020,7 +1021,7 @@ async fn a_pool_stack_over_the_inline_limit_is_applied_through_the_clusters_buck
 #[test]
 fn without_a_bucket_an_oversized_template_refuses_the_cluster_before_anything_is_created() {
     let moto = Moto::start();
-    let dir = files::temp_dir("apply-e2e-no-bucket");
+    let dir = TempDir::new("apply-e2e-no-bucket");
     let set = config_set(&dir);
     pad_pool_stack(&set);
     let fleet = write_fleet(&dir, &fleet_source("m5.large"));

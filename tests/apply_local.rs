@@ -8,20 +8,23 @@ mod files;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use files::TempDir;
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CLUSTER: &str = "aws-eu-central-1-test-checkout";
 
-/// A copy of the example fleet (with the channels it imports) in a scratch directory.
-fn fleet(name: &str) -> PathBuf {
-    let dir = files::temp_dir(name);
+/// A copy of the example fleet (with the channels it imports) in a scratch directory
+/// that lasts as long as the guard returned with it.
+fn fleet(name: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(name);
     copy(
         &Path::new(ROOT).join("examples/fleet"),
         &dir.join("examples/fleet"),
     );
     copy(&Path::new(ROOT).join("channels"), &dir.join("channels"));
-    dir.join("examples/fleet")
+    let fleet = dir.join("examples/fleet");
+    (dir, fleet)
 }
 
 fn copy(from: &Path, to: &Path) {
@@ -96,7 +99,7 @@ fn pool<'a>(pools: &'a [Value], name: &str) -> &'a Value {
 
 #[test]
 fn readme_flow_replaces_every_node_with_pdbs_respected() {
-    let fleet = fleet("readme");
+    let (_dir, fleet) = fleet("readme");
     let created = flotilla(&fleet, &["apply", "--auto-approve"]);
     assert!(created.status.success(), "{}", text(&created));
     let ignore = std::fs::read_to_string(fleet.join(".flotilla/.gitignore")).unwrap();
@@ -180,7 +183,7 @@ fn readme_flow_replaces_every_node_with_pdbs_respected() {
 
 #[test]
 fn without_a_terminal_apply_needs_auto_approve() {
-    let fleet = fleet("no-tty");
+    let (_dir, fleet) = fleet("no-tty");
     let refused = flotilla(&fleet, &["apply", "--cluster", CLUSTER]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(
@@ -198,7 +201,7 @@ fn without_a_terminal_apply_needs_auto_approve() {
 
 #[test]
 fn a_blocked_cluster_is_refused_until_unblocked() {
-    let fleet = fleet("block");
+    let (_dir, fleet) = fleet("block");
     assert!(apply_cluster(&fleet).status.success());
     let blocked = Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .args(["block", CLUSTER])
@@ -250,7 +253,7 @@ fn a_blocked_cluster_is_refused_until_unblocked() {
 
 #[test]
 fn a_stale_plan_is_refused_and_says_what_moved() {
-    let fleet = fleet("stale");
+    let (_dir, fleet) = fleet("stale");
     assert!(apply_cluster(&fleet).status.success());
     change_instance_type(&fleet);
     let plan_file = fleet.join("plan.json");
@@ -316,7 +319,7 @@ fn a_stale_plan_is_refused_and_says_what_moved() {
 
 #[test]
 fn a_killed_apply_resumes_without_extra_instances() {
-    let fleet = fleet("resume");
+    let (_dir, fleet) = fleet("resume");
     assert!(apply_cluster(&fleet).status.success());
     change_instance_type(&fleet);
     let start = world(&fleet);
@@ -370,7 +373,7 @@ fn a_killed_apply_resumes_without_extra_instances() {
 
 #[test]
 fn simulate_predicts_the_roll_without_touching_the_world() {
-    let fleet = fleet("simulate");
+    let (_dir, fleet) = fleet("simulate");
     assert!(apply_cluster(&fleet).status.success());
     change_instance_type(&fleet);
     let before = world(&fleet);
@@ -402,7 +405,7 @@ fn simulate_predicts_the_roll_without_touching_the_world() {
 
 #[test]
 fn api_faults_during_a_roll_lose_no_capacity_and_a_rerun_finishes() {
-    let fleet = fleet("faults");
+    let (_dir, fleet) = fleet("faults");
     assert!(apply_cluster(&fleet).status.success());
     change_instance_type(&fleet);
     let nodes = pool(&pools(&fleet), "default-worker")["nodes"]

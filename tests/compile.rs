@@ -7,7 +7,7 @@ mod files;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use files::{git, read_tree, temp_dir};
+use files::{TempDir, git, read_tree};
 use flotilla::compile::{CompileError, ConfigSource, compile, write_output};
 use flotilla::diagnostic::to_json;
 use flotilla::source::DiskFs;
@@ -58,7 +58,7 @@ fn fixture_source() -> ConfigSource {
 }
 
 fn pool_hash(source: &str, pool: &str) -> String {
-    let dir = temp_dir("hash");
+    let dir = TempDir::new("hash");
     let fleet = write_fleet(&dir, source);
     let c = compile(&DiskFs, &fleet, &fixture_source(), &[]);
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
@@ -74,7 +74,7 @@ fn pool_hash(source: &str, pool: &str) -> String {
 
 #[test]
 fn compiling_twice_gives_identical_bytes() {
-    let dir = temp_dir("twice");
+    let dir = TempDir::new("twice");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let mut trees = Vec::new();
     for out in ["out-a", "out-b"] {
@@ -170,7 +170,7 @@ fn config_hash_changes_with_what_replaces_nodes() {
 
 #[test]
 fn hash_is_in_userdata_and_the_auto_scaling_group_tags() {
-    let dir = temp_dir("hash-places");
+    let dir = TempDir::new("hash-places");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &fixture_source(), &[]);
     let a = &c.artifacts[0];
@@ -194,9 +194,11 @@ fn hash_is_in_userdata_and_the_auto_scaling_group_tags() {
     assert_eq!(tag["Value"], serde_json::json!(hash));
 }
 
-/// Copy the fixture config set and let the test change one template.
-fn broken_set(name: &str, template: &str, edit: impl Fn(String) -> String) -> PathBuf {
-    let dir = temp_dir(name).join("config");
+/// Copy the fixture config set and let the test change one template. The copy lasts as
+/// long as the guard returned with it.
+fn broken_set(name: &str, template: &str, edit: impl Fn(String) -> String) -> (TempDir, PathBuf) {
+    let scratch = TempDir::new(name);
+    let dir = scratch.join("config");
     for (rel, bytes) in read_tree(Path::new(FIXTURE)) {
         let path = dir.join(&rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -204,12 +206,12 @@ fn broken_set(name: &str, template: &str, edit: impl Fn(String) -> String) -> Pa
         let text = if rel == template { edit(text) } else { text };
         std::fs::write(path, text).unwrap();
     }
-    dir
+    (scratch, dir)
 }
 
 #[test]
 fn template_error_points_at_template_file_and_line() {
-    let set = broken_set(
+    let (_set_dir, set) = broken_set(
         "template-error",
         "manifests/10-coredns/configmap.yaml.j2",
         |t| {
@@ -219,7 +221,7 @@ fn template_error_points_at_template_file_and_line() {
             )
         },
     );
-    let dir = temp_dir("template-error-fleet");
+    let dir = TempDir::new("template-error-fleet");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
     let d = c
@@ -246,10 +248,10 @@ fn template_error_points_at_template_file_and_line() {
 
 #[test]
 fn invalid_manifest_name_is_rejected() {
-    let set = broken_set("bad-name", "manifests/10-coredns/configmap.yaml.j2", |t| {
+    let (_set_dir, set) = broken_set("bad-name", "manifests/10-coredns/configmap.yaml.j2", |t| {
         t.replace("name: coredns", "name: CoreDNS_Config")
     });
-    let dir = temp_dir("bad-name-fleet");
+    let dir = TempDir::new("bad-name-fleet");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
     let d = c
@@ -272,10 +274,10 @@ fn invalid_manifest_name_is_rejected() {
 
 #[test]
 fn dangling_ref_is_rejected() {
-    let set = broken_set("dangling", "cluster.yaml.j2", |t| {
+    let (_set_dir, set) = broken_set("dangling", "cluster.yaml.j2", |t| {
         t.replace("Ref: VpcId", "Ref: VpcID")
     });
-    let dir = temp_dir("dangling-fleet");
+    let dir = TempDir::new("dangling-fleet");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
     let messages: Vec<&str> = c.diagnostics.iter().map(|d| d.message.as_str()).collect();
@@ -289,7 +291,7 @@ fn dangling_ref_is_rejected() {
 
 #[test]
 fn failed_compile_leaves_existing_output_unchanged() {
-    let dir = temp_dir("atomic");
+    let dir = TempDir::new("atomic");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let out = dir.join("out");
     let good = compile(&DiskFs, &fleet, &fixture_source(), &[]);
@@ -332,7 +334,7 @@ fn failed_compile_leaves_existing_output_unchanged() {
 
 #[test]
 fn refuses_to_replace_a_directory_it_did_not_write() {
-    let dir = temp_dir("foreign");
+    let dir = TempDir::new("foreign");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &fixture_source(), &[]);
     let err = write_output(&dir, &c.artifacts, true).unwrap_err();
@@ -343,7 +345,7 @@ fn refuses_to_replace_a_directory_it_did_not_write() {
 
 #[test]
 fn compiling_one_cluster_keeps_the_others() {
-    let dir = temp_dir("one-cluster");
+    let dir = TempDir::new("one-cluster");
     let source = fleet_source("1.31.4", POOL, "")
         + &fleet_source("1.31.4", POOL, "")
             .split("cluster \"prod-1\"")
@@ -364,7 +366,7 @@ fn compiling_one_cluster_keeps_the_others() {
 
 #[test]
 fn secrets_never_appear_in_plain_text() {
-    let dir = temp_dir("secrets");
+    let dir = TempDir::new("secrets");
     let extra = "  config_items {\n    secrets = { \"datadog\": secret(\"datadog-api-key\", \"hunter2-plaintext-value\") }\n  }";
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, extra));
     let c = compile(&DiskFs, &fleet, &fixture_source(), &[]);
@@ -404,8 +406,8 @@ fn secrets_never_appear_in_plain_text() {
 // ---- git: channels pin config refs, diff --base ---------------------------------------
 
 /// A repository with the fixture config set under `config/` and a fleet under `fleet/`.
-fn repo(name: &str, fleet: &str) -> PathBuf {
-    let dir = temp_dir(name);
+fn repo(name: &str, fleet: &str) -> TempDir {
+    let dir = TempDir::new(name);
     git(&dir, &["init", "-q", "-b", "main"]);
     for (rel, bytes) in read_tree(Path::new(FIXTURE)) {
         let path = dir.join("config").join(rel);
@@ -639,7 +641,7 @@ fn a_fleet_that_did_not_exist_at_the_base_is_all_added() {
 
 #[test]
 fn usage_errors_exit_1_not_the_differences_code() {
-    let dir = temp_dir("usage");
+    let dir = TempDir::new("usage");
     let output = flotilla(&dir, &["diff", ".", "--base", "HEAD", "--format", "xml"]);
     assert_eq!(output.status.code(), Some(1));
     let output = flotilla(&dir, &["diff", "."]);
@@ -650,7 +652,7 @@ fn usage_errors_exit_1_not_the_differences_code() {
 
 #[test]
 fn output_directory_must_be_named_and_nothing_is_left_behind() {
-    let dir = temp_dir("out-dot");
+    let dir = TempDir::new("out-dot");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &fixture_source(), &[]);
     let empty = dir.join("empty");
@@ -679,7 +681,7 @@ fn output_directory_must_be_named_and_nothing_is_left_behind() {
 
 #[test]
 fn compiling_one_cluster_into_an_empty_directory_marks_it_as_flotillas() {
-    let dir = temp_dir("one-into-empty");
+    let dir = TempDir::new("one-into-empty");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -700,9 +702,9 @@ fn compiling_one_cluster_into_an_empty_directory_marks_it_as_flotillas() {
 
 #[test]
 fn files_in_a_config_set_that_are_not_templates_are_ignored() {
-    let set = broken_set("not-templates", "etcd.yaml.j2", |t| t);
+    let (_set_dir, set) = broken_set("not-templates", "etcd.yaml.j2", |t| t);
     std::fs::write(set.join("diagram.png"), b"\x89PNG\xff\xfe").unwrap();
-    let dir = temp_dir("not-templates-fleet");
+    let dir = TempDir::new("not-templates-fleet");
     let fleet = write_fleet(&dir, &fleet_source("1.31.4", POOL, ""));
     let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(set), &[]);
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
@@ -710,7 +712,7 @@ fn files_in_a_config_set_that_are_not_templates_are_ignored() {
 
 #[test]
 fn a_missing_fleet_path_says_so() {
-    let dir = temp_dir("missing-path");
+    let dir = TempDir::new("missing-path");
     let output = flotilla(&dir, &["compile", "no-such-fleet", "--out", "out"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use files::{git, read_tree, temp_dir};
+use files::{TempDir, git, read_tree};
 use flotilla::analysis::analyze;
 use flotilla::compile::{
     Cache, ConfigSource, FleetOutput, Revision, compile_at_revision, compile_model,
@@ -75,13 +75,13 @@ cluster "c" {
 /// A repository with the fixture config set under `config/` on branches `stable` and
 /// `beta`, and the fleet under `fleet/`.
 struct Fixture {
-    dir: PathBuf,
+    dir: TempDir,
     source: ConfigSource,
 }
 
 impl Fixture {
     fn new(name: &str) -> Fixture {
-        let dir = temp_dir(name);
+        let dir = TempDir::new(name);
         git(&dir, &["init", "-q", "-b", "main"]);
         for (rel, bytes) in read_tree(Path::new(FIXTURE)) {
             let path = dir.join("config").join(rel);

@@ -2,10 +2,14 @@
 //! every CloudFormation template, output is deterministic, and reviewed snapshots of
 //! one production and one test cluster.
 
+#[path = "support/files.rs"]
+mod files;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use files::TempDir;
 use flotilla::compile::{ConfigSource, compile, write_output};
 use flotilla::render::Artifacts;
 use flotilla::source::DiskFs;
@@ -44,8 +48,9 @@ fn cfn_lint() -> PathBuf {
 #[test]
 fn cfn_lint_passes_on_every_template_of_the_example_fleet() {
     let artifacts = compile_examples();
-    let out = std::env::temp_dir().join(format!("flotilla-cfn-lint-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let scratch = TempDir::new("cfn-lint");
+    // A subdirectory: the output's staging directory goes beside it.
+    let out = scratch.join("out");
     write_output(&out, &artifacts, true).unwrap();
     let fleet = compile(
         &DiskFs,
@@ -86,7 +91,6 @@ fn cfn_lint_passes_on_every_template_of_the_example_fleet() {
         checked >= 12 * 3,
         "every cluster has etcd, control-plane and node pool stacks"
     );
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! The canonical formatter: layout rules by example, and properties over generated
 //! programs (idempotence, same tree, no comment lost) and over garbage input (no panic).
 
+#[path = "support/files.rs"]
+mod files;
+
+use files::TempDir;
 use flotilla::format::{format_module, format_source};
 use flotilla::source::FileId;
 use flotilla::span::Span;
@@ -1417,13 +1421,6 @@ proptest! {
 
 // ---- `flotilla fmt` on files -----------------------------------------------------------
 
-fn fmt_temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("flotilla-fmt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn flotilla_fmt(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .arg("fmt")
@@ -1434,8 +1431,8 @@ fn flotilla_fmt(args: &[&str]) -> std::process::Output {
 
 /// `a.flt` and `c.flt` are not UTF-8 (the invalid byte at 2:13 and 1:1); `b.flt` is
 /// valid but not formatted. Sorted, `a.flt` comes first.
-fn fleet_with_bad_files(name: &str) -> std::path::PathBuf {
-    let dir = fmt_temp_dir(name);
+fn fleet_with_bad_files(name: &str) -> TempDir {
+    let dir = TempDir::new(name);
     std::fs::write(dir.join("a.flt"), b"let x = 1\nlet y = \"caf\xe9\"\n").unwrap();
     std::fs::write(dir.join("b.flt"), "let   z =  1\n").unwrap();
     std::fs::write(dir.join("c.flt"), b"\xff\n").unwrap();
@@ -1444,7 +1441,7 @@ fn fleet_with_bad_files(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn fmt_formats_every_file_and_reports_each_that_is_not_utf8() {
-    let dir = fleet_with_bad_files("not-utf8");
+    let dir = fleet_with_bad_files("fmt-not-utf8");
     let output = flotilla_fmt(&[dir.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -1468,7 +1465,7 @@ fn fmt_formats_every_file_and_reports_each_that_is_not_utf8() {
 
 #[test]
 fn fmt_check_lists_unformatted_files_after_one_that_is_not_utf8() {
-    let dir = fleet_with_bad_files("check-not-utf8");
+    let dir = fleet_with_bad_files("fmt-check-not-utf8");
     let output = flotilla_fmt(&["--check", dir.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
@@ -1484,7 +1481,7 @@ fn fmt_check_lists_unformatted_files_after_one_that_is_not_utf8() {
 
 #[test]
 fn fmt_of_a_directory_without_flt_files_is_an_error() {
-    let dir = fmt_temp_dir("empty");
+    let dir = TempDir::new("fmt-empty");
     std::fs::write(dir.join("notes.txt"), "not source").unwrap();
     for args in [vec![], vec!["--check"]] {
         let mut args = args;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use arbitrary::{Arbitrary, Unstructured};
-use files::{read_tree, temp_dir};
+use files::{TempDir, read_tree};
 use flotilla::compile::{Compilation, ConfigSource, compile, write_output};
 use flotilla::source::DiskFs;
 use proptest::prelude::*;
@@ -77,7 +77,7 @@ fn codes(c: &Compilation) -> Vec<&str> {
 #[test]
 fn a_symlink_loop_in_a_config_set_is_one_error() {
     for links in [1, 2] {
-        let dir = temp_dir("set-loop");
+        let dir = TempDir::new("set-loop");
         let set = config_copy(&dir, "", |t| t);
         for n in 0..links {
             std::os::unix::fs::symlink("..", set.join(format!("manifests/up-{n}"))).unwrap();
@@ -97,7 +97,7 @@ fn a_symlink_loop_in_a_config_set_is_one_error() {
 #[cfg(unix)]
 #[test]
 fn a_symlinked_directory_that_is_not_a_loop_is_read() {
-    let dir = temp_dir("set-link");
+    let dir = TempDir::new("set-link");
     let set = config_copy(&dir, "", |t| t);
     let elsewhere = dir.join("extra");
     std::fs::create_dir_all(&elsewhere).unwrap();
@@ -123,14 +123,14 @@ fn a_symlinked_directory_that_is_not_a_loop_is_read() {
 // different bytes for the same input.
 #[test]
 fn summary_names_the_config_set_the_same_for_relative_and_absolute_paths() {
-    let dir = temp_dir("summary-path");
+    let dir = TempDir::new("summary-path");
     let set = config_copy(&dir, "", |t| t);
     write_fleet(&dir, FLEET);
     let absolute = set.to_str().unwrap();
     let mut summaries = Vec::new();
     for (cwd, fleet_arg, set_arg, out) in [
-        (dir.clone(), "fleet", "config", "out-relative"),
-        (dir.clone(), "fleet", absolute, "out-absolute"),
+        (dir.to_path_buf(), "fleet", "config", "out-relative"),
+        (dir.to_path_buf(), "fleet", absolute, "out-absolute"),
         (dir.join("fleet"), ".", "../config", "../out-from-fleet"),
     ] {
         let args = ["compile", fleet_arg, "--out", out, "--config-set", set_arg];
@@ -146,7 +146,7 @@ fn summary_names_the_config_set_the_same_for_relative_and_absolute_paths() {
 // A killed compile left `.OUT.staging-PID` behind for ever.
 #[test]
 fn stale_staging_directories_of_the_output_are_removed() {
-    let dir = temp_dir("stale-staging");
+    let dir = TempDir::new("stale-staging");
     let fleet = write_fleet(&dir, FLEET);
     let c = compile(&DiskFs, &fleet, &ConfigSource::Dir(FIXTURE.into()), &[]);
     assert!(!c.has_errors(), "{:#?}", c.diagnostics);
@@ -186,7 +186,7 @@ fn stale_staging_directories_of_the_output_are_removed() {
 // logs; raw ESC and BEL from source reached the terminal.
 #[test]
 fn quoted_source_lines_hide_secrets_and_escape_control_characters() {
-    let dir = temp_dir("quoted-lines");
+    let dir = TempDir::new("quoted-lines");
     let source = "let token = secret(\"db\", \"hunter2-plain\") + 1\n\
                   let bell = \"ring\x07\x1b[2J\" + 1\n\
                   let multi = secret(\n  \"db\",\n  \"hunter3-plain\"\n) + 2\n";
@@ -217,7 +217,7 @@ const MANIFEST: &str = "manifests/10-coredns/configmap.yaml.j2";
 // Nested `range` loops got around minijinja's per-range cap: a template ran for ever.
 #[test]
 fn a_template_that_loops_for_ever_fails_naming_its_line() {
-    let dir = temp_dir("template-fuel");
+    let dir = TempDir::new("template-fuel");
     let set = config_copy(&dir, MANIFEST, |_| {
         "# endless\n{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}\n".into()
     });
@@ -237,7 +237,7 @@ fn a_template_that_loops_for_ever_fails_naming_its_line() {
 // Template output had no size limit: under a memory limit the process aborted.
 #[test]
 fn a_template_that_renders_too_much_is_a_clear_error() {
-    let dir = temp_dir("template-size");
+    let dir = TempDir::new("template-size");
     let set = config_copy(&dir, MANIFEST, |_| {
         "{% for a in range(100000) %}{{ \"x\" * 1000 }}{% endfor %}\n".into()
     });
@@ -291,7 +291,7 @@ fn redacted_form(dir: &Path, value: &str, key_file: Option<&Path>) -> String {
 #[test]
 fn the_redacted_form_of_a_secret_is_keyed_per_repository() {
     use sha2::{Digest, Sha256};
-    let dir = temp_dir("secret-key");
+    let dir = TempDir::new("secret-key");
     let first = redacted_form(&dir, "hunter2", None);
     let unkeyed: String = Sha256::digest(b"hunter2")[..8]
         .iter()

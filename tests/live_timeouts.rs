@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use files::temp_dir;
+use files::TempDir;
 use moto::{Moto, aws_env};
 use serde_json::Value;
 
@@ -41,11 +41,14 @@ cluster "prod-1" {
 const TIMEOUT_SECONDS: &str = "2";
 const PLAN_BOUND: Duration = Duration::from_secs(20);
 
-fn fleet(name: &str) -> PathBuf {
-    let fleet = temp_dir(name).join("fleet");
+/// The fleet, in `fleet/` of a scratch directory that lives as long as the guard
+/// returned with it.
+fn fleet(name: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(name);
+    let fleet = dir.join("fleet");
     std::fs::create_dir_all(&fleet).unwrap();
     std::fs::write(fleet.join("main.flt"), FLEET).unwrap();
-    fleet
+    (dir, fleet)
 }
 
 /// `flotilla plan --format json` with moto's credentials and `aws_endpoint` for AWS.
@@ -88,11 +91,8 @@ fn assert_failed_and_planned_nothing(output: &Output, expected: &str) -> String 
 #[test]
 fn a_silent_aws_endpoint_fails_the_cluster_within_the_timeout() {
     let silent = silent::silent();
-    let (output, took) = plan(
-        &fleet("aws-silent"),
-        &silent,
-        &["--timeout", TIMEOUT_SECONDS],
-    );
+    let (_dir, fleet) = fleet("aws-silent");
+    let (output, took) = plan(&fleet, &silent, &["--timeout", TIMEOUT_SECONDS]);
     let text = assert_failed_and_planned_nothing(&output, "AWS did not answer within 2 s");
     assert!(took < PLAN_BOUND, "took {took:?}: {text}");
 }
@@ -117,8 +117,9 @@ fn a_silent_kubernetes_api_fails_the_cluster_within_the_timeout() {
     });
     let silent = silent::silent();
     let endpoint = format!("prod-1={silent}");
+    let (_dir, fleet) = fleet("kube-silent");
     let (output, took) = plan(
-        &fleet("kube-silent"),
+        &fleet,
         &moto.url,
         &["--timeout", TIMEOUT_SECONDS, "--kube-endpoint", &endpoint],
     );
@@ -130,7 +131,7 @@ fn a_silent_kubernetes_api_fails_the_cluster_within_the_timeout() {
 // with an SDK request dump.
 #[test]
 fn an_invalid_aws_endpoint_url_is_rejected_before_anything_runs() {
-    let fleet = fleet("bad-endpoint");
+    let (_dir, fleet) = fleet("bad-endpoint");
     let (output, _) = plan(
         &fleet,
         "http://127.0.0.1:9",
@@ -161,7 +162,8 @@ const DUMP_MARKERS: [&str; 4] = ["SdkBody", "Request {", "Response {", "headers:
 fn sdk_dumps_never_reach_error_messages() {
     // An answer that is not AWS's: plan fails the cluster, in words.
     let garbage = silent::serve(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nnot xml"));
-    let (output, _) = plan(&fleet("garbage"), &garbage, &[]);
+    let (_garbage_dir, garbage_fleet) = fleet("garbage");
+    let (output, _) = plan(&garbage_fleet, &garbage, &[]);
     // The account guard asks first.
     let text = assert_failed_and_planned_nothing(&output, "(GetCallerIdentity)");
     for marker in DUMP_MARKERS {
@@ -170,9 +172,10 @@ fn sdk_dumps_never_reach_error_messages() {
 
     // An endpoint the SDK cannot use, through the per-service variable the CLI does
     // not check: the failure names the cause, not the request.
+    let (_dir, fleet) = fleet("bad-service-endpoint");
     let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .arg("plan")
-        .arg(fleet("bad-service-endpoint"))
+        .arg(&fleet)
         .args(["--config-set", FIXTURE, "--format", "json"])
         .envs(aws_env(&garbage))
         .env("AWS_ENDPOINT_URL_STS", "localhost:4566")

@@ -1,5 +1,7 @@
 //! `flotilla lsp` end to end: spawn the binary and speak JSON-RPC to it over stdio.
 
+#[path = "support/files.rs"]
+mod files;
 #[path = "support/jsonrpc.rs"]
 mod jsonrpc;
 #[path = "support/lsp_fuzz.rs"]
@@ -13,6 +15,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
+use files::TempDir;
 use jsonrpc::read_frame;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -20,29 +23,12 @@ use serde_json::{Value, json};
 /// Long enough for a debug build on a slow machine; a hung server fails instead of hanging.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("flotilla-lsp-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Writes `text` to `name` under `dir`, making the directories between; the file's path.
+fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 fn uri(path: &Path) -> String {
@@ -277,7 +263,7 @@ fn initialize_advertises_the_features_and_shutdown_exits_cleanly() {
     let mut client = Client::spawn();
     let response = client.request(
         "initialize",
-        json!({ "processId": null, "rootUri": uri(&dir.0), "capabilities": {} }),
+        json!({ "processId": null, "rootUri": uri(&dir), "capabilities": {} }),
     );
     let capabilities = &response["result"]["capabilities"];
     assert_eq!(capabilities["positionEncoding"], "utf-16");
@@ -312,8 +298,8 @@ fn diagnostics_have_utf16_ranges_and_go_away_when_fixed() {
         "{CHANNELS}\n{}",
         cluster("\"𝄞 é ${nme}\"", "    max_size = \"ten\"\n")
     );
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
     client.open(&path, &text);
     let diagnostics = client.diagnostics(&uri(&path), Some(1));
     assert_eq!(diagnostics.len(), 2, "{diagnostics:#?}");
@@ -362,13 +348,13 @@ fn diagnostics_have_utf16_ranges_and_go_away_when_fixed() {
 #[test]
 fn an_edit_that_breaks_an_importing_file_reports_there_and_clears() {
     let dir = TempDir::new("imports");
-    let channels = dir.write("channels.flt", CHANNELS);
+    let channels = write(&dir, "channels.flt", CHANNELS);
     let clusters_text = format!(
         "import \"./channels.flt\"\n\n{}",
         cluster("\"x\"", "    max_size = 3\n")
     );
-    let clusters = dir.write("clusters.flt", &clusters_text);
-    let mut client = Client::start(&dir.0);
+    let clusters = write(&dir, "clusters.flt", &clusters_text);
+    let mut client = Client::start(&dir);
     client.open(&channels, CHANNELS);
     assert_eq!(
         client.diagnostics(&uri(&channels), Some(1)),
@@ -400,8 +386,8 @@ fn hover_shows_types_docs_channel_values_and_evaluated_defaults() {
         "{CHANNELS}\n{}",
         cluster("\"team-𝄞\"", "    max_size = 10\n")
     );
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
     client.open(&path, &text);
 
     let hover = client.at("textDocument/hover", &path, position_of(&text, "max_size"));
@@ -465,13 +451,14 @@ fn hover_shows_types_docs_channel_values_and_evaluated_defaults() {
 #[test]
 fn hover_never_shows_a_secret_literal() {
     let dir = TempDir::new("hover-secret");
-    dir.write(
+    write(
+        &dir,
         "secrets.flt",
         "let token = secret(\"datadog-api-key\", \"hunter2-plain\")\nlet here = token\n",
     );
     let text = "import \"./secrets.flt\"\n\nlet copy = token\n";
-    let path = dir.write("fleet.flt", text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", text);
+    let mut client = Client::start(&dir);
     client.open(&path, text);
     let hover = client.at("textDocument/hover", &path, position_of(text, "token"));
     let shown = hover["result"]["contents"]["value"].as_str().unwrap();
@@ -497,8 +484,8 @@ fn completion_in_a_node_pool_lists_its_unset_fields() {
         "{CHANNELS}\n{}",
         cluster("\"x\"", "    max_size = 3\n    mi\n")
     );
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
     client.open(&path, &text);
 
     // The block does not parse while `mi` is being typed.
@@ -536,8 +523,8 @@ fn completion_on_an_existing_field_name_lists_the_blocks_fields_not_keywords() {
         "{CHANNELS}\n{}",
         cluster("\"x\"", "    max_size = 3\n    min_size = 1\n    \n")
     );
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
     client.open(&path, &text);
 
     let (line, column) = position_of(&text, "    min_size = 1\n");
@@ -567,12 +554,12 @@ fn completion_on_an_existing_field_name_lists_the_blocks_fields_not_keywords() {
 #[test]
 fn completion_offers_variants_channels_builtins_and_import_paths() {
     let dir = TempDir::new("completion-values");
-    dir.write("channels.flt", CHANNELS);
-    dir.write("pools/spot.flt", "let x = 1\n");
-    let mut client = Client::start(&dir.0);
+    write(&dir, "channels.flt", CHANNELS);
+    write(&dir, "pools/spot.flt", "let x = 1\n");
+    let mut client = Client::start(&dir);
     // One unfinished spot per file, as while typing.
     let mut complete = |name: &str, text: String, after: &str| {
-        let path = dir.write(name, &text);
+        let path = write(&dir, name, &text);
         client.open(&path, &text);
         let (line, column) = position_of(&text, after);
         labels(&client.at(
@@ -624,7 +611,8 @@ fn completion_offers_variants_channels_builtins_and_import_paths() {
 #[test]
 fn definition_goes_to_channels_lets_and_stdlib_fields() {
     let dir = TempDir::new("definition");
-    let channels = dir.write(
+    let channels = write(
+        &dir,
         "channels.flt",
         format!("/// Pinned.\n{CHANNELS}let size = 3\n"),
     );
@@ -632,8 +620,8 @@ fn definition_goes_to_channels_lets_and_stdlib_fields() {
         "import \"./channels.flt\"\n\n{}",
         cluster("\"x\"", "    max_size = size\n")
     );
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
     client.open(&path, &text);
 
     let found = client.at(
@@ -701,8 +689,8 @@ fn formatting_returns_what_fmt_writes() {
         cluster("\"x\"", "    max_size   =   3\n")
     )
     .replace("  region = ", "      region=");
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
     client.open(&path, &text);
     let response = client.request(
         "textDocument/formatting",
@@ -764,8 +752,8 @@ fn document_symbols_outline_clusters_pools_and_channels() {
             "    max_size = 3\n  }\n  node_pool \"spot\" {\n    instance_types = [\"m5.large\"]\n    max_size = 3\n"
         )
     );
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
     client.open(&path, &text);
     let response = client.request(
         "textDocument/documentSymbol",
@@ -793,8 +781,8 @@ fn document_symbols_outline_clusters_pools_and_channels() {
 fn malformed_messages_get_error_responses_and_the_server_goes_on() {
     let dir = TempDir::new("malformed");
     let text = format!("{CHANNELS}\n{}", cluster("\"x\"", "    max_size = 3\n"));
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
 
     client.write_raw(b"{ this is not json");
     let response = client.response(Value::Null);
@@ -832,8 +820,8 @@ fn malformed_messages_get_error_responses_and_the_server_goes_on() {
 #[test]
 fn a_file_that_is_not_utf8_gets_an_error_response_not_a_crash() {
     let dir = TempDir::new("not-utf8");
-    let bad = dir.write("bad.flt", b"let a = \"\xff\xfe\"\n");
-    let mut client = Client::start(&dir.0);
+    let bad = write(&dir, "bad.flt", b"let a = \"\xff\xfe\"\n");
+    let mut client = Client::start(&dir);
     // The workspace analysis reports it …
     let diagnostics = client.diagnostics(&uri(&bad), None);
     assert_eq!(diagnostics[0]["code"], "E0009", "{diagnostics:#?}");
@@ -864,8 +852,8 @@ fn a_file_that_is_not_utf8_gets_an_error_response_not_a_crash() {
 fn a_burst_of_changes_is_analysed_once_not_per_keystroke() {
     let dir = TempDir::new("burst");
     let text = format!("{CHANNELS}\n{}", cluster("\"x\"", "    max_size = 3\n"));
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
     client.open(&path, &text);
     client.diagnostics(&uri(&path), Some(1));
     // 50 one-character edits in one write: they are queued before the first is analysed.
@@ -917,17 +905,21 @@ fn a_root_with_more_files_than_the_scan_bound_still_answers_for_the_open_documen
     const BOUND: usize = 10;
     let dir = TempDir::new("scan-bound");
     for n in 0..60 {
-        dir.write(&format!("f{n:02}.flt"), format!("let x{n} = 1 + \"a\"\n"));
+        write(
+            &dir,
+            &format!("f{n:02}.flt"),
+            format!("let x{n} = 1 + \"a\"\n"),
+        );
     }
     let open_text = "let broken = 2 + \"b\"\n";
-    let open = dir.write("zz-open.flt", open_text);
+    let open = write(&dir, "zz-open.flt", open_text);
     let mut client = Client::spawn();
     let response = client.request(
         "initialize",
         json!({
             "processId": null,
-            "rootUri": uri(&dir.0),
-            "workspaceFolders": [{ "uri": uri(&dir.0), "name": "big" }],
+            "rootUri": uri(&dir),
+            "workspaceFolders": [{ "uri": uri(&dir), "name": "big" }],
             "capabilities": {},
             "initializationOptions": { "workspaceScan": { "maxFiles": BOUND } },
         }),
@@ -1029,8 +1021,8 @@ fn edits_give_the_diagnostics_of_a_fresh_analysis() {
         .collect::<Vec<_>>()
         .join("\n// between\n");
     let mut text = format!("{CHANNELS}\n{clusters}");
-    let path = dir.write("fleet.flt", &text);
-    let mut client = Client::start(&dir.0);
+    let path = write(&dir, "fleet.flt", &text);
+    let mut client = Client::start(&dir);
     client.open(&path, &text);
     assert_eq!(
         client.diagnostics(&uri(&path), Some(1)),
@@ -1080,13 +1072,13 @@ fn edits_give_the_diagnostics_of_a_fresh_analysis() {
         text.replace_range(at..at + from.len(), to);
         let published = client.diagnostics(&uri(&path), Some(version));
 
-        let fresh_path = fresh_dir.write("fleet.flt", &text);
-        let mut fresh = Client::start(&fresh_dir.0);
+        let fresh_path = write(&fresh_dir, "fleet.flt", &text);
+        let mut fresh = Client::start(&fresh_dir);
         fresh.open(&fresh_path, &text);
         // Related information names the file: the fresh server's is another.
         let expected = Value::Array(fresh.diagnostics(&uri(&fresh_path), Some(1)))
             .to_string()
-            .replace(&uri(&fresh_dir.0), &uri(&dir.0));
+            .replace(&uri(&fresh_dir), &uri(&dir));
         assert_eq!(
             Value::Array(published).to_string(),
             expected,

@@ -2,9 +2,13 @@
 //! the evaluated data (so templates see the same context), keeps where its clusters and
 //! pools are written, and a stdlib field the model does not follow fails the conversion.
 
+#[path = "support/files.rs"]
+mod files;
+
 use std::path::Path;
 use std::time::Duration;
 
+use files::TempDir;
 use flotilla::analysis::{Analysis, Keep, analyze, analyze_each_cluster, analyze_keeping};
 use flotilla::eval::Data;
 use flotilla::model::{CapacityType, Environment, Fleet, LifecycleStatus};
@@ -207,8 +211,7 @@ fn each_cluster_gets_its_model_in_id_order_with_the_same_diagnostics() {
 
 #[test]
 fn eval_json_prints_the_model_as_serde_json_pretty_prints_it() {
-    let dir = std::env::temp_dir().join(format!("flotilla-eval-json-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::new("eval-json");
     for (name, source) in [
         ("fleet", valid_fleet_files(40)),
         ("none", valid_fleet_files(0)),
@@ -233,7 +236,6 @@ fn eval_json_prints_the_model_as_serde_json_pretty_prints_it() {
             "{name}"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn valid_fleet(n: usize) -> MemoryFs {

@@ -8,7 +8,7 @@ mod moto;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use files::temp_dir;
+use files::TempDir;
 use moto::{Moto, aws_env};
 use serde_json::Value;
 
@@ -48,24 +48,18 @@ fn write_fleet(dir: &Path, source: &str) -> PathBuf {
 /// show secrets' redacted forms alike.
 const DIGEST_KEY: &str = "plan-tests-secret-digest-key-0123456789";
 
-fn digest_key_file() -> PathBuf {
-    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    FILE.get_or_init(|| {
-        let path = temp_dir("digest-key").join("secret-digest.key");
-        std::fs::write(&path, DIGEST_KEY).unwrap();
-        path
-    })
-    .clone()
-}
-
 fn plan(moto: &Moto, fleet: &Path, extra: &[&str]) -> Output {
+    // The same key every time, in a file that lives as long as the run that reads it.
+    let key = TempDir::new("digest-key");
+    let key_file = key.join("secret-digest.key");
+    std::fs::write(&key_file, DIGEST_KEY).unwrap();
     Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .arg("plan")
         .arg(fleet)
         .args(["--config-set", FIXTURE])
         .args(extra)
         .envs(aws_env(&moto.url))
-        .env(flotilla::redact::KEY_FILE_VARIABLE, digest_key_file())
+        .env(flotilla::redact::KEY_FILE_VARIABLE, &key_file)
         .env("KUBECONFIG", "/nonexistent")
         .output()
         .unwrap()
@@ -84,7 +78,7 @@ fn json_plan(output: &Output) -> Value {
 #[test]
 fn empty_account_plans_full_creation_without_contacting_the_api_server() {
     let moto = Moto::start();
-    let dir = temp_dir("creation");
+    let dir = TempDir::new("creation");
     let fleet = write_fleet(&dir, FLEET);
     // An endpoint nothing listens on: contacting it would fail the cluster.
     let output = plan(
@@ -125,7 +119,7 @@ fn empty_account_plans_full_creation_without_contacting_the_api_server() {
 #[test]
 fn secrets_never_appear_in_any_plan_format() {
     let moto = Moto::start();
-    let dir = temp_dir("secrets");
+    let dir = TempDir::new("secrets");
     let fleet = write_fleet(&dir, FLEET);
     let saved = dir.join("plan.json");
     for format in ["text", "markdown", "json"] {
@@ -156,7 +150,7 @@ fn secrets_never_appear_in_any_plan_format() {
 #[test]
 fn an_unreachable_aws_endpoint_fails_the_cluster_and_plans_nothing() {
     let moto = Moto::start();
-    let dir = temp_dir("aws-down");
+    let dir = TempDir::new("aws-down");
     let fleet = write_fleet(&dir, FLEET);
     let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .arg("plan")
@@ -362,7 +356,7 @@ fn step_names(plan: &Value) -> Vec<String> {
 async fn a_cluster_matching_its_artifacts_plans_nothing() {
     let moto = Moto::start();
     let api = LoopbackApi::start().unwrap();
-    let dir = temp_dir("in-sync");
+    let dir = TempDir::new("in-sync");
     let fleet = write_fleet(&dir, FLEET);
     bring_up(&moto, &api, &artifacts(&fleet)).await;
     api.clear_requests();
@@ -399,7 +393,7 @@ async fn a_cluster_matching_its_artifacts_plans_nothing() {
 async fn changing_an_instance_type_plans_that_pools_update_and_roll() {
     let moto = Moto::start();
     let api = LoopbackApi::start().unwrap();
-    let dir = temp_dir("instance-type");
+    let dir = TempDir::new("instance-type");
     let fleet = write_fleet(&dir, FLEET);
     bring_up(&moto, &api, &artifacts(&fleet)).await;
     write_fleet(&dir, &FLEET.replace("\"m5.xlarge\"", "\"m5.2xlarge\""));
@@ -443,7 +437,7 @@ async fn changing_an_instance_type_plans_that_pools_update_and_roll() {
 async fn a_removed_node_pool_is_planned_for_drain_and_stack_deletion() {
     let moto = Moto::start();
     let api = LoopbackApi::start().unwrap();
-    let dir = temp_dir("removed-pool");
+    let dir = TempDir::new("removed-pool");
     let with_batch = FLEET.replace(
         "  node_pool \"workers\" {",
         "  node_pool \"batch\" {\n    instance_types = [\"c5.large\"]\n    max_size = 4\n  }\n  node_pool \"workers\" {",
@@ -453,7 +447,7 @@ async fn a_removed_node_pool_is_planned_for_drain_and_stack_deletion() {
     assert_eq!(desired.summary.node_pools[0].name, "batch");
     bring_up(&moto, &api, &desired).await;
     // A stack and an Auto Scaling group tagged for another cluster are never touched.
-    let other = temp_dir("removed-pool-other");
+    let other = TempDir::new("removed-pool-other");
     let other_fleet = write_fleet(
         &other,
         &with_batch
@@ -545,7 +539,7 @@ async fn a_removed_node_pool_is_planned_for_drain_and_stack_deletion() {
 async fn objects_are_deleted_only_when_listed_in_deletions() {
     let moto = Moto::start();
     let api = LoopbackApi::start().unwrap();
-    let dir = temp_dir("deletions");
+    let dir = TempDir::new("deletions");
     let fleet = write_fleet(&dir, FLEET);
     bring_up(&moto, &api, &artifacts(&fleet)).await;
     // kube-dns is in the fixture's deletions list; a stray ConfigMap is not.
@@ -572,7 +566,7 @@ async fn objects_are_deleted_only_when_listed_in_deletions() {
 async fn a_failing_api_read_fails_the_cluster_and_plans_no_deletion() {
     let moto = Moto::start();
     let api = LoopbackApi::start().unwrap();
-    let dir = temp_dir("api-500");
+    let dir = TempDir::new("api-500");
     let fleet = write_fleet(&dir, FLEET);
     bring_up(&moto, &api, &artifacts(&fleet)).await;
     api.insert(
@@ -646,7 +640,7 @@ fn example_fleet_plans_full_creation_as_a_pull_request_comment() {
 #[test]
 fn endpoint_and_context_overrides_must_name_clusters_of_the_fleet() {
     let moto = Moto::start();
-    let dir = temp_dir("override-typo");
+    let dir = TempDir::new("override-typo");
     let fleet = write_fleet(&dir, FLEET);
     for args in [
         ["--kube-endpoint", "prod1=http://127.0.0.1:9"],
@@ -666,7 +660,7 @@ fn endpoint_and_context_overrides_must_name_clusters_of_the_fleet() {
 async fn an_unavailable_api_group_the_plan_does_not_need_does_not_fail_it() {
     let moto = Moto::start();
     let api = LoopbackApi::start().unwrap();
-    let dir = temp_dir("broken-group");
+    let dir = TempDir::new("broken-group");
     let fleet = write_fleet(&dir, FLEET);
     bring_up(&moto, &api, &artifacts(&fleet)).await;
     api.insert(

@@ -2,8 +2,12 @@
 //! evaluates to the registry's values, is deterministic, and bad registries get errors
 //! that say where the problem is.
 
+#[path = "support/files.rs"]
+mod files;
+
 use std::path::Path;
 
+use files::TempDir;
 use flotilla::analysis::{Analysis, analyze};
 use flotilla::diagnostic::render_all;
 use flotilla::eval::Data;
@@ -862,8 +866,7 @@ mod arbitrary_input {
 /// Issue 11 item 10: `--out` silently replaced an existing file.
 #[test]
 fn out_refuses_to_overwrite_an_existing_file_without_force() {
-    let dir = std::env::temp_dir().join(format!("flotilla-registry-out-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("registry-out");
     let out = dir.join("clusters.flt");
     std::fs::write(&out, "// hand-written, keep\n").unwrap();
     let run = |force: bool| {
@@ -899,7 +902,6 @@ fn out_refuses_to_overwrite_an_existing_file_without_force() {
             .unwrap()
             .contains("cluster \"")
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---- the reference format at scale --------------------------------------------------------
@@ -1100,9 +1102,7 @@ fn plan_and_status_show_the_registry_id() {
     const CLUSTER: &str = "aws-eu-central-1-test-checkout";
     const REGISTRY_ID: &str = "aws:210000000201:eu-central-1:kube-7";
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir =
-        std::env::temp_dir().join(format!("flotilla-test-registry-id-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::new("registry-id");
     copy_dir(&root.join("examples/fleet"), &dir.join("examples/fleet"));
     copy_dir(&root.join("channels"), &dir.join("channels"));
     let fleet = dir.join("examples/fleet");
@@ -1166,5 +1166,4 @@ fn plan_and_status_show_the_registry_id() {
     let json: serde_json::Value =
         serde_json::from_str(&run(&["status", "--format", "json"])).unwrap();
     assert_eq!(json[0]["registry_id"], REGISTRY_ID, "{json:#}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@ mod files;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use files::{read_tree, temp_dir};
+use files::{TempDir, read_tree};
 use flotilla::compile::{Compilation, ConfigSource, compile};
 use flotilla::diagnostic::{Diagnostic, to_json};
 use flotilla::source::DiskFs;
@@ -47,9 +47,11 @@ const POOL: &str = r#"    instance_types = ["m5.large", "m5.xlarge"]
     max_size = 10"#;
 
 /// A copy of the fixture config set with some templates replaced (or added), keyed by
-/// their path in the set; `edit` gets the fixture's text (empty for a new file).
-fn config_set(name: &str, edits: &[(&str, &dyn Fn(String) -> String)]) -> ConfigSource {
-    let dir = temp_dir(name).join("config");
+/// their path in the set; `edit` gets the fixture's text (empty for a new file). The set
+/// lasts as long as the guard returned with it.
+fn config_set(name: &str, edits: &[(&str, &dyn Fn(String) -> String)]) -> (TempDir, ConfigSource) {
+    let scratch = TempDir::new(name);
+    let dir = scratch.join("config");
     let mut files: BTreeMap<String, String> = read_tree(Path::new(FIXTURE))
         .into_iter()
         .map(|(rel, bytes)| (rel, String::from_utf8(bytes).unwrap()))
@@ -63,7 +65,7 @@ fn config_set(name: &str, edits: &[(&str, &dyn Fn(String) -> String)]) -> Config
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    ConfigSource::Dir(dir)
+    (scratch, ConfigSource::Dir(dir))
 }
 
 fn fixture() -> ConfigSource {
@@ -71,7 +73,8 @@ fn fixture() -> ConfigSource {
 }
 
 fn compile_with(name: &str, fleet: &str, set: &ConfigSource) -> Compilation {
-    let dir = temp_dir(name).join("fleet");
+    let scratch = TempDir::new(name);
+    let dir = scratch.join("fleet");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("main.flt"), fleet).unwrap();
     compile(&DiskFs, &dir, set, &[])
@@ -125,7 +128,7 @@ fn a_launch_template_change_in_the_config_set_changes_the_hash() {
             )
         })],
     );
-    for (set, what) in [(volume_type, "a volume type"), (extra_field, "a new field")] {
+    for ((_dir, set), what) in [(volume_type, "a volume type"), (extra_field, "a new field")] {
         assert_ne!(
             pool_hash(&fleet_source(POOL), &set),
             base,
@@ -153,7 +156,7 @@ fn with_image(path: &'static str, description: &'static str) -> impl Fn(String) 
 #[test]
 fn the_image_lookup_of_the_launch_template_is_in_the_hash() {
     let hash = |name: &str, path: &'static str, description: &'static str| {
-        let set = config_set(name, &[(STACK, &with_image(path, description))]);
+        let (_dir, set) = config_set(name, &[(STACK, &with_image(path, description))]);
         pool_hash(&fleet_source(POOL), &set)
     };
     let al2023 = "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/standard/recommended/image_id";
@@ -214,7 +217,7 @@ fn what_is_outside_the_launch_template_data_leaves_the_hash_unchanged() {
             )
         })],
     );
-    for (set, what) in [
+    for ((_dir, set), what) in [
         (grace_period, "HealthCheckGracePeriod on the group"),
         (template_name, "LaunchTemplateName"),
         (reordered, "reordered LaunchTemplateData keys"),
@@ -247,7 +250,7 @@ fn hash_is_deterministic_and_in_the_stack_it_covers() {
 
 #[test]
 fn invalid_userdata_names_its_template() {
-    let set = config_set(
+    let (_dir, set) = config_set(
         "bad-userdata",
         &[(USERDATA, &|t| format!("{t}broken: [unclosed\n"))],
     );
@@ -266,7 +269,7 @@ fn invalid_userdata_names_its_template() {
 
 #[test]
 fn invalid_cloudformation_names_its_template() {
-    let set = config_set(
+    let (_dir, set) = config_set(
         "bad-stack",
         &[(STACK, &|t| t.replace("Ref: SubnetIds", "Ref: SubnetIDs"))],
     );
@@ -303,7 +306,7 @@ fn unknown_profile_points_at_the_profile_field() {
 #[test]
 fn unknown_default_profile_points_at_the_node_pool_label() {
     // No worker-default in this set: pools without `profile` ask for it by default.
-    let set = config_set(
+    let (_dir, set) = config_set(
         "no-default-profile",
         &[
             ("node-pools/worker-small/stack.yaml.j2", &|_| {
@@ -336,7 +339,7 @@ fn unknown_default_profile_points_at_the_node_pool_label() {
 #[test]
 fn an_error_in_an_imported_helper_points_at_the_helper() {
     let helper = "{#- helpers -#}\n{% macro ndots() %}5{% endmacro %}\n{{ 1 / 0 }}\n";
-    let set = config_set(
+    let (_dir, set) = config_set(
         "helper-error",
         &[
             ("lib/helpers.j2", &|_| helper.to_string()),
@@ -373,7 +376,7 @@ fn an_error_in_an_imported_helper_points_at_the_helper() {
 fn an_error_in_an_included_helper_keeps_every_site() {
     // Included by the userdata of both pools: one diagnostic for the cluster, with the
     // include site as a secondary label.
-    let set = config_set(
+    let (_dir, set) = config_set(
         "include-error",
         &[
             ("lib/broken.j2", &|_| "ok\n{{ pool.nothing }}\n".to_string()),
@@ -400,7 +403,7 @@ fn manifests_read_once_are_still_checked_in_every_cluster() {
     let shared =
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  namespace: default\n";
     let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n";
-    let set = config_set(
+    let (_dir, set) = config_set(
         "manifests-once",
         &[
             ("manifests/30-shared/a.yaml.j2", &|_| shared.to_string()),

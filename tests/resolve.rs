@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use files::temp_dir;
+use files::TempDir;
 use flotilla::analysis::{Analysis, analyze};
 use flotilla::diagnostic::{Diagnostic, Label, render_all};
 use flotilla::source::{DiskFs, FileSystem, MemoryFs};
@@ -43,6 +43,8 @@ fn flotilla(dir: &Path, args: &[&str]) -> Output {
     while child.try_wait().expect("waitable").is_none() {
         if start.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
+            // Reaped before the panic drops the directory it runs in.
+            let _ = child.wait();
             panic!("flotilla {args:?} did not finish within a minute");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -56,7 +58,7 @@ fn flotilla(dir: &Path, args: &[&str]) -> Output {
 #[test]
 fn the_walk_skips_symlinked_directories_and_lists_symlinked_files() {
     use std::os::unix::fs::symlink;
-    let root = temp_dir("walk");
+    let root = TempDir::new("walk");
     let d = root.join("d");
     write(&d.join("a/x.flt"), "let x = 1\n");
     // Two links back up: followed, the walk would branch without end.
@@ -79,7 +81,7 @@ fn the_walk_skips_symlinked_directories_and_lists_symlinked_files() {
 #[cfg(unix)]
 #[test]
 fn a_directory_given_as_a_symlink_is_walked() {
-    let root = temp_dir("root-link");
+    let root = TempDir::new("root-link");
     write(&root.join("d/a/x.flt"), "let x = 1\n");
     std::os::unix::fs::symlink("d", root.join("link")).unwrap();
     assert_eq!(
@@ -91,7 +93,7 @@ fn a_directory_given_as_a_symlink_is_walked() {
 #[cfg(unix)]
 #[test]
 fn check_ends_on_a_directory_with_symlinks_to_its_parent() {
-    let root = temp_dir("check-loop");
+    let root = TempDir::new("check-loop");
     write(&root.join("d/a/x.flt"), "let x = 1\n");
     std::os::unix::fs::symlink("..", root.join("d/a/up")).unwrap();
     std::os::unix::fs::symlink("..", root.join("d/a/up2")).unwrap();
@@ -150,7 +152,7 @@ fn same_relative_and_absolute(root: &Path, file: &str) -> Vec<(String, String, u
 
 #[test]
 fn importing_the_parent_directory_works_from_a_relative_path() {
-    let root = temp_dir("dotdot");
+    let root = TempDir::new("dotdot");
     write(&root.join("sub/t.flt"), "import \"..\" as p\nlet y = p.z\n");
     write(&root.join("lib.flt"), "let z = 1\n");
     let diagnostics = same_relative_and_absolute(&root, "sub/t.flt");
@@ -161,7 +163,7 @@ fn importing_the_parent_directory_works_from_a_relative_path() {
 
 #[test]
 fn importing_the_current_directory_works_from_a_relative_path() {
-    let root = temp_dir("dot");
+    let root = TempDir::new("dot");
     write(&root.join("t.flt"), "import \".\"\nlet y = z\n");
     write(&root.join("lib/l.flt"), "let z = 1\n");
     let diagnostics = same_relative_and_absolute(&root, "t.flt");

@@ -9,19 +9,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use files::TempDir;
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CLUSTER: &str = "aws-eu-central-1-prod-infra";
 const POOL: &str = "stateful";
 
-/// A copy of the example fleet (with the channels it imports) in a scratch directory.
-fn fleet(name: &str) -> PathBuf {
-    let dir = files::temp_dir(name);
+/// A copy of the example fleet (with the channels it imports) in a scratch directory
+/// that lasts as long as the guard returned with it.
+fn fleet(name: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(name);
     for sub in ["examples/fleet", "channels"] {
         copy(&Path::new(ROOT).join(sub), &dir.join(sub));
     }
-    dir.join("examples/fleet")
+    let fleet = dir.join("examples/fleet");
+    (dir, fleet)
 }
 
 fn copy(from: &Path, to: &Path) {
@@ -138,7 +141,7 @@ fn the_split_stack_has_one_group_per_zone_sharing_one_launch_template() {
 
 #[test]
 fn a_roll_of_a_split_pool_replaces_each_node_in_its_own_zone() {
-    let fleet = fleet("split-az");
+    let (_dir, fleet) = fleet("split-az");
     flotilla(&fleet, &["apply"]);
     let before = groups(&fleet);
     assert_eq!(before.len(), 3, "{before:#?}");

@@ -459,14 +459,14 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_files::TempDir;
 
     /// Files are stored flat, under escaped names: paths that escape to look alike
     /// (`a/b` and a file literally named `a%2Fb`) must stay apart.
     #[test]
     fn files_in_subdirectories_are_stored_flat_and_read_back_apart() {
-        let root = std::env::temp_dir().join(format!("flotilla-cache-flat-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let cache = Cache::at(root.clone());
+        let scratch = TempDir::new("cache-flat");
+        let cache = Cache::at(scratch.join("cache"));
         cache.prepare().unwrap();
         // Each part within 255 bytes, the whole escaped path beyond it.
         let long = format!("manifests/{}/{}.yaml", "n".repeat(63), "x".repeat(240));
@@ -499,6 +499,5 @@ mod tests {
             .collect();
         assert!(stored.iter().all(|f| f.file_type().unwrap().is_file()));
         assert_eq!(stored.len(), 7, "six artifacts and summary.json");
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -238,6 +238,7 @@ fn wildcard(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_files::TempDir;
 
     #[test]
     fn wildcards_stay_within_one_path_part() {
@@ -250,9 +251,8 @@ mod tests {
         assert!(!wildcard("gen-?", "gen-12"));
     }
 
-    fn tree(name: &str, files: &[(&str, &str)]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("flotilla-scan-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    fn tree(name: &str, files: &[(&str, &str)]) -> TempDir {
+        let dir = TempDir::new(&format!("scan-{name}"));
         for (path, text) in files {
             let path = dir.join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -293,7 +293,6 @@ mod tests {
             ["a.flt", "sub/b.flt", "x/build/d.flt"]
         );
         assert_eq!(found.stopped_at, None);
-        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
@@ -330,6 +329,5 @@ mod tests {
         let found = scan(&root, &limits);
         assert_eq!(relative(&root, &found), ["a.flt", "b.flt"]);
         assert_eq!(found.stopped_at, Some(Bound::Entries(2)));
-        let _ = std::fs::remove_dir_all(&root);
     }
 }
