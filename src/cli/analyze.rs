@@ -294,3 +294,39 @@ fn report(analysis: &Analysis, format: DiagnosticFormat) -> CliResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `pretty_json` must give: serde_json's pretty text, every line after the
+    /// first indented by `depth` levels.
+    fn indented_pretty(value: &serde_json::Value, depth: usize) -> Vec<u8> {
+        let text = serde_json::to_string_pretty(value).unwrap();
+        text.replace('\n', &format!("\n{}", "  ".repeat(depth)))
+            .into_bytes()
+    }
+
+    #[test]
+    fn pretty_json_is_serde_json_pretty_indented_by_depth_at_any_nesting() {
+        let mut deep = serde_json::json!({"leaf": [1, "two\nlines", {}, [], null]});
+        for level in 0..40 {
+            deep = serde_json::json!({ format!("k{level}"): [deep, level], "empty": {} });
+        }
+        for value in [
+            serde_json::json!([]),
+            serde_json::json!({}),
+            serde_json::json!(7),
+            deep,
+        ] {
+            for depth in [0, 1, 2, 31, 33] {
+                let got = pretty_json(&value, depth).unwrap();
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(indented_pretty(&value, depth)).unwrap(),
+                    "depth {depth}"
+                );
+            }
+        }
+    }
+}
