@@ -86,6 +86,33 @@ thread_local! {
     pub(super) static PEST_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Both parsers on each declaration of `text`, from the start, if the scanner lets it
+/// through to them (for the differential fuzz target, `fuzz/fuzz_targets/descent.rs`):
+/// panics where the hand-written parser accepts what pest rejects, or gives another
+/// step. Run it on a thread with the parser's stack.
+#[cfg(fuzzing)]
+pub fn compare_with_pest(file: FileId, text: &str) {
+    if !super::scan::scan(file, text).fatal.is_empty() {
+        return;
+    }
+    let shown = |step: &std::result::Result<Option<Step>, SyntaxError>| match step {
+        Ok(Some(step)) => format!("end {} {:?} {:?}", step.end, step.item, step.problems),
+        Ok(None) => "only blanks".to_string(),
+        Err(SyntaxError) => "syntax error".to_string(),
+    };
+    let mut at = 0;
+    loop {
+        let pest = pest_step(file, text, at, at == 0);
+        if let Some(step) = descent::parse_step(file, text, at, at == 0) {
+            assert_eq!(shown(&Ok(step)), shown(&pest), "at {at} of {text:?}");
+        }
+        match pest {
+            Ok(Some(step)) => at = step.end,
+            Ok(None) | Err(SyntaxError) => return,
+        }
+    }
+}
+
 /// [`parse_step`] by one pest run (`first_item`, then `next_item` from where the last
 /// one ended), which accepts what `file` accepts.
 fn pest_step(
