@@ -672,7 +672,7 @@ fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
 /// then stands in (0, NaN, the unit as written).
 fn number_value(file: FileId, span: Span, text: &str, problems: &mut Vec<Diagnostic>) -> ExprKind {
     match number_kind(text) {
-        NumberKind::Int => match text.replace('_', "").parse::<i64>() {
+        NumberKind::Int => match without_separators(text).parse::<i64>() {
             Ok(n) => ExprKind::Int(n),
             Err(_) => {
                 problems.push(
@@ -684,7 +684,7 @@ fn number_value(file: FileId, span: Span, text: &str, problems: &mut Vec<Diagnos
             }
         },
         NumberKind::Float => {
-            let value: f64 = text.replace('_', "").parse().unwrap_or(f64::NAN);
+            let value: f64 = without_separators(text).parse().unwrap_or(f64::NAN);
             if !value.is_finite() {
                 problems.push(
                     Diagnostic::error(Code::E0006, "float literal is out of range").at(
@@ -706,7 +706,7 @@ fn number_value(file: FileId, span: Span, text: &str, problems: &mut Vec<Diagnos
                 problems.push(bad_unit(file, span, split, unit));
             }
             ExprKind::UnitNumber {
-                number: number.replace('_', ""),
+                number: without_separators(number).into_owned(),
                 unit: unit.to_string(),
             }
         }
@@ -862,6 +862,15 @@ fn number_kind(text: &str) -> NumberKind {
         None => NumberKind::Int,
         Some(at) if text[..at].contains('.') && is_exponent(&text[at..]) => NumberKind::Float,
         Some(_) => NumberKind::Unit,
+    }
+}
+
+/// A number's text without its `_` separators; most have none, and are not copied.
+fn without_separators(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('_') {
+        text.replace('_', "").into()
+    } else {
+        text.into()
     }
 }
 

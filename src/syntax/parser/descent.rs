@@ -33,6 +33,7 @@ pub(super) fn parse_step(file: FileId, text: &str, at: usize, first: bool) -> Op
         file,
         text,
         bytes: text.as_bytes(),
+        entries: Default::default(),
     };
     let mut start = parser.skip(at);
     // `first_item`: `SOI ~ "\u{FEFF}"? ~ (EOI | item)`, with blanks skipped around the mark.
@@ -52,10 +53,25 @@ pub(super) fn parse_step(file: FileId, text: &str, at: usize, first: bool) -> Op
 
 /// The words `ident` is not (`keyword` in the grammar). `channel` and `cluster` are
 /// not among them: they are keywords only at the start of a declaration.
-const KEYWORDS: [&str; 14] = [
-    "import", "as", "type", "enum", "let", "check", "if", "then", "else", "for", "in", "true",
-    "false", "null",
-];
+fn is_keyword(word: &str) -> bool {
+    matches!(
+        word,
+        "import"
+            | "as"
+            | "type"
+            | "enum"
+            | "let"
+            | "check"
+            | "if"
+            | "then"
+            | "else"
+            | "for"
+            | "in"
+            | "true"
+            | "false"
+            | "null"
+    )
+}
 
 fn is_ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_'
@@ -69,6 +85,10 @@ struct Descent<'a> {
     file: FileId,
     text: &'a str,
     bytes: &'a [u8],
+    /// The entries of the blocks being read, innermost last: each block takes its own
+    /// off the end, into a vector of exactly their number (a cluster has many blocks,
+    /// and growing a vector entry by entry cost several allocations each).
+    entries: std::cell::RefCell<Vec<Entry>>,
 }
 
 /// Where an expression's operator loop (`(postfix | infix ~ operand)*`) is.
@@ -136,7 +156,7 @@ impl Descent<'_> {
         }
         let end = self.word_end(at);
         let name = self.slice(at, end);
-        if KEYWORDS.contains(&name) {
+        if is_keyword(name) {
             return None;
         }
         let ident = Ident {
@@ -443,17 +463,16 @@ impl Descent<'_> {
     /// `"{" ~ (entry ~ ","?)* ~ "}"`
     fn block(&self, at: usize) -> Option<(Block, usize)> {
         let mut next = self.skip(self.token(at, b'{')?);
-        let mut entries = Vec::new();
+        let first = self.entries.borrow().len();
         while self.byte(next) != b'}' {
             let (entry, end) = self.entry(next)?;
-            entries.push(entry);
+            self.entries.borrow_mut().push(entry);
             next = self.skip(end);
             if let Some(comma) = self.token(next, b',') {
                 next = self.skip(comma);
             }
         }
-        // Sized exactly, as `Builder` sizes it (a cluster has many blocks).
-        entries.shrink_to_fit();
+        let entries: Vec<Entry> = self.entries.borrow_mut().drain(first..).collect();
         let end = next + 1;
         Some((
             Block {

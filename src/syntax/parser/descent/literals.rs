@@ -127,7 +127,12 @@ impl Descent<'_> {
                 _ if next >= self.bytes.len() => return None,
                 _ => {
                     let end = self.text_end(next);
-                    text.push_str(self.slice(next, end));
+                    // Most strings are one run of text: a string of just its size.
+                    if text.is_empty() {
+                        text = self.slice(next, end).to_string();
+                    } else {
+                        text.push_str(self.slice(next, end));
+                    }
                     next = end;
                 }
             }
