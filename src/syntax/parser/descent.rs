@@ -734,6 +734,8 @@ impl Descent<'_> {
                 None => return None,
             }
         }
+        // Sized exactly, as `Builder` sizes them: a fleet holds many short lists.
+        items.shrink_to_fit();
         Some((items, next + 1))
     }
 
@@ -797,6 +799,7 @@ impl Descent<'_> {
                 None => return None,
             }
         }
+        entries.shrink_to_fit();
         Some((ExprKind::Map(entries), next + 1))
     }
 }
