@@ -1,5 +1,6 @@
 //! Source text → syntax tree. Comments are collected by a pre-scan, the grammar
-//! (`grammar/flotilla.pest`) does the rest; doc comments attach to declarations.
+//! (`grammar/flotilla.pest`) does the rest (a hand-written parser builds the same
+//! tree faster where it is sure to); doc comments attach to declarations.
 
 pub mod ast;
 mod parser;
@@ -10,6 +11,8 @@ use crate::diagnostic::Diagnostic;
 use crate::source::FileId;
 use ast::{Comment, Item, Member, Module};
 
+#[cfg(fuzzing)]
+pub use parser::compare_with_pest;
 pub use parser::{DURATION_UNITS, QUANTITY_UNITS};
 pub use reparse::Reparser;
 pub use scan::{MAX_CONDITIONALS, MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_PREFIX_RUN};

@@ -12,6 +12,7 @@ use crate::diagnostic::Diagnostic;
 use crate::source::FileId;
 use crate::span::Span;
 
+mod descent;
 mod errors;
 
 pub(super) use errors::syntax_error_in;
@@ -61,9 +62,60 @@ pub(super) struct SyntaxError;
 
 /// Parse the declaration that `text[at..]` starts with, after blanks and comments
 /// (`first`: at the start of the file, where a byte order mark may open it); `None`
-/// when only blanks are left. One pest run per declaration (`first_item`, then
-/// `next_item` from where the last one ended) accepts what `file` accepts.
+/// when only blanks are left. The hand-written parser (`descent`) goes first; what it
+/// is not sure of, pest's run decides.
 pub(super) fn parse_step(
+    file: FileId,
+    text: &str,
+    at: usize,
+    first: bool,
+) -> std::result::Result<Option<Step>, SyntaxError> {
+    #[cfg(test)]
+    let descent_on = !PEST_ONLY.get();
+    #[cfg(not(test))]
+    let descent_on = true;
+    if descent_on && let Some(parsed) = descent::parse_step(file, text, at, first) {
+        return Ok(parsed);
+    }
+    pest_step(file, text, at, first)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests compare the hand-written parser with pest's run alone, on this thread.
+    pub(super) static PEST_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Both parsers on each declaration of `text`, from the start, if the scanner lets it
+/// through to them (for the differential fuzz target, `fuzz/fuzz_targets/descent.rs`):
+/// panics where the hand-written parser accepts what pest rejects, or gives another
+/// step. Run it on a thread with the parser's stack.
+#[cfg(fuzzing)]
+pub fn compare_with_pest(file: FileId, text: &str) {
+    if !super::scan::scan(file, text).fatal.is_empty() {
+        return;
+    }
+    let shown = |step: &std::result::Result<Option<Step>, SyntaxError>| match step {
+        Ok(Some(step)) => format!("end {} {:?} {:?}", step.end, step.item, step.problems),
+        Ok(None) => "only blanks".to_string(),
+        Err(SyntaxError) => "syntax error".to_string(),
+    };
+    let mut at = 0;
+    loop {
+        let pest = pest_step(file, text, at, at == 0);
+        if let Some(step) = descent::parse_step(file, text, at, at == 0) {
+            assert_eq!(shown(&Ok(step)), shown(&pest), "at {at} of {text:?}");
+        }
+        match pest {
+            Ok(Some(step)) => at = step.end,
+            Ok(None) | Err(SyntaxError) => return,
+        }
+    }
+}
+
+/// [`parse_step`] by one pest run (`first_item`, then `next_item` from where the last
+/// one ended), which accepts what `file` accepts.
+fn pest_step(
     file: FileId,
     text: &str,
     at: usize,
@@ -352,19 +404,7 @@ impl Builder {
     fn expr(&mut self, pair: Pair<Rule>) -> Result<Expr> {
         debug_assert_eq!(pair.as_rule(), Rule::expr);
         let expr = self.binary(&mut pair.into_inner().peekable(), 0)?;
-        // Every level of a tree adds at least one byte to its text, so an expression
-        // shorter than the limit (nearly all) cannot pass it and is not walked.
-        if expr.span.range().len() > MAX_EXPRESSION_DEPTH && depth(&expr) > MAX_EXPRESSION_DEPTH {
-            let span = expr.span;
-            dismantle(expr);
-            return Err(Diagnostic::error(
-                Code::E0005,
-                format!("expression nested more than {MAX_EXPRESSION_DEPTH} levels deep"),
-            )
-            .at(self.file, span, "this expression")
-            .help("split the expression into several `let` bindings"));
-        }
-        Ok(expr)
+        within_depth(self.file, expr)
     }
 
     /// Operands joined by infix operators of at least precedence `min`, all
@@ -454,47 +494,7 @@ impl Builder {
         let span = self.span(&pair);
         let rule = pair.as_rule();
         let kind = match rule {
-            Rule::number => match number_kind(pair.as_str()) {
-                NumberKind::Int => match pair.as_str().replace('_', "").parse::<i64>() {
-                    Ok(n) => ExprKind::Int(n),
-                    Err(_) => {
-                        self.problems.push(
-                            Diagnostic::error(Code::E0006, "integer literal is too large")
-                                .at(self.file, span, "does not fit in a 64-bit integer")
-                                .help(format!("integers range from {} to {}", i64::MIN, i64::MAX)),
-                        );
-                        ExprKind::Int(0)
-                    }
-                },
-                NumberKind::Float => {
-                    let value: f64 = pair.as_str().replace('_', "").parse().unwrap_or(f64::NAN);
-                    if !value.is_finite() {
-                        self.problems.push(
-                            Diagnostic::error(Code::E0006, "float literal is out of range").at(
-                                self.file,
-                                span,
-                                "not a finite number",
-                            ),
-                        );
-                    }
-                    ExprKind::Float(value)
-                }
-                NumberKind::Unit => {
-                    let text = pair.as_str();
-                    let split = required(
-                        text.find(|c: char| c.is_ascii_alphabetic()),
-                        "grammar: unit number has a unit",
-                    );
-                    let (number, unit) = text.split_at(split);
-                    if !is_known_unit(unit) {
-                        self.problems.push(bad_unit(self.file, span, split, unit));
-                    }
-                    ExprKind::UnitNumber {
-                        number: number.replace('_', ""),
-                        unit: unit.to_string(),
-                    }
-                }
-            },
+            Rule::number => number_value(self.file, span, pair.as_str(), &mut self.problems),
             Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
             Rule::null => ExprKind::Null,
             Rule::string => return self.string(pair),
@@ -618,42 +618,11 @@ impl Builder {
         if pair.as_rule() != Rule::escape {
             return pair.as_str().to_string();
         }
-        let escaped = &pair.as_str()[1..];
-        match escaped {
-            "\"" => "\"".into(),
-            "\\" => "\\".into(),
-            "n" => "\n".into(),
-            "t" => "\t".into(),
-            "r" => "\r".into(),
-            "$" => "$".into(),
-            // `\u{1b}`: how control characters are written (the formatter and
-            // import-registry write them so, never raw).
-            code if code.starts_with("u{") => {
-                match u32::from_str_radix(&code[2..code.len() - 1], 16)
-                    .ok()
-                    .and_then(char::from_u32)
-                {
-                    Some(c) => c.to_string(),
-                    None => {
-                        self.problems.push(
-                            Diagnostic::error(
-                                Code::E0004,
-                                format!("`\\{code}` is not a Unicode scalar value"),
-                            )
-                            .at(self.file, self.span(&pair), "not a valid escape")
-                            .help("write a code point of at most 10FFFF, outside D800–DFFF"),
-                        );
-                        String::new()
-                    }
-                }
-            }
-            _ => {
-                self.problems.push(
-                    Diagnostic::error(Code::E0004, format!("unknown escape `\\{escaped}`"))
-                        .at(self.file, self.span(&pair), "not a valid escape")
-                        .help("valid escapes are \\\" \\\\ \\n \\t \\r \\$ and \\u{HEX}"),
-                );
-                escaped.to_string()
+        match unescape(self.file, self.span(&pair), pair.as_str()) {
+            Ok(c) => c.to_string(),
+            Err((problem, stand_in)) => {
+                self.problems.push(problem);
+                stand_in.to_string()
             }
         }
     }
@@ -693,6 +662,114 @@ fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
                 | Rule::kw_cluster
         )
     })
+}
+
+// What a literal's text means, for both parsers: the hand-written one (`descent`) and
+// the pairs of pest's run (`Builder`).
+
+/// The value of a number literal (the text the grammar's `number` matched). A literal
+/// out of range or with an unknown unit is a problem, pushed to `problems`; its value
+/// then stands in (0, NaN, the unit as written).
+fn number_value(file: FileId, span: Span, text: &str, problems: &mut Vec<Diagnostic>) -> ExprKind {
+    match number_kind(text) {
+        NumberKind::Int => match without_separators(text).parse::<i64>() {
+            Ok(n) => ExprKind::Int(n),
+            Err(_) => {
+                problems.push(
+                    Diagnostic::error(Code::E0006, "integer literal is too large")
+                        .at(file, span, "does not fit in a 64-bit integer")
+                        .help(format!("integers range from {} to {}", i64::MIN, i64::MAX)),
+                );
+                ExprKind::Int(0)
+            }
+        },
+        NumberKind::Float => {
+            let value: f64 = without_separators(text).parse().unwrap_or(f64::NAN);
+            if !value.is_finite() {
+                problems.push(
+                    Diagnostic::error(Code::E0006, "float literal is out of range").at(
+                        file,
+                        span,
+                        "not a finite number",
+                    ),
+                );
+            }
+            ExprKind::Float(value)
+        }
+        NumberKind::Unit => {
+            let split = required(
+                text.find(|c: char| c.is_ascii_alphabetic()),
+                "grammar: unit number has a unit",
+            );
+            let (number, unit) = text.split_at(split);
+            if !is_known_unit(unit) {
+                problems.push(bad_unit(file, span, split, unit));
+            }
+            ExprKind::UnitNumber {
+                number: without_separators(number).into_owned(),
+                unit: unit.to_string(),
+            }
+        }
+    }
+}
+
+/// The character an escape (the text the grammar's `escape` matched: `\n`, `\u{1b}`…)
+/// stands for. A bad one is a problem, with the text that stands in for it.
+fn unescape(
+    file: FileId,
+    span: Span,
+    escape: &str,
+) -> std::result::Result<char, (Diagnostic, &str)> {
+    let escaped = escape.get(1..).unwrap_or_default();
+    match escaped {
+        "\"" => Ok('"'),
+        "\\" => Ok('\\'),
+        "n" => Ok('\n'),
+        "t" => Ok('\t'),
+        "r" => Ok('\r'),
+        "$" => Ok('$'),
+        // `\u{1b}`: how control characters are written (the formatter and
+        // import-registry write them so, never raw).
+        code if code.starts_with("u{") => {
+            let hex = code.get(2..code.len() - 1).unwrap_or_default();
+            match u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
+                Some(c) => Ok(c),
+                None => Err((
+                    Diagnostic::error(
+                        Code::E0004,
+                        format!("`\\{code}` is not a Unicode scalar value"),
+                    )
+                    .at(file, span, "not a valid escape")
+                    .help("write a code point of at most 10FFFF, outside D800–DFFF"),
+                    "",
+                )),
+            }
+        }
+        _ => Err((
+            Diagnostic::error(Code::E0004, format!("unknown escape `\\{escaped}`"))
+                .at(file, span, "not a valid escape")
+                .help("valid escapes are \\\" \\\\ \\n \\t \\r \\$ and \\u{HEX}"),
+            escaped,
+        )),
+    }
+}
+
+/// `expr`, unless its tree is more than [`MAX_EXPRESSION_DEPTH`] levels deep (then the
+/// problem, and the tree is taken apart without recursion).
+fn within_depth(file: FileId, expr: Expr) -> Result<Expr> {
+    // Every level of a tree adds at least one byte to its text, so an expression
+    // shorter than the limit (nearly all) cannot pass it and is not walked.
+    if expr.span.range().len() > MAX_EXPRESSION_DEPTH && depth(&expr) > MAX_EXPRESSION_DEPTH {
+        let span = expr.span;
+        dismantle(expr);
+        return Err(Diagnostic::error(
+            Code::E0005,
+            format!("expression nested more than {MAX_EXPRESSION_DEPTH} levels deep"),
+        )
+        .at(file, span, "this expression")
+        .help("split the expression into several `let` bindings"));
+    }
+    Ok(expr)
 }
 
 /// Depth of an expression tree, counted without recursion (the tree may be deeper than
@@ -785,6 +862,15 @@ fn number_kind(text: &str) -> NumberKind {
         None => NumberKind::Int,
         Some(at) if text[..at].contains('.') && is_exponent(&text[at..]) => NumberKind::Float,
         Some(_) => NumberKind::Unit,
+    }
+}
+
+/// A number's text without its `_` separators; most have none, and are not copied.
+fn without_separators(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('_') {
+        text.replace('_', "").into()
+    } else {
+        text.into()
     }
 }
 

@@ -7,13 +7,14 @@
 //! [`super::parse`] gives for the new text (the property test below).
 //!
 //! Why that is exact:
-//! - A declaration is parsed from `text[start..]` by one pest run
-//!   ([`super::parser::parse_step`]).
+//! - A declaration is parsed from `text[start..]` by one run of the parser
+//!   ([`super::parser::parse_step`]: the hand-written one, or pest's where that one
+//!   is not sure; both read the same text to decide, and give the same step).
 //!   Once a new declaration ends at `e` past the edit, where an old one ended at
 //!   `e - delta`, the rest of the new text is the rest of the old one, so every later
 //!   run sees the same input and gives the same declarations.
 //! - A declaration before the edit is parsed from text that the edit changed only past
-//!   its end (its step ends after the blanks that follow it). pest reads past that end
+//!   its end (its step ends after the blanks that follow it). The parser reads past that end
 //!   only to try continuing the declaration (an operator, `as`, `else`), at the first
 //!   token of the next declaration, a keyword that no continuation accepts. Were the
 //!   edit to make it continue, the text where it used to end would no longer start a
