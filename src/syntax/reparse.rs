@@ -573,8 +573,8 @@ mod tests {
             .collect();
         let mut generated = String::from(
             "import \"std/aws\" as aws\n\n/// A size.\ntype Size = Int\n\nenum Tier { gold, silver }\n\n\
-             type Pool {\n  /// Its name.\n  @label name: String\n  size: Int = 1\n  check size > 0, \"positive\"\n}\n\n\
-             let base = 3\nlet names = [for n in [1, 2] if n > 1: \"p${n}\"]\n\n",
+             type Pool {\n  /// Its name.\n  @label name: String\n  size: Int = 1\n  check size > 0 : \"positive\"\n}\n\n\
+             let base = 3\nlet names = [\"p${n}\" for n in [1, 2] if n > 1]\n\n",
         );
         for n in 0..12 {
             generated.push_str(&format!(
@@ -586,6 +586,16 @@ mod tests {
         }
         texts.push(generated);
         texts
+    }
+
+    /// The property test starts from texts without syntax errors, so that it covers
+    /// reparsing a valid file as well as a broken one.
+    #[test]
+    fn the_starting_texts_parse_without_errors() {
+        for text in texts() {
+            let (_, problems) = super::super::parse(FileId(0), &text);
+            assert!(problems.is_empty(), "{problems:?}");
+        }
     }
 
     /// Text an edit may insert: tokens that continue or end a declaration, open or
