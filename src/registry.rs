@@ -561,17 +561,13 @@ fn account(value: &Value) -> Result<String, Problem> {
 
 /// A name written bare in the output must be an identifier of the language.
 fn channel_name(name: &str) -> Result<&str, Problem> {
-    const KEYWORDS: [&str; 14] = [
-        "import", "as", "type", "enum", "let", "check", "if", "then", "else", "for", "in", "true",
-        "false", "null",
-    ];
     let mut chars = name.chars();
     let starts_well = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if starts_well
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !KEYWORDS.contains(&name)
+        && !crate::syntax::is_keyword(name)
     {
         Ok(name)
     } else {

@@ -153,6 +153,28 @@ fn add_first_error(diagnostics: &mut Vec<Diagnostic>, first: Diagnostic) {
     }
 }
 
+/// The words a name cannot be (the grammar's `keyword`). `channel` and `cluster` are
+/// not among them: they are keywords only at the start of a declaration.
+pub fn is_keyword(word: &str) -> bool {
+    matches!(
+        word,
+        "import"
+            | "as"
+            | "type"
+            | "enum"
+            | "let"
+            | "check"
+            | "if"
+            | "then"
+            | "else"
+            | "for"
+            | "in"
+            | "true"
+            | "false"
+            | "null"
+    )
+}
+
 fn declaration_starts(text: &str) -> Vec<usize> {
     const KEYWORDS: [&str; 6] = ["import ", "type ", "enum ", "let ", "channel ", "cluster "];
     let mut starts = vec![0];

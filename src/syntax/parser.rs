@@ -95,11 +95,6 @@ pub fn compare_with_pest(file: FileId, text: &str) {
     if !super::scan::scan(file, text).fatal.is_empty() {
         return;
     }
-    let shown = |step: &std::result::Result<Option<Step>, SyntaxError>| match step {
-        Ok(Some(step)) => format!("end {} {:?} {:?}", step.end, step.item, step.problems),
-        Ok(None) => "only blanks".to_string(),
-        Err(SyntaxError) => "syntax error".to_string(),
-    };
     let mut at = 0;
     loop {
         let pest = pest_step(file, text, at, at == 0);
@@ -110,6 +105,17 @@ pub fn compare_with_pest(file: FileId, text: &str) {
             Ok(Some(step)) => at = step.end,
             Ok(None) | Err(SyntaxError) => return,
         }
+    }
+}
+
+/// What one step gave, in words: where it ends, the item and its problems. The two
+/// parsers are compared by it (the tests, the fuzz target).
+#[cfg(any(test, fuzzing))]
+fn shown(step: &std::result::Result<Option<Step>, SyntaxError>) -> String {
+    match step {
+        Ok(Some(step)) => format!("end {} {:?} {:?}", step.end, step.item, step.problems),
+        Ok(None) => "only blanks".to_string(),
+        Err(SyntaxError) => "syntax error".to_string(),
     }
 }
 

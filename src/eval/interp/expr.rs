@@ -100,7 +100,7 @@ impl<'p> Evaluator<'p> {
         env: &Env<'p>,
         cluster: Option<&Rc<Instance<'p>>>,
     ) -> Result<Value<'p>> {
-        // Most strings are plain text: copy it once, without a growing buffer.
+        // Most strings are plain text: borrowed from the tree, not copied.
         if let [StrPart::Text(text)] = parts {
             return Ok(Value::Str(Text::Tree(text)));
         }

@@ -1,6 +1,6 @@
 //! Kubernetes manifests: object identity across a cluster and object names.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use serde_json::Value;
 
@@ -13,7 +13,7 @@ const RBAC_KINDS: [&str; 4] = ["ClusterRole", "ClusterRoleBinding", "Role", "Rol
 /// Identity of Kubernetes objects across one cluster's manifests.
 #[derive(Default)]
 pub struct ObjectIndex {
-    seen: HashMap<ObjectKey, ()>,
+    seen: HashSet<ObjectKey>,
 }
 
 /// An object's API group, kind, namespace and name.
@@ -32,7 +32,7 @@ impl ObjectIndex {
     /// past them all, the file's own refusal if it has one.
     pub fn add(&mut self, objects: Objects) -> Result<(), ManifestError> {
         for key in objects.keys {
-            if self.seen.contains_key(&key) {
+            if self.seen.contains(&key) {
                 let (_, kind, namespace, name) = key;
                 return Err(ManifestError::Duplicate {
                     kind,
@@ -40,7 +40,7 @@ impl ObjectIndex {
                     name,
                 });
             }
-            self.seen.insert(key, ());
+            self.seen.insert(key);
         }
         objects.refused.map_or(Ok(()), Err)
     }
@@ -92,7 +92,7 @@ pub fn deletions_spare(deletions: &Deletions, objects: &ObjectIndex) -> Result<(
             let namespace = entry.namespace.as_deref().unwrap_or("");
             let applied = objects
                 .seen
-                .keys()
+                .iter()
                 .any(|(_, kind, ns, n)| *kind == entry.kind && ns == namespace && n == name);
             if applied {
                 return Err(DeletionsError::DeletesApplied {

@@ -25,6 +25,7 @@ use super::{Step, binary_op, precedence, within_depth};
 use crate::source::FileId;
 use crate::span::Span;
 use crate::syntax::ast::*;
+use crate::syntax::is_keyword;
 
 /// `Some` of what pest's run gives for the declaration that `text[at..]` starts with
 /// (`Some(None)`: only blanks and comments are left), or `None` when not sure.
@@ -49,28 +50,6 @@ pub(super) fn parse_step(file: FileId, text: &str, at: usize, first: bool) -> Op
         item: Some(item),
         problems: Vec::new(),
     }))
-}
-
-/// The words `ident` is not (`keyword` in the grammar). `channel` and `cluster` are
-/// not among them: they are keywords only at the start of a declaration.
-fn is_keyword(word: &str) -> bool {
-    matches!(
-        word,
-        "import"
-            | "as"
-            | "type"
-            | "enum"
-            | "let"
-            | "check"
-            | "if"
-            | "then"
-            | "else"
-            | "for"
-            | "in"
-            | "true"
-            | "false"
-            | "null"
-    )
 }
 
 fn is_ident_start(b: u8) -> bool {
@@ -113,7 +92,7 @@ impl Descent<'_> {
             match self.byte(at) {
                 b' ' | b'\n' | b'\t' | b'\r' => at += 1,
                 b'/' if self.byte(at + 1) == b'/' => {
-                    at = memchr_newline(self.bytes, at + 2);
+                    at = line_end(self.bytes, at + 2);
                 }
                 _ => return at,
             }
@@ -805,7 +784,7 @@ impl Descent<'_> {
 }
 
 /// Where the line that `at` is on ends (at its `\n`, or the end of the text).
-fn memchr_newline(bytes: &[u8], at: usize) -> usize {
+fn line_end(bytes: &[u8], at: usize) -> usize {
     bytes
         .get(at..)
         .and_then(|rest| rest.iter().position(|&b| b == b'\n'))

@@ -1,7 +1,7 @@
 //! The hand-written parser against pest's run: where it accepts, the same step; where
 //! pest rejects, it declines.
 
-use super::super::{PEST_ONLY, SyntaxError, pest_step};
+use super::super::{PEST_ONLY, SyntaxError, pest_step, shown};
 use proptest::prelude::*;
 
 use super::*;
@@ -18,15 +18,6 @@ fn on_parse_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
             .join()
             .unwrap()
     })
-}
-
-/// What one step gave: where it ends, the item and its problems.
-fn shown(step: &std::result::Result<Option<Step>, SyntaxError>) -> String {
-    match step {
-        Ok(Some(step)) => format!("end {} {:?} {:?}", step.end, step.item, step.problems),
-        Ok(None) => "only blanks".to_string(),
-        Err(SyntaxError) => "syntax error".to_string(),
-    }
 }
 
 /// How the hand-written parser did on a text.
